@@ -1,0 +1,55 @@
+# Two commands matter: `make demo` and `make test` (see README.md).
+SHELL := /bin/bash
+ROOT := $(abspath .)
+VENV := $(ROOT)/.venv
+PY := $(VENV)/bin/python
+
+# The demo's Airflow home, connections and database (the tests use their own, see tests/conftest.py).
+export AIRFLOW_HOME ?= $(ROOT)/.airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(ROOT)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(ROOT)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export CRAWLOPS_MYSQL_URL ?= mysql://crawlops:crawlops@127.0.0.1:3306/crawl
+export CRAWLOPS_REDIS_DB ?= 1
+export AIRFLOW_CONN_CRAWL_MYSQL ?= {"conn_type":"mysql","host":"127.0.0.1","port":3306,"login":"crawlops","password":"crawlops","schema":"crawl","extra":{"charset":"utf8mb4"}}
+export AIRFLOW_CONN_CRAWL_REDIS ?= {"conn_type":"redis","host":"127.0.0.1","port":6379,"extra":{"db":$(CRAWLOPS_REDIS_DB)}}
+
+.PHONY: help venv services schema demo test lint format lock clean
+
+help:
+	@echo "make demo   - set up .venv and local services, dispatch one real window, print what was dispatched"
+	@echo "make test   - lint + the whole test suite against the local MariaDB and Redis"
+	@echo "make schema - apply the DDL to the demo database"
+	@echo "make lock   - re-resolve requirements.lock from requirements.txt"
+
+$(VENV)/.installed: requirements.lock pyproject.toml scripts/bootstrap.sh
+	bash scripts/bootstrap.sh
+
+venv: $(VENV)/.installed
+
+services:
+	bash scripts/services.sh
+
+schema: venv services
+	$(PY) -m crawlops_airflow.demo schema
+
+demo: venv services
+	$(PY) -m crawlops_airflow.demo run
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: venv services lint
+	$(VENV)/bin/pytest
+
+lock:
+	uv pip compile requirements.txt --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+		--no-header -q -o requirements.lock
+
+clean:
+	rm -rf .airflow .airflow-test .pytest_cache .ruff_cache

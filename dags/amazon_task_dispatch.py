@@ -1,0 +1,168 @@
+"""
+### Amazon crawl task dispatch
+
+Every hour, turn the crawl configuration into crawl tasks for the crawler fleet and keep
+every task's status current.
+
+| step | what it does |
+|---|---|
+| `apply_schema` | creates any missing table (idempotent) |
+| `record_tasks` | reads enabled rows of `amazon_crawl_config`, skips malformed ones with a logged reason, plans one task per (crawl object, frequency) due in the window and records task rows + element manifest in MySQL |
+| `push_tasks` | publishes each newly recorded task's elements to its Redis set (task id = set name) |
+| `sync_statuses` | `Pending` -> `In Progress` -> `Completed` / `Failed` from what the Redis sets show |
+| `retry_failures` | each `<task_id>_fail` set becomes the retry task `<task_id>_fail`; past `retry_limit` retries the task is `Dead` |
+| `reconcile_lost` | a set lost in a Redis flush or restart is pushed again from the manifest, minus elements with results or waiting in a retry |
+| `summarize` | one summary of the run (skipped rows by reason, new tasks, retries, Dead tasks) |
+
+**Window.** Work keys on the run's data interval `[start, end)`: hourly rows are due in
+every window, daily rows in the window starting at 00:00, weekly rows in the one starting
+Monday 00:00 (DAG timezone, `CRAWLOPS_TIMEZONE`, default UTC). Task id =
+`{crawl_object}_{epoch of window start}_{frequency}`, so re-runs, clears and backfills of
+the same window find the task already recorded and change nothing.
+
+**Manual runs.** Trigger with a logical date to dispatch that date's window, or set
+`interval_start` in the form to pick an hour. With neither, the run takes the last
+complete hour before the moment it was triggered. `dry_run` plans and logs without
+writing anything.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+
+from crawlops.planning import CRAWL_OBJECTS
+from crawlops.settings import dag_timezone
+
+TZ = dag_timezone()
+
+
+def _is_dry_run(context) -> bool:
+    return bool(context["params"].get("dry_run"))
+
+
+@dag(
+    dag_id="amazon_task_dispatch",
+    schedule=CronDataIntervalTimetable("0 * * * *", timezone=TZ),
+    start_date=pendulum.datetime(2026, 1, 1, tz=TZ),
+    catchup=False,
+    max_active_runs=4,
+    doc_md=__doc__,
+    default_args={"owner": "crawl-ops", "retries": 2, "retry_delay": pendulum.duration(minutes=1)},
+    tags=["crawl", "dispatch", "amazon"],
+    params={
+        "interval_start": Param(
+            None,
+            type=["null", "string"],
+            format="date-time",
+            title="Window start",
+            description="Dispatch the hour starting here (on the hour). Empty: the run's own window.",
+        ),
+        "crawl_objects": Param(
+            [],
+            type="array",
+            items={"type": "string", "enum": sorted(CRAWL_OBJECTS)},
+            uniqueItems=True,
+            title="Crawl objects",
+            description="Only these crawl objects. Empty: all.",
+        ),
+        "frequencies": Param(
+            [],
+            type="array",
+            items={"type": "string", "enum": ["hourly", "daily", "weekly"]},
+            uniqueItems=True,
+            title="Frequencies",
+            description="Only config rows of these frequencies (still only when due). Empty: all.",
+        ),
+        "dry_run": Param(False, type="boolean", title="Dry run", description="Plan and log; write nothing."),
+    },
+)
+def amazon_task_dispatch():
+    @task
+    def apply_schema() -> list[str]:
+        from crawlops.schema import apply_schema as apply
+        from crawlops_airflow.runtime import mysql_connection
+
+        with mysql_connection() as conn:
+            return apply(conn)
+
+    @task
+    def record_tasks(**context) -> dict:
+        from crawlops import dispatch
+        from crawlops_airflow.runtime import load_settings, mysql_connection, run_window
+
+        params = context["params"]
+        settings, window = load_settings(), run_window(context)
+        with mysql_connection() as conn:
+            plan = dispatch.plan_window(
+                conn, settings, window, TZ, crawl_objects=params["crawl_objects"], frequencies=params["frequencies"]
+            )
+            summary = plan.summary()
+            if params["dry_run"]:
+                return {**summary, "dry_run": True}
+            return {**summary, **dispatch.record_plan(conn, settings, plan, dag_run_id=context["run_id"])}
+
+    @task.skip_if(_is_dry_run, skip_message="dry run: nothing is pushed")
+    @task
+    def push_tasks(**context) -> dict[str, int]:
+        from crawlops import dispatch
+        from crawlops_airflow.runtime import load_settings, mysql_connection, redis_client, run_window
+
+        with mysql_connection() as conn:
+            return dispatch.push_window(conn, redis_client(), load_settings(), run_window(context))
+
+    @task
+    def sync_statuses() -> dict:
+        from crawlops import lifecycle
+        from crawlops_airflow.runtime import load_settings, mysql_connection, redis_client
+
+        with mysql_connection() as conn:
+            return lifecycle.sync_statuses(conn, redis_client(), load_settings())
+
+    @task
+    def retry_failures() -> dict:
+        from crawlops import lifecycle
+        from crawlops_airflow.runtime import load_settings, mysql_connection, redis_client
+
+        with mysql_connection() as conn:
+            return lifecycle.retry_failures(conn, redis_client(), load_settings())
+
+    @task
+    def reconcile_lost() -> dict:
+        from crawlops import lifecycle
+        from crawlops_airflow.runtime import load_settings, mysql_connection, redis_client
+
+        with mysql_connection() as conn:
+            return lifecycle.reconcile_lost(conn, redis_client(), load_settings())
+
+    @task(trigger_rule="none_failed")
+    def summarize(recorded: dict, retried: dict | None, reconciled: dict | None) -> dict:
+        """Log the run's findings; the alerting of skipped rows and Dead tasks hooks in here."""
+        import logging
+
+        log = logging.getLogger("crawlops.dispatch")
+        summary = {
+            "window": [recorded["window_start"], recorded["window_end"]],
+            "dry_run": recorded.get("dry_run", False),
+            "tasks": recorded["tasks"],
+            "recorded": recorded.get("recorded", []),
+            "skipped": recorded["skipped"],
+            "retries": (retried or {}).get("retries", {}),
+            "dead": [d["task_id"] for d in (retried or {}).get("dead", [])],
+            "repushed": (reconciled or {}).get("repushed", {}),
+        }
+        if summary["skipped"]:
+            log.warning("skipped config rows by reason: %s", summary["skipped"])
+        if summary["dead"]:
+            log.error("Dead tasks (retry budget spent): %s", summary["dead"])
+        log.info("dispatch summary: %s", summary)
+        return summary
+
+    recorded = record_tasks()
+    retried = retry_failures()
+    reconciled = reconcile_lost()
+    apply_schema() >> recorded >> push_tasks() >> sync_statuses() >> retried >> reconciled
+    summarize(recorded, retried, reconciled)
+
+
+amazon_task_dispatch()

@@ -1,0 +1,70 @@
+"""MySQL helpers shared by the stores: session setup, named locks, batching.
+
+The package takes DB-API connections from its caller (the Airflow adapters build them
+with MySqlHook from the ``crawl_mysql`` connection; tests and benchmarks use ``connect``).
+All SQL is parameterized with ``%s`` placeholders.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
+
+T = TypeVar("T")
+
+
+def prepare(conn: Any) -> Any:
+    """Make a connection speak utf8mb4 and UTC, whatever the server's defaults are."""
+    conn.set_character_set("utf8mb4")
+    with conn.cursor() as cur:
+        cur.execute("SET time_zone = '+00:00'")
+    return conn
+
+
+def connect(url: str | None = None) -> Any:
+    """Open a MySQLdb connection from a ``mysql://user:pass@host:port/db`` URL.
+
+    Defaults to ``CRAWLOPS_MYSQL_URL``, then to the local server's ``crawl`` database.
+    """
+    import MySQLdb
+
+    parts = urlsplit(url or os.environ.get("CRAWLOPS_MYSQL_URL", "mysql://root@127.0.0.1:3306/crawl"))
+    conn = MySQLdb.connect(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 3306,
+        user=unquote(parts.username or "root"),
+        passwd=unquote(parts.password or ""),
+        db=parts.path.lstrip("/"),
+        charset="utf8mb4",
+    )
+    return prepare(conn)
+
+
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+class LockTimeout(RuntimeError):
+    """Another run holds the lock for longer than the configured wait."""
+
+
+@contextlib.contextmanager
+def named_lock(conn: Any, name: str, timeout_seconds: int) -> Iterator[None]:
+    """Hold a server-side named lock, so concurrent DAG runs take turns on shared state."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT GET_LOCK(%s, %s)", (name, timeout_seconds))
+        (got,) = cur.fetchone()
+    if got != 1:
+        raise LockTimeout(f"could not take lock {name!r} within {timeout_seconds}s")
+    try:
+        yield
+    finally:
+        with conn.cursor() as cur:
+            cur.execute("SELECT RELEASE_LOCK(%s)", (name,))
+            cur.fetchall()

@@ -1,0 +1,169 @@
+"""Dispatch core: turn a window's due config into recorded tasks, then publish them to Redis.
+
+This is the one place that knows how a task is born. The dispatch DAG calls
+``record_window`` and ``push_window``; supervision asks ``crawlops.lifecycle`` (which
+uses the same pieces) to retry or re-dispatch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence, Set
+from typing import Any
+
+from crawlops import queue, store
+from crawlops.db import named_lock
+from crawlops.model import TaskStatus, Window, element_digest
+from crawlops.planning import PlannedTask, Skipped, plan_tasks, skip_counts, validate_rows
+from crawlops.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# One lock for every step that writes Redis or moves task statuses, so a backfill and the
+# scheduled run, or two backfill runs, take turns instead of racing.
+DISPATCH_LOCK = "crawlops.dispatch"
+# How many skipped rows are listed one by one in the log and the result (the counts are complete).
+_SKIPPED_LISTED = 50
+
+
+@dataclasses.dataclass
+class Plan:
+    window: Window
+    tasks: list[PlannedTask]
+    skipped: list[Skipped]
+    rows_read: int
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "window_start": self.window.start.isoformat(),
+            "window_end": self.window.end.isoformat(),
+            "rows_read": self.rows_read,
+            "tasks": {t.task_id: t.element_count for t in self.tasks},
+            "elements": sum(t.element_count for t in self.tasks),
+            "skipped": skip_counts(self.skipped),
+            "skipped_rows": [
+                {"config_id": s.config_id, "reason": s.reason.value, "detail": s.detail}
+                for s in self.skipped[:_SKIPPED_LISTED]
+            ],
+        }
+
+
+def plan_window(
+    conn: Any,
+    settings: Settings,
+    window: Window,
+    tz: str,
+    *,
+    crawl_objects: Sequence[str] = (),
+    frequencies: Sequence[str] = (),
+) -> Plan:
+    """Read enabled config rows, validate them, and plan the tasks due in ``window``.
+
+    ``crawl_objects`` / ``frequencies`` narrow a manual run; empty means all.
+    """
+    rows = store.load_config_rows(conn)
+    targets, skipped = validate_rows(rows, settings.dispatch)
+    targets = [
+        t
+        for t in targets
+        if (not crawl_objects or t.crawl_object in crawl_objects) and (not frequencies or t.frequency in frequencies)
+    ]
+    for s in skipped[:_SKIPPED_LISTED]:
+        log.warning("config row %s skipped: %s (%s)", s.config_id, s.reason.value, s.detail)
+    if len(skipped) > _SKIPPED_LISTED:
+        log.warning("... and %d more skipped rows", len(skipped) - _SKIPPED_LISTED)
+    plan = Plan(window, plan_tasks(targets, window, tz), skipped, len(rows))
+    log.info(
+        "window %s: %d enabled rows, %d valid, %d skipped %s; %d tasks due",
+        window,
+        len(rows),
+        len(targets),
+        len(skipped),
+        skip_counts(skipped),
+        len(plan.tasks),
+    )
+    return plan
+
+
+def record_plan(conn: Any, settings: Settings, plan: Plan, *, dag_run_id: str | None = None) -> dict[str, list[str]]:
+    """Commit each planned task with its manifest; tasks that already exist are left untouched."""
+    outcome: dict[str, list[str]] = {"recorded": [], "existing": []}
+    for task in plan.tasks:
+        created = store.record_task(conn, task, batch_size=settings.dispatch.mysql_batch_size, dag_run_id=dag_run_id)
+        outcome["recorded" if created else "existing"].append(task.task_id)
+        if created:
+            log.info("recorded %s with %d elements", task.task_id, task.element_count)
+        else:
+            _note_existing(conn, task)
+    return outcome
+
+
+def _note_existing(conn: Any, task: PlannedTask) -> None:
+    (row,) = store.select_tasks(conn, "task_id = %s", (task.task_id,))
+    if row.element_count != task.element_count and row.task_source is None:
+        log.warning(
+            "%s already exists with %d elements; the config now gives %d. A recorded task is never "
+            "changed: config changes take effect from the next window.",
+            task.task_id,
+            row.element_count,
+            task.element_count,
+        )
+    else:
+        log.info("%s already recorded (%s); left as it is", task.task_id, row.task_status)
+
+
+def push_window(conn: Any, r: Any, settings: Settings, window: Window) -> dict[str, int]:
+    """Publish every recorded, never-pushed task of the window to its Redis set.
+
+    Elements come from the MySQL manifest, so Redis only ever holds what the ledger holds.
+    Returns the pushed member count per task id.
+    """
+    start, end = window.naive()
+    pushed: dict[str, int] = {}
+    with named_lock(conn, DISPATCH_LOCK, settings.dispatch.lock_timeout_seconds):
+        epoch = queue.current_epoch(r, create=True)
+        for task in store.select_tasks(
+            conn, "interval_start = %s AND interval_end = %s AND pushed_at IS NULL", (start, end)
+        ):
+            pushed[task.task_id] = publish(conn, r, settings, task, epoch=epoch, exclude_done=False)
+    return pushed
+
+
+def publish(
+    conn: Any,
+    r: Any,
+    settings: Settings,
+    task: store.TaskRow,
+    *,
+    epoch: str,
+    exclude_done: bool,
+    skip: Set[bytes] = frozenset(),
+) -> int:
+    """Push a task's manifest (optionally minus finished elements and ``skip`` digests) and record it.
+
+    If the set already exists, its members are adopted as they are (a push whose ledger
+    update was interrupted) rather than pushed twice.
+    """
+    batches = store.stream_elements(
+        conn, task, batch_size=settings.dispatch.redis_batch_size, exclude_done=exclude_done
+    )
+    if skip:
+        batches = ([m for m in batch if element_digest(m) not in skip] for batch in batches)
+    count = queue.push_members(r, task.task_id, batches)
+    if count is None:
+        count = queue.set_sizes(r, [task.task_id])[0]
+        log.info("%s: set already in Redis with %d members; adopted", task.task_id, count)
+    status = TaskStatus.PENDING if task.push_count == 0 else TaskStatus.IN_PROGRESS
+    if count == 0:
+        status = TaskStatus.COMPLETED
+    with conn.cursor() as cur:
+        cur.execute(
+            "UPDATE amazon_task_information SET pushed_at = UTC_TIMESTAMP(), redis_epoch = %s, "
+            "push_count = push_count + 1, remaining_count = %s, task_status = %s, "
+            "finished_at = IF(%s, UTC_TIMESTAMP(), NULL) WHERE task_id = %s",
+            (epoch, count, status.value, status == TaskStatus.COMPLETED, task.task_id),
+        )
+    conn.commit()
+    log.info("pushed %d elements to %s (push #%d)", count, task.task_id, task.push_count + 1)
+    return count

@@ -1,0 +1,137 @@
+"""The task model: statuses, ids, elements, windows and when a frequency is due.
+
+Names follow the seed scripts and the crawlers' protocol: a task id is
+``{crawl_object}_{epoch}_{frequency}``, its Redis set has the same name, failed elements
+go to ``<task_id>_fail`` and a retry task takes that name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo
+
+FAIL_SUFFIX = "_fail"
+UTC = dt.UTC
+
+
+class TaskStatus(StrEnum):
+    PENDING = "Pending"
+    IN_PROGRESS = "In Progress"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    DEAD = "Dead"
+
+
+OPEN_STATUSES = (TaskStatus.PENDING, TaskStatus.IN_PROGRESS)
+
+
+@dataclasses.dataclass(frozen=True)
+class Window:
+    """A half-open interval [start, end) in UTC: the data interval a run works on."""
+
+    start: dt.datetime
+    end: dt.datetime
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("window bounds must be timezone-aware")
+        if self.end <= self.start:
+            raise ValueError(f"window end {self.end} is not after its start {self.start}")
+        object.__setattr__(self, "start", self.start.astimezone(UTC))
+        object.__setattr__(self, "end", self.end.astimezone(UTC))
+
+    @property
+    def epoch(self) -> int:
+        return int(self.start.timestamp())
+
+    def naive(self) -> tuple[dt.datetime, dt.datetime]:
+        """Bounds as naive UTC datetimes, the way the DATETIME columns store them."""
+        return self.start.replace(tzinfo=None), self.end.replace(tzinfo=None)
+
+    def __str__(self) -> str:
+        return f"[{self.start.isoformat()}, {self.end.isoformat()})"
+
+
+def hour_window_starting(start: dt.datetime, tz: str) -> Window:
+    """The one-hour window that starts at ``start``, which must lie on an hour in ``tz``."""
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=ZoneInfo(tz))
+    local = start.astimezone(ZoneInfo(tz))
+    if (local.minute, local.second, local.microsecond) != (0, 0, 0):
+        raise ValueError(f"{start.isoformat()} is not on the hour in {tz}")
+    start_utc = start.astimezone(UTC)
+    return Window(start_utc, start_utc + dt.timedelta(hours=1))
+
+
+def last_complete_hour(instant: dt.datetime, tz: str) -> Window:
+    """The last one-hour window that ended at or before ``instant``, hours counted in ``tz``."""
+    local = instant.astimezone(ZoneInfo(tz))
+    end = local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
+    return Window(end - dt.timedelta(hours=1), end)
+
+
+def task_id_for(crawl_object: str, window: Window, frequency: str) -> str:
+    return f"{crawl_object}_{window.epoch}_{frequency}"
+
+
+def fail_key(task_id: str) -> str:
+    """Name of the Redis set workers add failed elements to; also the id of the retry task."""
+    return task_id + FAIL_SUFFIX
+
+
+def canonical_json(value: dict[str, Any]) -> str:
+    """The one text form of an element: sorted keys, no spaces, UTF-8 left unescaped."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def element_digest(element: str) -> bytes:
+    """16-byte key of an element in the manifest (an identity, not a security measure)."""
+    return hashlib.md5(element.encode("utf-8"), usedforsecurity=False).digest()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Element:
+    """One unit of crawl work; ``text`` is the Redis set member."""
+
+    text: str
+    target: str
+    marketplace: str
+    page: int | None
+    config_id: int | None
+
+    @property
+    def digest(self) -> bytes:
+        return element_digest(self.text)
+
+
+def is_due(frequency: str, window: Window, tz: str) -> bool:
+    """Whether a frequency has a boundary inside the window, boundaries counted in ``tz``.
+
+    hourly: every top of the hour; daily: 00:00; weekly: Monday 00:00. With the hourly
+    dispatch schedule that means hourly rows every run, daily rows in the run whose
+    window starts at midnight, weekly rows in the one that starts on Monday midnight.
+    """
+    zone = ZoneInfo(tz)
+    first = window.start.astimezone(zone)
+    last = (window.end - dt.timedelta(microseconds=1)).astimezone(zone)
+    at_midnight = first.time() == dt.time(0)
+    if frequency == "hourly":
+        on_hour = (first.minute, first.second, first.microsecond) == (0, 0, 0)
+        return on_hour or (first.date(), first.hour) != (last.date(), last.hour)
+    if frequency == "daily":
+        return at_midnight or first.date() != last.date()
+    if frequency == "weekly":
+        if at_midnight and first.weekday() == 0:
+            return True
+        day = first.date() + dt.timedelta(days=1)
+        while day <= last.date():
+            if day.weekday() == 0:
+                return True
+            day += dt.timedelta(days=1)
+        return False
+    raise ValueError(f"unknown frequency {frequency!r}")

@@ -1,0 +1,156 @@
+"""Thresholds and defaults, read from one TOML file and overridable per deployment.
+
+Precedence, later wins: ``include/config/crawlops.toml`` < environment variables
+``CRAWLOPS__<SECTION>__<KEY>`` < an override mapping (the DAGs pass the Airflow Variable
+``crawlops_settings`` here). Unknown sections and keys raise, so typos cannot hide.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "CRAWLOPS__"
+VARIABLE_NAME = "crawlops_settings"
+
+
+def include_dir() -> Path:
+    """Folder holding sql/, config/ and expectations/ (``CRAWLOPS_INCLUDE_DIR`` overrides)."""
+    override = os.environ.get("CRAWLOPS_INCLUDE_DIR")
+    return Path(override) if override else Path(__file__).resolve().parents[1]
+
+
+def dag_timezone() -> str:
+    """Timezone of the DAG schedules; read from the environment because DAG files need it at parse time."""
+    return os.environ.get("CRAWLOPS_TIMEZONE", "UTC")
+
+
+@dataclasses.dataclass(frozen=True)
+class DispatchSettings:
+    retry_limit: int
+    crawl_objects: tuple[str, ...]
+    frequencies: tuple[str, ...]
+    marketplaces: tuple[str, ...]
+    max_target_length: int
+    max_pages_limit: int
+    redis_batch_size: int
+    mysql_batch_size: int
+    dead_fail_set_ttl_seconds: int
+    late_failure_window_seconds: int
+    lock_timeout_seconds: int
+
+
+@dataclasses.dataclass(frozen=True)
+class HealthSettings:
+    success_rate_min: float
+    task_timeout_seconds: int
+    stall_seconds: int
+
+
+@dataclasses.dataclass(frozen=True)
+class QualitySettings:
+    min_records_per_hour: int
+    error_rate_max: float
+    freshness_seconds: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """All settings; the values live in the TOML file only, so there is one place to read them."""
+
+    dispatch: DispatchSettings
+    health: HealthSettings
+    quality: QualitySettings
+
+    @classmethod
+    def load(
+        cls,
+        path: Path | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Settings:
+        """Read the config file, then apply environment and explicit overrides."""
+        raw = tomllib.loads((path or include_dir() / "config" / "crawlops.toml").read_text("utf-8"))
+        _merge(raw, _from_environ(os.environ if environ is None else environ))
+        _merge(raw, overrides or {})
+        return _build(cls, raw, "settings")
+
+
+def _from_environ(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for name, text in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
+        if not key:
+            raise ValueError(f"{name}: expected {ENV_PREFIX}<SECTION>__<KEY>")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        found.setdefault(section, {})[key] = value
+    return found
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+
+
+_SECTIONS = {"dispatch": DispatchSettings, "health": HealthSettings, "quality": QualitySettings}
+
+
+def _build(cls: type, raw: Mapping[str, Any], where: str) -> Any:
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{where}: expected a table, got {raw!r}")
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(raw) - set(names))
+    missing = sorted(set(names) - set(raw))
+    if unknown or missing:
+        raise ValueError(f"{where}: unknown keys {unknown}, missing keys {missing}")
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(cls):
+        label = f"{where}.{field.name}"
+        if cls is Settings:
+            values[field.name] = _build(_SECTIONS[field.name], raw[field.name], label)
+        else:
+            values[field.name] = _coerce(raw[field.name], str(field.type), label)
+    built = cls(**values)
+    if cls is not Settings:
+        _check_ranges(built, where)
+    return built
+
+
+def _coerce(value: Any, kind: str, label: str) -> Any:
+    if kind.startswith("tuple"):
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
+            raise ValueError(f"{label}: expected a list of non-empty strings, got {value!r}")
+        return tuple(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{label}: expected a number, got {value!r}")
+    if kind == "int":
+        if float(value) != int(value):
+            raise ValueError(f"{label}: expected a whole number, got {value!r}")
+        return int(value)
+    return float(value)
+
+
+def _check_ranges(section: Any, where: str) -> None:
+    for field in dataclasses.fields(section):
+        value = getattr(section, field.name)
+        label = f"{where}.{field.name}"
+        if isinstance(value, int | float) and value < 0:
+            raise ValueError(f"{label}: must not be negative, got {value}")
+        if field.name.endswith(("_rate_min", "_rate_max")) and not 0 <= value <= 1:
+            raise ValueError(f"{label}: must lie in [0, 1], got {value}")
+        if field.name.endswith(("batch_size", "max_target_length", "max_pages_limit")) and value < 1:
+            raise ValueError(f"{label}: must be at least 1, got {value}")

@@ -1,0 +1,181 @@
+"""MySQL side of tasks: the config table, task rows and the element manifest.
+
+MySQL is the ledger: a task and its elements are committed here before any element
+reaches Redis, and every later decision (status, retry, reconcile) is written here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from crawlops.db import batched
+from crawlops.model import Element, TaskStatus, fail_key
+from crawlops.planning import CRAWL_OBJECTS, ConfigRow, PlannedTask
+
+TASK_COLUMNS = (
+    "task_id, task_type, task_source, root_task_id, frequency, task_status, element_count, "
+    "remaining_count, failed_count, retry_count, interval_start, interval_end, redis_epoch, "
+    "push_count, pushed_at, progress_at"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskRow:
+    task_id: str
+    task_type: str
+    task_source: str | None
+    root_task_id: str
+    frequency: str
+    task_status: str
+    element_count: int
+    remaining_count: int | None
+    failed_count: int
+    retry_count: int
+    interval_start: dt.datetime
+    interval_end: dt.datetime
+    redis_epoch: str | None
+    push_count: int
+    pushed_at: dt.datetime | None
+    progress_at: dt.datetime | None
+
+
+def load_config_rows(conn: Any) -> list[ConfigRow]:
+    """Every enabled row, as stored; validation decides what is usable."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT id, crawl_object, target, marketplace, frequency, priority, max_pages "
+            "FROM amazon_crawl_config WHERE enabled = 1 ORDER BY id"
+        )
+        return [ConfigRow(*row) for row in cur.fetchall()]
+
+
+def select_tasks(conn: Any, where: str, params: Sequence[Any] = ()) -> list[TaskRow]:
+    with conn.cursor() as cur:
+        # ``where`` is a constant fragment of this package's modules; values travel as params.
+        cur.execute(f"SELECT {TASK_COLUMNS} FROM amazon_task_information WHERE {where}", params)  # noqa: S608
+        return [TaskRow(*row) for row in cur.fetchall()]
+
+
+def _manifest_rows(task_id: str, elements: Iterable[Element]) -> Iterator[tuple[Any, ...]]:
+    for e in elements:
+        yield (task_id, e.digest, e.text, e.target, e.marketplace, e.page, e.config_id)
+
+
+_INSERT_ELEMENTS = (
+    "INSERT INTO amazon_task_element (task_id, element_hash, element, target, marketplace, page, config_id) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s)"
+)
+
+
+def record_task(conn: Any, task: PlannedTask, *, batch_size: int, dag_run_id: str | None) -> bool:
+    """Insert the task row and its manifest in one transaction; False if the task already exists.
+
+    A recorded task is never changed by a later run of the same window, so re-runs and
+    backfills leave exactly one task with exactly its first set of elements.
+    """
+    start, end = task.window.naive()
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO amazon_task_information (task_id, task_type, task_source, root_task_id, frequency, "
+            "task_status, element_count, interval_start, interval_end, dag_run_id) "
+            "VALUES (%s, %s, NULL, %s, %s, %s, %s, %s, %s, %s) "
+            "ON DUPLICATE KEY UPDATE task_id = task_id",
+            (
+                task.task_id,
+                task.crawl_object,
+                task.task_id,
+                task.frequency,
+                TaskStatus.PENDING.value,
+                task.element_count,
+                start,
+                end,
+                dag_run_id,
+            ),
+        )
+        if cur.rowcount != 1:
+            conn.rollback()
+            return False
+        for rows in batched(_manifest_rows(task.task_id, task.elements()), batch_size):
+            cur.executemany(_INSERT_ELEMENTS, rows)
+    conn.commit()
+    return True
+
+
+def record_retry_task(
+    conn: Any, source: TaskRow, elements: Iterable[Element], *, epoch: str, batch_size: int
+) -> int | None:
+    """Register ``<source>_fail`` as a Pending retry task whose elements already wait in Redis.
+
+    Returns the element count, or None if the retry task already existed.
+    """
+    retry_id = fail_key(source.task_id)
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO amazon_task_information (task_id, task_type, task_source, root_task_id, frequency, "
+            "task_status, element_count, remaining_count, retry_count, interval_start, interval_end, "
+            "redis_epoch, push_count, pushed_at, dag_run_id) "
+            "VALUES (%s, %s, %s, %s, %s, %s, 0, 0, %s, %s, %s, %s, 1, UTC_TIMESTAMP(), NULL) "
+            "ON DUPLICATE KEY UPDATE task_id = task_id",
+            (
+                retry_id,
+                source.task_type,
+                source.task_id,
+                source.root_task_id,
+                source.frequency,
+                TaskStatus.PENDING.value,
+                source.retry_count + 1,
+                source.interval_start,
+                source.interval_end,
+                epoch,
+            ),
+        )
+        if cur.rowcount != 1:
+            conn.rollback()
+            return None
+        count = 0
+        for rows in batched(_manifest_rows(retry_id, elements), batch_size):
+            # IGNORE: a worker may report the same element twice; the manifest keeps one.
+            cur.executemany(_INSERT_ELEMENTS.replace("INSERT", "INSERT IGNORE", 1), rows)
+            count += cur.rowcount
+        cur.execute(
+            "UPDATE amazon_task_information SET element_count = %s, remaining_count = %s WHERE task_id = %s",
+            (count, count, retry_id),
+        )
+    conn.commit()
+    return count
+
+
+def stream_elements(conn: Any, task: TaskRow, *, batch_size: int, exclude_done: bool = False) -> Iterator[list[str]]:
+    """The manifest of a task in batches of member texts, read with a server-side cursor.
+
+    With ``exclude_done``, elements that already have result rows under any task of the
+    same retry chain, or that were handed to one of the task's retry tasks, are left out.
+    """
+    import MySQLdb.cursors
+
+    sql = "SELECT e.element FROM amazon_task_element e WHERE e.task_id = %s"
+    params: list[Any] = [task.task_id]
+    if exclude_done:
+        crawl_object = CRAWL_OBJECTS[task.task_type]
+        matches = " AND ".join(f"s.{column} = e.{field}" for field, column in crawl_object.result_keys.items())
+        # Table and column names come from the CRAWL_OBJECTS registry, never from input.
+        sql += (
+            f" AND NOT EXISTS (SELECT 1 FROM {crawl_object.results_table} s WHERE s.task_id IN "  # noqa: S608
+            f"(SELECT c.task_id FROM amazon_task_information c WHERE c.root_task_id = %s) AND {matches})"
+            " AND e.element_hash NOT IN (SELECT r.element_hash FROM amazon_task_element r WHERE r.task_id LIKE %s)"
+        )
+        params += [task.root_task_id, _like_prefix(fail_key(task.task_id))]
+    cur = conn.cursor(MySQLdb.cursors.SSCursor)
+    try:
+        cur.execute(sql, params)
+        while rows := cur.fetchmany(batch_size):
+            yield [row[0] for row in rows]
+    finally:
+        cur.close()
+
+
+def _like_prefix(prefix: str) -> str:
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

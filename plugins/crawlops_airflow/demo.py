@@ -1,0 +1,145 @@
+"""`make demo` / `make schema`: dispatch one real window on this machine and show the result.
+
+    python -m crawlops_airflow.demo schema   # apply the DDL to the demo database
+    python -m crawlops_airflow.demo run      # schema, demo config, one dispatch run, summary
+
+The run goes through the real DAG (``dag.test()`` in a child process, its log kept under
+``$AIRFLOW_HOME/demo-runs``) against the ``crawl_mysql`` / ``crawl_redis`` connections.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from crawlops.db import connect
+from crawlops.model import UTC, last_complete_hour
+from crawlops.schema import apply_schema
+from crawlops.settings import dag_timezone
+
+DEMO_CONFIG = [
+    # crawl_object, target, marketplace, frequency, priority, max_pages
+    ("search_result", "usb c cable", "US", "hourly", 10, 5),
+    ("search_result", "wireless earbuds", "US", "hourly", 10, 5),
+    ("search_result", "laptop stand", "US", "hourly", 5, 3),
+    ("search_result", "Kaffeemaschine", "DE", "hourly", 5, 3),
+    ("search_result", "ワイヤレスイヤホン", "JP", "hourly", 5, 3),
+    ("search_result", "phone case", "UK", "daily", 1, 5),
+    ("search_result", "yoga mat", "US", "weekly", 1, 5),
+    # Malformed rows: each is skipped with its reason, and the run goes on.
+    ("search_result", "   ", "US", "hourly", 0, 3),
+    ("product_detail", "B0CHX1W1XY", "US", "hourly", 0, 1),
+    ("search_result", "USB C  Cable", "US", "hourly", 0, 5),
+    ("search_result", "gaming mouse", "XX", "hourly", 0, 3),
+    ("search_result", "desk lamp", "US", "monthly", 0, 3),
+    ("search_result", "monitor arm", "US", "hourly", 0, 99),
+]
+
+
+def _schema() -> None:
+    conn = connect()
+    print("schema applied:", ", ".join(apply_schema(conn)))
+    conn.close()
+
+
+def _load_demo_config(conn) -> int:
+    with conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM amazon_crawl_config")
+        (existing,) = cur.fetchone()
+        if existing:
+            return 0
+        cur.executemany(
+            "INSERT INTO amazon_crawl_config (crawl_object, target, marketplace, frequency, priority, max_pages) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            DEMO_CONFIG,
+        )
+    conn.commit()
+    return len(DEMO_CONFIG)
+
+
+def _run_dag(logical_date: dt.datetime, log_path: Path) -> int:
+    """Run the dispatch DAG once in a child process (Airflow logs to a file, not the terminal)."""
+    code = (
+        "import datetime as dt, sys\n"
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        "dag = DagBag(dag_folder=sys.argv[1]).get_dag('amazon_task_dispatch')\n"
+        "run = dag.test(logical_date=dt.datetime.fromisoformat(sys.argv[2]))\n"
+        "sys.exit(0 if run.state == 'success' else 1)\n"
+    )
+    airflow = Path(sys.executable).with_name("airflow")
+    with log_path.open("w") as log:
+        subprocess.run([str(airflow), "db", "migrate"], check=True, stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.run(
+            [sys.executable, "-c", code, os.environ["AIRFLOW__CORE__DAGS_FOLDER"], logical_date.isoformat()],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=False,
+        ).returncode
+
+
+def _print_summary(conn, redis_db: int, window) -> None:
+    import redis
+
+    r = redis.Redis(host="127.0.0.1", port=6379, db=redis_db)
+    start, end = window.naive()
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT task_id, task_status, element_count, created_at FROM amazon_task_information "
+            "WHERE interval_start = %s AND interval_end = %s ORDER BY task_id",
+            (start, end),
+        )
+        tasks = cur.fetchall()
+        print(f"\nwindow {window} ({dag_timezone()} hours)")
+        print(f"{'task id':45} {'status':12} {'elements':>8} {'in Redis':>8}")
+        for task_id, status, count, _created in tasks:
+            print(f"{task_id:45} {status:12} {count:>8} {r.scard(task_id):>8}")
+        if tasks:
+            cur.execute("SELECT element FROM amazon_task_element WHERE task_id = %s LIMIT 3", (tasks[0][0],))
+            print("\nsample elements (Redis set members):")
+            for (element,) in cur.fetchall():
+                print("  ", element)
+        cur.execute("SELECT COUNT(*), COUNT(DISTINCT task_id) FROM amazon_task_element")
+        elements, with_manifest = cur.fetchone()
+        print(f"\nmanifest: {elements} elements across {with_manifest} tasks in MySQL")
+
+
+def _run() -> int:
+    tz = dag_timezone()
+    conn = connect()
+    print("schema applied:", ", ".join(apply_schema(conn)))
+    loaded = _load_demo_config(conn)
+    print(f"demo config: {loaded} rows loaded" if loaded else "config table already has rows: left as it is")
+    window = last_complete_hour(dt.datetime.now(UTC), tz)
+    log_dir = Path(os.environ["AIRFLOW_HOME"]) / "demo-runs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"dispatch-{window.epoch}.log"
+    print(f"running amazon_task_dispatch for {window} (log: {log_path}) ...")
+    status = _run_dag(window.end, log_path)
+    if status:
+        print(f"the DAG run failed; see {log_path}", file=sys.stderr)
+        return status
+    for line in log_path.read_text().splitlines():
+        if "skipped: " in line and "config row" in line:
+            print("  " + line.split("[warning  ]")[-1].split("[crawlops")[0].strip())
+    _print_summary(conn, int(os.environ.get("CRAWLOPS_REDIS_DB", "1")), window)
+    print("\nrun `make demo` again: the same window is found recorded and nothing changes.")
+    conn.close()
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    command = argv[1] if len(argv) > 1 else "run"
+    if command == "schema":
+        _schema()
+        return 0
+    if command == "run":
+        return _run()
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

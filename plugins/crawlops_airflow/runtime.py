@@ -1,0 +1,74 @@
+"""What a task needs from Airflow: its window, its settings, and its connections.
+
+Imported inside task callables only, so DAG files stay cheap to parse.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from crawlops.db import prepare
+from crawlops.model import Window, hour_window_starting, last_complete_hour
+from crawlops.settings import VARIABLE_NAME, Settings, dag_timezone
+
+MYSQL_CONN_ID = "crawl_mysql"
+REDIS_CONN_ID = "crawl_redis"
+
+log = logging.getLogger(__name__)
+
+
+def run_window(context: Mapping[str, Any]) -> Window:
+    """The window a run works on.
+
+    1. The ``interval_start`` param, when a person asked for a specific hour.
+    2. The run's data interval (scheduled runs, backfills, manual runs given a logical date).
+    3. A manual run with no logical date has no data interval: it takes the last complete
+       hour before the run's ``run_after``, which is stored on the run, so clearing and
+       re-running it works on the same hour again.
+    """
+    tz = dag_timezone()
+    requested = (context.get("params") or {}).get("interval_start")
+    if requested:
+        return hour_window_starting(dt.datetime.fromisoformat(str(requested)), tz)
+    start, end = context.get("data_interval_start"), context.get("data_interval_end")
+    if start is not None and end is not None and end > start:
+        return Window(start, end)
+    run_after = context["dag_run"].run_after
+    window = last_complete_hour(run_after, tz)
+    log.info("run has no data interval; using the last complete hour before run_after %s: %s", run_after, window)
+    return window
+
+
+def load_settings() -> Settings:
+    """Settings file + environment, overridden by the Airflow Variable ``crawlops_settings``."""
+    from airflow.sdk import Variable
+
+    raw = Variable.get(VARIABLE_NAME, default=None)
+    overrides = json.loads(raw) if isinstance(raw, str) else raw
+    if overrides:
+        log.info("settings overridden by Variable %s: %s", VARIABLE_NAME, sorted(overrides))
+    return Settings.load(overrides=overrides)
+
+
+@contextlib.contextmanager
+def mysql_connection() -> Iterator[Any]:
+    """A utf8mb4/UTC MySQLdb connection from the ``crawl_mysql`` Airflow connection."""
+    from airflow.providers.mysql.hooks.mysql import MySqlHook
+
+    conn = prepare(MySqlHook(mysql_conn_id=MYSQL_CONN_ID).get_conn())
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def redis_client() -> Any:
+    """The redis client of the ``crawl_redis`` connection (database number from its extra)."""
+    from airflow.providers.redis.hooks.redis import RedisHook
+
+    return RedisHook(redis_conn_id=REDIS_CONN_ID).get_conn()
