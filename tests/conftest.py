@@ -112,3 +112,61 @@ def airflow_db():
     from airflow import settings as airflow_settings
 
     airflow_settings.configure_orm()
+
+
+class FakeCrawler:
+    """Plays the crawlers' side of the protocol in tests: SPOP elements, write results or fail them."""
+
+    def __init__(self, mysql, redis):
+        self.mysql, self.redis = mysql, redis
+
+    def take(self, task_id: str, count: int) -> list[str]:
+        return [m.decode() for m in self.redis.spop(task_id, count) or []]
+
+    def succeed(self, task_id: str, elements: list[str], rows_per_element: int = 1) -> None:
+        rows = []
+        for text in elements:
+            e = json.loads(text)
+            for position in range(1, rows_per_element + 1):
+                rows.append((task_id, e["keyword"], e["marketplace"], f"B0{position:08d}", e["page"], position))
+        with self.mysql.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO amazon_search_result (task_id, keyword, marketplace, asin, title, price, currency, "
+                "rating, review_count, page, position) VALUES (%s, %s, %s, %s, 'item', 9.99, 'USD', 4.5, 10, %s, %s)",
+                rows,
+            )
+        self.mysql.commit()
+
+    def fail(self, task_id: str, elements: list[str]) -> None:
+        if elements:
+            self.redis.sadd(task_id + "_fail", *elements)
+
+    def drain(self, task_id: str, *, fail_every: int = 0) -> tuple[list[str], list[str]]:
+        """Take every element; fail each ``fail_every``-th one, answer the rest."""
+        taken = self.take(task_id, 1_000_000)
+        failed = [t for i, t in enumerate(sorted(taken)) if fail_every and i % fail_every == 0]
+        done = [t for t in taken if t not in failed]
+        self.succeed(task_id, done)
+        self.fail(task_id, failed)
+        return done, failed
+
+
+@pytest.fixture
+def crawler(mysql, redis_client):
+    return FakeCrawler(mysql, redis_client)
+
+
+def add_config(conn, rows):
+    """Insert config rows: (crawl_object, target, marketplace, frequency, max_pages)."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO amazon_crawl_config (crawl_object, target, marketplace, frequency, max_pages) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            rows,
+        )
+    conn.commit()
+
+
+@pytest.fixture
+def config(mysql):
+    return lambda rows: add_config(mysql, rows)

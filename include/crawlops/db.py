@@ -18,10 +18,15 @@ T = TypeVar("T")
 
 
 def prepare(conn: Any) -> Any:
-    """Make a connection speak utf8mb4 and UTC, whatever the server's defaults are."""
+    """Make a connection speak utf8mb4 and UTC and read committed data, whatever the server's defaults.
+
+    READ COMMITTED: each statement sees what other runs committed before it, so a step
+    never decides from a snapshot older than the lock it just took.
+    """
     conn.set_character_set("utf8mb4")
     with conn.cursor() as cur:
         cur.execute("SET time_zone = '+00:00'")
+        cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
     return conn
 
 
@@ -57,6 +62,7 @@ class LockTimeout(RuntimeError):
 @contextlib.contextmanager
 def named_lock(conn: Any, name: str, timeout_seconds: int) -> Iterator[None]:
     """Hold a server-side named lock, so concurrent DAG runs take turns on shared state."""
+    conn.commit()  # end any open transaction: what follows must see the previous holder's writes
     with conn.cursor() as cur:
         cur.execute("SELECT GET_LOCK(%s, %s)", (name, timeout_seconds))
         (got,) = cur.fetchone()

@@ -1,0 +1,158 @@
+"""The dispatch DAG end to end, in process (dag.test), against the real MariaDB and Redis."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from crawlops.model import UTC
+
+pytestmark = pytest.mark.dagrun
+
+DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
+# A Tuesday: only hourly rows are due at 12:00, daily ones at 00:00.
+NOON = dt.datetime(2026, 11, 3, 12, tzinfo=UTC)
+ROWS = [
+    ("search_result", "usb c cable", "US", "hourly", 3),
+    ("search_result", "ワイヤレスイヤホン", "JP", "hourly", 2),
+    ("search_result", "phone case", "UK", "daily", 4),
+    ("search_result", "", "US", "hourly", 3),
+    ("search_result", "usb c cable", "US", "hourly", 3),
+]
+
+
+@pytest.fixture
+def dag(airflow_db):
+    """A freshly parsed DAG per test: dag.test() keeps a run's conf in the DAG object's params."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS_DIR)).get_dag("amazon_task_dispatch")
+
+
+def run(dag, window_start=None, **kwargs):
+    """One run for the hour starting at ``window_start`` (a scheduled run's logical date is its window end)."""
+    if window_start is not None:
+        kwargs["logical_date"] = window_start + dt.timedelta(hours=1)
+    dag_run = dag.test(**kwargs)
+    assert dag_run.state == "success"
+    return {ti.task_id: ti for ti in dag_run.get_task_instances()}
+
+
+def state(mysql, redis_client):
+    with mysql.cursor() as cur:
+        cur.execute("SELECT task_id, task_status, element_count FROM amazon_task_information ORDER BY task_id")
+        tasks = cur.fetchall()
+        cur.execute("SELECT task_id, element FROM amazon_task_element ORDER BY task_id, element")
+        manifest = cur.fetchall()
+    sets = {task_id: sorted(m.decode() for m in redis_client.smembers(task_id)) for task_id, *_ in tasks}
+    return tasks, manifest, sets
+
+
+def epoch(instant):
+    return int(instant.timestamp())
+
+
+def test_one_run_dispatches_the_window(dag, mysql, redis_client, config):
+    config(ROWS)
+
+    tis = run(dag, NOON)
+
+    tasks, manifest, sets = state(mysql, redis_client)
+    task_id = f"search_result_{epoch(NOON)}_hourly"
+    assert tasks == ((task_id, "Pending", 5),)
+    assert sets[task_id] == sorted(e for _, e in manifest)
+    assert '{"keyword":"ワイヤレスイヤホン","marketplace":"JP","page":2}' in sets[task_id]
+    assert {ti.task_id: ti.state for ti in tis.values()} == dict.fromkeys(
+        [
+            "apply_schema",
+            "record_tasks",
+            "push_tasks",
+            "sync_statuses",
+            "retry_failures",
+            "reconcile_lost",
+            "summarize",
+        ],
+        "success",
+    )
+
+
+def test_same_interval_three_times_gives_the_same_rows_and_members(dag, mysql, redis_client, config, crawler):
+    config(ROWS)
+    run(dag, NOON)
+    first = state(mysql, redis_client)
+
+    run(dag, NOON)
+    run(dag, NOON)
+
+    assert state(mysql, redis_client) == first
+
+
+def test_backfill_of_six_hours_gives_six_distinct_tasks(dag, mysql, redis_client, config):
+    config(ROWS)
+    starts = [NOON + dt.timedelta(hours=h) for h in range(6)]
+
+    for start in starts:
+        run(dag, start)
+
+    tasks, manifest, sets = state(mysql, redis_client)
+    assert [t[0] for t in tasks] == [f"search_result_{epoch(s)}_hourly" for s in starts]
+    assert len(manifest) == 30
+    assert all(len(members) == 5 for members in sets.values())
+
+
+def test_dry_run_writes_nothing_and_skips_the_writers(dag, mysql, redis_client, config):
+    config(ROWS)
+
+    tis = run(dag, NOON, run_conf={"dry_run": True})
+
+    assert state(mysql, redis_client) == ((), (), {})
+    assert tis["push_tasks"].state == "skipped"
+    assert tis["summarize"].state == "success"
+
+
+def test_form_params_are_validated_before_the_run(dag):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    with pytest.raises(ParamValidationError):
+        dag.test(logical_date=NOON, run_conf={"frequencies": ["monthly"]})
+
+
+def test_interval_start_param_picks_the_hour(dag, mysql, redis_client, config):
+    config(ROWS)
+    midnight = dt.datetime(2026, 11, 4, tzinfo=UTC)
+
+    run(dag, NOON, run_conf={"interval_start": midnight.isoformat()})
+
+    tasks, _, _ = state(mysql, redis_client)
+    assert [t[0] for t in tasks] == [
+        f"search_result_{epoch(midnight)}_daily",
+        f"search_result_{epoch(midnight)}_hourly",
+    ]
+
+
+def test_manual_run_without_logical_date_takes_the_last_complete_hour(dag, mysql, redis_client, config):
+    config(ROWS)
+    triggered = dt.datetime(2026, 11, 3, 12, 25, tzinfo=UTC)
+
+    run(dag, logical_date=None, run_after=triggered)
+
+    tasks, _, _ = state(mysql, redis_client)
+    assert [t[0] for t in tasks] == [f"search_result_{epoch(NOON - dt.timedelta(hours=1))}_hourly"]
+
+
+def test_a_redis_flush_is_recovered_by_the_next_run(dag, mysql, redis_client, config, crawler):
+    config(ROWS)
+    run(dag, NOON)
+    task_id = f"search_result_{epoch(NOON)}_hourly"
+    done = crawler.take(task_id, 2)
+    crawler.succeed(task_id, done)
+    _, manifest, _ = state(mysql, redis_client)
+
+    redis_client.flushdb()
+    run(dag, NOON + dt.timedelta(hours=1))
+
+    requeued = sorted(m.decode() for m in redis_client.smembers(task_id))
+    assert requeued == sorted({e for t, e in manifest if t == task_id} - set(done))
+    assert redis_client.scard(f"search_result_{epoch(NOON) + 3600}_hourly") == 5
