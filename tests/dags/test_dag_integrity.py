@@ -49,7 +49,8 @@ def test_dag_files_import_nothing_heavy_at_module_level():
     for path in DAGS_DIR.glob("*.py"):
         code = (
             "import runpy, sys; runpy.run_path(sys.argv[1]); "
-            "heavy = [m for m in ('great_expectations', 'pandas', 'MySQLdb', 'redis', 'airflow.providers.mysql.hooks.mysql', 'airflow.providers.redis.hooks.redis') "
+            "heavy = [m for m in ('great_expectations', 'pandas', 'MySQLdb', 'redis', "
+            "'airflow.providers.mysql.hooks.mysql', 'airflow.providers.redis.hooks.redis') "
             "if m in sys.modules]; print(','.join(heavy))"
         )
         out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)

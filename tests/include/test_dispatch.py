@@ -39,7 +39,7 @@ def snapshot(conn, r):
 def test_records_then_pushes_the_due_tasks(mysql, redis_client, settings, config):
     config(ROWS)
 
-    plan, recorded, pushed = run_window(mysql, redis_client, settings)
+    _, recorded, pushed = run_window(mysql, redis_client, settings)
 
     task_id = "search_result_1793707200_hourly"
     assert recorded == {"recorded": [task_id], "existing": []}
@@ -89,7 +89,7 @@ def test_midnight_window_adds_the_daily_task(mysql, redis_client, settings, conf
     config(ROWS)
     midnight = hour_window_starting(dt.datetime(2026, 11, 4, tzinfo=UTC), "UTC")
 
-    plan, _, pushed = run_window(mysql, redis_client, settings, midnight)
+    _, _, pushed = run_window(mysql, redis_client, settings, midnight)
 
     assert pushed == {f"search_result_{midnight.epoch}_daily": 4, f"search_result_{midnight.epoch}_hourly": 5}
 
@@ -116,7 +116,7 @@ def test_hostile_config_rows_never_break_a_run(mysql, redis_client, settings, co
         ]
     )
 
-    plan, _, pushed = run_window(mysql, redis_client, settings)
+    plan, _, _ = run_window(mysql, redis_client, settings)
 
     assert plan.summary()["skipped"] == {
         "max_pages_out_of_range": 1,

@@ -11,7 +11,7 @@ NOON = hour_window_starting(dt.datetime(2026, 11, 3, 12, tzinfo=UTC), "UTC")
 TASK = "search_result_1793707200_hourly"
 
 
-def dispatch_noon(mysql, r, settings, config, keywords=4, pages=5):
+def dispatch_noon(mysql, r, settings, config, *, keywords=4, pages=5):
     config([("search_result", f"keyword {i}", "US", "hourly", pages) for i in range(keywords)])
     plan = dispatch.plan_window(mysql, settings, NOON, "UTC")
     dispatch.record_plan(mysql, settings, plan)
@@ -154,7 +154,7 @@ def test_flush_is_recovered_without_dispatching_anything_twice(mysql, redis_clie
 
 def test_flush_leaves_elements_waiting_in_a_retry_alone(mysql, redis_client, settings, config, crawler):
     dispatch_noon(mysql, redis_client, settings, config, keywords=2, pages=5)
-    done, failed = crawler.drain(TASK, fail_every=3)
+    _, failed = crawler.drain(TASK, fail_every=3)
     lifecycle.sync_statuses(mysql, redis_client, settings)
     lifecycle.retry_failures(mysql, redis_client, settings)
     retry_id = TASK + "_fail"
