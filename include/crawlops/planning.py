@@ -65,9 +65,11 @@ class Skipped:
 
 
 def _search_result_elements(target: CrawlTarget) -> Iterator[Element]:
+    # canonical_json of {"keyword", "marketplace", "page"}, with the per-target part encoded
+    # once instead of once per page (dispatch builds millions of these).
+    prefix = canonical_json({"keyword": target.target, "marketplace": target.marketplace})[:-1] + ',"page":'
     for page in range(1, target.max_pages + 1):
-        text = canonical_json({"keyword": target.target, "marketplace": target.marketplace, "page": page})
-        yield Element(text, target.target, target.marketplace, page, target.config_id)
+        yield Element(f"{prefix}{page}}}", target.target, target.marketplace, page, target.config_id)
 
 
 @dataclasses.dataclass(frozen=True)

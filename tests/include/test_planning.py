@@ -126,3 +126,14 @@ def test_planning_is_deterministic(settings):
     second = plan_tasks(validate_rows(list(reversed(rows)), settings.dispatch)[0], TUESDAY_NOON, "UTC")
 
     assert [list(e.text for e in t.elements()) for t in first] == [list(e.text for e in t.elements()) for t in second]
+
+
+def test_fast_element_text_equals_canonical_json(settings):
+    from crawlops.model import canonical_json
+
+    targets, _ = validate_rows([row(1, 'a "quoted" 🎧 \\ kw', mp="DE", pages=12)], settings.dispatch)
+    (task,) = plan_tasks(targets, TUESDAY_NOON, "UTC")
+
+    for element in task.elements():
+        expected = canonical_json({"keyword": element.target, "marketplace": element.marketplace, "page": element.page})
+        assert element.text == expected

@@ -1,0 +1,97 @@
+"""docker-compose.yaml cannot run here (no Docker engine): check it against what the package needs."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def compose():
+    return yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
+
+
+def pinned_airflow_version() -> str:
+    match = re.search(r"^apache-airflow==(\S+)$", (ROOT / "requirements.txt").read_text(), re.MULTILINE)
+    assert match
+    return match.group(1)
+
+
+def airflow_services(compose):
+    return {name: svc for name, svc in compose["services"].items() if name.startswith("airflow-") and "build" in svc}
+
+
+def test_services_present(compose):
+    assert {
+        "airflow-db",
+        "crawl-mysql",
+        "crawl-redis",
+        "airflow-init",
+        "airflow-apiserver",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+        "airflow-triggerer",
+    } <= set(compose["services"])
+
+
+def test_image_is_the_pinned_airflow(compose):
+    version = pinned_airflow_version()
+    dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
+    assert f"ARG AIRFLOW_VERSION={version}" in dockerfile
+    for name, svc in airflow_services(compose).items():
+        assert svc["build"]["args"]["AIRFLOW_VERSION"] == version, name
+        assert svc["image"].endswith(":" + version), name
+
+
+def test_dag_plugin_and_include_folders_are_mounted(compose):
+    for name, svc in airflow_services(compose).items():
+        targets = {v.split(":")[0]: v.split(":")[1] for v in svc["volumes"]}
+        assert targets == {
+            "./dags": "/opt/airflow/dags",
+            "./plugins": "/opt/airflow/plugins",
+            "./include": "/opt/airflow/include",
+        }, name
+        for folder in targets:
+            assert (ROOT / folder).is_dir()
+
+
+def test_connections_match_the_spec_and_the_services(compose):
+    for name, svc in airflow_services(compose).items():
+        env = svc["environment"]
+        mysql = json.loads(env["AIRFLOW_CONN_CRAWL_MYSQL"])
+        redis = json.loads(env["AIRFLOW_CONN_CRAWL_REDIS"])
+        assert mysql["conn_type"] == "mysql" and mysql["host"] in compose["services"], name
+        assert mysql["extra"]["charset"] == "utf8mb4"
+        assert redis["conn_type"] == "redis" and redis["host"] in compose["services"], name
+        assert isinstance(redis["extra"]["db"], int)
+        mysql_env = compose["services"]["crawl-mysql"]["environment"]
+        assert (mysql["login"], mysql["password"], mysql["schema"]) == (
+            mysql_env["MYSQL_USER"],
+            mysql_env["MYSQL_PASSWORD"],
+            mysql_env["MYSQL_DATABASE"],
+        )
+        assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].startswith("http://airflow-apiserver:8080/")
+
+
+def test_data_services_have_health_checks_and_airflow_waits_for_them(compose):
+    for name in ("airflow-db", "crawl-mysql", "crawl-redis"):
+        assert compose["services"][name]["healthcheck"]["test"], name
+    for name, svc in airflow_services(compose).items():
+        for dependency in ("airflow-db", "crawl-mysql", "crawl-redis"):
+            assert svc["depends_on"][dependency]["condition"] == "service_healthy", name
+
+
+def test_crawl_redis_keeps_nothing_on_disk_like_production(compose):
+    assert compose["services"]["crawl-redis"]["command"] == ["redis-server", "--save", "", "--appendonly", "no"]
+
+
+def test_init_applies_the_schema_with_the_package_command(compose):
+    command = " ".join(compose["services"]["airflow-init"]["command"])
+    assert "airflow db migrate" in command
+    assert "python -m crawlops_airflow.demo schema" in command
