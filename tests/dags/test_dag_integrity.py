@@ -36,7 +36,7 @@ def test_every_dag_has_docs_tags_owner_and_retries(dagbag):
 def test_dispatch_window_is_a_real_hourly_interval(dagbag):
     from airflow.sdk import CronDataIntervalTimetable
 
-    dag = dagbag.get_dag("amazon_task_dispatch")
+    dag = dagbag.dags["amazon_task_dispatch"]
 
     assert isinstance(dag.timetable, CronDataIntervalTimetable)
     assert dag.catchup is False
