@@ -21,8 +21,24 @@ def schema_statements(path: Path | None = None) -> list[str]:
     return [stmt.strip() for stmt in re.split(r";\s*$", "\n".join(lines), flags=re.MULTILINE) if stmt.strip()]
 
 
+# Columns and indexes added after a table's first release: (table, name, ALTER clause).
+# CREATE TABLE IF NOT EXISTS leaves an existing table alone, so these bring older tables up
+# to date; MySQL 8 has no ADD COLUMN IF NOT EXISTS, hence the information_schema check.
+COLUMN_MIGRATIONS: tuple[tuple[str, str, str], ...] = (
+    (
+        "amazon_search_result",
+        "create_hour",
+        "ADD COLUMN create_hour DATETIME GENERATED ALWAYS AS "
+        "(CAST(DATE(create_time) AS DATETIME) + INTERVAL HOUR(create_time) HOUR) STORED",
+    ),
+)
+INDEX_MIGRATIONS: tuple[tuple[str, str, str], ...] = (
+    ("amazon_search_result", "idx_result_create_hour", "ADD KEY idx_result_create_hour (create_hour)"),
+)
+
+
 def apply_schema(conn: Any, path: Path | None = None) -> list[str]:
-    """Create every missing table; existing tables are left as they are. Returns the table names."""
+    """Create every missing table, then add missing columns and indexes. Returns the table names."""
     tables = []
     with conn.cursor() as cur:
         for statement in schema_statements(path):
@@ -30,6 +46,24 @@ def apply_schema(conn: Any, path: Path | None = None) -> list[str]:
             match = _TABLE_NAME.search(statement)
             if match:
                 tables.append(match.group(1))
+        for table, column, clause in COLUMN_MIGRATIONS:
+            cur.execute(
+                "SELECT COUNT(*) FROM information_schema.COLUMNS "
+                "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s AND COLUMN_NAME = %s",
+                (table, column),
+            )
+            if cur.fetchone()[0] == 0:
+                log.info("adding column %s.%s", table, column)
+                cur.execute(f"ALTER TABLE {table} {clause}")
+        for table, index, clause in INDEX_MIGRATIONS:
+            cur.execute(
+                "SELECT COUNT(*) FROM information_schema.STATISTICS "
+                "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s AND INDEX_NAME = %s",
+                (table, index),
+            )
+            if cur.fetchone()[0] == 0:
+                log.info("adding index %s.%s", table, index)
+                cur.execute(f"ALTER TABLE {table} {clause}")
     conn.commit()
     log.info("schema applied: %s", ", ".join(tables))
     return tables

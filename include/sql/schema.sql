@@ -81,8 +81,12 @@ CREATE TABLE IF NOT EXISTS amazon_search_result (
     page          SMALLINT      NULL,
     position      SMALLINT      NULL,
     create_time   DATETIME      NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    -- The hour a row belongs to (UTC), stored and indexed so hourly validation reads its
+    -- window through an index equality instead of a date function no index can serve.
+    create_hour   DATETIME      GENERATED ALWAYS AS (CAST(DATE(create_time) AS DATETIME) + INTERVAL HOUR(create_time) HOUR) STORED,
     PRIMARY KEY (id),
     KEY idx_result_create_time (create_time),
+    KEY idx_result_create_hour (create_hour),
     KEY idx_result_element (task_id, page, keyword(100))
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 

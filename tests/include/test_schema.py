@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from crawlops.schema import apply_schema, schema_statements
+
+
+def table_columns(conn, table):
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
+            (table,),
+        )
+        return {name for (name,) in cur.fetchall()}
+
+
+def test_every_statement_is_idempotent():
+    statements = schema_statements()
+
+    assert len(statements) == 8
+    assert all(s.upper().startswith("CREATE TABLE IF NOT EXISTS") for s in statements)
+
+
+def test_applying_twice_changes_nothing_and_keeps_rows(mysql, config):
+    config([("search_result", "kw", "US", "hourly", 1)])
+
+    first = apply_schema(mysql)
+    second = apply_schema(mysql)
+
+    assert first == second
+    with mysql.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM amazon_crawl_config")
+        assert cur.fetchone() == (1,)
+
+
+def test_an_older_results_table_gets_the_hour_column(mysql):
+    with mysql.cursor() as cur:
+        cur.execute("ALTER TABLE amazon_search_result DROP COLUMN create_hour")
+    assert "create_hour" not in table_columns(mysql, "amazon_search_result")
+
+    apply_schema(mysql)
+
+    assert "create_hour" in table_columns(mysql, "amazon_search_result")
+    with mysql.cursor() as cur:
+        cur.execute("INSERT INTO amazon_search_result (task_id, create_time) VALUES ('t', '2026-11-03 12:34:56')")
+        cur.execute("SELECT create_hour FROM amazon_search_result")
+        assert str(cur.fetchone()[0]) == "2026-11-03 12:00:00"
