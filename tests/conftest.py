@@ -56,6 +56,7 @@ TABLES = (
     "amazon_alert",
     "amazon_validation_run",
     "amazon_daily_report",
+    "amazon_check_run",
 )
 
 

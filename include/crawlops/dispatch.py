@@ -7,6 +7,7 @@ uses the same pieces) to retry or re-dispatch.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Sequence, Set
@@ -142,18 +143,19 @@ def publish(
 ) -> int:
     """Push a task's manifest (optionally minus finished elements and ``skip`` digests) and record it.
 
-    If the set already exists, its members are adopted as they are (a push whose ledger
-    update was interrupted) rather than pushed twice.
+    A task already published in this epoch (its marker survives in Redis) is adopted as it
+    stands: that is a push whose ledger update was interrupted, and pushing again would
+    hand out elements that workers may already have taken.
     """
-    batches = store.stream_elements(
-        conn, task, batch_size=settings.dispatch.redis_batch_size, exclude_done=exclude_done
-    )
-    if skip:
-        batches = ([m for m in batch if element_digest(m) not in skip] for batch in batches)
-    count = queue.push_members(r, task.task_id, batches)
-    if count is None:
+    if queue.pushed_in(r, task.task_id) == epoch:
         count = queue.set_sizes(r, [task.task_id])[0]
-        log.info("%s: set already in Redis with %d members; adopted", task.task_id, count)
+        log.info("%s: already published in this epoch (%d members left); adopted", task.task_id, count)
+    else:
+        with contextlib.closing(
+            store.stream_elements(conn, task, batch_size=settings.dispatch.redis_batch_size, exclude_done=exclude_done)
+        ) as manifest:
+            batches = ([m for m in batch if element_digest(m) not in skip] for batch in manifest) if skip else manifest
+            count = queue.push_members(r, task.task_id, batches, epoch=epoch)
     status = TaskStatus.PENDING if task.push_count == 0 else TaskStatus.IN_PROGRESS
     if count == 0:
         status = TaskStatus.COMPLETED
@@ -165,5 +167,5 @@ def publish(
             (epoch, count, status.value, status == TaskStatus.COMPLETED, task.task_id),
         )
     conn.commit()
-    log.info("pushed %d elements to %s (push #%d)", count, task.task_id, task.push_count + 1)
+    log.info("%s holds %d elements after push #%d", task.task_id, count, task.push_count + 1)
     return count

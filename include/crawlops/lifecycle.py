@@ -8,13 +8,12 @@ them twice in a row changes nothing the second time.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from crawlops import queue, store
-from crawlops.db import named_lock
+from crawlops.db import batched, named_lock
 from crawlops.dispatch import DISPATCH_LOCK, publish
 from crawlops.model import Element, TaskStatus, element_digest, fail_key
 from crawlops.settings import Settings
@@ -86,29 +85,29 @@ def sync_statuses(conn: Any, r: Any, settings: Settings) -> dict[str, Any]:
                 if status.value != task.task_status:
                     moved[status.value] = moved.get(status.value, 0) + 1
         conn.commit()
+        late = _record_late_members(conn, r, settings, [t for t in tasks if t.task_source and t.task_id not in lost])
+    if late:
+        log.info("recorded late failures in retry manifests: %s", late)
     if lost:
         log.warning("%d open tasks lost their Redis set (epoch changed): %s", len(lost), lost[:20])
     log.info("synced %d open tasks; status changes %s", len(tasks), moved)
     return {"open": len(tasks), "moved": moved, "lost": lost}
 
 
+def _record_late_members(conn: Any, r: Any, settings: Settings, retry_tasks: list[store.TaskRow]) -> dict[str, int]:
+    """Workers may report a failure into a retry task's set after it was recorded: add such
+    members to its manifest, so the ledger still holds every element Redis holds."""
+    added = {}
+    for task in retry_tasks:
+        members = list(queue.members(r, task.task_id, settings.dispatch.redis_batch_size))
+        count = store.add_to_manifest(conn, task.task_id, members, batch_size=settings.dispatch.mysql_batch_size)
+        if count:
+            added[task.task_id] = count
+    return added
+
+
 def _failed_elements(r: Any, key: str, batch_size: int) -> Iterator[Element]:
-    for text in queue.members(r, key, batch_size):
-        try:
-            fields = json.loads(text)
-        except ValueError:
-            fields = None
-        if not isinstance(fields, dict):
-            log.warning("%s holds a member that is not a JSON object; kept as is: %.80r", key, text)
-            fields = {}
-        page = fields.get("page")
-        yield Element(
-            text,
-            str(fields.get("keyword", fields.get("target", ""))) or None,  # type: ignore[arg-type]
-            str(fields.get("marketplace", "")) or None,  # type: ignore[arg-type]
-            page if isinstance(page, int) and not isinstance(page, bool) and 0 < page < 65536 else None,
-            None,
-        )
+    return (store.element_from_text(text, origin=key) for text in queue.members(r, key, batch_size))
 
 
 def retry_failures(
@@ -137,30 +136,86 @@ def retry_failures(
         )
         sizes = queue.set_sizes(r, [fail_key(t.task_id) for t in candidates])
         for task, failed in zip(candidates, sizes, strict=True):
-            if failed == 0:
-                continue
-            if task.retry_count >= limits.retry_limit:
-                dead.append(_retire(conn, r, settings, task, failed))
-                continue
-            count = store.record_retry_task(
-                conn,
-                task,
-                _failed_elements(r, fail_key(task.task_id), limits.redis_batch_size),
-                epoch=epoch,
-                batch_size=limits.mysql_batch_size,
-            )
-            _mark_failed(conn, task, failed)
-            if count is not None:
-                created[fail_key(task.task_id)] = count
-                log.info(
-                    "retry task %s created with %d elements (retry %d)",
-                    fail_key(task.task_id),
-                    count,
-                    task.retry_count + 1,
-                )
+            if failed:
+                _convert_fail_set(conn, r, settings, task, failed, epoch=epoch, created=created, dead=dead)
     if dead and on_dead is not None:
         on_dead(dead)
     return {"retries": created, "dead": [dataclasses.asdict(d) for d in dead]}
+
+
+def _convert_fail_set(
+    conn: Any,
+    r: Any,
+    settings: Settings,
+    task: store.TaskRow,
+    failed: int,
+    *,
+    epoch: str,
+    created: dict[str, int],
+    dead: list[DeadTask],
+) -> None:
+    """The fail set of ``task`` becomes its retry task, or the task is Dead when its budget is spent."""
+    limits = settings.dispatch
+    if task.retry_count >= limits.retry_limit:
+        dead.append(_retire(conn, r, settings, task, failed))
+        return
+    count = store.record_retry_task(
+        conn,
+        task,
+        _failed_elements(r, fail_key(task.task_id), limits.redis_batch_size),
+        epoch=epoch,
+        batch_size=limits.mysql_batch_size,
+    )
+    _mark_failed(conn, task, failed)
+    if count is not None:
+        created[fail_key(task.task_id)] = count
+        log.info(
+            "retry task %s created with %d elements (retry %d)", fail_key(task.task_id), count, task.retry_count + 1
+        )
+
+
+def hand_to_retry(
+    conn: Any, r: Any, settings: Settings, task_ids: list[str], *, reason: str, dry_run: bool = False
+) -> dict[str, Any]:
+    """Close tasks and send every element of theirs without results to the retry path.
+
+    Used by supervision for timed-out tasks (their queue is withdrawn from the workers) and
+    for finished tasks with missing elements. The elements go to ``<task_id>_fail`` and the
+    usual conversion follows: a retry task of exactly those elements, or Dead when the
+    retry budget is spent. Returns what was (or, with ``dry_run``, would be) handed over.
+    """
+    handed: dict[str, int] = {}
+    created: dict[str, int] = {}
+    dead: list[DeadTask] = []
+    with named_lock(conn, DISPATCH_LOCK, settings.dispatch.lock_timeout_seconds):
+        epoch = queue.current_epoch(r, create=True)
+        for task in store.select_tasks(conn, "task_id IN (" + ", ".join(["%s"] * len(task_ids)) + ")", task_ids):
+            if task.task_status == TaskStatus.DEAD.value or store.select_tasks(
+                conn, "task_id = %s", (fail_key(task.task_id),)
+            ):
+                continue  # already retired or already retried
+            elements = [
+                m
+                for batch in store.stream_elements(
+                    conn, task, batch_size=settings.dispatch.redis_batch_size, exclude_done=True
+                )
+                for m in batch
+            ]
+            handed[task.task_id] = len(elements)
+            if dry_run or not elements:
+                continue
+            r.delete(task.task_id)  # withdraw what is still queued: it goes to the retry instead
+            for batch in batched(elements, settings.dispatch.redis_batch_size):
+                r.sadd(fail_key(task.task_id), *batch)
+            with conn.cursor() as cur:
+                cur.execute(
+                    "UPDATE amazon_task_information SET last_error = %s, remaining_count = 0 WHERE task_id = %s",
+                    (reason[:1000], task.task_id),
+                )
+            conn.commit()
+            failed = queue.set_sizes(r, [fail_key(task.task_id)])[0]
+            _convert_fail_set(conn, r, settings, task, failed, epoch=epoch, created=created, dead=dead)
+    return {"handed": handed, "retries": created, "dead": [dataclasses.asdict(d) for d in dead]}
 
 
 def _mark_failed(conn: Any, task: store.TaskRow, failed: int) -> None:
@@ -193,35 +248,53 @@ def reconcile_lost(conn: Any, r: Any, settings: Settings) -> dict[str, Any]:
     A task is a candidate when its recorded epoch is not the current one (Redis was
     flushed or restarted since the push) or it was recorded but never pushed. Elements
     with result rows anywhere in the task's retry chain, waiting in its fail set, or
-    handed to a retry task are not pushed again.
+    handed to a retry task are not pushed again. A Failed task that already has a retry
+    task gives the retry its failures that no manifest recorded (reported late, then lost
+    with Redis). Parents go before their retries, so a retry is published with them.
     """
     repushed: dict[str, int] = {}
+    adopted: dict[str, int] = {}
     with named_lock(conn, DISPATCH_LOCK, settings.dispatch.lock_timeout_seconds):
         epoch = queue.current_epoch(r, create=True)
         candidates = store.select_tasks(
             conn,
-            "(redis_epoch IS NULL OR redis_epoch <> %s) AND (task_status IN (%s, %s) OR (task_status = %s "
-            "AND NOT EXISTS (SELECT 1 FROM amazon_task_information r "
-            "WHERE r.task_id = CONCAT(amazon_task_information.task_id, %s))))",
-            (epoch, TaskStatus.PENDING.value, TaskStatus.IN_PROGRESS.value, TaskStatus.FAILED.value, "_fail"),
+            "(redis_epoch IS NULL OR redis_epoch <> %s) AND task_status IN (%s, %s, %s)",
+            (epoch, TaskStatus.PENDING.value, TaskStatus.IN_PROGRESS.value, TaskStatus.FAILED.value),
         )
-        sizes = queue.set_sizes(r, [k for t in candidates for k in (t.task_id, fail_key(t.task_id))])
-        for task, remaining, failed in zip(candidates, sizes[::2], sizes[1::2], strict=True):
-            if remaining > 0:
-                # The set survived (a Redis that persists, or a removed sentinel): adopt it.
-                with conn.cursor() as cur:
-                    cur.execute(
-                        "UPDATE amazon_task_information SET redis_epoch = %s WHERE task_id = %s", (epoch, task.task_id)
-                    )
-                conn.commit()
-                continue
-            if failed and task.task_status == TaskStatus.FAILED.value:
-                continue  # its failures are still in Redis: the retry step takes them
+        candidates.sort(key=lambda t: (len(t.task_id), t.task_id))
+        retried = {t.task_id for t in store.select_tasks(conn, "task_source IS NOT NULL")}
+        failed_sizes = queue.set_sizes(r, [fail_key(t.task_id) for t in candidates])
+        for task, failed in zip(candidates, failed_sizes, strict=True):
+            if task.task_status == TaskStatus.FAILED.value:
+                if fail_key(task.task_id) in retried:
+                    adopted[fail_key(task.task_id)] = _give_orphans_to_retry(conn, settings, task, epoch)
+                # Otherwise its failures still wait in Redis and the retry step takes them;
+                # with no fail set either, it is re-published below like an open task.
+                if fail_key(task.task_id) in retried or failed:
+                    continue
             waiting = _fail_set_digests(r, fail_key(task.task_id), settings) if failed else set()
             repushed[task.task_id] = publish(conn, r, settings, task, epoch=epoch, exclude_done=True, skip=waiting)
     if repushed:
-        log.warning("re-published lost tasks (elements pushed again): %s", repushed)
-    return {"epoch": epoch, "repushed": repushed, "redis": queue.server_facts(r)}
+        log.warning("re-published tasks whose Redis set was lost or never pushed: %s", repushed)
+    return {"epoch": epoch, "repushed": repushed, "orphans": adopted, "redis": queue.server_facts(r)}
+
+
+def _give_orphans_to_retry(conn: Any, settings: Settings, task: store.TaskRow, epoch: str) -> int:
+    """Elements of a retried task with no results and in no retry's manifest join its retry task."""
+    orphans = [
+        m
+        for batch in store.stream_elements(conn, task, batch_size=settings.dispatch.redis_batch_size, exclude_done=True)
+        for m in batch
+    ]
+    added = store.add_to_manifest(conn, fail_key(task.task_id), orphans, batch_size=settings.dispatch.mysql_batch_size)
+    with conn.cursor() as cur:
+        cur.execute("UPDATE amazon_task_information SET redis_epoch = %s WHERE task_id = %s", (epoch, task.task_id))
+    conn.commit()
+    if added:
+        log.warning(
+            "%s: %d failures no manifest recorded were given to %s", task.task_id, added, fail_key(task.task_id)
+        )
+    return added
 
 
 def _fail_set_digests(r: Any, key: str, settings: Settings) -> set[bytes]:

@@ -17,6 +17,10 @@ from typing import Any
 
 EPOCH_KEY = "crawlops:epoch"
 STAGING_PREFIX = "crawlops:staging:"
+# "This task was published in this epoch", written atomically with the publish itself so a
+# push interrupted before its ledger update is adopted instead of repeated.
+PUSHED_PREFIX = "crawlops:pushed:"
+PUSHED_MARKER_TTL_SECONDS = 2 * 86400
 # SADD commands buffered before a pipeline round trip; bounds client memory per push.
 _COMMANDS_PER_FLUSH = 8
 
@@ -26,20 +30,48 @@ def _text(value: bytes | str | None) -> str | None:
 
 
 def current_epoch(r: Any, *, create: bool) -> str | None:
-    """The sentinel's token; with ``create`` a missing sentinel is started (atomically, once)."""
-    value = r.get(EPOCH_KEY)
+    """The sentinel's token; with ``create`` a missing or outdated sentinel is replaced.
+
+    The token starts with the Redis run id. A Redis restarted from a snapshot (or a failover
+    to a replica) brings an old sentinel back without the sets pushed since, so a token
+    whose run id is not the live one counts as a new epoch too.
+    """
+    value = _text(r.get(EPOCH_KEY))
+    run_id = (_text(r.info("server").get("run_id")) or "unknown")[:12]
+    if value is not None and not value.startswith(run_id + "-"):
+        value = None if create else "outdated:" + value
     if value is None and create:
-        run_id = _text(r.info("server").get("run_id")) or "unknown"
-        r.set(EPOCH_KEY, f"{run_id[:12]}-{uuid.uuid4().hex[:12]}", nx=True)
-        value = r.get(EPOCH_KEY)
-    return _text(value)
+        fresh = f"{run_id}-{uuid.uuid4().hex[:12]}"
+        r.set(EPOCH_KEY, fresh)
+        value = fresh
+    return value
 
 
-def push_members(r: Any, key: str, batches: Iterable[Sequence[str]]) -> int | None:
-    """Publish a set atomically: fill a staging key, then RENAMENX it to ``key``.
+# Publish a filled staging set under its task id (or merge it into a set that exists) and
+# mark the task published in this epoch, all in one atomic step.
+_PUBLISH = """
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('SUNIONSTORE', KEYS[2], KEYS[2], KEYS[1])
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('RENAME', KEYS[1], KEYS[2])
+end
+redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[2])
+return redis.call('SCARD', KEYS[2])
+"""
 
-    Workers never see a half-filled set. Returns the member count pushed, or None when
-    ``key`` already existed (then nothing is published and the staging copy is dropped).
+
+def pushed_in(r: Any, key: str) -> str | None:
+    """The epoch in which ``key`` was last published, if its marker survives."""
+    return _text(r.get(PUSHED_PREFIX + key))
+
+
+def push_members(r: Any, key: str, batches: Iterable[Sequence[str]], *, epoch: str) -> int:
+    """Publish members under ``key`` atomically: fill a staging key, then move it into place.
+
+    Workers never see a half-filled set. If ``key`` exists (a set that survived, or one a
+    late failure re-created) the members are merged into it. Returns the published count
+    (the set's size afterwards; 0 when there was nothing to publish).
     """
     staging = STAGING_PREFIX + key
     r.delete(staging)
@@ -55,10 +87,7 @@ def push_members(r: Any, key: str, batches: Iterable[Sequence[str]]) -> int | No
     pipe.execute()
     if pushed == 0:
         return 0
-    if not r.renamenx(staging, key):
-        r.delete(staging)
-        return None
-    return pushed
+    return int(r.eval(_PUBLISH, 3, staging, key, PUSHED_PREFIX + key, epoch, PUSHED_MARKER_TTL_SECONDS))
 
 
 def set_sizes(r: Any, keys: Sequence[str]) -> list[int]:

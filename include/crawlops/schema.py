@@ -31,9 +31,12 @@ COLUMN_MIGRATIONS: tuple[tuple[str, str, str], ...] = (
         "ADD COLUMN create_hour DATETIME GENERATED ALWAYS AS "
         "(CAST(DATE(create_time) AS DATETIME) + INTERVAL HOUR(create_time) HOUR) STORED",
     ),
+    ("amazon_alert", "window_start", "ADD COLUMN window_start DATETIME NOT NULL DEFAULT '1970-01-01 00:00:00'"),
+    ("amazon_alert", "window_end", "ADD COLUMN window_end DATETIME NOT NULL DEFAULT '1970-01-01 00:00:00'"),
 )
 INDEX_MIGRATIONS: tuple[tuple[str, str, str], ...] = (
     ("amazon_search_result", "idx_result_create_hour", "ADD KEY idx_result_create_hour (create_hour)"),
+    ("amazon_alert", "uq_alert_window", "ADD UNIQUE KEY uq_alert_window (fingerprint, window_start)"),
 )
 
 

@@ -48,15 +48,25 @@ class DispatchSettings:
 @dataclasses.dataclass(frozen=True)
 class HealthSettings:
     success_rate_min: float
+    success_rate_lookback_seconds: int
     task_timeout_seconds: int
     stall_seconds: int
+    completeness_grace_seconds: int
+    completeness_lookback_seconds: int
+    redis_memory_max_ratio: float
 
 
 @dataclasses.dataclass(frozen=True)
 class QualitySettings:
     min_records_per_hour: int
+    required_mostly: float
     error_rate_max: float
     freshness_seconds: int
+    anomaly_seasonality: str
+    anomaly_history_days: int
+    anomaly_z: float
+    anomaly_min_points: int
+    anomaly_direction: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,7 +140,18 @@ def _build(cls: type, raw: Mapping[str, Any], where: str) -> Any:
     return built
 
 
+_CHOICES = {
+    "anomaly_seasonality": ("hour_of_day", "hour_of_week"),
+    "anomaly_direction": ("drop", "spike", "both"),
+}
+
+
 def _coerce(value: Any, kind: str, label: str) -> Any:
+    if kind == "str":
+        choices = _CHOICES.get(label.rpartition(".")[2])
+        if not isinstance(value, str) or (choices and value not in choices):
+            raise ValueError(f"{label}: expected one of {choices}, got {value!r}")
+        return value
     if kind.startswith("tuple"):
         if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
             raise ValueError(f"{label}: expected a list of non-empty strings, got {value!r}")
@@ -150,7 +171,7 @@ def _check_ranges(section: Any, where: str) -> None:
         label = f"{where}.{field.name}"
         if isinstance(value, int | float) and value < 0:
             raise ValueError(f"{label}: must not be negative, got {value}")
-        if field.name.endswith(("_rate_min", "_rate_max")) and not 0 <= value <= 1:
+        if field.name.endswith(("_rate_min", "_rate_max", "_ratio", "_mostly")) and not 0 <= value <= 1:
             raise ValueError(f"{label}: must lie in [0, 1], got {value}")
         if field.name.endswith(("batch_size", "max_target_length", "max_pages_limit")) and value < 1:
             raise ValueError(f"{label}: must be at least 1, got {value}")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -15,10 +17,12 @@ from crawlops.db import batched
 from crawlops.model import Element, TaskStatus, fail_key
 from crawlops.planning import CRAWL_OBJECTS, ConfigRow, PlannedTask
 
+log = logging.getLogger(__name__)
+
 TASK_COLUMNS = (
     "task_id, task_type, task_source, root_task_id, frequency, task_status, element_count, "
     "remaining_count, failed_count, retry_count, interval_start, interval_end, redis_epoch, "
-    "push_count, pushed_at, progress_at"
+    "push_count, pushed_at, progress_at, started_at, finished_at"
 )
 
 
@@ -40,6 +44,8 @@ class TaskRow:
     push_count: int
     pushed_at: dt.datetime | None
     progress_at: dt.datetime | None
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
 
 
 def load_config_rows(conn: Any) -> list[ConfigRow]:
@@ -146,6 +152,41 @@ def record_retry_task(
         )
     conn.commit()
     return count
+
+
+def element_from_text(text: str, *, origin: str = "") -> Element:
+    """An element read back from Redis; a member that is not an element object is kept as is."""
+    try:
+        fields = json.loads(text)
+    except ValueError:
+        fields = None
+    if not isinstance(fields, dict):
+        log.warning("%s holds a member that is not a JSON object; kept as is: %.80r", origin, text)
+        fields = {}
+    page = fields.get("page")
+    return Element(
+        text,
+        str(fields.get("keyword", fields.get("target", ""))) or None,  # type: ignore[arg-type]
+        str(fields.get("marketplace", "")) or None,  # type: ignore[arg-type]
+        page if isinstance(page, int) and not isinstance(page, bool) and 0 < page < 65536 else None,
+        None,
+    )
+
+
+def add_to_manifest(conn: Any, task_id: str, texts: Sequence[str], *, batch_size: int) -> int:
+    """Add elements a task's manifest lacks (INSERT IGNORE); returns how many were new."""
+    added = 0
+    with conn.cursor() as cur:
+        for rows in batched(_manifest_rows(task_id, (element_from_text(t, origin=task_id) for t in texts)), batch_size):
+            cur.executemany(_INSERT_ELEMENTS.replace("INSERT", "INSERT IGNORE", 1), rows)
+            added += cur.rowcount
+        if added:
+            cur.execute(
+                "UPDATE amazon_task_information SET element_count = element_count + %s WHERE task_id = %s",
+                (added, task_id),
+            )
+    conn.commit()
+    return added
 
 
 def stream_elements(conn: Any, task: TaskRow, *, batch_size: int, exclude_done: bool = False) -> Iterator[list[str]]:

@@ -114,6 +114,8 @@ CREATE TABLE IF NOT EXISTS amazon_search_result_quarantine (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 -- Every finding of either DAG, whatever its level; delivery columns track DingTalk sends.
+-- One row per (fingerprint = source + check + subject, window): re-running a window
+-- updates its findings instead of adding copies.
 CREATE TABLE IF NOT EXISTS amazon_alert (
     id                 BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
     level              VARCHAR(16)   NOT NULL,
@@ -124,6 +126,8 @@ CREATE TABLE IF NOT EXISTS amazon_alert (
     details            TEXT          NULL,
     action_taken       TEXT          NULL,
     fingerprint        CHAR(40)      CHARACTER SET ascii NOT NULL,
+    window_start       DATETIME      NOT NULL,
+    window_end         DATETIME      NOT NULL,
     dag_run_id         VARCHAR(250)  NULL,
     created_at         DATETIME      NOT NULL DEFAULT CURRENT_TIMESTAMP,
     delivery_status    VARCHAR(16)   NOT NULL DEFAULT 'stored',
@@ -133,6 +137,7 @@ CREATE TABLE IF NOT EXISTS amazon_alert (
     delivery_error     TEXT          NULL,
     suppressed_count   INT UNSIGNED  NOT NULL DEFAULT 0,
     PRIMARY KEY (id),
+    UNIQUE KEY uq_alert_window (fingerprint, window_start),
     KEY idx_alert_fingerprint (fingerprint, created_at),
     KEY idx_alert_created (created_at, level),
     KEY idx_alert_delivery (delivery_status, next_attempt_at)
@@ -154,6 +159,21 @@ CREATE TABLE IF NOT EXISTS amazon_validation_run (
     validated_at    DATETIME      NOT NULL DEFAULT CURRENT_TIMESTAMP,
     PRIMARY KEY (id),
     UNIQUE KEY uq_validation_window (suite_name, table_name, window_start, window_end)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- The outcome of each supervision check per window, so the tables tell the same story as
+-- the task view: re-running a window overwrites its rows.
+CREATE TABLE IF NOT EXISTS amazon_check_run (
+    check_name      VARCHAR(64)   NOT NULL,
+    window_start    DATETIME      NOT NULL,
+    window_end      DATETIME      NOT NULL,
+    status          VARCHAR(16)   NOT NULL,
+    findings        INT UNSIGNED  NOT NULL DEFAULT 0,
+    details         LONGTEXT      NULL,
+    dag_run_id      VARCHAR(250)  NULL,
+    checked_at      DATETIME      NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP,
+    PRIMARY KEY (check_name, window_start, window_end),
+    KEY idx_check_time (window_end)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 -- One report per day: re-running a day overwrites it.

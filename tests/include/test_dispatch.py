@@ -177,7 +177,8 @@ def test_interrupted_push_adopts_the_published_set(mysql, redis_client, settings
     plan = dispatch.plan_window(mysql, settings, NOON, "UTC")
     dispatch.record_plan(mysql, settings, plan)
     (task,) = plan.tasks
-    redis_client.sadd(task.task_id, *[e.text for e in task.elements()])
+    epoch = queue.current_epoch(redis_client, create=True)
+    queue.push_members(redis_client, task.task_id, [[e.text for e in task.elements()]], epoch=epoch)
     crawler.take(task.task_id, 3)
 
     pushed = dispatch.push_window(mysql, redis_client, settings, NOON)

@@ -53,3 +53,8 @@ def test_bad_overrides_fail_loudly(overrides, message):
 def test_malformed_environment_name_is_rejected():
     with pytest.raises(ValueError, match="CRAWLOPS__"):
         Settings.load(environ={"CRAWLOPS__RETRY_LIMIT": "3"})
+
+
+def test_choice_settings_reject_unknown_values():
+    with pytest.raises(ValueError, match="anomaly_direction"):
+        Settings.load(environ={}, overrides={"quality": {"anomaly_direction": "sideways"}})
