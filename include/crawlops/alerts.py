@@ -1,0 +1,142 @@
+"""Findings and alerts: every check's result goes through ``record_findings``.
+
+A finding is stored as one row of ``amazon_alert`` per (source, check, subject, window):
+re-running a window updates its rows instead of adding copies. Every finding is logged at
+its level. Delivery (DingTalk for WARNING and above) hooks onto the stored rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+from collections.abc import Iterable
+from enum import StrEnum
+from typing import Any
+
+from crawlops.model import Window
+
+log = logging.getLogger(__name__)
+
+
+class Level(StrEnum):
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+    CRITICAL = "CRITICAL"
+
+    @property
+    def rank(self) -> int:
+        return list(Level).index(self)
+
+
+_LOG_LEVELS = {
+    Level.INFO: logging.INFO,
+    Level.WARNING: logging.WARNING,
+    Level.ERROR: logging.ERROR,
+    Level.CRITICAL: logging.CRITICAL,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    """What a check found, and what was done about it."""
+
+    level: Level
+    source: str
+    check: str
+    title: str
+    subject: str = ""
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
+    action: str = ""
+
+    @property
+    def fingerprint(self) -> str:
+        """Identity of "the same alert": source, check and subject, not the wording."""
+        key = "\x1f".join((self.source, self.check, self.subject))
+        return hashlib.sha1(key.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "level": self.level.value,
+            "source": self.source,
+            "check": self.check,
+            "subject": self.subject,
+            "title": self.title,
+            "details": self.details,
+            "action": self.action,
+        }
+
+
+def record_findings(
+    conn: Any, findings: Iterable[Finding], *, window: Window, dag_run_id: str | None = None
+) -> list[int]:
+    """Log and store findings (upserted per fingerprint and window); returns their alert ids."""
+    start, end = window.naive()
+    ids = []
+    with conn.cursor() as cur:
+        for finding in findings:
+            log.log(
+                _LOG_LEVELS[finding.level],
+                "[%s] %s/%s %s: %s%s",
+                finding.level.value,
+                finding.source,
+                finding.check,
+                finding.subject,
+                finding.title,
+                f" -> {finding.action}" if finding.action else "",
+            )
+            cur.execute(
+                "INSERT INTO amazon_alert (level, source, check_name, subject, title, details, action_taken, "
+                "fingerprint, window_start, window_end, dag_run_id) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id), level = VALUES(level), title = VALUES(title), "
+                "details = VALUES(details), action_taken = VALUES(action_taken), dag_run_id = VALUES(dag_run_id)",
+                (
+                    finding.level.value,
+                    finding.source[:128],
+                    finding.check[:128],
+                    finding.subject[:255],
+                    finding.title[:255],
+                    json.dumps(finding.details, default=str, ensure_ascii=False),
+                    finding.action or None,
+                    finding.fingerprint,
+                    start,
+                    end,
+                    dag_run_id,
+                ),
+            )
+            ids.append(cur.lastrowid)
+    conn.commit()
+    return ids
+
+
+def record_check(
+    conn: Any,
+    check: str,
+    window: Window,
+    *,
+    status: str,
+    findings: int = 0,
+    details: dict[str, Any] | None = None,
+    dag_run_id: str | None = None,
+) -> None:
+    """Store one check's outcome for the window (``pass``, ``fail``, ``repaired``, ``skipped``...)."""
+    start, end = window.naive()
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO amazon_check_run (check_name, window_start, window_end, status, findings, details, "
+            "dag_run_id) VALUES (%s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE status = VALUES(status), "
+            "findings = VALUES(findings), details = VALUES(details), dag_run_id = VALUES(dag_run_id)",
+            (
+                check,
+                start,
+                end,
+                status,
+                findings,
+                json.dumps(details or {}, default=str, ensure_ascii=False),
+                dag_run_id,
+            ),
+        )
+    conn.commit()

@@ -1,0 +1,327 @@
+"""Data-quality checks beyond the Great Expectations suite, and the data-side repairs.
+
+- volume against its own history (z-score per hour of day or of week);
+- schema drift of a results table against the columns its suite expects;
+- completeness: finished tasks whose elements have no result rows;
+- quarantine: invalid rows moved, with the rule they failed, in one transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import math
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from crawlops import lifecycle, store
+from crawlops.alerts import Finding, Level
+from crawlops.db import batched
+from crawlops.model import TaskStatus, Window
+from crawlops.settings import QualitySettings, Settings
+
+log = logging.getLogger(__name__)
+SOURCE = "amazon_data_supervision"
+
+# ---------------------------------------------------------------------------------------
+# Volume against history
+
+
+@dataclasses.dataclass(frozen=True)
+class VolumeVerdict:
+    observed: int
+    points: int
+    mean: float | None
+    std: float | None
+    z: float | None
+    anomalous: bool | None  # None: too little history to judge
+    direction: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def history_hours(hour: dt.datetime, quality: QualitySettings) -> list[dt.datetime]:
+    """The same hour of the day (or of the week) over the history period, newest first."""
+    step = dt.timedelta(days=1 if quality.anomaly_seasonality == "hour_of_day" else 7)
+    count = quality.anomaly_history_days // step.days
+    return [hour - step * k for k in range(1, count + 1)]
+
+
+def judge_volume(observed: int, history: Sequence[int], quality: QualitySettings) -> VolumeVerdict:
+    """z-score of ``observed`` against ``history``.
+
+    Counts are noisy like a Poisson process, so the spread is never taken below sqrt(mean):
+    a perfectly flat history does not make a tiny wobble look like an anomaly.
+    """
+    if len(history) < quality.anomaly_min_points:
+        return VolumeVerdict(observed, len(history), None, None, None, None, None)
+    mean = statistics.fmean(history)
+    std = max(statistics.pstdev(history), math.sqrt(mean), 1.0)
+    z = (observed - mean) / std
+    drop = z <= -quality.anomaly_z and quality.anomaly_direction in ("drop", "both")
+    spike = z >= quality.anomaly_z and quality.anomaly_direction in ("spike", "both")
+    return VolumeVerdict(
+        observed, len(history), round(mean, 2), round(std, 2), round(z, 2), drop or spike,
+        "drop" if drop else "spike" if spike else None,
+    )  # fmt: skip
+
+
+def hourly_counts(conn: Any, table: str, hours: Sequence[dt.datetime]) -> dict[dt.datetime, int]:
+    """Rows per ``create_hour`` for the given UTC hours (naive), through the create_hour index."""
+    if not hours:
+        return {}
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT create_hour, COUNT(*) FROM {table} WHERE create_hour IN ("  # noqa: S608 - table is a constant
+            + ", ".join(["%s"] * len(hours))
+            + ") GROUP BY create_hour",
+            list(hours),
+        )
+        return {hour: int(count) for hour, count in cur.fetchall()}
+
+
+def check_volume(conn: Any, table: str, window: Window, settings: Settings) -> tuple[VolumeVerdict, list[Finding]]:
+    """The window's row count against the same hour's history (hours with no rows are left out)."""
+    hour = window.naive()[0]
+    past = history_hours(hour, settings.quality)
+    counts = hourly_counts(conn, table, [hour, *past])
+    history = [counts[h] for h in past if counts.get(h)]
+    verdict = judge_volume(counts.get(hour, 0), history, settings.quality)
+    findings = []
+    if verdict.anomalous:
+        findings.append(
+            Finding(
+                Level.ERROR if verdict.direction == "drop" else Level.WARNING,
+                SOURCE,
+                "volume_anomaly",
+                f"{table}: {verdict.observed} rows in {hour:%Y-%m-%d %H}:00, a {verdict.direction} "
+                f"(usual {verdict.mean:.0f} ± {verdict.std:.0f}, z={verdict.z})",
+                subject=table,
+                details=verdict.to_json(),
+            )
+        )
+    return verdict, findings
+
+
+# ---------------------------------------------------------------------------------------
+# Schema drift
+
+TYPE_FAMILIES = {
+    "string": {"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set"},
+    "numeric": {"tinyint", "smallint", "mediumint", "int", "bigint", "decimal", "float", "double"},
+    "datetime": {"datetime", "timestamp", "date"},
+}
+
+
+def expected_columns(suite_path: Path) -> dict[str, str]:
+    """The columns and type families a suite file declares in ``meta.expected_columns``."""
+    suite = json.loads(suite_path.read_text("utf-8"))
+    return dict(suite.get("meta", {}).get("expected_columns", {}))
+
+
+def check_schema_drift(conn: Any, table: str, expected: dict[str, str]) -> list[Finding]:
+    """An ERROR naming each expected column that is missing or no longer of its type family."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS "
+            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
+            (table,),
+        )
+        actual = {name.lower(): data_type.lower() for name, data_type in cur.fetchall()}
+    findings = []
+    for column, family in expected.items():
+        data_type = actual.get(column.lower())
+        if data_type is None:
+            title = f"{table}.{column} is missing (the suite expects a {family} column)"
+        elif data_type not in TYPE_FAMILIES[family]:
+            title = f"{table}.{column} is {data_type}, the suite expects a {family} column"
+        else:
+            continue
+        findings.append(
+            Finding(
+                Level.ERROR,
+                SOURCE,
+                "schema_drift",
+                title,
+                subject=f"{table}.{column}",
+                details={"expected": family, "actual": data_type},
+            )
+        )
+    return findings
+
+
+# ---------------------------------------------------------------------------------------
+# Completeness
+
+
+def check_completeness(
+    conn: Any, r: Any, settings: Settings, reference: dt.datetime, *, dry_run: bool = False
+) -> tuple[dict[str, Any], list[Finding]]:
+    """Finished tasks whose elements have no result rows: missing data, sent to the retry path.
+
+    Looks at Completed tasks not yet retried that finished between ``completeness_lookback``
+    and ``completeness_grace`` before ``reference`` (the grace lets the last results land).
+    """
+    health = settings.health
+    ref = reference.astimezone(dt.UTC).replace(tzinfo=None)
+    tasks = store.select_tasks(
+        conn,
+        "task_status = %s AND finished_at > %s AND finished_at <= %s AND NOT EXISTS "
+        "(SELECT 1 FROM amazon_task_information r WHERE r.task_id = CONCAT(amazon_task_information.task_id, %s))",
+        (
+            TaskStatus.COMPLETED.value,
+            ref - dt.timedelta(seconds=health.completeness_lookback_seconds),
+            ref - dt.timedelta(seconds=health.completeness_grace_seconds),
+            "_fail",
+        ),
+    )
+    missing = {}
+    for task in tasks:
+        count = sum(len(b) for b in store.stream_elements(conn, task, batch_size=5000, exclude_done=True))
+        if count:
+            missing[task.task_id] = count
+    repair = (
+        lifecycle.hand_to_retry(
+            conn, r, settings, list(missing), reason="elements finished without result rows", dry_run=dry_run
+        )
+        if missing
+        else {}
+    )
+    verb = "would create" if dry_run else "created"
+    findings = [
+        Finding(
+            Level.WARNING,
+            SOURCE,
+            "missing_data",
+            f"{task_id}: {count} elements finished without result rows",
+            subject=task_id,
+            details={"missing": count},
+            action=(
+                f"{verb} retry task {task_id}_fail"
+                if task_id + "_fail" in repair.get("retries", {}) or dry_run
+                else "retry budget spent: task is Dead"
+                if any(d["task_id"] == task_id for d in repair.get("dead", []))
+                else "no action"
+            ),
+        )
+        for task_id, count in missing.items()
+    ]
+    return {"checked_tasks": len(tasks), "missing": missing, "repair": repair}, findings
+
+
+# ---------------------------------------------------------------------------------------
+# Quarantine of invalid rows
+
+RESULT_COLUMNS = (
+    "id, task_id, keyword, marketplace, asin, title, price, currency, rating, review_count, page, position, create_time"
+)
+ASIN_PATTERN = "^B0[0-9A-Z]{8}$"
+
+
+def _rules(settings: Settings) -> list[tuple[str, str, list[Any]]]:
+    """(rule name, SQL predicate on a results row, its parameters); the names match the suite's."""
+    markets = list(settings.dispatch.marketplaces)
+    return [
+        ("price_non_negative", "price < 0", []),
+        ("rating_range", "(rating < 0 OR rating > 5)", []),
+        # utf8mb4_bin: REGEXP under a _ci collation would accept lower-case ASINs.
+        ("asin_format", "asin COLLATE utf8mb4_bin NOT REGEXP %s", [ASIN_PATTERN]),
+        ("marketplace_known", "marketplace NOT IN (" + ", ".join(["%s"] * len(markets)) + ")", markets),
+    ]
+
+
+def find_invalid_rows(conn: Any, table: str, window: Window, settings: Settings) -> dict[int, str]:
+    """Row id -> first rule it fails, for rows of the window (duplicates: every copy but the first)."""
+    start, end = window.naive()
+    invalid: dict[int, str] = {}
+    with conn.cursor() as cur:
+        for rule, predicate, params in _rules(settings):
+            cur.execute(
+                f"SELECT id FROM {table} WHERE create_time >= %s AND create_time < %s AND {predicate} "  # noqa: S608
+                "FOR UPDATE",
+                [start, end, *params],
+            )
+            for (row_id,) in cur.fetchall():
+                invalid.setdefault(int(row_id), rule)
+        cur.execute(
+            f"SELECT DISTINCT s.id FROM {table} s JOIN {table} d ON d.task_id = s.task_id "  # noqa: S608
+            "AND d.page = s.page AND d.keyword = s.keyword AND d.position = s.position AND d.id < s.id "
+            "AND d.create_time >= %s AND d.create_time < %s "
+            "WHERE s.create_time >= %s AND s.create_time < %s FOR UPDATE",
+            (start, end, start, end),
+        )
+        for (row_id,) in cur.fetchall():
+            invalid.setdefault(int(row_id), "unique_result")
+    return invalid
+
+
+def quarantine_invalid(
+    conn: Any,
+    table: str,
+    window: Window,
+    settings: Settings,
+    *,
+    dry_run: bool = False,
+    dag_run_id: str | None = None,
+) -> tuple[dict[str, Any], list[Finding]]:
+    """Move the window's invalid rows to ``<table>_quarantine`` with their rule, in one transaction.
+
+    The rows are locked when found, copied, then deleted by id, and the counts are checked
+    before commit, so rows in main + quarantine always equal the rows before.
+    """
+    start, end = window.naive()
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT COUNT(*) FROM {table} WHERE create_time >= %s AND create_time < %s",  # noqa: S608
+            (start, end),
+        )
+        (rows,) = cur.fetchone()
+    invalid = find_invalid_rows(conn, table, window, settings)
+    by_rule: dict[str, list[int]] = {}
+    for row_id, rule in sorted(invalid.items()):
+        by_rule.setdefault(rule, []).append(row_id)
+    if not dry_run and invalid:
+        moved = 0
+        with conn.cursor() as cur:
+            for rule, ids in by_rule.items():
+                for chunk in batched(ids, 1000):
+                    marks = ", ".join(["%s"] * len(chunk))
+                    cur.execute(
+                        f"INSERT INTO {table}_quarantine ({RESULT_COLUMNS}, failed_rule, dag_run_id) "  # noqa: S608
+                        f"SELECT {RESULT_COLUMNS}, %s, %s FROM {table} WHERE id IN ({marks})",
+                        [rule, dag_run_id, *chunk],
+                    )
+                    copied = cur.rowcount
+                    cur.execute(f"DELETE FROM {table} WHERE id IN ({marks})", chunk)  # noqa: S608
+                    if copied != len(chunk) or cur.rowcount != len(chunk):
+                        conn.rollback()
+                        raise RuntimeError(f"quarantine of {rule} moved {copied}/{cur.rowcount} of {len(chunk)} rows")
+                    moved += copied
+        conn.commit()
+        log.info("quarantined %d rows of %s: %s", moved, table, {k: len(v) for k, v in by_rule.items()})
+    else:
+        conn.rollback()  # release the row locks taken while looking
+    error_rate = len(invalid) / rows if rows else 0.0
+    counts = {rule: len(ids) for rule, ids in by_rule.items()}
+    summary = {"rows": rows, "invalid": len(invalid), "by_rule": counts, "error_rate": round(error_rate, 5)}
+    findings = []
+    if invalid:
+        over = error_rate > settings.quality.error_rate_max
+        findings.append(
+            Finding(
+                Level.ERROR if over else Level.INFO,
+                SOURCE,
+                "invalid_data",
+                f"{table}: {len(invalid)} invalid rows of {rows} ({error_rate:.2%}"
+                + (f", above {settings.quality.error_rate_max:.0%})" if over else ")"),
+                subject=table,
+                details=summary,
+                action=("would move" if dry_run else "moved") + f" them to {table}_quarantine with the failed rule",
+            )
+        )
+    return summary, findings

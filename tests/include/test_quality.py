@@ -1,0 +1,233 @@
+"""Volume anomaly, schema drift, completeness and quarantine against the real MariaDB and Redis."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import pytest
+
+from crawlops import dispatch, lifecycle, quality
+from crawlops.alerts import Finding, Level, record_findings
+from crawlops.model import UTC, hour_window_starting
+
+HOUR = hour_window_starting(dt.datetime(2026, 11, 3, 12, tzinfo=UTC), "UTC")
+TASK = "search_result_1793707200_hourly"
+SUITE_COLUMNS = {"task_id": "string", "price": "numeric", "create_time": "datetime"}
+
+
+def insert_rows(mysql, rows):
+    """rows: (task_id, keyword, marketplace, asin, price, rating, page, position, create_time)."""
+    with mysql.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO amazon_search_result (task_id, keyword, marketplace, asin, title, price, currency, rating, "
+            "review_count, page, position, create_time) VALUES (%s, %s, %s, %s, 't', %s, 'USD', %s, 1, %s, %s, %s)",
+            rows,
+        )
+    mysql.commit()
+
+
+def good_row(i, when, task=TASK):
+    return (task, f"kw {i // 20}", "US", f"B0{i:08d}", 9.99, 4.5, 1, i % 20 + 1, when)
+
+
+def hour_rows(hour_start, count, offset=0):
+    return [good_row(offset + i, hour_start + dt.timedelta(seconds=i % 3600)) for i in range(count)]
+
+
+# --- volume against history -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("observed", "history", "expected", "direction"),
+    [
+        (40_000, [40_000 + d for d in (-300, 200, 100, -50, 0, 250, -200, 150)], False, None),
+        (5_000, [40_000 + d for d in (-300, 200, 100, -50, 0, 250, -200, 150)], True, "drop"),
+        (90_000, [40_000 + d for d in (-300, 200, 100, -50, 0, 250, -200, 150)], True, "spike"),
+        (5_000, [40_000, 41_000, 39_000], None, None),  # too little history: no verdict
+        (1_010, [1_000] * 10, False, None),  # a flat history does not turn a wobble into an anomaly
+    ],
+)
+def test_judge_volume(settings, observed, history, expected, direction):
+    verdict = quality.judge_volume(observed, history, settings.quality)
+
+    assert verdict.anomalous is expected
+    assert verdict.direction == direction
+
+
+def test_direction_setting_limits_what_is_flagged(settings):
+    history = [40_000 + d for d in (-300, 200, 100, -50, 0, 250, -200, 150)]
+    drops_only = dataclasses.replace(settings.quality, anomaly_direction="drop")
+
+    assert quality.judge_volume(90_000, history, drops_only).anomalous is False
+    assert quality.judge_volume(5_000, history, drops_only).anomalous is True
+
+
+def test_hour_of_week_seasonality_steps_by_weeks(settings):
+    weekly = dataclasses.replace(settings.quality, anomaly_seasonality="hour_of_week", anomaly_history_days=28)
+
+    hours = quality.history_hours(dt.datetime(2026, 11, 3, 12), weekly)
+
+    assert hours == [dt.datetime(2026, 11, 3, 12) - dt.timedelta(weeks=k) for k in range(1, 5)]
+
+
+def test_volume_drop_against_a_synthetic_14_day_history(mysql, settings):
+    start = HOUR.naive()[0]
+    rows = []
+    for day in range(1, 15):
+        rows += hour_rows(start - dt.timedelta(days=day), 400 + (day % 3) * 10, offset=day * 1000)
+    rows += hour_rows(start - dt.timedelta(hours=1), 5_000, offset=100_000)  # other hours do not count
+    rows += hour_rows(start, 50, offset=200_000)
+    insert_rows(mysql, rows)
+
+    verdict, findings = quality.check_volume(mysql, "amazon_search_result", HOUR, settings)
+
+    assert (verdict.observed, verdict.points) == (50, 14)
+    assert verdict.anomalous is True and verdict.direction == "drop"
+    assert [(f.level, f.check) for f in findings] == [(Level.ERROR, "volume_anomaly")]
+
+
+def test_volume_with_too_little_history_gives_no_verdict(mysql, settings):
+    start = HOUR.naive()[0]
+    insert_rows(mysql, hour_rows(start - dt.timedelta(days=1), 400) + hour_rows(start, 10, offset=1000))
+
+    verdict, findings = quality.check_volume(mysql, "amazon_search_result", HOUR, settings)
+
+    assert verdict.anomalous is None and verdict.points == 1
+    assert findings == []
+
+
+# --- schema drift -----------------------------------------------------------------------
+
+
+def test_no_drift_on_the_shipped_table(mysql):
+    assert quality.check_schema_drift(mysql, "amazon_search_result", SUITE_COLUMNS) == []
+
+
+@pytest.fixture
+def drifted(mysql):
+    """A copy of the results table with a dropped and a retyped column (temporary tables are not
+    in information_schema, so a real one, dropped afterwards)."""
+    with mysql.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS drifted")
+        cur.execute("CREATE TABLE drifted LIKE amazon_search_result")
+        cur.execute("ALTER TABLE drifted DROP COLUMN price, MODIFY task_id BIGINT NULL")
+    yield "drifted"
+    with mysql.cursor() as cur:
+        cur.execute("DROP TABLE drifted")
+
+
+def test_missing_and_retyped_columns_are_errors_that_name_them(mysql, drifted):
+    findings = quality.check_schema_drift(mysql, drifted, SUITE_COLUMNS)
+
+    assert {(f.level, f.subject) for f in findings} == {
+        (Level.ERROR, "drifted.price"),
+        (Level.ERROR, "drifted.task_id"),
+    }
+    assert any("bigint" in f.title for f in findings)
+
+
+# --- completeness -----------------------------------------------------------------------
+
+
+def finish_with_missing(mysql, redis_client, settings, config, crawler):
+    config([("search_result", f"keyword {i}", "US", "hourly", 5) for i in range(2)])
+    dispatch.record_plan(mysql, settings, dispatch.plan_window(mysql, settings, HOUR, "UTC"))
+    dispatch.push_window(mysql, redis_client, settings, HOUR)
+    taken = crawler.take(TASK, 10)
+    crawler.succeed(TASK, taken[:7])  # 3 taken by a worker that died
+    lifecycle.sync_statuses(mysql, redis_client, settings)
+    return taken
+
+
+def test_missing_elements_of_finished_tasks_become_a_retry(mysql, redis_client, settings, config, crawler):
+    taken = finish_with_missing(mysql, redis_client, settings, config, crawler)
+    later = dt.datetime.now(UTC) + dt.timedelta(seconds=settings.health.completeness_grace_seconds + 5)
+
+    summary, findings = quality.check_completeness(mysql, redis_client, settings, later)
+
+    assert summary["missing"] == {TASK: 3}
+    assert [(f.check, f.subject, f.action) for f in findings] == [
+        ("missing_data", TASK, f"created retry task {TASK}_fail")
+    ]
+    assert sorted(m.decode() for m in redis_client.smembers(TASK + "_fail")) == sorted(taken[7:])
+    again, _ = quality.check_completeness(mysql, redis_client, settings, later)
+    assert again["missing"] == {}
+
+
+def test_completeness_waits_for_the_grace_period(mysql, redis_client, settings, config, crawler):
+    finish_with_missing(mysql, redis_client, settings, config, crawler)
+
+    summary, findings = quality.check_completeness(mysql, redis_client, settings, dt.datetime.now(UTC))
+
+    assert summary["checked_tasks"] == 0 and findings == []
+
+
+# --- quarantine -------------------------------------------------------------------------
+
+
+def count(mysql, table):
+    with mysql.cursor() as cur:
+        cur.execute(f"SELECT COUNT(*) FROM {table}")
+        return cur.fetchone()[0]
+
+
+def test_invalid_rows_move_to_quarantine_with_their_rule(mysql, settings):
+    start = HOUR.naive()[0]
+    rows = hour_rows(start, 300)
+    bad = [
+        (TASK, "kw x", "US", "B0BADPRICE", -1, 4.0, 2, 1, start),
+        (TASK, "kw x", "US", "B000000001", 5, 7.5, 2, 2, start),
+        (TASK, "kw x", "US", "b0lowercas", 5, 4.0, 2, 3, start),
+        (TASK, "kw x", "XX", "B000000002", 5, 4.0, 2, 4, start),
+        rows[0],  # a duplicate of the first row
+    ]
+    outside = [(TASK, "kw y", "US", "NOTANASIN", -5, 9, 1, 1, start - dt.timedelta(seconds=1))]
+    insert_rows(mysql, rows + bad + outside)
+    before = count(mysql, "amazon_search_result")
+
+    summary, findings = quality.quarantine_invalid(mysql, "amazon_search_result", HOUR, settings, dag_run_id="r1")
+
+    assert summary["by_rule"] == {
+        "price_non_negative": 1,
+        "rating_range": 1,
+        "asin_format": 1,
+        "marketplace_known": 1,
+        "unique_result": 1,
+    }
+    assert count(mysql, "amazon_search_result") + count(mysql, "amazon_search_result_quarantine") == before
+    assert count(mysql, "amazon_search_result_quarantine") == 5
+    assert findings[0].level == Level.ERROR  # 5 of 305 is above 1 %
+    with mysql.cursor() as cur:
+        cur.execute("SELECT failed_rule, price, dag_run_id FROM amazon_search_result_quarantine ORDER BY id")
+        assert ("price_non_negative", -1, "r1") in {(r, float(p), d) for r, p, d in cur.fetchall()}
+    again, _ = quality.quarantine_invalid(mysql, "amazon_search_result", HOUR, settings)
+    assert again["invalid"] == 0
+
+
+def test_quarantine_dry_run_moves_nothing(mysql, settings):
+    start = HOUR.naive()[0]
+    insert_rows(mysql, [*hour_rows(start, 10), (TASK, "kw", "US", "B000000009", -1, 4.0, 9, 9, start)])
+
+    summary, findings = quality.quarantine_invalid(mysql, "amazon_search_result", HOUR, settings, dry_run=True)
+
+    assert summary["invalid"] == 1
+    assert "would move" in findings[0].action
+    assert count(mysql, "amazon_search_result_quarantine") == 0 and count(mysql, "amazon_search_result") == 11
+
+
+# --- alerts -----------------------------------------------------------------------------
+
+
+def test_findings_are_upserted_per_window(mysql):
+    finding = Finding(Level.WARNING, "amazon_data_supervision", "task_stalled", "stalled", subject=TASK)
+
+    first = record_findings(mysql, [finding], window=HOUR, dag_run_id="a")
+    again = record_findings(mysql, [dataclasses.replace(finding, title="still stalled")], window=HOUR, dag_run_id="b")
+    other_window = hour_window_starting(dt.datetime(2026, 11, 3, 13, tzinfo=UTC), "UTC")
+    record_findings(mysql, [finding], window=other_window)
+
+    assert first == again
+    with mysql.cursor() as cur:
+        cur.execute("SELECT title, dag_run_id FROM amazon_alert ORDER BY id")
+        assert cur.fetchall() == (("still stalled", "b"), ("stalled", None))
