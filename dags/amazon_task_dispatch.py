@@ -12,7 +12,7 @@ every task's status current.
 | `sync_statuses` | `Pending` -> `In Progress` -> `Completed` / `Failed` from what the Redis sets show |
 | `retry_failures` | each `<task_id>_fail` set becomes the retry task `<task_id>_fail`; past `retry_limit` retries the task is `Dead` |
 | `reconcile_lost` | a set lost in a Redis flush or restart is pushed again from the manifest, minus elements with results or waiting in a retry |
-| `summarize` | one summary of the run (skipped rows by reason, new tasks, retries, Dead tasks) |
+| `summarize` | one summary of the run; skipped config rows become a WARNING alert (count per reason), Dead tasks a CRITICAL one |
 
 **Window.** Work keys on the run's data interval `[start, end)`: hourly rows are due in
 every window, daily rows in the window starting at 00:00, weekly rows in the one starting
@@ -136,11 +136,15 @@ def amazon_task_dispatch():
             return lifecycle.reconcile_lost(conn, redis_client(), load_settings())
 
     @task(trigger_rule="none_failed")
-    def summarize(recorded: dict, retried: dict | None, reconciled: dict | None) -> dict:
-        """Log the run's findings; the alerting of skipped rows and Dead tasks hooks in here."""
+    def summarize(recorded: dict, retried: dict | None, reconciled: dict | None, **context) -> dict:
+        """One summary of the run; skipped config rows are a WARNING alert, Dead tasks CRITICAL."""
         import logging
 
-        log = logging.getLogger("crawlops.dispatch")
+        from crawlops.alerts import dead_task_findings, record_findings, skipped_rows_finding
+        from crawlops_airflow.runtime import mysql_connection, run_window
+
+        source = "amazon_task_dispatch"
+        dead = (retried or {}).get("dead", [])
         summary = {
             "window": [recorded["window_start"], recorded["window_end"]],
             "dry_run": recorded.get("dry_run", False),
@@ -148,14 +152,17 @@ def amazon_task_dispatch():
             "recorded": recorded.get("recorded", []),
             "skipped": recorded["skipped"],
             "retries": (retried or {}).get("retries", {}),
-            "dead": [d["task_id"] for d in (retried or {}).get("dead", [])],
+            "dead": [d["task_id"] for d in dead],
             "repushed": (reconciled or {}).get("repushed", {}),
         }
-        if summary["skipped"]:
-            log.warning("skipped config rows by reason: %s", summary["skipped"])
-        if summary["dead"]:
-            log.error("Dead tasks (retry budget spent): %s", summary["dead"])
-        log.info("dispatch summary: %s", summary)
+        logging.getLogger("crawlops.dispatch").info("dispatch summary: %s", summary)
+        if summary["dry_run"]:
+            return summary
+        findings = dead_task_findings(dead, source=source)
+        skipped = skipped_rows_finding(recorded["skipped"], source=source, examples=recorded["skipped_rows"])
+        findings += [skipped] if skipped else []
+        with mysql_connection() as conn:
+            record_findings(conn, findings, window=run_window(context), dag_run_id=context["run_id"])
         return summary
 
     recorded = record_tasks()

@@ -140,3 +140,35 @@ def record_check(
             ),
         )
     conn.commit()
+
+
+def dead_task_findings(dead: Iterable[dict[str, Any]], *, source: str) -> list[Finding]:
+    """CRITICAL findings naming each task whose retry budget is spent."""
+    return [
+        Finding(
+            Level.CRITICAL,
+            source,
+            "task_dead",
+            f"{d['task_id']} is Dead: {d['failed_elements']} elements still failing after {d['retry_count']} retries",
+            subject=d["task_id"],
+            details=dict(d),
+            action=f"no more retries; failed elements kept in {d['task_id']}_fail for inspection",
+        )
+        for d in dead
+    ]
+
+
+def skipped_rows_finding(skipped: dict[str, int], *, source: str, examples: list[dict[str, Any]]) -> Finding | None:
+    """One WARNING counting the config rows a dispatch run skipped, per reason."""
+    if not skipped:
+        return None
+    total = sum(skipped.values())
+    return Finding(
+        Level.WARNING,
+        source,
+        "config_rows_skipped",
+        f"{total} config rows skipped: " + ", ".join(f"{reason} {n}" for reason, n in skipped.items()),
+        subject="amazon_crawl_config",
+        details={"by_reason": skipped, "examples": examples[:10]},
+        action="fix or disable these rows in amazon_crawl_config; the other rows were dispatched",
+    )

@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from crawlops import lifecycle, queue, store
-from crawlops.alerts import Finding, Level
+from crawlops.alerts import Finding, Level, dead_task_findings
 from crawlops.model import TaskStatus
 from crawlops.settings import Settings
 
@@ -124,6 +124,7 @@ def check_tasks(
                     action=f"{verb} {handed} unanswered elements to the retry path",
                 )
             )
+    findings += dead_task_findings(repair.get("dead", []), source=SOURCE)
     for task in stalled:
         findings.append(
             Finding(

@@ -70,9 +70,37 @@ def hour_window_starting(start: dt.datetime, tz: str) -> Window:
 
 def last_complete_hour(instant: dt.datetime, tz: str) -> Window:
     """The last one-hour window that ended at or before ``instant``, hours counted in ``tz``."""
+    return last_complete_interval(instant, tz, minutes=60)
+
+
+def last_complete_interval(instant: dt.datetime, tz: str, *, minutes: int) -> Window:
+    """The last window of ``minutes`` (a divisor of 60, or 60) that ended at or before ``instant``."""
     local = instant.astimezone(ZoneInfo(tz))
-    end = local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
-    return Window(end - dt.timedelta(hours=1), end)
+    end = local.replace(minute=local.minute - local.minute % minutes, second=0, microsecond=0).astimezone(UTC)
+    return Window(end - dt.timedelta(minutes=minutes), end)
+
+
+def closes_hour(window: Window, tz: str) -> bool:
+    """Whether the window ends on the hour in ``tz`` (the run that closes an hour)."""
+    local = window.end.astimezone(ZoneInfo(tz))
+    return (local.minute, local.second, local.microsecond) == (0, 0, 0)
+
+
+def closes_day(window: Window, tz: str) -> bool:
+    """Whether the window ends at midnight in ``tz`` (the run that closes a day)."""
+    return window.end.astimezone(ZoneInfo(tz)).time() == dt.time(0)
+
+
+def hour_ending(window: Window) -> Window:
+    """The hour that ends where ``window`` ends."""
+    return Window(window.end - dt.timedelta(hours=1), window.end)
+
+
+def day_ending(window: Window, tz: str) -> Window:
+    """The calendar day in ``tz`` that ends where ``window`` ends (23, 24 or 25 hours)."""
+    end = window.end.astimezone(ZoneInfo(tz))
+    start = (end - dt.timedelta(hours=12)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return Window(start, end)
 
 
 def task_id_for(crawl_object: str, window: Window, frequency: str) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from crawlops import lifecycle, store
-from crawlops.alerts import Finding, Level
+from crawlops.alerts import Finding, Level, dead_task_findings
 from crawlops.db import batched
 from crawlops.model import TaskStatus, Window
 from crawlops.settings import QualitySettings, Settings
@@ -211,6 +211,7 @@ def check_completeness(
         )
         for task_id, count in missing.items()
     ]
+    findings += dead_task_findings(repair.get("dead", []), source=SOURCE)
     return {"checked_tasks": len(tasks), "missing": missing, "repair": repair}, findings
 
 

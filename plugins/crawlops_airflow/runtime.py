@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from crawlops.db import prepare
-from crawlops.model import Window, hour_window_starting, last_complete_hour
+from crawlops.model import Window, hour_window_starting, last_complete_interval
 from crawlops.settings import VARIABLE_NAME, Settings, dag_timezone
 
 MYSQL_CONN_ID = "crawl_mysql"
@@ -22,14 +22,14 @@ REDIS_CONN_ID = "crawl_redis"
 log = logging.getLogger(__name__)
 
 
-def run_window(context: Mapping[str, Any]) -> Window:
-    """The window a run works on.
+def run_window(context: Mapping[str, Any], *, minutes: int = 60) -> Window:
+    """The window a run works on (``minutes``: the DAG's schedule interval).
 
     1. The ``interval_start`` param, when a person asked for a specific hour.
     2. The run's data interval (scheduled runs, backfills, manual runs given a logical date).
     3. A manual run with no logical date has no data interval: it takes the last complete
-       hour before the run's ``run_after``, which is stored on the run, so clearing and
-       re-running it works on the same hour again.
+       interval before the run's ``run_after``, which is stored on the run, so clearing and
+       re-running it works on the same window again.
     """
     tz = dag_timezone()
     requested = (context.get("params") or {}).get("interval_start")
@@ -39,8 +39,8 @@ def run_window(context: Mapping[str, Any]) -> Window:
     if start is not None and end is not None and end > start:
         return Window(start, end)
     run_after = context["dag_run"].run_after
-    window = last_complete_hour(run_after, tz)
-    log.info("run has no data interval; using the last complete hour before run_after %s: %s", run_after, window)
+    window = last_complete_interval(run_after, tz, minutes=minutes)
+    log.info("run has no data interval; using the last complete interval before run_after %s: %s", run_after, window)
     return window
 
 
@@ -65,6 +65,17 @@ def mysql_connection() -> Iterator[Any]:
         yield conn
     finally:
         conn.close()
+
+
+def sqlalchemy_url() -> str:
+    """``mysql+pymysql://`` URL of the ``crawl_mysql`` connection, for Great Expectations."""
+    from urllib.parse import quote
+
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(MYSQL_CONN_ID)
+    auth = quote(conn.login or "", safe="") + (":" + quote(conn.password, safe="") if conn.password else "")
+    return f"mysql+pymysql://{auth}@{conn.host or '127.0.0.1'}:{conn.port or 3306}/{conn.schema}?charset=utf8mb4"
 
 
 def redis_client() -> Any:

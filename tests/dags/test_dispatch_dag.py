@@ -156,3 +156,46 @@ def test_a_redis_flush_is_recovered_by_the_next_run(dag, mysql, redis_client, co
     requeued = sorted(m.decode() for m in redis_client.smembers(task_id))
     assert requeued == sorted({e for t, e in manifest if t == task_id} - set(done))
     assert redis_client.scard(f"search_result_{epoch(NOON) + 3600}_hourly") == 5
+
+
+def alerts(mysql):
+    with mysql.cursor() as cur:
+        cur.execute("SELECT level, check_name, subject, title FROM amazon_alert ORDER BY id")
+        return cur.fetchall()
+
+
+def test_skipped_rows_raise_one_warning_with_counts_per_reason(dag, mysql, redis_client, config):
+    config(ROWS)
+
+    run(dag, NOON)
+    run(dag, NOON)
+
+    assert alerts(mysql) == (
+        (
+            "WARNING",
+            "config_rows_skipped",
+            "amazon_crawl_config",
+            "2 config rows skipped: duplicate 1, empty_target 1",
+        ),
+    )
+
+
+def test_a_task_past_its_retry_budget_raises_a_critical_alert(dag, mysql, redis_client, config, crawler, settings):
+    config(ROWS[:1])
+    run(dag, NOON)
+    task_id = f"search_result_{epoch(NOON)}_hourly"
+    with mysql.cursor() as cur:
+        cur.execute(
+            "UPDATE amazon_task_information SET retry_count = %s WHERE task_id = %s",
+            (settings.dispatch.retry_limit, task_id),
+        )
+    mysql.commit()
+    crawler.fail(task_id, crawler.take(task_id, 10))
+
+    run(dag, NOON + dt.timedelta(hours=1))
+
+    critical = [a for a in alerts(mysql) if a[0] == "CRITICAL"]
+    assert [(a[1], a[2]) for a in critical] == [("task_dead", task_id)]
+    with mysql.cursor() as cur:
+        cur.execute("SELECT task_status FROM amazon_task_information WHERE task_id = %s", (task_id,))
+        assert cur.fetchone() == ("Dead",)
