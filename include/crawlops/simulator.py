@@ -1,0 +1,135 @@
+"""A SIMULATED crawler: plays the crawler fleet's side of the protocol for demos, tests and benchmarks.
+
+It is not a crawler: it fetches nothing. It follows the protocol exactly as the real
+workers do: take elements from the Redis set named by an open task id (SPOP), write result
+rows with that task id into ``amazon_search_result``, and add the elements it fails on to
+``<task_id>_fail``. Knobs make it fail, write broken rows, or take elements and never
+answer (a worker that died).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import random
+import string
+from collections.abc import Callable
+from typing import Any
+
+from crawlops.model import OPEN_STATUSES
+
+_ASIN_ALPHABET = string.digits + string.ascii_uppercase
+
+
+@dataclasses.dataclass(frozen=True)
+class Behaviour:
+    """How the simulated fleet behaves; rates are per element (fail, vanish) or per row (the rest)."""
+
+    results_per_page: int = 16
+    fail_rate: float = 0.02
+    vanish_rate: float = 0.0
+    invalid_rate: float = 0.005
+    null_rate: float = 0.0
+
+
+def _asin(rng: random.Random) -> str:
+    return "B0" + "".join(rng.choices(_ASIN_ALPHABET, k=8))
+
+
+def _row(rng: random.Random, task_id: str, element: dict[str, Any], position: int, behaviour: Behaviour) -> tuple:
+    asin, price, rating = _asin(rng), round(rng.uniform(3, 300), 2), round(rng.uniform(1, 5), 1)
+    title = f"{element['keyword']} item {position}"
+    if rng.random() < behaviour.invalid_rate:
+        broken = rng.choice(("price", "rating", "asin"))
+        price = -price if broken == "price" else price
+        rating = 7.5 if broken == "rating" else rating
+        asin = asin.lower() if broken == "asin" else asin
+    if rng.random() < behaviour.null_rate:
+        title = None
+    currency = {"US": "USD", "UK": "GBP", "DE": "EUR", "JP": "JPY"}.get(element["marketplace"], "USD")
+    return (
+        task_id,
+        element["keyword"],
+        element["marketplace"],
+        asin,
+        title,
+        price,
+        currency,
+        rating,
+        rng.randint(0, 50_000),
+        element["page"],
+        position,
+    )
+
+
+def open_task_ids(conn: Any) -> list[str]:
+    """What a worker polls: the tasks that are Pending or In Progress."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT task_id FROM amazon_task_information WHERE task_status IN (%s, %s) ORDER BY created_at",
+            tuple(s.value for s in OPEN_STATUSES),
+        )
+        return [task_id for (task_id,) in cur.fetchall()]
+
+
+def crawl(
+    conn: Any,
+    r: Any,
+    *,
+    behaviour: Behaviour = Behaviour(),
+    rng: random.Random | None = None,
+    max_elements: int | None = None,
+    clock: Callable[[], dt.datetime] | None = None,
+    batch: int = 50,
+) -> dict[str, int]:
+    """Work through open tasks until they are empty (or ``max_elements`` were taken).
+
+    ``clock`` gives each row's create_time (default: the database's current time).
+    Returns counts of elements answered, failed and vanished, and rows written.
+    """
+    rng = rng or random.Random()
+    counts = {"answered": 0, "failed": 0, "vanished": 0, "rows": 0}
+    taken_total = 0
+    for task_id in open_task_ids(conn):
+        while max_elements is None or taken_total < max_elements:
+            want = batch if max_elements is None else min(batch, max_elements - taken_total)
+            members = r.spop(task_id, want) or []
+            if not members:
+                break
+            taken_total += len(members)
+            rows, failed = [], []
+            for member in members:
+                text = member.decode("utf-8") if isinstance(member, bytes) else member
+                roll = rng.random()
+                if roll < behaviour.vanish_rate:
+                    counts["vanished"] += 1
+                elif roll < behaviour.vanish_rate + behaviour.fail_rate:
+                    failed.append(text)
+                else:
+                    element = json.loads(text)
+                    rows += [
+                        _row(rng, task_id, element, p, behaviour) for p in range(1, behaviour.results_per_page + 1)
+                    ]
+                    counts["answered"] += 1
+            if rows:
+                _write(conn, rows, clock)
+                counts["rows"] += len(rows)
+            if failed:
+                r.sadd(task_id + "_fail", *failed)
+                counts["failed"] += len(failed)
+    return counts
+
+
+def _write(conn: Any, rows: list[tuple], clock: Callable[[], dt.datetime] | None) -> None:
+    columns = "task_id, keyword, marketplace, asin, title, price, currency, rating, review_count, page, position"
+    marks = ", ".join(["%s"] * 11)
+    with conn.cursor() as cur:
+        if clock is None:
+            cur.executemany(f"INSERT INTO amazon_search_result ({columns}) VALUES ({marks})", rows)  # noqa: S608
+        else:
+            cur.executemany(
+                f"INSERT INTO amazon_search_result ({columns}, create_time) VALUES ({marks}, %s)",  # noqa: S608
+                [(*row, clock().replace(tzinfo=None)) for row in rows],
+            )
+    conn.commit()
