@@ -30,6 +30,14 @@ class TaskStatus(StrEnum):
 OPEN_STATUSES = (TaskStatus.PENDING, TaskStatus.IN_PROGRESS)
 
 
+def as_utc(instant: dt.datetime) -> dt.datetime:
+    """A plain ``datetime`` in UTC (Airflow hands out pendulum objects, whose arithmetic with
+    stdlib timezones can drop the tzinfo)."""
+    if instant.tzinfo is None:
+        raise ValueError(f"{instant!r} is not timezone-aware")
+    return dt.datetime.fromtimestamp(instant.timestamp(), UTC)
+
+
 @dataclasses.dataclass(frozen=True)
 class Window:
     """A half-open interval [start, end) in UTC: the data interval a run works on."""
@@ -42,8 +50,8 @@ class Window:
             raise ValueError("window bounds must be timezone-aware")
         if self.end <= self.start:
             raise ValueError(f"window end {self.end} is not after its start {self.start}")
-        object.__setattr__(self, "start", self.start.astimezone(UTC))
-        object.__setattr__(self, "end", self.end.astimezone(UTC))
+        object.__setattr__(self, "start", as_utc(self.start))
+        object.__setattr__(self, "end", as_utc(self.end))
 
     @property
     def epoch(self) -> int:
@@ -75,7 +83,7 @@ def last_complete_hour(instant: dt.datetime, tz: str) -> Window:
 
 def last_complete_interval(instant: dt.datetime, tz: str, *, minutes: int) -> Window:
     """The last window of ``minutes`` (a divisor of 60, or 60) that ended at or before ``instant``."""
-    local = instant.astimezone(ZoneInfo(tz))
+    local = as_utc(instant).astimezone(ZoneInfo(tz))
     end = local.replace(minute=local.minute - local.minute % minutes, second=0, microsecond=0).astimezone(UTC)
     return Window(end - dt.timedelta(minutes=minutes), end)
 

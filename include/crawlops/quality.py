@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import logging
 import math
 import statistics
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from crawlops import lifecycle, store
@@ -116,12 +114,6 @@ TYPE_FAMILIES = {
     "numeric": {"tinyint", "smallint", "mediumint", "int", "bigint", "decimal", "float", "double"},
     "datetime": {"datetime", "timestamp", "date"},
 }
-
-
-def expected_columns(suite_path: Path) -> dict[str, str]:
-    """The columns and type families a suite file declares in ``meta.expected_columns``."""
-    suite = json.loads(suite_path.read_text("utf-8"))
-    return dict(suite.get("meta", {}).get("expected_columns", {}))
 
 
 def check_schema_drift(conn: Any, table: str, expected: dict[str, str]) -> list[Finding]:

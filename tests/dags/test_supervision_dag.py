@@ -1,0 +1,133 @@
+"""The supervision DAG end to end, in process (dag.test), against the real MariaDB and Redis."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from crawlops import dispatch
+from crawlops.model import UTC, hour_window_starting
+
+pytestmark = pytest.mark.dagrun
+
+DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
+HOUR = hour_window_starting(dt.datetime(2026, 11, 3, 12, tzinfo=UTC), "UTC")
+TASK = "search_result_1793707200_hourly"
+HOURLY = ["validate_results", "volume_anomaly", "schema_drift", "completeness", "quarantine_invalid"]
+
+
+@pytest.fixture
+def dag(airflow_db, monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    # A small hour: the volume floor scaled down with the test data.
+    monkeypatch.setenv("CRAWLOPS__QUALITY__MIN_RECORDS_PER_HOUR", "100")
+    return DagBag(dag_folder=str(DAGS_DIR)).get_dag("amazon_data_supervision")
+
+
+def run(dag, window_end, **conf):
+    """The run whose 5-minute window ends at ``window_end``."""
+    dag_run = dag.test(logical_date=window_end, run_conf=conf or None)
+    return dag_run.state, {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+
+
+def crawl_the_hour(mysql, redis_client, settings, config, crawler, *, invalid=0):
+    """Dispatch the hour, and let the crawlers answer it inside the hour (``invalid`` rows broken)."""
+    config([("search_result", f"keyword {i}", "US", "hourly", 5) for i in range(30)])
+    dispatch.record_plan(mysql, settings, dispatch.plan_window(mysql, settings, HOUR, "UTC"))
+    dispatch.push_window(mysql, redis_client, settings, HOUR)
+    crawler.succeed(TASK, crawler.take(TASK, 150))
+    with mysql.cursor() as cur:
+        cur.execute("UPDATE amazon_search_result SET create_time = %s + INTERVAL id SECOND", (HOUR.naive()[0],))
+        if invalid:
+            cur.execute("UPDATE amazon_search_result SET price = -1 ORDER BY id LIMIT %s", (invalid,))
+    mysql.commit()
+
+
+def rows(mysql, sql):
+    with mysql.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchall()
+
+
+def test_hour_close_runs_every_check_and_a_clean_hour_passes(dag, mysql, redis_client, settings, config, crawler):
+    crawl_the_hour(mysql, redis_client, settings, config, crawler)
+
+    state, tis = run(dag, HOUR.end)
+
+    assert state == "success"
+    assert {t: tis[t] for t in ["system_check", "task_health", *HOURLY, "summarize"]} == dict.fromkeys(
+        ["system_check", "task_health", *HOURLY, "summarize"], "success"
+    )
+    assert tis["daily_report"] == "skipped"
+    assert rows(mysql, "SELECT suite_name, success, row_count FROM amazon_validation_run") == (
+        ("amazon_search_result", 1, 150),
+    )
+    checks = dict(rows(mysql, "SELECT check_name, status FROM amazon_check_run"))
+    assert checks["suite:amazon_search_result"] == "pass"
+    assert checks["quarantine_invalid"] == "pass"
+
+
+def test_a_dirty_hour_fails_its_suite_and_is_repaired(dag, mysql, redis_client, settings, config, crawler):
+    crawl_the_hour(mysql, redis_client, settings, config, crawler, invalid=6)
+
+    state, tis = run(dag, HOUR.end)
+
+    assert tis["validate_results"] == "failed"  # red in the grid: the hour's data failed its suite
+    assert tis["quarantine_invalid"] == "success" and state == "success"
+    assert rows(mysql, "SELECT COUNT(*) FROM amazon_search_result_quarantine WHERE failed_rule = 'price_non_negative'")[
+        0
+    ] == (6,)
+    assert rows(mysql, "SELECT COUNT(*) FROM amazon_search_result") == ((144,),)
+    levels = rows(mysql, "SELECT level, check_name FROM amazon_alert ORDER BY level, check_name")
+    assert ("ERROR", "invalid_data") in levels
+    assert ("ERROR", "price_non_negative") in levels  # the suite names the rule that failed
+
+
+def test_a_run_inside_the_hour_checks_health_only(dag, mysql, redis_client, settings, config, crawler):
+    crawl_the_hour(mysql, redis_client, settings, config, crawler)
+
+    state, tis = run(dag, HOUR.end + dt.timedelta(minutes=5))
+
+    assert state == "success"
+    assert tis["task_health"] == "success"
+    assert {tis[t] for t in HOURLY} == {"skipped"}
+    assert rows(mysql, "SELECT COUNT(*) FROM amazon_validation_run") == ((0,),)
+
+
+def test_rerunning_a_window_recomputes_the_same_rows(dag, mysql, redis_client, settings, config, crawler):
+    crawl_the_hour(mysql, redis_client, settings, config, crawler, invalid=3)
+    tables = ["amazon_validation_run", "amazon_check_run", "amazon_alert", "amazon_search_result_quarantine"]
+
+    run(dag, HOUR.end)
+    first = {t: rows(mysql, f"SELECT COUNT(*) FROM {t}")[0][0] for t in tables}
+    run(dag, HOUR.end)
+    second = {t: rows(mysql, f"SELECT COUNT(*) FROM {t}")[0][0] for t in tables}
+
+    assert first == second
+    assert first["amazon_search_result_quarantine"] == 3
+
+
+def test_dry_run_repairs_nothing(dag, mysql, redis_client, settings, config, crawler):
+    crawl_the_hour(mysql, redis_client, settings, config, crawler, invalid=2)
+
+    run(dag, HOUR.end, dry_run=True)
+
+    assert rows(mysql, "SELECT COUNT(*) FROM amazon_search_result_quarantine") == ((0,),)
+    assert rows(mysql, "SELECT COUNT(*) FROM amazon_search_result") == ((150,),)
+
+
+def test_unreachable_redis_fails_the_run_with_a_critical_alert(dag, mysql, monkeypatch):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CRAWL_REDIS", '{"conn_type": "redis", "host": "127.0.0.1", "port": 1, "extra": {"db": 15}}'
+    )
+    for task in dag.tasks:
+        task.retries = 0
+
+    state, tis = run(dag, HOUR.end)
+
+    assert state == "failed"
+    assert tis["system_check"] == "failed"
+    assert rows(mysql, "SELECT level, check_name FROM amazon_alert") == (("CRITICAL", "redis_reachable"),)
