@@ -1,10 +1,13 @@
-"""`make demo` / `make schema`: dispatch one real window on this machine and show the result.
+"""`make demo` / `make schema`: dispatch one real window on this machine, crawl it with the
+simulated fleet, supervise it, and show the result.
 
     python -m crawlops_airflow.demo schema   # apply the DDL to the demo database
-    python -m crawlops_airflow.demo run      # schema, demo config, one dispatch run, summary
+    python -m crawlops_airflow.demo run      # schema, demo config, dispatch, simulated crawl, supervision
 
-The run goes through the real DAG (``dag.test()`` in a child process, its log kept under
+The runs go through the real DAGs (``dag.test()`` in a child process, logs kept under
 ``$AIRFLOW_HOME/demo-runs``) against the ``crawl_mysql`` / ``crawl_redis`` connections.
+The simulated crawl is timestamped inside the dispatched hour, so that the supervision run
+closing that hour has the hour's data to judge.
 """
 
 from __future__ import annotations
@@ -60,23 +63,24 @@ def _load_demo_config(conn) -> int:
     return len(DEMO_CONFIG)
 
 
-def _run_dag(logical_date: dt.datetime, log_path: Path) -> int:
-    """Run the dispatch DAG once in a child process (Airflow logs to a file, not the terminal)."""
+def _run_dag(dag_id: str, logical_date: dt.datetime, log_path: Path, **env: str) -> int:
+    """Run a DAG once in a child process (Airflow logs to a file, not the terminal)."""
     code = (
         "import datetime as dt, sys\n"
         "from airflow.dag_processing.dagbag import DagBag\n"
-        "dag = DagBag(dag_folder=sys.argv[1]).get_dag('amazon_task_dispatch')\n"
-        "run = dag.test(logical_date=dt.datetime.fromisoformat(sys.argv[2]))\n"
+        "dag = DagBag(dag_folder=sys.argv[1]).get_dag(sys.argv[2])\n"
+        "run = dag.test(logical_date=dt.datetime.fromisoformat(sys.argv[3]))\n"
         "sys.exit(0 if run.state == 'success' else 1)\n"
     )
     airflow = Path(sys.executable).with_name("airflow")
     with log_path.open("w") as log:
         subprocess.run([str(airflow), "db", "migrate"], check=True, stdout=log, stderr=subprocess.STDOUT)
         return subprocess.run(
-            [sys.executable, "-c", code, os.environ["AIRFLOW__CORE__DAGS_FOLDER"], logical_date.isoformat()],
+            [sys.executable, "-c", code, os.environ["AIRFLOW__CORE__DAGS_FOLDER"], dag_id, logical_date.isoformat()],
             stdout=log,
             stderr=subprocess.STDOUT,
             check=False,
+            env={**os.environ, **env},
         ).returncode
 
 
@@ -106,8 +110,48 @@ def _print_summary(conn, redis_db: int, window) -> None:
         print(f"\nmanifest: {elements} elements across {with_manifest} tasks in MySQL")
 
 
+def _simulated_crawl(conn, redis_db: int, window) -> dict[str, int]:
+    import random
+
+    import redis
+
+    from crawlops import simulator
+
+    rng = random.Random(window.epoch)
+    start = window.start
+
+    def inside_the_hour() -> dt.datetime:
+        return start + dt.timedelta(seconds=rng.uniform(0, 3599))
+
+    behaviour = simulator.Behaviour(results_per_page=16, fail_rate=0.05, invalid_rate=0.01)
+    r = redis.Redis(host="127.0.0.1", port=6379, db=redis_db)
+    return simulator.crawl(conn, r, behaviour=behaviour, rng=rng, clock=inside_the_hour)
+
+
+def _print_supervision(conn, window) -> None:
+    end = window.naive()[1]
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT check_name, status, findings FROM amazon_check_run WHERE window_end = %s ORDER BY check_name",
+            (end,),
+        )
+        print(f"\nsupervision of {window}:")
+        for check, status, findings in cur.fetchall():
+            print(f"  {check:32} {status:8} {findings} findings")
+        cur.execute(
+            "SELECT level, check_name, title, COALESCE(action_taken, '') FROM amazon_alert "
+            "WHERE window_end = %s ORDER BY FIELD(level, 'CRITICAL', 'ERROR', 'WARNING', 'INFO'), id",
+            (end,),
+        )
+        findings = cur.fetchall()
+        print("findings:" if findings else "findings: none")
+        for level, check, title, action in findings:
+            print(f"  {level:8} {check:22} {title}" + (f"\n{'':34}-> {action}" if action else ""))
+
+
 def _run() -> int:
     tz = dag_timezone()
+    redis_db = int(os.environ.get("CRAWLOPS_REDIS_DB", "1"))
     conn = connect()
     print("schema applied:", ", ".join(apply_schema(conn)))
     loaded = _load_demo_config(conn)
@@ -115,17 +159,28 @@ def _run() -> int:
     window = last_complete_hour(dt.datetime.now(UTC), tz)
     log_dir = Path(os.environ["AIRFLOW_HOME"]) / "demo-runs"
     log_dir.mkdir(parents=True, exist_ok=True)
+
     log_path = log_dir / f"dispatch-{window.epoch}.log"
     print(f"running amazon_task_dispatch for {window} (log: {log_path}) ...")
-    status = _run_dag(window.end, log_path)
-    if status:
-        print(f"the DAG run failed; see {log_path}", file=sys.stderr)
-        return status
+    if _run_dag("amazon_task_dispatch", window.end, log_path):
+        print(f"the dispatch run failed; see {log_path}", file=sys.stderr)
+        return 1
     for line in log_path.read_text().splitlines():
-        if "skipped: " in line and "config row" in line:
+        if "skipped: " in line and "config row" in line and "[crawlops.dispatch]" in line:
             print("  " + line.split("[warning  ]")[-1].split("[crawlops")[0].strip())
-    _print_summary(conn, int(os.environ.get("CRAWLOPS_REDIS_DB", "1")), window)
-    print("\nrun `make demo` again: the same window is found recorded and nothing changes.")
+    _print_summary(conn, redis_db, window)
+
+    crawled = _simulated_crawl(conn, redis_db, window)
+    print(f"\nsimulated crawler fleet: {crawled}")
+    log_path = log_dir / f"supervision-{window.epoch}.log"
+    print(f"running amazon_data_supervision for the run closing {window.end:%H:%M} (log: {log_path}) ...")
+    # The demo hour is small: the volume floor is lowered through the settings override.
+    status = _run_dag("amazon_data_supervision", window.end, log_path, CRAWLOPS__QUALITY__MIN_RECORDS_PER_HOUR="100")
+    _print_supervision(conn, window)
+    if status:
+        print(f"the supervision run failed; see {log_path}", file=sys.stderr)
+        return 1
+    print("\nrun `make demo` again: the same window is found dispatched and supervision recomputes the same rows.")
     conn.close()
     return 0
 
