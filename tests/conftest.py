@@ -57,6 +57,7 @@ TABLES = (
     "amazon_validation_run",
     "amazon_daily_report",
     "amazon_check_run",
+    "amazon_alert_delivery",
 )
 
 

@@ -70,12 +70,37 @@ class QualitySettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class AlertSettings:
+    min_level: str
+    suppression_window_seconds: int
+    max_messages_per_minute: int
+    max_message_bytes: int
+    delivery_timeout_seconds: float
+    retry_backoff_seconds: int
+    max_delivery_attempts: int
+    airflow_base_url: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportSettings:
+    reports_dir: str
+
+    def directory(self) -> Path:
+        """The reports folder: the setting, or ``$AIRFLOW_HOME/reports``."""
+        if self.reports_dir:
+            return Path(self.reports_dir)
+        return Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser() / "reports"
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     """All settings; the values live in the TOML file only, so there is one place to read them."""
 
     dispatch: DispatchSettings
     health: HealthSettings
     quality: QualitySettings
+    alerts: AlertSettings
+    report: ReportSettings
 
     @classmethod
     def load(
@@ -116,7 +141,13 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> None:
             base[key] = value
 
 
-_SECTIONS = {"dispatch": DispatchSettings, "health": HealthSettings, "quality": QualitySettings}
+_SECTIONS = {
+    "dispatch": DispatchSettings,
+    "health": HealthSettings,
+    "quality": QualitySettings,
+    "alerts": AlertSettings,
+    "report": ReportSettings,
+}
 
 
 def _build(cls: type, raw: Mapping[str, Any], where: str) -> Any:
@@ -143,6 +174,7 @@ def _build(cls: type, raw: Mapping[str, Any], where: str) -> Any:
 _CHOICES = {
     "anomaly_seasonality": ("hour_of_day", "hour_of_week"),
     "anomaly_direction": ("drop", "spike", "both"),
+    "min_level": ("INFO", "WARNING", "ERROR", "CRITICAL"),
 }
 
 
@@ -150,7 +182,7 @@ def _coerce(value: Any, kind: str, label: str) -> Any:
     if kind == "str":
         choices = _CHOICES.get(label.rpartition(".")[2])
         if not isinstance(value, str) or (choices and value not in choices):
-            raise ValueError(f"{label}: expected one of {choices}, got {value!r}")
+            raise ValueError(f"{label}: expected {'one of ' + str(choices) if choices else 'text'}, got {value!r}")
         return value
     if kind.startswith("tuple"):
         if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
@@ -173,5 +205,5 @@ def _check_ranges(section: Any, where: str) -> None:
             raise ValueError(f"{label}: must not be negative, got {value}")
         if field.name.endswith(("_rate_min", "_rate_max", "_ratio", "_mostly")) and not 0 <= value <= 1:
             raise ValueError(f"{label}: must lie in [0, 1], got {value}")
-        if field.name.endswith(("batch_size", "max_target_length", "max_pages_limit")) and value < 1:
+        if field.name.endswith(("batch_size", "max_target_length", "max_pages_limit", "per_minute")) and value < 1:
             raise ValueError(f"{label}: must be at least 1, got {value}")

@@ -143,6 +143,19 @@ CREATE TABLE IF NOT EXISTS amazon_alert (
     KEY idx_alert_delivery (delivery_status, next_attempt_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
+-- One row per message sent (or tried) to an alert channel: the per-minute rate limit counts these.
+CREATE TABLE IF NOT EXISTS amazon_alert_delivery (
+    id           BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+    channel      VARCHAR(32)   NOT NULL,
+    sent_at      DATETIME(3)   NOT NULL,
+    alert_count  INT UNSIGNED  NOT NULL,
+    success      TINYINT(1)    NOT NULL,
+    error        TEXT          NULL,
+    dag_run_id   VARCHAR(250)  NULL,
+    PRIMARY KEY (id),
+    KEY idx_delivery_time (channel, sent_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
 -- One row per (suite, table, window): re-validating a window overwrites its row.
 CREATE TABLE IF NOT EXISTS amazon_validation_run (
     id              BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,

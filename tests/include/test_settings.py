@@ -36,7 +36,7 @@ def test_list_settings_come_from_json_in_the_environment():
     ("overrides", "message"),
     [
         ({"dispatch": {"retry_limt": 3}}, "unknown keys"),
-        ({"alerts": {}}, "unknown keys"),
+        ({"alertz": {}}, "unknown keys"),
         ({"dispatch": {"retry_limit": "three"}}, "expected a number"),
         ({"dispatch": {"retry_limit": 2.5}}, "whole number"),
         ({"dispatch": {"retry_limit": -1}}, "must not be negative"),
