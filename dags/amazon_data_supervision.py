@@ -15,7 +15,7 @@ what needs repair? At each day's close: the daily report.
 | `completeness` | hourly | finished tasks whose elements have no result rows: a retry task of exactly those elements |
 | `quarantine_invalid` | hourly | invalid rows moved to `amazon_search_result_quarantine` with the rule they failed |
 | `day_closes` / `daily_report` | daily | the run whose window ends at 00:00 (or `run_daily`) |
-| `summarize` | every run | the run's findings by level; fails the run if the system check failed |
+| `summarize` | every run | the run's findings by level, delivered to DingTalk (WARNING and above, batched, suppressed, rate-limited); fails the run if the system check failed |
 
 Every finding is stored in `amazon_alert` (one row per check, subject and window) and
 every check's outcome in `amazon_check_run`, so re-running or backfilling a window
@@ -31,6 +31,7 @@ import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 from crawlops.settings import dag_timezone
+from crawlops_airflow.notifiers import DingTalkNotifier
 from crawlops_airflow.operators import ValidateSuiteOperator
 
 TZ = dag_timezone()
@@ -57,6 +58,7 @@ def _window(context):
         "retry_delay": pendulum.duration(seconds=30),
         "retry_exponential_backoff": True,
         "max_retry_delay": pendulum.duration(minutes=5),
+        "on_failure_callback": DingTalkNotifier(record_failure=True),
     },
     tags=["crawl", "supervision", "data-quality", "amazon"],
     params={
@@ -214,6 +216,7 @@ def amazon_data_supervision():
             by_level = dict(cur.fetchall())
         summary = {"window": [start.isoformat(), end.isoformat()], "findings_by_level": by_level}
         log.info("supervision summary: %s", summary)
+        DingTalkNotifier().notify(context)  # the run's alerts (and earlier failed deliveries), batched
         if system is None or health is None:
             raise RuntimeError("system check or task health did not complete: see those tasks; findings were recorded")
         return summary

@@ -12,7 +12,9 @@ every task's status current.
 | `sync_statuses` | `Pending` -> `In Progress` -> `Completed` / `Failed` from what the Redis sets show |
 | `retry_failures` | each `<task_id>_fail` set becomes the retry task `<task_id>_fail`; past `retry_limit` retries the task is `Dead` |
 | `reconcile_lost` | a set lost in a Redis flush or restart is pushed again from the manifest, minus elements with results or waiting in a retry |
-| `summarize` | one summary of the run; skipped config rows become a WARNING alert (count per reason), Dead tasks a CRITICAL one |
+| `summarize` | one summary of the run; skipped config rows become a WARNING alert (count per reason), Dead tasks a CRITICAL one; the run's alerts go to DingTalk as one message |
+
+A task that fails for good raises an ERROR alert naming the DAG, task and run.
 
 **Window.** Work keys on the run's data interval `[start, end)`: hourly rows are due in
 every window, daily rows in the window starting at 00:00, weekly rows in the one starting
@@ -33,6 +35,7 @@ from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 from crawlops.planning import CRAWL_OBJECTS
 from crawlops.settings import dag_timezone
+from crawlops_airflow.notifiers import DingTalkNotifier
 
 TZ = dag_timezone()
 
@@ -48,7 +51,13 @@ def _is_dry_run(context) -> bool:
     catchup=False,
     max_active_runs=4,
     doc_md=__doc__,
-    default_args={"owner": "crawl-ops", "retries": 2, "retry_delay": pendulum.duration(minutes=1)},
+    default_args={
+        "owner": "crawl-ops",
+        "retries": 2,
+        "retry_delay": pendulum.duration(minutes=1),
+        # A task that failed for good becomes an ERROR alert naming the DAG, task and run.
+        "on_failure_callback": DingTalkNotifier(record_failure=True),
+    },
     tags=["crawl", "dispatch", "amazon"],
     params={
         "interval_start": Param(
@@ -163,6 +172,7 @@ def amazon_task_dispatch():
         findings += [skipped] if skipped else []
         with mysql_connection() as conn:
             record_findings(conn, findings, window=run_window(context), dag_run_id=context["run_id"])
+        DingTalkNotifier().notify(context)  # the run's alerts, as one message
         return summary
 
     recorded = record_tasks()

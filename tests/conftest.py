@@ -172,3 +172,85 @@ def add_config(conn, rows):
 @pytest.fixture
 def config(mysql):
     return lambda rows: add_config(mysql, rows)
+
+
+class FakeDingTalk:
+    """A local stand-in for DingTalk's robot API that checks requests the way DingTalk does.
+
+    errcode 300001 for an unknown token, 310000 for a missing, stale or wrong signature,
+    130101 beyond 20 messages a minute per robot. ``mode`` makes it misbehave: "http500"
+    answers 500, "hang" answers only after ``hang_seconds``.
+    """
+
+    def __init__(self, token: str, secret: str | None):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.token, self.secret = token, secret
+        self.messages: list[dict] = []
+        self.urls: list[str] = []
+        self.sent_at: list[float] = []
+        self.mode = "ok"
+        self.hang_seconds = 3.0
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                status, answer = fake.answer(self.path, body)
+                payload = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def answer(self, path: str, body: bytes) -> tuple[int, dict]:
+        import base64
+        import hashlib
+        import hmac
+        import time
+        from urllib.parse import parse_qs, urlsplit
+
+        self.urls.append(path)
+        if self.mode == "hang":
+            time.sleep(self.hang_seconds)
+        if self.mode == "http500":
+            return 500, {"errcode": -1, "errmsg": "system busy"}
+        parts = urlsplit(path)
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        if parts.path != "/robot/send" or query.get("access_token") != self.token:
+            return 200, {"errcode": 300001, "errmsg": "token is not exist"}
+        if self.secret is not None:
+            timestamp = query.get("timestamp", "")
+            expected = base64.b64encode(
+                hmac.new(self.secret.encode(), f"{timestamp}\n{self.secret}".encode(), hashlib.sha256).digest()
+            ).decode()
+            fresh = timestamp.isdigit() and abs(time.time() * 1000 - int(timestamp)) < 3_600_000
+            if not fresh or query.get("sign") != expected:
+                return 200, {"errcode": 310000, "errmsg": "sign not match"}
+        now = time.time()
+        if len([t for t in self.sent_at if t > now - 60]) >= 20:
+            return 200, {"errcode": 130101, "errmsg": "send too fast, exceed 20 times per minute"}
+        self.sent_at.append(now)
+        self.messages.append(json.loads(body))
+        return 200, {"errcode": 0, "errmsg": "ok"}
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def dingtalk():
+    fake = FakeDingTalk(token="test-token-8f2c", secret="SEC-test-secret-91ab")
+    yield fake
+    fake.close()

@@ -130,4 +130,9 @@ def test_unreachable_redis_fails_the_run_with_a_critical_alert(dag, mysql, monke
 
     assert state == "failed"
     assert tis["system_check"] == "failed"
-    assert rows(mysql, "SELECT level, check_name FROM amazon_alert") == (("CRITICAL", "redis_reachable"),)
+    assert set(rows(mysql, "SELECT level, check_name, subject FROM amazon_alert")) == {
+        ("CRITICAL", "redis_reachable", ""),
+        # The failure callbacks name each task that failed for good.
+        ("ERROR", "task_failed", "amazon_data_supervision.system_check"),
+        ("ERROR", "task_failed", "amazon_data_supervision.summarize"),
+    }

@@ -1,0 +1,114 @@
+"""DingTalkNotifier: delivers the package's alerts to the ``crawl_dingtalk`` robot.
+
+Used two ways:
+
+- as a failure callback (``on_failure_callback=DingTalkNotifier(record_failure=True)``):
+  records an ERROR alert naming the DAG, task and run with the exception's first line,
+  then delivers;
+- at the end of each run (``DingTalkNotifier().notify(context)``): delivers every pending
+  alert of the run, and earlier failed deliveries whose backoff has passed, batched into
+  as few messages as DingTalk's limits allow.
+
+The connection: password = access token, extra ``{"secret": "..."}`` for a signed robot,
+host (with scheme and port, e.g. ``http://127.0.0.1:8089``) overrides
+``https://oapi.dingtalk.com``. Token, secret and signed URLs are registered with Airflow's
+secret masker. Without the connection, alerts are stored and logged and the run says so once.
+Nothing here ever fails a task: delivery problems are recorded on the alerts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import BaseNotifier
+
+DINGTALK_CONN_ID = "crawl_dingtalk"
+
+
+class DingTalkNotifier(BaseNotifier):
+    template_fields = ("conn_id",)
+
+    def __init__(self, *, conn_id: str = DINGTALK_CONN_ID, record_failure: bool = False):
+        super().__init__()
+        self.conn_id = conn_id
+        self.record_failure = record_failure
+
+    def robot(self, timeout_seconds: float) -> Any:
+        """The robot of the connection, or None when the connection does not exist."""
+        from airflow.sdk import BaseHook
+        from airflow.sdk.exceptions import AirflowNotFoundException
+        from airflow.sdk.log import mask_secret
+
+        from crawlops.delivery import DEFAULT_BASE_URL, DingTalkRobot
+
+        try:
+            conn = BaseHook.get_connection(self.conn_id)
+        except AirflowNotFoundException:
+            return None
+        base_url = DEFAULT_BASE_URL
+        if conn.host:
+            scheme = conn.conn_type if conn.conn_type in ("http", "https") else "https"
+            base_url = conn.host if "://" in conn.host else f"{scheme}://{conn.host}"
+            base_url += f":{conn.port}" if conn.port else ""
+        robot = DingTalkRobot(
+            token=conn.password or "",
+            secret=conn.extra_dejson.get("secret") or None,
+            base_url=base_url,
+            timeout_seconds=timeout_seconds,
+        )
+        for value in robot.secrets():
+            mask_secret(value)
+        if robot.secret:
+            mask_secret(robot.url())  # the signed URL, as a whole, too
+        return robot if robot.token else None
+
+    def notify(self, context: Any) -> None:
+        try:
+            self._notify(context)
+        except Exception:  # a notifier must never fail the run it reports on
+            self.log.exception("alert delivery failed; the alerts stay stored and are retried by a later run")
+
+    def _notify(self, context: Any) -> None:
+        from crawlops.delivery import deliver_alerts
+        from crawlops_airflow.runtime import load_settings, mysql_connection
+
+        settings = load_settings()
+        with mysql_connection() as conn:
+            if self.record_failure:
+                _record_task_failure(conn, context)
+            robot = self.robot(settings.alerts.delivery_timeout_seconds)
+            run_id = context.get("run_id")
+            outcome = deliver_alerts(conn, robot, settings.alerts, dag_run_id=run_id)
+        if robot is None and outcome.get("no_channel"):
+            self.log.warning(
+                "no alert channel: connection %s is not set; %d alerts stored and logged only",
+                self.conn_id,
+                outcome["no_channel"],
+            )
+        else:
+            self.log.info("alert delivery: %s", outcome)
+
+
+def _record_task_failure(conn: Any, context: Any) -> None:
+    from crawlops.alerts import Finding, Level, record_findings
+    from crawlops_airflow.operators import SuiteValidationFailed
+    from crawlops_airflow.runtime import run_window
+
+    exception = context.get("exception")
+    if isinstance(exception, SuiteValidationFailed):
+        return  # the suite's failed rules are alerts of their own already
+    ti = context.get("ti") or context.get("task_instance")
+    dag_id = context["dag"].dag_id if context.get("dag") else getattr(ti, "dag_id", "?")
+    task_id = getattr(ti, "task_id", "?")
+    first_line = (str(exception).strip().splitlines() or [type(exception).__name__])[0][:300]
+    finding = Finding(
+        Level.ERROR,
+        dag_id,
+        "task_failed",
+        f"{dag_id}.{task_id} failed in run {context.get('run_id')}: {first_line}",
+        subject=f"{dag_id}.{task_id}",
+        details={"exception": type(exception).__name__ if exception else None, "try": getattr(ti, "try_number", None)},
+        action="Airflow retries the task while it has retries left; this alert is for the failure that ended them",
+    )
+    minutes = 60 if dag_id == "amazon_task_dispatch" else 5
+    record_findings(conn, [finding], window=run_window(context, minutes=minutes), dag_run_id=context.get("run_id"))
