@@ -14,7 +14,7 @@ what needs repair? At each day's close: the daily report.
 | `schema_drift` | hourly | the table's columns and types against what the suite expects |
 | `completeness` | hourly | finished tasks whose elements have no result rows: a retry task of exactly those elements |
 | `quarantine_invalid` | hourly | invalid rows moved to `amazon_search_result_quarantine` with the rule they failed |
-| `day_closes` / `daily_report` | daily | the run whose window ends at 00:00 (or `run_daily`) |
+| `day_closes` / `daily_report` | daily | the run whose window ends at 00:00 (or `run_daily`: the day so far): task statistics, quality per hour, volume against its band, alerts, system health; stored in `amazon_daily_report`, written as one self-contained HTML page under the reports folder, sent to DingTalk as Markdown |
 | `summarize` | every run | the run's findings by level, delivered to DingTalk (WARNING and above, batched, suppressed, rate-limited); fails the run if the system check failed |
 
 Every finding is stored in `amazon_alert` (one row per check, subject and window) and
@@ -190,15 +190,34 @@ def amazon_data_supervision():
 
     @task
     def daily_report(**context) -> dict:
-        """The day's report is built here (alerts and report issue); for now the day's close is recorded."""
+        """The day's report: stored in MySQL, written as HTML, sent to DingTalk as Markdown."""
+        from crawlops import report as daily
         from crawlops.alerts import record_check
+        from crawlops.delivery import run_link, send_document
         from crawlops.model import day_ending
-        from crawlops_airflow.runtime import mysql_connection
+        from crawlops_airflow.runtime import load_settings, mysql_connection, redis_client
 
-        day = day_ending(_window(context), TZ)
+        day, settings = day_ending(_window(context), TZ), load_settings()
+        run_url = run_link(settings.alerts.airflow_base_url, "amazon_data_supervision", context["run_id"])
+        notifier = DingTalkNotifier()
         with mysql_connection() as conn:
-            record_check(conn, "daily_report", day, status="pending", dag_run_id=context["run_id"])
-        return {"day": str(day)}
+            built = daily.build_daily_report(conn, redis_client(), settings, day, tz=TZ, run_url=run_url)
+            daily.store_report(conn, built, dag_run_id=context["run_id"])
+            path = daily.write_html(built, settings.report.directory())
+            robot = notifier.robot(settings.alerts.delivery_timeout_seconds)
+            sent = "no channel"
+            if robot is not None:
+                error = send_document(
+                    conn, robot, f"Crawl daily report {built.day}", built.markdown, settings.alerts,
+                    dag_run_id=context["run_id"],
+                )  # fmt: skip
+                sent = error or "sent"
+            record_check(
+                conn, "daily_report", day, status="pass", details={"html": str(path), "dingtalk": sent},
+                dag_run_id=context["run_id"],
+            )  # fmt: skip
+        context["task"].log.info("daily report for %s written to %s; DingTalk: %s", built.day, path, sent)
+        return {"day": str(built.day), "html": str(path), "dingtalk": sent}
 
     @task(trigger_rule="all_done")
     def summarize(system: dict | None, health: dict | None, **context) -> dict:

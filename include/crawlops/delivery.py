@@ -222,6 +222,31 @@ def deliver_alerts(
     return outcome
 
 
+def send_document(
+    conn: Any, robot: DingTalkRobot, title: str, text: str, settings: AlertSettings, *, dag_run_id: str | None
+) -> str | None:
+    """Send one markdown document (the daily report) within the rate budget; returns the error, if any.
+
+    The attempt is logged in ``amazon_alert_delivery`` like alert messages, so it counts
+    toward the robot's 20 a minute. It never raises.
+    """
+    if _sent_last_minute(conn, _now(conn)) >= settings.max_messages_per_minute:
+        return "rate budget for this minute spent; not sent"
+    error = None
+    try:
+        robot.send_markdown(title, text)
+    except DeliveryError as exc:
+        error = str(exc)
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO amazon_alert_delivery (channel, sent_at, alert_count, success, error, dag_run_id) "
+            "VALUES (%s, UTC_TIMESTAMP(3), 0, %s, %s, %s)",
+            (CHANNEL, error is None, error, dag_run_id),
+        )
+    conn.commit()
+    return error
+
+
 def _apply_suppression(
     conn: Any, alerts: list[PendingAlert], now: dt.datetime, settings: AlertSettings, outcome: dict[str, Any]
 ) -> list[PendingAlert]:

@@ -105,9 +105,11 @@ def hour_ending(window: Window) -> Window:
 
 
 def day_ending(window: Window, tz: str) -> Window:
-    """The calendar day in ``tz`` that ends where ``window`` ends (23, 24 or 25 hours)."""
+    """The calendar day in ``tz`` up to where ``window`` ends: the whole day (23, 24 or 25 hours)
+    when it ends at midnight, the day so far otherwise."""
     end = window.end.astimezone(ZoneInfo(tz))
-    start = (end - dt.timedelta(hours=12)).replace(hour=0, minute=0, second=0, microsecond=0)
+    last = end - dt.timedelta(microseconds=1)
+    start = dt.datetime.combine(last.date(), dt.time(0), tzinfo=ZoneInfo(tz))
     return Window(start, end)
 
 

@@ -13,6 +13,7 @@ closing that hour has the hour's data to judge.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -63,20 +64,28 @@ def _load_demo_config(conn) -> int:
     return len(DEMO_CONFIG)
 
 
-def _run_dag(dag_id: str, logical_date: dt.datetime, log_path: Path, **env: str) -> int:
+def _run_dag(dag_id: str, logical_date: dt.datetime, log_path: Path, conf: dict | None = None, **env: str) -> int:
     """Run a DAG once in a child process (Airflow logs to a file, not the terminal)."""
     code = (
-        "import datetime as dt, sys\n"
+        "import datetime as dt, json, sys\n"
         "from airflow.dag_processing.dagbag import DagBag\n"
         "dag = DagBag(dag_folder=sys.argv[1]).get_dag(sys.argv[2])\n"
-        "run = dag.test(logical_date=dt.datetime.fromisoformat(sys.argv[3]))\n"
+        "run = dag.test(logical_date=dt.datetime.fromisoformat(sys.argv[3]), run_conf=json.loads(sys.argv[4]))\n"
         "sys.exit(0 if run.state == 'success' else 1)\n"
     )
     airflow = Path(sys.executable).with_name("airflow")
     with log_path.open("w") as log:
         subprocess.run([str(airflow), "db", "migrate"], check=True, stdout=log, stderr=subprocess.STDOUT)
         return subprocess.run(
-            [sys.executable, "-c", code, os.environ["AIRFLOW__CORE__DAGS_FOLDER"], dag_id, logical_date.isoformat()],
+            [
+                sys.executable,
+                "-c",
+                code,
+                os.environ["AIRFLOW__CORE__DAGS_FOLDER"],
+                dag_id,
+                logical_date.isoformat(),
+                json.dumps(conf or {}),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             check=False,
@@ -149,6 +158,19 @@ def _print_supervision(conn, window) -> None:
             print(f"  {level:8} {check:22} {title}" + (f"\n{'':34}-> {action}" if action else ""))
 
 
+def _print_report(conn, window) -> None:
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT details FROM amazon_check_run WHERE check_name = 'daily_report' AND window_end = %s",
+            (window.naive()[1],),
+        )
+        row = cur.fetchone()
+    if row:
+        details = json.loads(row[0])
+        print(f"\ndaily report (the day so far): {details['html']}")
+        print(f"  DingTalk: {details['dingtalk']}; stored in amazon_daily_report")
+
+
 def _run() -> int:
     tz = dag_timezone()
     redis_db = int(os.environ.get("CRAWLOPS_REDIS_DB", "1"))
@@ -175,8 +197,15 @@ def _run() -> int:
     log_path = log_dir / f"supervision-{window.epoch}.log"
     print(f"running amazon_data_supervision for the run closing {window.end:%H:%M} (log: {log_path}) ...")
     # The demo hour is small: the volume floor is lowered through the settings override.
-    status = _run_dag("amazon_data_supervision", window.end, log_path, CRAWLOPS__QUALITY__MIN_RECORDS_PER_HOUR="100")
+    status = _run_dag(
+        "amazon_data_supervision",
+        window.end,
+        log_path,
+        {"run_daily": True},  # the day's report so far, on demand
+        CRAWLOPS__QUALITY__MIN_RECORDS_PER_HOUR="100",
+    )
     _print_supervision(conn, window)
+    _print_report(conn, window)
     if status:
         print(f"the supervision run failed; see {log_path}", file=sys.stderr)
         return 1

@@ -136,3 +136,34 @@ def test_unreachable_redis_fails_the_run_with_a_critical_alert(dag, mysql, monke
         ("ERROR", "task_failed", "amazon_data_supervision.system_check"),
         ("ERROR", "task_failed", "amazon_data_supervision.summarize"),
     }
+
+
+def test_the_run_closing_a_day_writes_stores_and_sends_the_report(
+    dag, mysql, redis_client, settings, config, crawler, dingtalk, monkeypatch, tmp_path
+):
+    import json
+
+    monkeypatch.setenv("CRAWLOPS__REPORT__REPORTS_DIR", json.dumps(str(tmp_path)))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CRAWL_DINGTALK",
+        json.dumps({"conn_type": "http", "host": dingtalk.base_url, "password": dingtalk.token,
+                    "extra": {"secret": dingtalk.secret}}),
+    )  # fmt: skip
+    crawl_the_hour(mysql, redis_client, settings, config, crawler)
+    midnight = dt.datetime(2026, 11, 4, tzinfo=UTC)
+
+    state, tis = run(dag, midnight)
+    run(dag, midnight)  # re-running the day rewrites its report
+
+    assert state == "success" and tis["daily_report"] == "success"
+    (html_file,) = tmp_path.glob("daily-report-2026-11-03.html")
+    html = html_file.read_text()
+    for chart in ("chart-volume", "chart-quality", "chart-alerts"):
+        assert f'id="{chart}"' in html
+    assert html.count("<rect") >= 24  # a bar per hour at least
+    assert "<script src" not in html and "https://" not in html
+    assert rows(mysql, "SELECT report_date, LENGTH(html) > 1000 FROM amazon_daily_report") == (
+        (dt.date(2026, 11, 3), 1),
+    )
+    reports = [m for m in dingtalk.messages if "2026-11-03" in m["markdown"]["title"]]
+    assert len(reports) == 2 and "150" in reports[0]["markdown"]["text"].replace(",", "")
