@@ -14,11 +14,14 @@ export CRAWLOPS_REDIS_DB ?= 1
 export AIRFLOW_CONN_CRAWL_MYSQL ?= {"conn_type":"mysql","host":"127.0.0.1","port":3306,"login":"crawlops","password":"crawlops","schema":"crawl","extra":{"charset":"utf8mb4"}}
 export AIRFLOW_CONN_CRAWL_REDIS ?= {"conn_type":"redis","host":"127.0.0.1","port":6379,"extra":{"db":$(CRAWLOPS_REDIS_DB)}}
 
-.PHONY: help venv services schema demo test lint format lock clean
+.PHONY: help venv services schema demo demo-once stop status e2e test lint format lock clean
 
 help:
-	@echo "make demo   - set up .venv and local services, dispatch one real window, print what was dispatched"
-	@echo "make test   - lint + the whole test suite against the local MariaDB and Redis"
+	@echo "make demo      - .venv, MariaDB, Redis, schema, demo config, simulated crawlers and Airflow (UI on :8080)"
+	@echo "make stop      - stop what make demo started"
+	@echo "make demo-once - in-process: one dispatch run, a simulated crawl, one supervision run, printed"
+	@echo "make test      - lint + the whole test suite against the local MariaDB and Redis"
+	@echo "make e2e       - start the stack, drive the UI in headless Chromium, stop"
 	@echo "make schema - apply the DDL to the demo database"
 	@echo "make lock   - re-resolve requirements.lock from requirements.txt"
 
@@ -34,6 +37,15 @@ schema: venv services
 	$(PY) -m crawlops_airflow.demo schema
 
 demo: venv services
+	$(PY) -m crawlops_airflow.stack start
+
+stop:
+	$(PY) -m crawlops_airflow.stack stop
+
+status:
+	$(PY) -m crawlops_airflow.stack status
+
+demo-once: venv services
 	$(PY) -m crawlops_airflow.demo run
 
 lint: venv

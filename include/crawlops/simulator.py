@@ -133,3 +133,78 @@ def _write(conn: Any, rows: list[tuple], clock: Callable[[], dt.datetime] | None
                 [(*row, clock().replace(tzinfo=None)) for row in rows],
             )
     conn.commit()
+
+
+def run_worker(
+    mysql_url: str,
+    redis_url: str,
+    *,
+    behaviour: Behaviour,
+    elements_per_second: float,
+    stop_after_seconds: float | None = None,
+    seed: int | None = None,
+) -> None:
+    """One simulated worker process: poll open tasks, crawl at the given pace, forever (or for a while)."""
+    import time
+
+    import redis
+
+    from crawlops.db import connect
+
+    conn, r = connect(mysql_url), redis.Redis.from_url(redis_url)
+    rng = random.Random(seed)
+    started = time.monotonic()
+    batch = max(1, int(elements_per_second))
+    while stop_after_seconds is None or time.monotonic() - started < stop_after_seconds:
+        tick = time.monotonic()
+        counts = crawl(conn, r, behaviour=behaviour, rng=rng, max_elements=batch, batch=batch)
+        taken = counts["answered"] + counts["failed"] + counts["vanished"]
+        # Idle workers poll every 2 s; busy ones keep their pace.
+        pause = 2.0 if taken == 0 else max(0.0, taken / elements_per_second - (time.monotonic() - tick))
+        time.sleep(pause)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m crawlops.simulator --workers N``: a SIMULATED crawler fleet of N processes."""
+    import argparse
+    import multiprocessing
+    import os
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--elements-per-second", type=float, default=5.0, help="per worker")
+    parser.add_argument("--results-per-page", type=int, default=16)
+    parser.add_argument("--fail-rate", type=float, default=0.02)
+    parser.add_argument("--vanish-rate", type=float, default=0.0, help="elements taken and never answered")
+    parser.add_argument("--invalid-rate", type=float, default=0.005, help="rows with an invalid value")
+    parser.add_argument("--null-rate", type=float, default=0.0, help="rows with a missing title")
+    parser.add_argument("--seconds", type=float, default=None, help="stop after this long (default: run until killed)")
+    parser.add_argument(
+        "--mysql-url", default=os.environ.get("CRAWLOPS_MYSQL_URL", "mysql://crawlops:crawlops@127.0.0.1/crawl")
+    )
+    parser.add_argument("--redis-url", default=f"redis://127.0.0.1:6379/{os.environ.get('CRAWLOPS_REDIS_DB', '1')}")
+    args = parser.parse_args(argv)
+    behaviour = Behaviour(args.results_per_page, args.fail_rate, args.vanish_rate, args.invalid_rate, args.null_rate)
+    workers = [
+        multiprocessing.Process(
+            target=run_worker,
+            args=(args.mysql_url, args.redis_url),
+            kwargs={
+                "behaviour": behaviour,
+                "elements_per_second": args.elements_per_second,
+                "stop_after_seconds": args.seconds,
+                "seed": n,
+            },
+            name=f"simulated-crawler-{n}",
+        )
+        for n in range(args.workers)
+    ]
+    for worker in workers:
+        worker.start()
+    print(f"simulated crawler fleet: {args.workers} workers, pid {os.getpid()}", flush=True)
+    for worker in workers:
+        worker.join()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,213 @@
+"""The local stack behind `make demo` / `make stop`: Airflow standalone + the simulated crawler fleet.
+
+    python -m crawlops_airflow.stack start    # schema, demo config, simulator, Airflow; waits for both DAGs
+    python -m crawlops_airflow.stack stop     # stops everything start started, by pid
+    python -m crawlops_airflow.stack status   # what runs, and its memory
+
+Airflow runs with its embedded default metadata database (SQLite) under ``$AIRFLOW_HOME``,
+sized for a small machine (``AIRFLOW__CORE__PARALLELISM=4``); the connections come from
+the environment (``AIRFLOW_CONN_CRAWL_MYSQL`` / ``AIRFLOW_CONN_CRAWL_REDIS``, set by the
+Makefile). Each process group's pid is kept in ``$AIRFLOW_HOME/pids``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HOME = Path(os.environ.get("AIRFLOW_HOME", ".airflow")).resolve()
+PIDS = HOME / "pids"
+PORT = int(os.environ.get("CRAWLOPS_UI_PORT", "8080"))
+URL = f"http://localhost:{PORT}"
+USER, PASSWORD = "admin", os.environ.get("CRAWLOPS_UI_PASSWORD", "admin")
+DAG_IDS = ("amazon_task_dispatch", "amazon_data_supervision")
+
+
+def airflow_env() -> dict[str, str]:
+    """Settings for a small machine; the execution API follows the API port."""
+    venv_bin = str(Path(sys.executable).parent)
+    return {
+        **os.environ,
+        "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}",
+        "AIRFLOW_HOME": str(HOME),
+        "AIRFLOW__API__PORT": str(PORT),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{URL}/execution/",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(HOME / "passwords.json"),
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        # The demo's hours are small: lower the volume floor through the settings override.
+        "CRAWLOPS__QUALITY__MIN_RECORDS_PER_HOUR": os.environ.get("CRAWLOPS__QUALITY__MIN_RECORDS_PER_HOUR", "100"),
+    }
+
+
+def _spawn(name: str, command: list[str]) -> int:
+    log = (HOME / f"{name}.log").open("ab")
+    process = subprocess.Popen(
+        command, env=airflow_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=HOME.parent
+    )
+    (PIDS / f"{name}.pid").write_text(str(process.pid))
+    return process.pid
+
+
+def _running() -> dict[str, int]:
+    alive = {}
+    for pid_file in sorted(PIDS.glob("*.pid")) if PIDS.exists() else []:
+        pid = int(pid_file.read_text())
+        try:
+            os.kill(pid, 0)
+            alive[pid_file.stem] = pid
+        except ProcessLookupError:
+            pid_file.unlink()
+    return alive
+
+
+def memory_mb() -> float:
+    """Resident memory of every process in the stack's sessions (process groups), in MB."""
+    sessions = set(_running().values())
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[3]) in sessions:  # field 6 of /proc/pid/stat: the session id
+                status = (stat.parent / "status").read_text()
+                total += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+        except (OSError, StopIteration, IndexError, ValueError):
+            continue
+    return total / 1024
+
+
+class Api:
+    """Just enough of Airflow's REST API to wait for runs and trigger one."""
+
+    def __init__(self) -> None:
+        import requests
+
+        self.http = requests.Session()
+        token = self.http.post(f"{URL}/auth/token", json={"username": USER, "password": PASSWORD}, timeout=10)
+        token.raise_for_status()
+        self.http.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+
+    def get(self, path: str, **params: Any) -> dict[str, Any]:
+        response = self.http.get(f"{URL}/api/v2{path}", params=params, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
+        response = self.http.post(
+            f"{URL}/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf}, timeout=10
+        )
+        response.raise_for_status()
+        return response.json()["dag_run_id"]
+
+    def unpause(self, dag_id: str) -> None:
+        response = self.http.patch(f"{URL}/api/v2/dags/{dag_id}", json={"is_paused": False}, timeout=10)
+        response.raise_for_status()
+
+    def run_state(self, dag_id: str, run_id: str) -> str:
+        return str(self.get(f"/dags/{dag_id}/dagRuns/{run_id}")["state"])
+
+
+def _wait(what: str, check, timeout: float, every: float = 3.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = check()
+            if result:
+                return result
+        except Exception as exc:  # the API may not be up yet
+            result = exc
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not ready after {timeout:.0f} s (last: {result!r}); see {HOME}/*.log")
+        time.sleep(every)
+
+
+def _healthy() -> bool:
+    import requests
+
+    return requests.get(f"{URL}/api/v2/monitor/health", timeout=5).status_code == 200
+
+
+def start() -> int:
+    from crawlops.db import connect
+    from crawlops.schema import apply_schema
+    from crawlops_airflow.demo import _load_demo_config
+
+    if _running():
+        print(f"already running: {_running()} (make stop first)")
+        return 1
+    PIDS.mkdir(parents=True, exist_ok=True)
+    (HOME / "passwords.json").write_text(json.dumps({USER: PASSWORD}))
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    subprocess.run([airflow, "db", "migrate"], env=airflow_env(), check=True, capture_output=True)
+    conn = connect()
+    apply_schema(conn)
+    loaded = _load_demo_config(conn)
+    conn.close()
+    print(f"schema applied; demo config: {loaded or 'already there'}")
+    _spawn("simulator", [sys.executable, "-m", "crawlops.simulator", "--workers", "2", "--elements-per-second", "5"])
+    _spawn("airflow", [airflow, "standalone"])
+    print(f"Airflow starting on {URL} (log: {HOME}/airflow.log) ...", flush=True)
+    _wait("Airflow API", _healthy, timeout=240)
+    api = _wait("login", Api, timeout=60)
+    for dag_id in DAG_IDS:
+        _wait(f"{dag_id} parsed", lambda dag_id=dag_id: api.get(f"/dags/{dag_id}"), timeout=180)
+        api.unpause(dag_id)  # a DAG that an earlier dag.test() created starts paused
+    # Don't wait for the schedule: one dispatch of the last complete hour, and today's report
+    # so far on demand (the scheduled report comes with the run closing the day).
+    runs = {
+        "amazon_task_dispatch": api.trigger("amazon_task_dispatch", {}),
+        "amazon_data_supervision": api.trigger("amazon_data_supervision", {"run_daily": True}),
+    }
+    for dag_id, run_id in runs.items():
+        state = _wait(
+            f"{dag_id} run {run_id}",
+            lambda dag_id=dag_id, run_id=run_id: (s := api.run_state(dag_id, run_id)) in ("success", "failed") and s,
+            timeout=420,
+        )
+        print(f"  {dag_id}: {run_id} {state}", flush=True)
+        if state != "success":
+            print(f"  see the run in the UI and {HOME}/airflow.log", flush=True)
+    reports = sorted((HOME / "reports").glob("daily-report-*.html"))
+    print(f"\nAirflow UI: {URL}  (login {USER} / {PASSWORD})")
+    print("both DAGs are unpaused and run on schedule; the simulated crawler fleet answers their tasks")
+    print(f"daily report: {reports[-1] if reports else 'not written yet'}")
+    print(f"memory of the whole stack: {memory_mb():.0f} MB")
+    print("make stop stops it all")
+    return 0
+
+
+def stop() -> int:
+    running = _running()
+    for pid in running.values():
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+    deadline = time.monotonic() + 30
+    while _running() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for name, pid in _running().items():
+        os.killpg(pid, signal.SIGKILL)
+        (PIDS / f"{name}.pid").unlink(missing_ok=True)
+    print(f"stopped: {', '.join(running) or 'nothing was running'}")
+    return 0
+
+
+def status() -> int:
+    running = _running()
+    print(f"running: {running or 'nothing'}; memory {memory_mb():.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit({"start": start, "stop": stop, "status": status}[sys.argv[1] if len(sys.argv) > 1 else "status"]())
