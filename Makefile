@@ -59,6 +59,13 @@ format: venv
 test: venv services lint
 	$(VENV)/bin/pytest
 
+# The stack is stopped whatever the outcome; the screenshots stay in .airflow/e2e/.
+e2e: venv services
+	bash scripts/bootstrap.sh --browser
+	$(PY) -m crawlops_airflow.stack stop >/dev/null
+	$(PY) -m crawlops_airflow.stack start && $(VENV)/bin/pytest -m e2e tests/e2e; \
+		status=$$?; $(PY) -m crawlops_airflow.stack stop; exit $$status
+
 lock:
 	uv pip compile requirements.txt --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 		--no-header -q -o requirements.lock

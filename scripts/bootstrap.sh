@@ -9,6 +9,8 @@ PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 
 need=()
+# --browser: also Debian's chromium, for the browser test (make e2e).
+[ "${1:-}" = "--browser" ] && { command -v chromium >/dev/null || need+=(chromium); }
 command -v pkg-config >/dev/null || need+=(pkg-config)
 dpkg -s default-libmysqlclient-dev >/dev/null 2>&1 || need+=(default-libmysqlclient-dev)
 [ -x /usr/sbin/mariadbd ] || [ -x /usr/sbin/mysqld ] || need+=(mariadb-server mariadb-client)

@@ -1,0 +1,91 @@
+"""The running stack seen in a browser: log in, find both DAGs, trigger dispatch from the form.
+
+Run by `make e2e`, which starts the stack (`make demo`), runs this file and stops the stack.
+Headless Chromium is Debian's (/usr/bin/chromium) driven by Playwright. Screenshots go to
+$AIRFLOW_HOME/e2e/.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+URL = os.environ.get("CRAWLOPS_E2E_URL", "http://localhost:8080")
+SHOTS = Path(os.environ.get("CRAWLOPS_E2E_SHOTS", Path(__file__).resolve().parents[2] / ".airflow" / "e2e"))
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def page():
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(URL + "/", wait_until="networkidle")
+        page.fill("input[name=username]", "admin")
+        page.fill("input[name=password]", os.environ.get("CRAWLOPS_UI_PASSWORD", "admin"))
+        page.locator("button[type=submit]").click()
+        page.wait_for_url(URL + "/", timeout=30_000)
+        yield page
+        browser.close()
+
+
+def api():
+    from crawlops_airflow.stack import Api
+
+    return Api()
+
+
+def test_both_dags_are_listed_with_successful_runs(page):
+    page.goto(URL + "/dags")
+    for dag_id in ("amazon_task_dispatch", "amazon_data_supervision"):
+        page.get_by_text(dag_id, exact=True).first.wait_for(timeout=30_000)
+    page.screenshot(path=str(SHOTS / "dags.png"))
+
+    client = api()
+    for dag_id in ("amazon_task_dispatch", "amazon_data_supervision"):
+        assert client.get(f"/dags/{dag_id}/dagRuns", state="success", limit=1)["total_entries"] >= 1
+
+
+def test_dispatch_triggered_from_the_form_succeeds(page):
+    client = api()
+    before = {r["dag_run_id"] for r in client.get("/dags/amazon_task_dispatch/dagRuns", limit=100)["dag_runs"]}
+    page.goto(URL + "/dags/amazon_task_dispatch")
+    page.get_by_role("button", name="Trigger").first.click()
+    dialog = page.get_by_role("dialog")
+    dialog.locator("textarea").nth(0).fill("search_result")  # crawl objects
+    dialog.locator("textarea").nth(1).fill("hourly")  # frequencies
+    page.screenshot(path=str(SHOTS / "trigger-form.png"))
+    dialog.get_by_role("button", name="Trigger").click()
+
+    deadline, run = time.monotonic() + 240, None
+    while time.monotonic() < deadline:
+        runs = client.get("/dags/amazon_task_dispatch/dagRuns", limit=100)["dag_runs"]
+        new = [r for r in runs if r["dag_run_id"] not in before]
+        if new and new[0]["state"] in ("success", "failed"):
+            run = new[0]
+            break
+        time.sleep(3)
+
+    assert run is not None, "the triggered run did not finish in time"
+    assert run["state"] == "success"
+    assert (run["conf"]["crawl_objects"], run["conf"]["frequencies"]) == (["search_result"], ["hourly"])
+    page.goto(URL + "/dags/amazon_task_dispatch")
+    page.get_by_text("Latest Run").wait_for(timeout=30_000)
+    page.wait_for_timeout(2000)
+    page.screenshot(path=str(SHOTS / "dispatch-dag.png"))
