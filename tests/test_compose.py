@@ -27,6 +27,29 @@ def airflow_services(compose):
     return {name: svc for name, svc in compose["services"].items() if name.startswith("airflow-") and "build" in svc}
 
 
+def test_celery_executor_with_a_broker_apart_from_the_crawl_queues(compose):
+    services = compose["services"]
+    for name, svc in airflow_services(compose).items():
+        env = svc["environment"]
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
+        broker_host = env["AIRFLOW__CELERY__BROKER_URL"].split("//")[1].split(":")[0]
+        assert broker_host in services and broker_host != "crawl-redis", name
+    assert services["airflow-worker"]["command"] == "celery worker"
+    assert services["airflow-worker"]["healthcheck"]["test"]
+
+
+def test_the_simulator_follows_the_airflow_connections(compose):
+    simulator = compose["services"]["crawl-simulator"]
+    env = simulator["environment"]
+    redis = json.loads(airflow_services(compose)["airflow-scheduler"]["environment"]["AIRFLOW_CONN_CRAWL_REDIS"])
+    mysql = json.loads(airflow_services(compose)["airflow-scheduler"]["environment"]["AIRFLOW_CONN_CRAWL_MYSQL"])
+    assert env["CRAWLOPS_REDIS_URL"] == f"redis://{redis['host']}:{redis['port']}/{redis['extra']['db']}"
+    assert env["CRAWLOPS_MYSQL_URL"].endswith(f"@{mysql['host']}:{mysql['port']}/{mysql['schema']}")
+    assert simulator["entrypoint"] == ["python", "-m", "crawlops.simulator"]
+    assert simulator["image"] == airflow_services(compose)["airflow-scheduler"]["image"]
+    assert "./include:/opt/airflow/include" in simulator["volumes"]
+
+
 def test_services_present(compose):
     assert {
         "airflow-db",
@@ -37,6 +60,9 @@ def test_services_present(compose):
         "airflow-scheduler",
         "airflow-dag-processor",
         "airflow-triggerer",
+        "airflow-worker",
+        "celery-broker",
+        "crawl-simulator",
     } <= set(compose["services"])
 
 
@@ -83,7 +109,7 @@ def test_data_services_have_health_checks_and_airflow_waits_for_them(compose):
     for name in ("airflow-db", "crawl-mysql", "crawl-redis"):
         assert compose["services"][name]["healthcheck"]["test"], name
     for name, svc in airflow_services(compose).items():
-        for dependency in ("airflow-db", "crawl-mysql", "crawl-redis"):
+        for dependency in ("airflow-db", "crawl-mysql", "crawl-redis", "celery-broker"):
             assert svc["depends_on"][dependency]["condition"] == "service_healthy", name
 
 
