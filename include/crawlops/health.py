@@ -85,14 +85,9 @@ def check_tasks(
 ) -> HealthReport:
     """Timeouts (handled), stalls, success rate and queue depth, as of ``reference``."""
     health = settings.health
-    if not dry_run:
-        lifecycle.sync_statuses(conn, r, settings)
+    synced = lifecycle.sync_open_tasks(conn, r, settings, write=not dry_run)
     ref = reference.astimezone(dt.UTC).replace(tzinfo=None)
-    open_tasks = store.select_tasks(
-        conn,
-        "task_status IN (%s, %s) AND pushed_at IS NOT NULL",
-        (TaskStatus.PENDING.value, TaskStatus.IN_PROGRESS.value),
-    )
+    open_tasks = synced.tasks
     timeout = dt.timedelta(seconds=health.task_timeout_seconds)
     stall = dt.timedelta(seconds=health.stall_seconds)
     timed_out, stalled = [], []
@@ -155,7 +150,7 @@ def check_tasks(
         stalled=[t.task_id for t in stalled],
         success_rate=rate,
         finished_elements=finished,
-        queue_depth=queue_depth(conn, r),
+        queue_depth=_depth(open_tasks, synced.queued, synced.failed),
         findings=findings,
         repair=repair,
     )
@@ -185,12 +180,17 @@ def queue_depth(conn: Any, r: Any) -> dict[str, dict[str, int]]:
     open_tasks = store.select_tasks(
         conn, "task_status IN (%s, %s)", (TaskStatus.PENDING.value, TaskStatus.IN_PROGRESS.value)
     )
-    keys = [k for t in open_tasks for k in (t.task_id, t.task_id + "_fail")]
-    sizes = queue.set_sizes(r, keys)
+    sizes = queue.set_sizes(r, [k for t in open_tasks for k in (t.task_id, t.task_id + "_fail")])
+    queued = {t.task_id: n for t, n in zip(open_tasks, sizes[::2], strict=True)}
+    failed = {t.task_id: n for t, n in zip(open_tasks, sizes[1::2], strict=True)}
+    return _depth(open_tasks, queued, failed)
+
+
+def _depth(tasks: list[store.TaskRow], queued: dict[str, int], failed: dict[str, int]) -> dict[str, dict[str, int]]:
     depth: dict[str, dict[str, int]] = {}
-    for task, queued, failed in zip(open_tasks, sizes[::2], sizes[1::2], strict=True):
+    for task in tasks:
         entry = depth.setdefault(task.task_type, {"open_tasks": 0, "queued": 0, "failed_waiting": 0})
         entry["open_tasks"] += 1
-        entry["queued"] += queued
-        entry["failed_waiting"] += failed
+        entry["queued"] += queued[task.task_id]
+        entry["failed_waiting"] += failed[task.task_id]
     return depth

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from typing import Any
 
 from crawlops import queue, store
@@ -37,6 +38,17 @@ def _open_tasks(conn: Any) -> list[store.TaskRow]:
     )
 
 
+@dataclasses.dataclass
+class OpenTasks:
+    """Open tasks as the sync left them, with their queue and fail-set sizes."""
+
+    tasks: list[store.TaskRow]
+    queued: dict[str, int]
+    failed: dict[str, int]
+    moved: dict[str, int]
+    lost: list[str]
+
+
 def sync_statuses(conn: Any, r: Any, settings: Settings) -> dict[str, Any]:
     """Move open tasks along from what their Redis sets show.
 
@@ -44,16 +56,27 @@ def sync_statuses(conn: Any, r: Any, settings: Settings) -> dict[str, Any]:
     Set gone in the same Redis epoch: drained by workers, so ``Completed``, or ``Failed``
     when the fail set has members. Set gone in another epoch: lost, left for reconcile.
     """
-    with named_lock(conn, DISPATCH_LOCK, settings.dispatch.lock_timeout_seconds):
+    outcome = sync_open_tasks(conn, r, settings)
+    return {"open": len(outcome.tasks) + sum(outcome.moved.get(s, 0) for s in ("Completed", "Failed")),
+            "moved": outcome.moved, "lost": outcome.lost}  # fmt: skip
+
+
+def sync_open_tasks(conn: Any, r: Any, settings: Settings, *, write: bool = True) -> OpenTasks:
+    """The sync itself; returns the tasks still open afterwards (``write=False``: judge, change nothing)."""
+    lock = named_lock(conn, DISPATCH_LOCK, settings.dispatch.lock_timeout_seconds) if write else nullcontext()
+    with lock:
         epoch = queue.current_epoch(r, create=False)
         tasks = _open_tasks(conn)
         sizes = queue.set_sizes(r, [k for t in tasks for k in (t.task_id, fail_key(t.task_id))])
         moved: dict[str, int] = {}
         lost: list[str] = []
+        still_open: list[store.TaskRow] = []
+        now = None
         with conn.cursor() as cur:
             for task, remaining, failed in zip(tasks, sizes[::2], sizes[1::2], strict=True):
                 if remaining == 0 and task.redis_epoch != epoch:
                     lost.append(task.task_id)
+                    still_open.append(task)
                     continue
                 if remaining > 0:
                     taken = remaining < task.element_count or failed > 0
@@ -64,34 +87,65 @@ def sync_statuses(conn: Any, r: Any, settings: Settings) -> dict[str, Any]:
                     )
                 else:
                     status = TaskStatus.FAILED if failed else TaskStatus.COMPLETED
-                if (status.value, remaining, failed) == (task.task_status, task.remaining_count, task.failed_count):
-                    continue
-                progressed = task.remaining_count is None or remaining < task.remaining_count
-                cur.execute(
-                    "UPDATE amazon_task_information SET task_status = %s, remaining_count = %s, failed_count = %s, "
-                    "progress_at = IF(%s, UTC_TIMESTAMP(), progress_at), "
-                    "started_at = COALESCE(started_at, IF(%s, UTC_TIMESTAMP(), NULL)), "
-                    "finished_at = IF(%s, UTC_TIMESTAMP(), NULL) WHERE task_id = %s",
-                    (
-                        status.value,
-                        remaining,
-                        failed,
-                        progressed,
-                        status != TaskStatus.PENDING,
-                        status in (TaskStatus.COMPLETED, TaskStatus.FAILED),
-                        task.task_id,
-                    ),
+                unchanged = (status.value, remaining, failed) == (
+                    task.task_status,
+                    task.remaining_count,
+                    task.failed_count,
                 )
+                progressed = task.remaining_count is None or remaining < task.remaining_count
+                if not unchanged and write:
+                    cur.execute(
+                        "UPDATE amazon_task_information SET task_status = %s, remaining_count = %s, "
+                        "failed_count = %s, progress_at = IF(%s, UTC_TIMESTAMP(), progress_at), "
+                        "started_at = COALESCE(started_at, IF(%s, UTC_TIMESTAMP(), NULL)), "
+                        "finished_at = IF(%s, UTC_TIMESTAMP(), NULL) WHERE task_id = %s",
+                        (
+                            status.value,
+                            remaining,
+                            failed,
+                            progressed,
+                            status != TaskStatus.PENDING,
+                            status in (TaskStatus.COMPLETED, TaskStatus.FAILED),
+                            task.task_id,
+                        ),
+                    )
                 if status.value != task.task_status:
                     moved[status.value] = moved.get(status.value, 0) + 1
-        conn.commit()
-        late = _record_late_members(conn, r, settings, [t for t in tasks if t.task_source and t.task_id not in lost])
-    if late:
-        log.info("recorded late failures in retry manifests: %s", late)
+                if status in (TaskStatus.COMPLETED, TaskStatus.FAILED):
+                    continue
+                times = {}
+                if progressed and not unchanged and write:
+                    now = now or _db_now(conn)
+                    times = {"progress_at": now, "started_at": task.started_at or now}
+                still_open.append(
+                    dataclasses.replace(
+                        task, task_status=status.value, remaining_count=remaining, failed_count=failed, **times
+                    )
+                )
+        if write:
+            conn.commit()
+            late = _record_late_members(
+                conn, r, settings, [t for t in still_open if t.task_source and t.task_id not in lost]
+            )
+            if late:
+                log.info("recorded late failures in retry manifests: %s", late)
     if lost:
         log.warning("%d open tasks lost their Redis set (epoch changed): %s", len(lost), lost[:20])
     log.info("synced %d open tasks; status changes %s", len(tasks), moved)
-    return {"open": len(tasks), "moved": moved, "lost": lost}
+    size_of = dict(zip([k for t in tasks for k in (t.task_id, fail_key(t.task_id))], sizes, strict=True))
+    return OpenTasks(
+        tasks=still_open,
+        queued={t.task_id: size_of[t.task_id] for t in still_open},
+        failed={t.task_id: size_of[fail_key(t.task_id)] for t in still_open},
+        moved=moved,
+        lost=lost,
+    )
+
+
+def _db_now(conn: Any) -> Any:
+    with conn.cursor() as cur:
+        cur.execute("SELECT UTC_TIMESTAMP()")
+        return cur.fetchone()[0]
 
 
 def _record_late_members(conn: Any, r: Any, settings: Settings, retry_tasks: list[store.TaskRow]) -> dict[str, int]:

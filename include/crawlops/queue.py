@@ -36,8 +36,12 @@ def current_epoch(r: Any, *, create: bool) -> str | None:
     to a replica) brings an old sentinel back without the sets pushed since, so a token
     whose run id is not the live one counts as a new epoch too.
     """
-    value = _text(r.get(EPOCH_KEY))
-    run_id = (_text(r.info("server").get("run_id")) or "unknown")[:12]
+    pipe = r.pipeline(transaction=False)
+    pipe.get(EPOCH_KEY)
+    pipe.info("server")
+    raw, info = pipe.execute()
+    value = _text(raw)
+    run_id = (_text(info.get("run_id")) or "unknown")[:12]
     if value is not None and not value.startswith(run_id + "-"):
         value = None if create else "outdated:" + value
     if value is None and create:
@@ -90,14 +94,16 @@ def push_members(r: Any, key: str, batches: Iterable[Sequence[str]], *, epoch: s
     return int(r.eval(_PUBLISH, 3, staging, key, PUSHED_PREFIX + key, epoch, PUSHED_MARKER_TTL_SECONDS))
 
 
+_SIZES = "local out = {} for i, key in ipairs(KEYS) do out[i] = redis.call('SCARD', key) end return out"
+
+
 def set_sizes(r: Any, keys: Sequence[str]) -> list[int]:
-    """SCARD of each key in one round trip (0 for a missing key)."""
-    if not keys:
-        return []
-    pipe = r.pipeline(transaction=False)
-    for key in keys:
-        pipe.scard(key)
-    return [int(n) for n in pipe.execute()]
+    """SCARD of each key in one round trip and one reply (0 for a missing key)."""
+    sizes: list[int] = []
+    for start in range(0, len(keys), 5000):
+        chunk = keys[start : start + 5000]
+        sizes += [int(n) for n in r.eval(_SIZES, len(chunk), *chunk)]
+    return sizes
 
 
 def members(r: Any, key: str, batch_size: int = 2000) -> Iterator[str]:
