@@ -64,12 +64,12 @@ class Skipped:
     detail: str
 
 
-def _search_result_elements(target: CrawlTarget) -> Iterator[Element]:
+def _search_result_elements(target: CrawlTarget) -> Iterator[tuple[str, str, str, int, int]]:
     # canonical_json of {"keyword", "marketplace", "page"}, with the per-target part encoded
     # once instead of once per page (dispatch builds millions of these).
     prefix = canonical_json({"keyword": target.target, "marketplace": target.marketplace})[:-1] + ',"page":'
     for page in range(1, target.max_pages + 1):
-        yield Element(f"{prefix}{page}}}", target.target, target.marketplace, page, target.config_id)
+        yield f"{prefix}{page}}}", target.target, target.marketplace, page, target.config_id
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +77,9 @@ class CrawlObject:
     """What the package knows of one crawl object: its elements and where its results land."""
 
     name: str
-    build_elements: Callable[[CrawlTarget], Iterator[Element]]
+    # (element text, target, marketplace, page, config id) for each element of a target:
+    # plain tuples, the hot path of dispatch.
+    build_elements: Callable[[CrawlTarget], Iterator[tuple[str, str, str, int | None, int]]]
     results_table: str
     # How a result row names its element: results column for each element field.
     result_keys: dict[str, str]
@@ -188,6 +190,10 @@ class PlannedTask:
 
     def elements(self) -> Iterator[Element]:
         """The task's elements, built lazily so a million of them never sit in memory at once."""
+        return (Element(*fields) for fields in self.element_fields())
+
+    def element_fields(self) -> Iterator[tuple[str, str, str, int | None, int]]:
+        """The same as plain tuples (text, target, marketplace, page, config id)."""
         build = CRAWL_OBJECTS[self.crawl_object].build_elements
         for target in self.targets:
             yield from build(target)

@@ -40,6 +40,29 @@ INDEX_MIGRATIONS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+def _rekey_manifest(cur: Any) -> None:
+    """Manifests made before ``seq`` existed were keyed on (task_id, element_hash): number their
+    rows per task and move the clustered key to (task_id, seq), keeping the hash unique."""
+    cur.execute(
+        "SELECT COUNT(*) FROM information_schema.COLUMNS "
+        "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'amazon_task_element' AND COLUMN_NAME = 'seq'"
+    )
+    if cur.fetchone()[0]:
+        return
+    log.info("re-keying amazon_task_element on (task_id, seq)")
+    cur.execute("ALTER TABLE amazon_task_element ADD COLUMN seq INT UNSIGNED NOT NULL DEFAULT 0 AFTER task_id")
+    cur.execute("SET @seq := 0, @task := ''")
+    cur.execute(
+        "UPDATE amazon_task_element "
+        "SET seq = (@seq := IF(@task = task_id, @seq + 1, 1)) + 0 * LENGTH(@task := task_id) "
+        "ORDER BY task_id, element_hash"
+    )
+    cur.execute(
+        "ALTER TABLE amazon_task_element DROP PRIMARY KEY, ADD PRIMARY KEY (task_id, seq), "
+        "ADD UNIQUE KEY uq_task_element (task_id, element_hash), ALTER COLUMN seq DROP DEFAULT"
+    )
+
+
 def apply_schema(conn: Any, path: Path | None = None) -> list[str]:
     """Create every missing table, then add missing columns and indexes. Returns the table names."""
     tables = []
@@ -49,6 +72,7 @@ def apply_schema(conn: Any, path: Path | None = None) -> list[str]:
             match = _TABLE_NAME.search(statement)
             if match:
                 tables.append(match.group(1))
+        _rekey_manifest(cur)
         for table, column, clause in COLUMN_MIGRATIONS:
             cur.execute(
                 "SELECT COUNT(*) FROM information_schema.COLUMNS "

@@ -54,15 +54,19 @@ CREATE TABLE IF NOT EXISTS amazon_task_information (
 
 -- The element manifest: every element of every task, so Redis never holds the only copy.
 -- element is the exact Redis set member; target/marketplace/page locate its result rows.
+-- seq (planning order) is the clustered key, so a big task's rows are appended in order;
+-- element_hash (md5 of the member) keeps each element once per task.
 CREATE TABLE IF NOT EXISTS amazon_task_element (
     task_id       VARCHAR(191) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+    seq           INT UNSIGNED NOT NULL,
     element_hash  BINARY(16)   NOT NULL,
     element       TEXT         CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
     target        VARCHAR(1024) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
     marketplace   VARCHAR(16)  NULL,
     page          SMALLINT UNSIGNED NULL,
     config_id     BIGINT UNSIGNED NULL,
-    PRIMARY KEY (task_id, element_hash)
+    PRIMARY KEY (task_id, seq),
+    UNIQUE KEY uq_task_element (task_id, element_hash)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 -- Written by the crawlers. keyword is compared byte for byte (utf8mb4_bin): the
