@@ -97,7 +97,9 @@ def main() -> None:
     parser.add_argument("--open", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    conn = connect(os.environ.get("CRAWLOPS_BENCH_MYSQL_URL", "mysql://crawlops:crawlops@127.0.0.1:3306/crawlops_bench"))
+    conn = connect(
+        os.environ.get("CRAWLOPS_BENCH_MYSQL_URL", "mysql://crawlops:crawlops@127.0.0.1:3306/crawlops_bench")
+    )
     apply_schema(conn)
     r = redis.Redis(host="127.0.0.1", port=6379, db=int(os.environ.get("CRAWLOPS_BENCH_REDIS_DB", "14")))
     settings = Settings.load()
