@@ -14,7 +14,7 @@ export CRAWLOPS_REDIS_DB ?= 1
 export AIRFLOW_CONN_CRAWL_MYSQL ?= {"conn_type":"mysql","host":"127.0.0.1","port":3306,"login":"crawlops","password":"crawlops","schema":"crawl","extra":{"charset":"utf8mb4"}}
 export AIRFLOW_CONN_CRAWL_REDIS ?= {"conn_type":"redis","host":"127.0.0.1","port":6379,"extra":{"db":$(CRAWLOPS_REDIS_DB)}}
 
-.PHONY: help venv services schema demo demo-once stop status e2e test lint format lock clean
+.PHONY: help venv services schema demo demo-once stop status e2e bench test lint format lock clean
 
 help:
 	@echo "make demo      - .venv, MariaDB, Redis, schema, demo config, simulated crawlers and Airflow (UI on :8080)"
@@ -22,6 +22,7 @@ help:
 	@echo "make demo-once - in-process: one dispatch run, a simulated crawl, one supervision run, printed"
 	@echo "make test      - lint + the whole test suite against the local MariaDB and Redis"
 	@echo "make e2e       - start the stack, drive the UI in headless Chromium, stop"
+	@echo "make bench     - benchmarks against floors measured in the same run (about 6 minutes)"
 	@echo "make schema - apply the DDL to the demo database"
 	@echo "make lock   - re-resolve requirements.lock from requirements.txt"
 
@@ -65,6 +66,16 @@ e2e: venv services
 	$(PY) -m crawlops_airflow.stack stop >/dev/null
 	$(PY) -m crawlops_airflow.stack start && $(VENV)/bin/pytest -m e2e tests/e2e; \
 		status=$$?; $(PY) -m crawlops_airflow.stack stop; exit $$status
+
+# Each figure against a floor measured in the same run; JSON in bench/results/, table at the end.
+bench: venv services
+	$(PY) bench/dispatch_bench.py --keywords 20000 --pages 5
+	$(PY) bench/dispatch_bench.py --keywords 200000 --pages 5 --repeat 1
+	$(PY) bench/validation_bench.py --rows 1000000
+	$(PY) bench/validation_bench.py --rows 10000000
+	$(PY) bench/health_bench.py
+	$(PY) bench/parse_bench.py
+	$(PY) bench/report.py
 
 lock:
 	uv pip compile requirements.txt --python-version 3.11 --python-platform x86_64-manylinux_2_28 \

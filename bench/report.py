@@ -1,0 +1,72 @@
+"""Print the table of the latest benchmark results (bench/results/*.json) for the README."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def _load(name: str) -> dict | None:
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def rows() -> list[tuple[str, str, str, str, str]]:
+    table = []
+    for elements in (100_000, 1_000_000):
+        if r := _load(f"dispatch-{elements}.json"):
+            table.append(
+                (
+                    f"dispatch {elements:,} elements",
+                    f"{r['ours_seconds']:.2f} s",
+                    f"{r['floor_seconds']:.2f} s",
+                    f"{r['ratio']:.2f}x",
+                    f"RSS +{r['peak_rss_growth_mb_during_ours']} MB",
+                )
+            )
+    for size in (1_000_000, 10_000_000):
+        if r := _load(f"validation-{size}.json"):
+            table.append(
+                (
+                    f"validation, 40k-row hour of {size:,}",
+                    f"{r['ours_seconds']:.2f} s",
+                    f"{r['floor_seconds']:.2f} s",
+                    f"{r['ratio']:.2f}x",
+                    f"peak RSS {r['peak_rss_mb']:.0f} MB",
+                )
+            )
+    if r := _load("health.json"):
+        table.append(
+            (
+                f"health check, {r['tasks']:,} tasks",
+                f"{r['ours_seconds'] * 1000:.1f} ms",
+                f"{r['floor_seconds'] * 1000:.1f} ms",
+                f"{r['ratio']:.2f}x",
+                f"{r['open_tasks']} open",
+            )
+        )
+    if r := _load("parse.json"):
+        for name, d in r["dags"].items():
+            table.append(
+                (
+                    f"parse {name}",
+                    f"{d['seconds']:.2f} s",
+                    f"{r['floor_seconds']:.2f} s",
+                    f"+{d['over_floor_seconds']:.2f} s",
+                    "",
+                )
+            )
+    return table
+
+
+def main() -> None:
+    print("| figure | ours | floor | ratio | note |")
+    print("|---|---|---|---|---|")
+    for row in rows():
+        print("| " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()
