@@ -22,7 +22,7 @@ help:
 	@echo "make demo-once - in-process: one dispatch run, a simulated crawl, one supervision run, printed"
 	@echo "make test      - lint + the whole test suite against the local MariaDB and Redis"
 	@echo "make e2e       - start the stack, drive the UI in headless Chromium, stop"
-	@echo "make bench     - benchmarks against floors measured in the same run (about 6 minutes)"
+	@echo "make bench     - benchmarks against floors measured in the same run (about 4 minutes)"
 	@echo "make schema - apply the DDL to the demo database"
 	@echo "make lock   - re-resolve requirements.lock from requirements.txt"
 
@@ -74,7 +74,7 @@ bench: venv services
 	$(PY) bench/validation_bench.py --rows 1000000
 	$(PY) bench/validation_bench.py --rows 10000000
 	$(PY) bench/health_bench.py
-	$(PY) bench/parse_bench.py
+	$(PY) bench/parse_bench.py --repeat 10
 	$(PY) bench/report.py
 
 lock:
