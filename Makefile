@@ -14,7 +14,7 @@ export CRAWLOPS_REDIS_DB ?= 1
 export AIRFLOW_CONN_CRAWL_MYSQL ?= {"conn_type":"mysql","host":"127.0.0.1","port":3306,"login":"crawlops","password":"crawlops","schema":"crawl","extra":{"charset":"utf8mb4"}}
 export AIRFLOW_CONN_CRAWL_REDIS ?= {"conn_type":"redis","host":"127.0.0.1","port":6379,"extra":{"db":$(CRAWLOPS_REDIS_DB)}}
 
-.PHONY: help venv services schema demo demo-once stop status e2e bench test lint format lock clean
+.PHONY: help venv services schema demo demo-once stop status e2e bench soak test lint format lock clean
 
 help:
 	@echo "make demo      - .venv, MariaDB, Redis, schema, demo config, simulated crawlers and Airflow (UI on :8080)"
@@ -23,6 +23,7 @@ help:
 	@echo "make test      - lint + the whole test suite against the local MariaDB and Redis"
 	@echo "make e2e       - start the stack, drive the UI in headless Chromium, stop"
 	@echo "make bench     - benchmarks against floors measured in the same run (about 4 minutes)"
+	@echo "make soak      - a full day at 100k elements an hour through the simulator"
 	@echo "make schema - apply the DDL to the demo database"
 	@echo "make lock   - re-resolve requirements.lock from requirements.txt"
 
@@ -76,6 +77,10 @@ bench: venv services
 	$(PY) bench/health_bench.py
 	$(PY) bench/parse_bench.py --repeat 10
 	$(PY) bench/report.py
+
+# make test runs the same test scaled down (6 hours x 1,000 elements).
+soak: venv services
+	SOAK_HOURS=24 SOAK_KEYWORDS=20000 $(VENV)/bin/pytest tests/reliability/test_soak.py -v
 
 lock:
 	uv pip compile requirements.txt --python-version 3.11 --python-platform x86_64-manylinux_2_28 \

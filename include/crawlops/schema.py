@@ -73,6 +73,14 @@ def apply_schema(conn: Any, path: Path | None = None) -> list[str]:
             if match:
                 tables.append(match.group(1))
         _rekey_manifest(cur)
+        # A config target may be anything a person pastes (a 1 MB string is stored and skipped
+        # as oversized, not refused by the database).
+        cur.execute(
+            "SELECT DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
+            "AND TABLE_NAME = 'amazon_crawl_config' AND COLUMN_NAME = 'target'"
+        )
+        if (cur.fetchone() or [""])[0].lower() == "text":
+            cur.execute("ALTER TABLE amazon_crawl_config MODIFY target MEDIUMTEXT NULL")
         for table, column, clause in COLUMN_MIGRATIONS:
             cur.execute(
                 "SELECT COUNT(*) FROM information_schema.COLUMNS "

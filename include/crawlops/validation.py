@@ -217,7 +217,10 @@ def _jsonable(value: Any) -> Any:
 
 def load_suite(path: Path | str = DEFAULT_SUITE_PATH) -> dict[str, Any]:
     """The suite file as a dict, checked for what the rest of this module relies on."""
-    suite = json.loads(Path(path).read_text("utf-8"))
+    try:
+        suite = json.loads(Path(path).read_text("utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON: {exc}") from exc
     if not isinstance(suite, dict) or not suite.get("name") or not isinstance(suite.get("expectations"), list):
         raise ValueError(f"{path}: not an expectation suite (needs 'name' and 'expectations')")
     names = []

@@ -8,7 +8,7 @@
 CREATE TABLE IF NOT EXISTS amazon_crawl_config (
     id            BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
     crawl_object  VARCHAR(64)     NULL,
-    target        TEXT            NULL,
+    target        MEDIUMTEXT      NULL,
     marketplace   VARCHAR(16)     NULL,
     frequency     VARCHAR(16)     NULL,
     priority      INT             NOT NULL DEFAULT 0,
