@@ -193,3 +193,45 @@ def test_a_broken_suite_file_is_a_clear_error_naming_it(tmp_path):
     # The shipped suite still loads.
     shipped = Path(validation.__file__).resolve().parents[1] / "expectations" / "amazon_search_result.json"
     assert validation.load_suite(shipped)["name"] == "amazon_search_result"
+
+
+def test_mysql_connection_killed_mid_quarantine_move_rolls_back_and_the_retry_moves_once(mysql, settings, monkeypatch):
+    from conftest import MYSQL_URL
+
+    start = NOON.naive()[0]
+    price = [-1.0] * 1500 + [9.99] * 1500  # half of the hour breaks price_non_negative
+    when = [start + dt.timedelta(seconds=i % 3600) for i in range(3000)]
+    rows = [(TASK, f"kw {i}", "US", f"B0{i:08d}", price[i], 4.5, 1, i, when[i]) for i in range(3000)]
+    with mysql.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO amazon_search_result (task_id, keyword, marketplace, asin, title, price, currency, rating, "
+            "review_count, page, position, create_time) VALUES (%s, %s, %s, %s, 't', %s, 'USD', %s, 1, %s, %s, %s)",
+            rows,
+        )
+    mysql.commit()
+    victim = connect(MYSQL_URL)
+    real_batched, chunks = quality.batched, []
+
+    def killing_batched(items, size):
+        for chunk in real_batched(items, size):
+            chunks.append(len(chunk))
+            if len(chunks) == 2:  # the first 1,000 rows were copied and deleted inside the transaction
+                with mysql.cursor() as cur:
+                    cur.execute("KILL CONNECTION %s", (victim.thread_id(),))
+            yield chunk
+
+    monkeypatch.setattr(quality, "batched", killing_batched)
+    with pytest.raises(Exception, match=r"(?i)lost connection|server has gone away|killed"):
+        quality.quarantine_invalid(victim, "amazon_search_result", NOON, settings)
+    monkeypatch.setattr(quality, "batched", real_batched)
+
+    def counts():
+        with mysql.cursor() as cur:
+            cur.execute("SELECT (SELECT COUNT(*) FROM amazon_search_result), "
+                        "(SELECT COUNT(*) FROM amazon_search_result_quarantine)")  # fmt: skip
+            return cur.fetchone()
+
+    assert counts() == (3000, 0)  # rolled back as one transaction
+    summary, _ = quality.quarantine_invalid(mysql, "amazon_search_result", NOON, settings)
+    assert summary["invalid"] == 1500
+    assert counts() == (1500, 1500)
