@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
-import platform
 import resource
 import time
-from pathlib import Path
 
 import redis
+from common import write_result  # bench/ is on sys.path when a bench runs as a script
 
 from crawlops import dispatch
 from crawlops.db import batched, connect
@@ -123,16 +121,12 @@ def main() -> None:
         "ours_runs": [round(t, 3) for t in ours_times],
         "floor_runs": [round(t, 3) for t in floor_times],
         "peak_rss_growth_mb_during_ours": round(rss_growth_kb / 1024, 1),
-        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()}",
-        "at": dt.datetime.now(UTC).isoformat(timespec="seconds"),
     }
     print(
         f"dispatch {result['elements']:>9,} elements: ours {best_ours:7.2f} s   floor {best_floor:7.2f} s   "
         f"ratio {result['ratio']:.2f}x   peak RSS growth {result['peak_rss_growth_mb_during_ours']} MB"
     )
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / f"dispatch-{result['elements']}.json").write_text(json.dumps(result, indent=2))
+    write_result(f"dispatch-{result['elements']}", result)
 
 
 if __name__ == "__main__":

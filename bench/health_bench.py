@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
-import platform
 import time
-from pathlib import Path
 
 import redis
+from common import write_result  # bench/ is on sys.path when a bench runs as a script
 
 from crawlops import health, queue
 from crawlops.db import batched, connect
@@ -115,16 +113,12 @@ def main() -> None:
         "ours_seconds": round(best_ours, 4),
         "floor_seconds": round(best_floor, 4),
         "ratio": round(best_ours / best_floor, 2),
-        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()}",
-        "at": dt.datetime.now(UTC).isoformat(timespec="seconds"),
     }
     print(
         f"health   {args.tasks:>9,} tasks ({args.open} open): ours {best_ours * 1000:7.1f} ms   "
         f"floor {best_floor * 1000:7.1f} ms   ratio {result['ratio']:.2f}x"
     )
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "health.json").write_text(json.dumps(result, indent=2))
+    write_result("health", result)
     with conn.cursor() as cur:
         cur.execute("TRUNCATE TABLE amazon_task_information")
     conn.commit()

@@ -9,12 +9,13 @@ Each figure is the best of ``--repeat`` fresh interpreter runs. Writes bench/res
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from common import write_result  # bench/ is on sys.path when a bench runs as a script
 
 ROOT = Path(__file__).resolve().parents[1]
 EMPTY_DAG = """
@@ -51,9 +52,7 @@ def main() -> None:
         ours = best_of(path, args.repeat)
         results["dags"][path.name] = {"seconds": round(ours, 3), "over_floor_seconds": round(ours - floor, 3)}
         print(f"{path.name:34} {ours:6.3f} s   +{ours - floor:.3f} s over the floor")
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "parse.json").write_text(json.dumps(results, indent=2))
+    write_result("parse", results)
 
 
 if __name__ == "__main__":

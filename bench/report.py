@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results"
+from common import RESULTS  # bench/ is on sys.path when run as a script
 
 
 def _load(name: str) -> dict | None:

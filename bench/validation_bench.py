@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
-import platform
 import resource
 import time
-from pathlib import Path
+
+from common import write_result  # bench/ is on sys.path when a bench runs as a script
 
 from crawlops import validation
 from crawlops.db import connect
@@ -198,8 +197,6 @@ def main() -> None:
         "rss_mb_after_gx_import": round(rss_after_import, 1),
         "rss_growth_mb_during_validation": round(rss_after - rss_before, 1),
         "load_seconds": None if load_seconds is None else round(load_seconds, 1),
-        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()}",
-        "at": dt.datetime.now(UTC).isoformat(timespec="seconds"),
     }
     print(
         f"validation {args.rows:>11,} rows ({report.row_count:,} in window): ours {best_ours:7.3f} s   "
@@ -207,9 +204,7 @@ def main() -> None:
         f"peak RSS {result['peak_rss_mb']:.0f} MB (+{result['rss_growth_mb_during_validation']:.1f} MB validating)   "
         f"GE import {import_seconds:.1f} s"
     )
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / f"validation-{args.rows}.json").write_text(json.dumps(result, indent=2))
+    write_result(f"validation-{args.rows}", result)
 
 
 if __name__ == "__main__":

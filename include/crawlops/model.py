@@ -99,11 +99,6 @@ def closes_day(window: Window, tz: str) -> bool:
     return window.end.astimezone(ZoneInfo(tz)).time() == dt.time(0)
 
 
-def hour_ending(window: Window) -> Window:
-    """The hour that ends where ``window`` ends."""
-    return Window(window.end - dt.timedelta(hours=1), window.end)
-
-
 def day_ending(window: Window, tz: str) -> Window:
     """The calendar day in ``tz`` up to where ``window`` ends: the whole day (23, 24 or 25 hours)
     when it ends at midnight, the day so far otherwise."""

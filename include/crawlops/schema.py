@@ -81,24 +81,19 @@ def apply_schema(conn: Any, path: Path | None = None) -> list[str]:
         )
         if (cur.fetchone() or [""])[0].lower() == "text":
             cur.execute("ALTER TABLE amazon_crawl_config MODIFY target MEDIUMTEXT NULL")
-        for table, column, clause in COLUMN_MIGRATIONS:
-            cur.execute(
-                "SELECT COUNT(*) FROM information_schema.COLUMNS "
-                "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s AND COLUMN_NAME = %s",
-                (table, column),
-            )
-            if cur.fetchone()[0] == 0:
-                log.info("adding column %s.%s", table, column)
-                cur.execute(f"ALTER TABLE {table} {clause}")
-        for table, index, clause in INDEX_MIGRATIONS:
-            cur.execute(
-                "SELECT COUNT(*) FROM information_schema.STATISTICS "
-                "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s AND INDEX_NAME = %s",
-                (table, index),
-            )
-            if cur.fetchone()[0] == 0:
-                log.info("adding index %s.%s", table, index)
-                cur.execute(f"ALTER TABLE {table} {clause}")
+        for view, column, migrations in (
+            ("COLUMNS", "COLUMN_NAME", COLUMN_MIGRATIONS),
+            ("STATISTICS", "INDEX_NAME", INDEX_MIGRATIONS),
+        ):
+            for table, name, clause in migrations:
+                cur.execute(
+                    f"SELECT COUNT(*) FROM information_schema.{view} "  # noqa: S608 - constants above
+                    f"WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s AND {column} = %s",
+                    (table, name),
+                )
+                if cur.fetchone()[0] == 0:
+                    log.info("adding %s.%s", table, name)
+                    cur.execute(f"ALTER TABLE {table} {clause}")
     conn.commit()
     log.info("schema applied: %s", ", ".join(tables))
     return tables
