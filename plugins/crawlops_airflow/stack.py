@@ -12,6 +12,7 @@ Makefile). Each process group's pid is kept in ``$AIRFLOW_HOME/pids``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -71,19 +72,27 @@ def _running() -> dict[str, int]:
     return alive
 
 
-def memory_mb() -> float:
-    """Resident memory of every process in the stack's sessions (process groups), in MB."""
-    sessions = set(_running().values())
-    total = 0
+def _session_members(sessions: set[int]) -> dict[int, int]:
+    """pid -> resident KB of every live process whose session is one of ``sessions``."""
+    members = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[3]) in sessions:  # field 6 of /proc/pid/stat: the session id
-                status = (stat.parent / "status").read_text()
-                total += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
-        except (OSError, StopIteration, IndexError, ValueError):
+            # fields[0]: state (Z = zombie, already gone); fields[3]: the session id
+            if fields[0] == "Z" or int(fields[3]) not in sessions:
+                continue
+            status = (stat.parent / "status").read_text()
+            members[int(stat.parent.name)] = int(
+                next((line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")), "0")
+            )
+        except (OSError, IndexError, ValueError):
             continue
-    return total / 1024
+    return members
+
+
+def memory_mb() -> float:
+    """Resident memory of every process in the stack's sessions (process groups), in MB."""
+    return sum(_session_members(set(_running().values())).values()) / 1024
 
 
 class Api:
@@ -187,17 +196,23 @@ def start() -> int:
 
 
 def stop() -> int:
+    """SIGTERM each process group, wait until every process of the sessions is gone, SIGKILL what is left.
+
+    Waiting only for the recorded pid is not enough: Airflow standalone's children (the
+    api-server above all) keep shutting down after their parent has exited.
+    """
     running = _running()
-    for pid in running.values():
-        try:
+    sessions = set(running.values())
+    for pid in sessions:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            continue
     deadline = time.monotonic() + 30
-    while _running() and time.monotonic() < deadline:
+    while _session_members(sessions) and time.monotonic() < deadline:
         time.sleep(0.5)
-    for name, pid in _running().items():
-        os.killpg(pid, signal.SIGKILL)
+    for pid in _session_members(sessions):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    for name in running:
         (PIDS / f"{name}.pid").unlink(missing_ok=True)
     print(f"stopped: {', '.join(running) or 'nothing was running'}")
     return 0
