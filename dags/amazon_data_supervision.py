@@ -10,7 +10,7 @@ what needs repair? At each day's close: the daily report.
 | `task_health` | every run | syncs statuses through the dispatch core; tasks open longer than the timeout are closed and their unanswered elements sent to the retry path; stalled tasks, success rate, queue depth per crawl object |
 | `hour_closes` | every run | lets the hourly checks run only in the run whose window ends on the hour (or with `run_hourly`) |
 | `validate_results` | hourly | the `amazon_search_result` expectation suite (`include/expectations/`) on the hour, pushed down to SQL; red when the data fails it |
-| `volume_anomaly` | hourly | the hour's row count against the same hour over the last 14 days (z-score) |
+| `volume_anomaly` | hourly | the hour's row count against the same hour over the last 14 days (z-score); count and band kept in the `amazon_volume_hourly` rollup |
 | `schema_drift` | hourly | the table's columns and types against what the suite expects |
 | `completeness` | hourly | finished tasks whose elements have no result rows: a retry task of exactly those elements |
 | `quarantine_invalid` | hourly | invalid rows moved to `amazon_search_result_quarantine` with the rule they failed |
@@ -159,6 +159,7 @@ def amazon_data_supervision():
         from crawlops import quality
 
         verdict, findings = quality.check_volume(conn, RESULTS_TABLE, hour, settings)
+        quality.record_volume(conn, RESULTS_TABLE, hour, verdict, settings.quality, dag_run_id=context["run_id"])
         return verdict.to_json(), findings
 
     @hourly_check("schema_drift")

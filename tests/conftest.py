@@ -58,6 +58,7 @@ TABLES = (
     "amazon_daily_report",
     "amazon_check_run",
     "amazon_alert_delivery",
+    "amazon_volume_hourly",
 )
 
 

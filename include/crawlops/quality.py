@@ -69,6 +69,45 @@ def judge_volume(observed: int, history: Sequence[int], quality: QualitySettings
     )  # fmt: skip
 
 
+def volume_band(verdict: VolumeVerdict, quality: QualitySettings) -> tuple[float | None, float | None]:
+    """The expected range mean ± anomaly_z * std (floored at 0), or (None, None) without a verdict."""
+    if verdict.mean is None or verdict.std is None:
+        return None, None
+    return round(max(verdict.mean - quality.anomaly_z * verdict.std, 0.0), 2), round(
+        verdict.mean + quality.anomaly_z * verdict.std, 2
+    )
+
+
+def record_volume(
+    conn: Any, table: str, window: Window, verdict: VolumeVerdict, quality: QualitySettings, *, dag_run_id: str | None
+) -> None:
+    """Upsert the hour's row of the ``amazon_volume_hourly`` rollup (re-running the hour rewrites it)."""
+    low, high = volume_band(verdict, quality)
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO amazon_volume_hourly (table_name, hour, row_count, history_points, mean, std, "
+            "band_low, band_high, anomalous, direction, dag_run_id) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE "
+            "row_count = VALUES(row_count), history_points = VALUES(history_points), mean = VALUES(mean), "
+            "std = VALUES(std), band_low = VALUES(band_low), band_high = VALUES(band_high), "
+            "anomalous = VALUES(anomalous), direction = VALUES(direction), dag_run_id = VALUES(dag_run_id)",
+            (
+                table,
+                window.naive()[0],
+                verdict.observed,
+                verdict.points,
+                verdict.mean,
+                verdict.std,
+                low,
+                high,
+                verdict.anomalous,
+                verdict.direction,
+                dag_run_id,
+            ),
+        )
+    conn.commit()
+
+
 def hourly_counts(conn: Any, table: str, hours: Sequence[dt.datetime]) -> dict[dt.datetime, int]:
     """Rows per ``create_hour`` for the given UTC hours (naive), through the create_hour index."""
     if not hours:

@@ -236,12 +236,8 @@ def volume_by_hour(conn: Any, settings: Settings, hours: Sequence[dt.datetime]) 
     for hour in naive:
         observed = counts.get(hour, 0)
         verdict = quality.judge_volume(observed, [counts[p] for p in history[hour] if counts.get(p)], q)
-        low = high = None
-        outside = None
-        if verdict.mean is not None and verdict.std is not None:
-            low = round(max(verdict.mean - q.anomaly_z * verdict.std, 0.0), 2)
-            high = round(verdict.mean + q.anomaly_z * verdict.std, 2)
-            outside = observed < low or observed > high
+        low, high = quality.volume_band(verdict, q)
+        outside = None if low is None or high is None else observed < low or observed > high
         entries.append(
             {
                 "hour": hour.replace(tzinfo=dt.UTC).isoformat(),

@@ -203,3 +203,23 @@ CREATE TABLE IF NOT EXISTS amazon_daily_report (
     created_at    DATETIME      NOT NULL DEFAULT CURRENT_TIMESTAMP,
     PRIMARY KEY (report_date)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- The hourly volume rollup: one row per (table, hour), written by the volume-anomaly check
+-- when the hour closes (re-running the hour rewrites it). It keeps the count the check saw
+-- and the band it judged it against, so the Crawl Ops page draws volume against its band
+-- without counting millions of result rows per request.
+CREATE TABLE IF NOT EXISTS amazon_volume_hourly (
+    table_name      VARCHAR(128)  NOT NULL,
+    hour            DATETIME      NOT NULL,
+    row_count       BIGINT UNSIGNED NOT NULL,
+    history_points  INT UNSIGNED  NOT NULL,
+    mean            DOUBLE        NULL,
+    std             DOUBLE        NULL,
+    band_low        DOUBLE        NULL,
+    band_high       DOUBLE        NULL,
+    anomalous       TINYINT(1)    NULL,
+    direction       VARCHAR(8)    NULL,
+    dag_run_id      VARCHAR(250)  NULL,
+    checked_at      DATETIME      NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP,
+    PRIMARY KEY (table_name, hour)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

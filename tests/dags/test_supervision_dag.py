@@ -68,6 +68,10 @@ def test_hour_close_runs_every_check_and_a_clean_hour_passes(dag, mysql, redis_c
     checks = dict(rows(mysql, "SELECT check_name, status FROM amazon_check_run"))
     assert checks["suite:amazon_search_result"] == "pass"
     assert checks["quarantine_invalid"] == "pass"
+    # the volume check keeps the count it judged in the rollup the Crawl Ops page draws
+    assert rows(mysql, "SELECT table_name, hour, row_count, history_points, anomalous FROM amazon_volume_hourly") == (
+        ("amazon_search_result", HOUR.naive()[0], 150, 0, None),
+    )
 
 
 def test_a_dirty_hour_fails_its_suite_and_is_repaired(dag, mysql, redis_client, settings, config, crawler):
@@ -99,7 +103,13 @@ def test_a_run_inside_the_hour_checks_health_only(dag, mysql, redis_client, sett
 
 def test_rerunning_a_window_recomputes_the_same_rows(dag, mysql, redis_client, settings, config, crawler):
     crawl_the_hour(mysql, redis_client, settings, config, crawler, invalid=3)
-    tables = ["amazon_validation_run", "amazon_check_run", "amazon_alert", "amazon_search_result_quarantine"]
+    tables = [
+        "amazon_validation_run",
+        "amazon_check_run",
+        "amazon_alert",
+        "amazon_search_result_quarantine",
+        "amazon_volume_hourly",
+    ]
 
     run(dag, HOUR.end)
     first = {t: rows(mysql, f"SELECT COUNT(*) FROM {t}")[0][0] for t in tables}
@@ -108,6 +118,7 @@ def test_rerunning_a_window_recomputes_the_same_rows(dag, mysql, redis_client, s
 
     assert first == second
     assert first["amazon_search_result_quarantine"] == 3
+    assert first["amazon_volume_hourly"] == 1
 
 
 def test_dry_run_repairs_nothing(dag, mysql, redis_client, settings, config, crawler):

@@ -15,7 +15,7 @@ def table_columns(conn, table):
 def test_every_statement_is_idempotent():
     statements = schema_statements()
 
-    assert len(statements) == 10
+    assert len(statements) == 11
     assert all(s.upper().startswith("CREATE TABLE IF NOT EXISTS") for s in statements)
 
 

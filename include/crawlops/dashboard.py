@@ -1,0 +1,380 @@
+"""The numbers behind the Crawl Ops page: queues, tasks, data quality, volume, alerts, reports.
+
+Every function reads this package's tables (and Redis, for the live queue depth) through
+the same code the DAGs use, for a time range of whole UTC hours. Each is one or two
+indexed queries whose cost grows with the range, not with the tables:
+
+- tasks by ``interval_start`` (``idx_task_interval``), open tasks by ``idx_task_status``;
+- suite verdicts from ``amazon_validation_run`` and check outcomes from ``amazon_check_run``,
+  one row per hour each;
+- volume from the ``amazon_volume_hourly`` rollup the volume check writes at each hour's
+  close; only the hours it has not judged yet (the current one) are counted live, through
+  the ``create_hour`` index;
+- alerts by ``created_at`` (``idx_alert_created``).
+
+No Airflow imports: the plugin hands in a MySQL connection and a Redis client.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from typing import Any
+
+from crawlops import health, quality
+from crawlops.model import OPEN_STATUSES, TaskStatus, as_utc
+from crawlops.report import LEVELS, RESULTS_TABLE
+
+HOUR = dt.timedelta(hours=1)
+MAX_RANGE = dt.timedelta(days=31)
+DEFAULT_RANGE = dt.timedelta(hours=24)
+# Disjoint outcomes of a task, in the order the chart stacks them.
+OUTCOMES = ("completed", "retried", "failed", "dead", "open")
+DAG_IDS = ("amazon_task_dispatch", "amazon_data_supervision")
+ALERT_LIMIT = 200
+
+
+class RangeError(ValueError):
+    """A time range the page cannot serve (reversed, or longer than ``MAX_RANGE``)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class HourRange:
+    """Whole UTC hours [start, end): the start floored and the end rounded up to the hour.
+
+    Without a start the range is the 24 hours up to the end of the current (or given) end's hour.
+    """
+
+    start: dt.datetime
+    end: dt.datetime
+
+    @classmethod
+    def of(cls, start: dt.datetime | None, end: dt.datetime | None, *, now: dt.datetime | None = None) -> HourRange:
+        end = as_utc(end or now or dt.datetime.now(dt.UTC))
+        ceil = end.replace(minute=0, second=0, microsecond=0)
+        if ceil < end:
+            ceil += HOUR
+        start = as_utc(start) if start else ceil - DEFAULT_RANGE  # default: 24 hours, the current one last
+        floor = start.replace(minute=0, second=0, microsecond=0)
+        if ceil <= floor:
+            raise RangeError(
+                f"the range must end after it starts (start {start:%Y-%m-%d %H:%M}, end {end:%Y-%m-%d %H:%M})"
+            )
+        if ceil - floor > MAX_RANGE:
+            raise RangeError(f"the range may span at most {MAX_RANGE.days} days")
+        return cls(floor, ceil)
+
+    @property
+    def hours(self) -> list[dt.datetime]:
+        return [self.start + HOUR * k for k in range(int((self.end - self.start) / HOUR))]
+
+    def naive(self) -> tuple[dt.datetime, dt.datetime]:
+        return self.start.replace(tzinfo=None), self.end.replace(tzinfo=None)
+
+    def index(self, naive_hour: dt.datetime) -> int:
+        return int((naive_hour.replace(tzinfo=dt.UTC) - self.start) / HOUR)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "hours": [h.isoformat() for h in self.hours],
+        }
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.replace(tzinfo=dt.UTC).isoformat()
+
+
+def run_path(dag_id: str | None, run_id: str | None) -> str | None:
+    """The Airflow UI path of a DAG run (relative to the UI root), for this package's DAGs."""
+    if dag_id not in DAG_IDS or not run_id:
+        return None
+    from urllib.parse import quote
+
+    return f"dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
+
+
+# ---------------------------------------------------------------------------------------
+# Queues and task status
+
+
+def overview(conn: Any, r: Any, span: HourRange) -> dict[str, Any]:
+    """Queue depth per crawl object now (Redis), open tasks now, and tasks in the range per status."""
+    start, end = span.naive()
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT task_status, COUNT(*) FROM amazon_task_information "
+            "WHERE interval_start >= %s AND interval_start < %s GROUP BY task_status",
+            (start, end),
+        )
+        in_range = dict.fromkeys((s.value for s in TaskStatus), 0)
+        for status, count in cur.fetchall():
+            in_range[str(status)] = int(count)
+    queues: dict[str, dict[str, Any]] = {}
+    redis_error = None
+    try:
+        queues = health.queue_depth(conn, r)
+    except Exception as exc:  # the page still shows MySQL's side when Redis is down
+        redis_error = f"{type(exc).__name__}: {exc}"
+        queues = {
+            task_type: {"open_tasks": n, "queued": None, "failed_waiting": None}
+            for task_type, n in _open_by_type(conn).items()
+        }
+    return {
+        "range": {"start": span.start.isoformat(), "end": span.end.isoformat()},
+        "queues": dict(sorted(queues.items())),
+        "queued_total": None if redis_error else sum(q["queued"] for q in queues.values()),
+        "redis_error": redis_error,
+        "status_counts": in_range,
+        "tasks_total": sum(in_range.values()),
+    }
+
+
+def _open_by_type(conn: Any) -> dict[str, int]:
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT task_type, COUNT(*) FROM amazon_task_information WHERE task_status IN (%s, %s) GROUP BY task_type",
+            tuple(s.value for s in OPEN_STATUSES),
+        )
+        return {str(t): int(n) for t, n in cur.fetchall()}
+
+
+def tasks_by_hour(conn: Any, span: HourRange) -> dict[str, Any]:
+    """Tasks per hour of their window by outcome, each task in exactly one outcome.
+
+    completed; retried = failed and its failures handed to a retry task; failed = failed,
+    retry not made yet; dead = retry budget spent; open = pending or in progress.
+    """
+    start, end = span.naive()
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT t.interval_start, t.task_status, r.task_id IS NOT NULL, COUNT(*) "
+            "FROM amazon_task_information t "
+            "LEFT JOIN amazon_task_information r ON r.task_id = CONCAT(t.task_id, %s) "
+            "AND t.task_status = %s "
+            "WHERE t.interval_start >= %s AND t.interval_start < %s "
+            "GROUP BY t.interval_start, t.task_status, r.task_id IS NOT NULL",
+            ("_fail", TaskStatus.FAILED.value, start, end),
+        )
+        rows = cur.fetchall()
+    series = {outcome: [0] * len(span.hours) for outcome in OUTCOMES}
+    for interval_start, status, has_retry, count in rows:
+        outcome = {
+            TaskStatus.COMPLETED.value: "completed",
+            TaskStatus.FAILED.value: "retried" if has_retry else "failed",
+            TaskStatus.DEAD.value: "dead",
+        }.get(str(status), "open")
+        hour = interval_start.replace(minute=0, second=0, microsecond=0)
+        series[outcome][span.index(hour)] += int(count)
+    return {
+        "hours": [h.isoformat() for h in span.hours],
+        "outcomes": list(OUTCOMES),
+        "series": series,
+        "totals": {outcome: sum(values) for outcome, values in series.items()},
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# Data quality and volume
+
+
+def quality_by_hour(conn: Any, span: HourRange) -> dict[str, Any]:
+    """One strip per suite (and per hourly check): each hour pass / fail / not run, with what failed.
+
+    Suite cells list their failed expectations; check cells the titles of the findings the
+    check stored for that hour.
+    """
+    start, end = span.naive()
+    size = len(span.hours)
+    strips: dict[str, dict[str, Any]] = {}
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT suite_name, table_name, window_start, success, evaluated, failed, row_count, results, dag_run_id "
+            "FROM amazon_validation_run WHERE window_start >= %s AND window_start < %s "
+            "ORDER BY suite_name, table_name, window_start, window_end",
+            (start, end),
+        )
+        for suite, table, window_start, success, evaluated, failed, row_count, results, run_id in cur.fetchall():
+            label = suite if suite == table else f"{suite} ({table})"
+            strip = strips.setdefault(label, {"name": label, "kind": "suite", "cells": [None] * size})
+            failed_names = [o["name"] for o in json.loads(results or "{}").get("outcomes", []) if not o.get("success")]
+            index = span.index(window_start.replace(minute=0, second=0))
+            cell = strip["cells"][index] or {
+                "status": "pass",
+                "evaluated": 0,
+                "failed": 0,
+                "row_count": 0,
+                "failures": [],
+            }
+            cell["status"] = "pass" if cell["status"] == "pass" and success else "fail"
+            cell["evaluated"] += int(evaluated or 0)
+            cell["failed"] += int(failed or 0)
+            cell["row_count"] += int(row_count or 0)
+            cell["failures"] += [n for n in failed_names if n not in cell["failures"]]
+            cell["run"] = run_path("amazon_data_supervision", run_id)
+            strip["cells"][index] = cell
+        cur.execute(
+            "SELECT c.check_name, c.window_start, c.status, c.findings, c.dag_run_id, "
+            "(SELECT GROUP_CONCAT(a.title ORDER BY a.id SEPARATOR '\\n') FROM amazon_alert a "
+            " WHERE a.check_name = c.check_name AND a.window_start = c.window_start AND a.window_end = c.window_end) "
+            "FROM amazon_check_run c WHERE c.window_end > %s AND c.window_end <= %s "
+            "AND c.window_end = c.window_start + INTERVAL 1 HOUR AND c.check_name NOT LIKE %s "
+            "ORDER BY c.check_name, c.window_start",
+            (start, end, "suite:%"),  # a suite's own check row: its strip comes from amazon_validation_run
+        )
+        for check, window_start, status, findings, run_id, titles in cur.fetchall():
+            strip = strips.setdefault(f"check:{check}", {"name": check, "kind": "check", "cells": [None] * size})
+            strip["cells"][span.index(window_start)] = {
+                "status": str(status),
+                "findings": int(findings or 0),
+                "failures": (titles or "").split("\n") if titles else [],
+                "run": run_path("amazon_data_supervision", run_id),
+            }
+    ordered = sorted(strips.values(), key=lambda s: (s["kind"] != "suite", s["name"]))
+    for strip in ordered:
+        cells = [c for c in strip["cells"] if c]
+        strip["passed"] = sum(1 for c in cells if c["status"] in ("pass", "repaired"))
+        strip["failed"] = sum(1 for c in cells if c["status"] == "fail")
+        strip["not_run"] = size - len(cells)
+    return {"hours": [h.isoformat() for h in span.hours], "strips": ordered}
+
+
+def volume_by_hour(conn: Any, span: HourRange, *, table: str = RESULTS_TABLE) -> dict[str, Any]:
+    """Rows per hour against the band the volume check judged them by.
+
+    Hours the check has judged come from the ``amazon_volume_hourly`` rollup (the count it
+    saw at the hour's close); the others are counted now and have no band yet.
+    """
+    start, end = span.naive()
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT hour, row_count, history_points, mean, band_low, band_high, anomalous, direction "
+            "FROM amazon_volume_hourly WHERE table_name = %s AND hour >= %s AND hour < %s",
+            (table, start, end),
+        )
+        judged = {row[0]: row for row in cur.fetchall()}
+    live = quality.hourly_counts(
+        conn, table, [h.replace(tzinfo=None) for h in span.hours if h.replace(tzinfo=None) not in judged]
+    )
+    entries = []
+    for hour in span.hours:
+        key = hour.replace(tzinfo=None)
+        if key in judged:
+            _, rows, points, mean, low, high, anomalous, direction = judged[key]
+            entries.append(
+                {
+                    "hour": hour.isoformat(),
+                    "rows": int(rows),
+                    "source": "rollup",
+                    "history_points": int(points),
+                    "mean": mean,
+                    "band_low": low,
+                    "band_high": high,
+                    "anomalous": None if anomalous is None else bool(anomalous),
+                    "direction": direction,
+                }
+            )
+        else:
+            entries.append(
+                {
+                    "hour": hour.isoformat(),
+                    "rows": live.get(key, 0),
+                    "source": "live",
+                    "history_points": None,
+                    "mean": None,
+                    "band_low": None,
+                    "band_high": None,
+                    "anomalous": None,
+                    "direction": None,
+                }
+            )
+    return {
+        "table": table,
+        "hours": entries,
+        "total_rows": sum(e["rows"] for e in entries),
+        "anomalous_hours": sum(1 for e in entries if e["anomalous"]),
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# Alerts and reports
+
+
+def alerts(conn: Any, span: HourRange, *, limit: int = ALERT_LIMIT) -> dict[str, Any]:
+    """Alerts raised in the range by level, and the newest ``limit`` of them with their run's link."""
+    start, end = span.naive()
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT level, COUNT(*) FROM amazon_alert WHERE created_at >= %s AND created_at < %s GROUP BY level",
+            (start, end),
+        )
+        by_level = dict.fromkeys(LEVELS, 0)
+        for level, count in cur.fetchall():
+            by_level[str(level)] = int(count)
+        cur.execute(
+            "SELECT id, level, source, check_name, subject, title, window_start, window_end, created_at, "
+            "dag_run_id, delivery_status FROM amazon_alert WHERE created_at >= %s AND created_at < %s "
+            "ORDER BY created_at DESC, id DESC LIMIT %s",
+            (start, end, limit),
+        )
+        rows = cur.fetchall()
+    items = [
+        {
+            "id": int(alert_id),
+            "level": level,
+            "source": source,
+            "check_name": check,
+            "subject": subject,
+            "title": title,
+            "window_start": _iso(window_start),
+            "window_end": _iso(window_end),
+            "created_at": _iso(created_at),
+            "dag_id": source if source in DAG_IDS else None,
+            "dag_run_id": run_id,
+            "run": run_path(source, run_id),
+            "delivery_status": delivery,
+        }
+        for alert_id, level, source, check, subject, title, window_start, window_end, created_at, run_id, delivery in (
+            rows
+        )
+    ]
+    return {
+        "by_level": by_level,
+        "total": sum(by_level.values()),
+        "alerts": items,
+        "truncated": sum(by_level.values()) > len(items),
+    }
+
+
+def latest_report(conn: Any) -> dict[str, Any] | None:
+    """The newest daily report's facts (its HTML is served by ``latest_report_html``)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT report_date, created_at, dag_run_id, summary FROM amazon_daily_report "
+            "ORDER BY report_date DESC LIMIT 1"
+        )
+        row = cur.fetchone()
+    if row is None:
+        return None
+    report_date, created_at, run_id, summary = row
+    data = json.loads(summary) if summary else {}
+    return {
+        "report_date": report_date.isoformat(),
+        "created_at": _iso(created_at),
+        "dag_run_id": run_id,
+        "run": run_path("amazon_data_supervision", run_id),
+        "title": data.get("title"),
+        "tasks": (data.get("tasks") or {}).get("total"),
+        "quality": {k: (data.get("quality") or {}).get(k) for k in ("passed", "failed", "not_validated")},
+        "volume": {k: (data.get("volume") or {}).get(k) for k in ("total_rows", "outside_band", "without_band")},
+        "alerts": (data.get("alerts") or {}).get("by_level"),
+    }
+
+
+def latest_report_html(conn: Any) -> str | None:
+    with conn.cursor() as cur:
+        cur.execute("SELECT html FROM amazon_daily_report ORDER BY report_date DESC LIMIT 1")
+        row = cur.fetchone()
+    return None if row is None else str(row[0])

@@ -1,0 +1,262 @@
+"""The Crawl Ops page: a FastAPI app the Airflow API server mounts at ``/crawl-ops``.
+
+``GET /crawl-ops/`` is one self-contained HTML page (inline CSS and script, charts drawn
+as SVG in the browser, nothing fetched from the internet) that reads the JSON endpoints
+under ``/crawl-ops/api/``; their schema is at ``/crawl-ops/openapi.json``.
+
+Same login as the Airflow UI: every route needs the Airflow session (the ``_token``
+cookie the UI sets at login, or an ``Authorization: Bearer`` API token) of a user who
+may read the runs of both crawl DAGs. Without a token the answer is 401, with an invalid
+one or without that permission 403. The numbers come from ``crawlops.dashboard``; the
+connections are the DAGs' own (``crawl_mysql``, ``crawl_redis``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query, status
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, ConfigDict
+
+from crawlops import dashboard
+from crawlops.settings import dag_timezone
+
+URL_PREFIX = "/crawl-ops"
+PAGE = Path(__file__).with_name("static") / "crawl_ops.html"
+
+
+def _airflow_reader() -> Any:
+    """The dependency that lets a request in: an Airflow user allowed to read both DAGs' runs."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
+    from airflow.api_fastapi.core_api.security import get_user
+
+    def reader(user: Any = Depends(get_user)) -> Any:  # noqa: B008 - a dependency made at runtime
+        manager = get_auth_manager()
+        for dag_id in dashboard.DAG_IDS:
+            allowed = manager.is_authorized_dag(
+                method="GET", access_entity=DagAccessEntity.RUN, details=DagDetails(id=dag_id), user=user
+            )
+            if not allowed:
+                raise HTTPException(status.HTTP_403_FORBIDDEN, f"not allowed to read the runs of {dag_id}")
+        return user
+
+    return reader
+
+
+# ---------------------------------------------------------------------------------------
+# Response models (they document the endpoints in the OpenAPI schema)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Range(_Model):
+    start: dt.datetime
+    end: dt.datetime
+
+
+class Queue(_Model):
+    open_tasks: int
+    queued: int | None
+    failed_waiting: int | None
+
+
+class Overview(_Model):
+    range: Range
+    timezone: str
+    queues: dict[str, Queue]
+    queued_total: int | None
+    redis_error: str | None
+    status_counts: dict[str, int]
+    tasks_total: int
+
+
+class TasksByHour(_Model):
+    hours: list[dt.datetime]
+    outcomes: list[str]
+    series: dict[str, list[int]]
+    totals: dict[str, int]
+
+
+class QualityCell(BaseModel):
+    status: str
+    failures: list[str]
+    run: str | None = None
+    evaluated: int | None = None
+    failed: int | None = None
+    row_count: int | None = None
+    findings: int | None = None
+
+
+class QualityStrip(_Model):
+    name: str
+    kind: str
+    cells: list[QualityCell | None]
+    passed: int
+    failed: int
+    not_run: int
+
+
+class QualityByHour(_Model):
+    hours: list[dt.datetime]
+    strips: list[QualityStrip]
+
+
+class VolumeHour(_Model):
+    hour: dt.datetime
+    rows: int
+    source: str
+    history_points: int | None
+    mean: float | None
+    band_low: float | None
+    band_high: float | None
+    anomalous: bool | None
+    direction: str | None
+
+
+class VolumeByHour(_Model):
+    table: str
+    hours: list[VolumeHour]
+    total_rows: int
+    anomalous_hours: int
+
+
+class Alert(_Model):
+    id: int
+    level: str
+    source: str
+    check_name: str
+    subject: str
+    title: str
+    window_start: dt.datetime | None
+    window_end: dt.datetime | None
+    created_at: dt.datetime | None
+    dag_id: str | None
+    dag_run_id: str | None
+    run: str | None
+    delivery_status: str
+
+
+class Alerts(_Model):
+    by_level: dict[str, int]
+    total: int
+    alerts: list[Alert]
+    truncated: bool
+
+
+class LatestReport(_Model):
+    report_date: dt.date
+    created_at: dt.datetime | None
+    dag_run_id: str | None
+    run: str | None
+    title: str | None
+    tasks: dict[str, Any] | None
+    quality: dict[str, int | None]
+    volume: dict[str, int | None]
+    alerts: dict[str, int] | None
+
+
+# ---------------------------------------------------------------------------------------
+# Dependencies
+
+
+def _mysql() -> Iterator[Any]:
+    from crawlops_airflow.runtime import mysql_connection
+
+    with mysql_connection() as conn:
+        yield conn
+
+
+def _redis() -> Iterator[Any]:
+    from crawlops_airflow.runtime import redis_client
+
+    client = redis_client()
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _span(
+    start: Annotated[
+        dt.datetime | None, Query(description="Range start (ISO 8601; UTC if no offset). Default: end - 24 h.")
+    ] = None,
+    end: Annotated[
+        dt.datetime | None, Query(description="Range end (ISO 8601; UTC if no offset). Default: now.")
+    ] = None,
+) -> dashboard.HourRange:
+    try:
+        return dashboard.HourRange.of(_aware(start), _aware(end))
+    except dashboard.RangeError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
+
+
+Conn = Annotated[Any, Depends(_mysql)]
+Span = Annotated[dashboard.HourRange, Depends(_span)]
+
+
+def create_app(reader: Any | None = None) -> FastAPI:
+    """The app; ``reader`` is the authorization dependency (Airflow's login unless a test swaps it)."""
+    app = FastAPI(
+        title="Crawl Ops",
+        version="1.0",
+        description="Queues, tasks, data quality, volume and alerts of the Amazon crawl control plane.",
+        dependencies=[Depends(reader or _airflow_reader())],
+    )
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> HTMLResponse:
+        return HTMLResponse(PAGE.read_text("utf-8"), headers={"Cache-Control": "no-store"})
+
+    @app.get("/api/overview", response_model=Overview, summary="Queue depth now and task counts per status")
+    def overview(conn: Conn, span: Span, r: Annotated[Any, Depends(_redis)]) -> dict[str, Any]:
+        return {**dashboard.overview(conn, r, span), "timezone": dag_timezone()}
+
+    @app.get("/api/tasks/hourly", response_model=TasksByHour, summary="Tasks per hour of their window by outcome")
+    def tasks_hourly(conn: Conn, span: Span) -> dict[str, Any]:
+        return dashboard.tasks_by_hour(conn, span)
+
+    @app.get("/api/quality/hourly", response_model=QualityByHour, summary="Suite and check verdicts per hour")
+    def quality_hourly(conn: Conn, span: Span) -> dict[str, Any]:
+        return dashboard.quality_by_hour(conn, span)
+
+    @app.get("/api/volume/hourly", response_model=VolumeByHour, summary="Result rows per hour against their band")
+    def volume_hourly(conn: Conn, span: Span) -> dict[str, Any]:
+        return dashboard.volume_by_hour(conn, span)
+
+    @app.get("/api/alerts", response_model=Alerts, summary="Alerts raised in the range by level, newest first")
+    def alerts(
+        conn: Conn, span: Span, limit: Annotated[int, Query(ge=1, le=1000)] = dashboard.ALERT_LIMIT
+    ) -> dict[str, Any]:
+        return dashboard.alerts(conn, span, limit=limit)
+
+    @app.get(
+        "/api/report/latest",
+        response_model=LatestReport,
+        summary="The newest daily report's headline numbers",
+        responses={404: {"description": "No daily report yet"}},
+    )
+    def report_latest(conn: Conn) -> dict[str, Any]:
+        report = dashboard.latest_report(conn)
+        if report is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no daily report yet")
+        return report
+
+    @app.get("/report/latest", response_class=HTMLResponse, summary="The newest daily report as its HTML page")
+    def report_latest_html(conn: Conn) -> HTMLResponse:
+        html = dashboard.latest_report_html(conn)
+        if html is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no daily report yet")
+        return HTMLResponse(html)
+
+    return app

@@ -1,0 +1,358 @@
+"""The Crawl Ops page through the real Airflow API server app, against the real MariaDB and Redis.
+
+The app is Airflow's own (``airflow.api_fastapi.app.create_app``) with this repository's
+plugins folder, so the mount, the login and the plugin registration are the production ones.
+Every number is checked against an independent query of the tables (or SCARD in Redis).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import random
+import re
+import sys
+
+import pytest
+
+from crawlops import dispatch, lifecycle, quality, report, simulator
+from crawlops.alerts import Finding, Level, record_check, record_findings
+from crawlops.model import UTC, Window, hour_window_starting
+
+TZ = "UTC"
+H0 = dt.datetime(2026, 10, 5, 6, tzinfo=UTC)
+HOURS = [H0 + dt.timedelta(hours=k) for k in range(6)]
+RANGE = {"start": H0.isoformat(), "end": (H0 + dt.timedelta(hours=6)).isoformat()}
+RUN = "scheduled__2026-10-05T07:00:00+00:00"
+ROUTES = ["/", "/api/overview", "/api/tasks/hourly", "/api/quality/hourly", "/api/volume/hourly", "/api/alerts",
+          "/api/report/latest", "/report/latest"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def app(airflow_db):
+    from airflow.api_fastapi.app import create_app
+
+    return create_app()
+
+
+@pytest.fixture(scope="module")
+def token(app):
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    def make(role: str | None) -> str:
+        return get_auth_manager().generate_jwt(SimpleAuthManagerUser(username=f"user-{role}", role=role))
+
+    return make
+
+
+@pytest.fixture
+def client(app, token):
+    """A browser-like client: the UI's session cookie of a read-only (VIEWER) user."""
+    from fastapi.testclient import TestClient
+
+    with TestClient(app, cookies={"_token": token("VIEWER")}) as c:
+        yield c
+
+
+def get(client, path, **params):
+    response = client.get(f"/crawl-ops{path}", params={**RANGE, **params})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def one(mysql, sql, params=()):
+    with mysql.cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetchone()
+
+
+def all_rows(mysql, sql, params=()):
+    with mysql.cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetchall()
+
+
+# ---------------------------------------------------------------------------------------
+# Seeded operations: four crawled hours with failures, retries and Dead tasks, one open hour
+
+
+def operate(mysql, r, settings, config):
+    config([("search_result", f"keyword {i}", "US", "hourly", 3) for i in range(4)])
+    tight = dataclasses.replace(settings, dispatch=dataclasses.replace(settings.dispatch, retry_limit=1))
+    rng = random.Random(5)
+    fleet = simulator.Behaviour(results_per_page=2, fail_rate=0.3, invalid_rate=0.0)
+    for hour in HOURS[:5]:
+        window = hour_window_starting(hour, TZ)
+        dispatch.record_plan(mysql, tight, dispatch.plan_window(mysql, tight, window, TZ))
+        dispatch.push_window(mysql, r, tight, window)
+        if hour == HOURS[4]:
+            break  # the last hour is dispatched and not crawled yet: open, queued in Redis
+        clean = dataclasses.replace(fleet, fail_rate=0.0) if hour == HOURS[0] else fleet  # a clean first hour
+        simulator.crawl(mysql, r, behaviour=clean, rng=rng, clock=lambda h=hour: h + dt.timedelta(minutes=20))
+        lifecycle.sync_statuses(mysql, r, tight)
+        lifecycle.retry_failures(mysql, r, tight)
+    simulator.crawl(
+        mysql, r, behaviour=fleet, rng=rng, max_elements=3, clock=lambda: HOURS[4] + dt.timedelta(minutes=5)
+    )
+    lifecycle.sync_statuses(mysql, r, tight)
+
+
+def insert_validation(mysql, hour, *, failures=()):
+    outcomes = [{"name": "row_count_in_range", "success": True}] + [{"name": n, "success": False} for n in failures]
+    with mysql.cursor() as cur:
+        cur.execute(
+            "INSERT INTO amazon_validation_run (suite_name, table_name, window_start, window_end, success, "
+            "evaluated, failed, row_count, results, dag_run_id) "
+            "VALUES ('amazon_search_result', 'amazon_search_result', %s, %s, %s, %s, %s, 40, %s, %s)",
+            (hour.replace(tzinfo=None), (hour + dt.timedelta(hours=1)).replace(tzinfo=None), not failures,
+             len(outcomes), len(failures), json.dumps({"outcomes": outcomes}), RUN),
+        )  # fmt: skip
+    mysql.commit()
+
+
+@pytest.fixture
+def seeded(mysql, redis_client, settings, config):
+    operate(mysql, redis_client, settings, config)
+    insert_validation(mysql, HOURS[0])
+    insert_validation(mysql, HOURS[1], failures=("price_non_negative", "asin_format"))
+    insert_validation(mysql, HOURS[2])
+    insert_validation(mysql, HOURS[0] - dt.timedelta(hours=1), failures=("outside the range",))
+    for hour, status, findings in ((HOURS[0], "pass", 0), (HOURS[1], "fail", 1), (HOURS[2], "pass", 0)):
+        record_check(mysql, "volume_anomaly", hour_window_starting(hour, TZ), status=status, findings=findings,
+                     dag_run_id=RUN)  # fmt: skip
+    record_check(mysql, "suite:amazon_search_result", hour_window_starting(HOURS[1], TZ), status="fail")
+    five = Window(HOURS[1], HOURS[1] + dt.timedelta(minutes=5))
+    record_check(mysql, "task_health", five, status="fail", findings=2)  # a 5-minute check: not an hourly strip
+    for hour in HOURS[:2]:  # the volume check judged the first two hours (their rollup rows)
+        window = hour_window_starting(hour, TZ)
+        verdict, _ = quality.check_volume(mysql, "amazon_search_result", window, settings)
+        verdict = dataclasses.replace(verdict, points=7, mean=30.0, std=5.0, z=0.0, anomalous=hour == HOURS[1],
+                                      direction="drop" if hour == HOURS[1] else None)  # fmt: skip
+        quality.record_volume(mysql, "amazon_search_result", window, verdict, settings.quality, dag_run_id=RUN)
+    findings = [
+        (Level.ERROR, "volume_anomaly", "amazon_search_result", "fewer rows than usual", HOURS[1], 10),
+        (Level.CRITICAL, "task_dead", "search_result_x", "a task is Dead", HOURS[2], 30),
+        (Level.WARNING, "missing_data", "t1", "<b>missing</b> rows", HOURS[2], 20),
+        (Level.INFO, "invalid_data", "t2", "info", HOURS[3], 40),
+        (
+            Level.ERROR,
+            "volume_anomaly",
+            "amazon_search_result",
+            "before the range",
+            HOURS[0] - dt.timedelta(hours=3),
+            0,
+        ),
+    ]
+    for level, check, subject, title, hour, minutes in findings:
+        finding = Finding(level, "amazon_data_supervision", check, title, subject=subject)
+        (alert_id,) = record_findings(mysql, [finding], window=hour_window_starting(hour, TZ), dag_run_id=RUN)
+        with mysql.cursor() as cur:
+            cur.execute("UPDATE amazon_alert SET created_at = %s WHERE id = %s",
+                        ((hour + dt.timedelta(minutes=minutes)).replace(tzinfo=None), alert_id))  # fmt: skip
+    mysql.commit()
+
+
+# ---------------------------------------------------------------------------------------
+# Login
+
+
+def test_nothing_is_served_without_an_airflow_session(app, token, mysql):
+    from fastapi.testclient import TestClient
+
+    anonymous = TestClient(app)
+    for route in ROUTES:
+        response = anonymous.get(f"/crawl-ops{route}")
+        assert response.status_code == 401, route
+        assert response.json() == {"detail": "Not authenticated"}
+        forged = anonymous.get(f"/crawl-ops{route}", cookies={"_token": "not-a-jwt"})
+        assert forged.status_code == 403, route
+        stranger = anonymous.get(f"/crawl-ops{route}", headers={"Authorization": f"Bearer {token(None)}"})
+        assert stranger.status_code == 403, route  # logged in, but may not read the crawl DAGs' runs
+        assert "runs of amazon_task_dispatch" in stranger.json()["detail"]
+    viewer = anonymous.get("/crawl-ops/api/overview", headers={"Authorization": f"Bearer {token('VIEWER')}"})
+    assert viewer.status_code == 200  # an API token works as well as the UI's cookie
+
+
+def test_the_plugin_is_registered_in_the_navigation_and_mounted(client, token):
+    plugins = client.get("/api/v2/plugins", headers={"Authorization": f"Bearer {token('ADMIN')}"}).json()["plugins"]
+    ours = [p for p in plugins if p["name"] == "crawl_ops"]
+    assert len(ours) == 1  # and no module of the crawlops_airflow package loaded as a plugin file
+    assert ours[0]["fastapi_apps"] == [{"app": "fastapi.applications.FastAPI", "url_prefix": "/crawl-ops",
+                                        "name": "Crawl Ops"}]  # fmt: skip
+    (view,) = ours[0]["external_views"]
+    assert view["destination"] == "nav" and view["url_route"] == "crawl-ops" and view["href"] == "crawl-ops/"
+    # .airflowignore keeps the plugin manager from importing the package's files as top-level modules
+    files = {n: getattr(m, "__file__", None) or "" for n, m in list(sys.modules.items())}
+    stray = [n for n, f in files.items() if "/plugins/crawlops_airflow/" in f and not n.startswith("crawlops_airflow")]
+    assert stray == []
+
+
+def test_the_endpoints_are_documented_in_openapi(client):
+    schema = client.get("/crawl-ops/openapi.json").json()
+    paths = schema["paths"]
+    assert set(paths) == {r for r in ROUTES if r != "/"}
+    for path in ("/api/overview", "/api/tasks/hourly", "/api/quality/hourly", "/api/volume/hourly", "/api/alerts"):
+        get_op = paths[path]["get"]
+        assert {p["name"] for p in get_op["parameters"]} >= {"start", "end"}
+        assert "$ref" in get_op["responses"]["200"]["content"]["application/json"]["schema"]
+    assert set(schema["components"]["schemas"]) >= {"Overview", "TasksByHour", "QualityByHour", "VolumeByHour",
+                                                     "Alerts", "LatestReport"}  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------
+# Numbers against the tables
+
+
+def test_overview_counts_queues_in_redis_and_tasks_per_status(client, mysql, redis_client, seeded):
+    data = get(client, "/api/overview")
+
+    open_tasks = all_rows(mysql, "SELECT task_id, task_type FROM amazon_task_information "
+                                 "WHERE task_status IN ('Pending', 'In Progress')")  # fmt: skip
+    assert open_tasks  # the uncrawled hour
+    queued = sum(redis_client.scard(t) for t, _ in open_tasks)
+    failed = sum(redis_client.scard(f"{t}_fail") for t, _ in open_tasks)
+    assert data["queues"] == {"search_result": {"open_tasks": len(open_tasks), "queued": queued,
+                                                "failed_waiting": failed}}  # fmt: skip
+    assert data["queued_total"] == queued > 0 and data["redis_error"] is None
+    start, end = (h.replace(tzinfo=None) for h in (H0, H0 + dt.timedelta(hours=6)))
+    in_range = "WHERE interval_start >= %s AND interval_start < %s GROUP BY 1"
+    expected = dict(
+        all_rows(mysql, f"SELECT task_status, COUNT(*) FROM amazon_task_information {in_range}", (start, end))
+    )
+    assert {s: n for s, n in data["status_counts"].items() if n} == expected
+    assert {"Completed", "Dead"} <= set(expected)
+    assert data["tasks_total"] == sum(expected.values())
+
+
+def test_tasks_per_hour_put_each_task_in_one_outcome(client, mysql, seeded):
+    data = get(client, "/api/tasks/hourly")
+
+    assert data["hours"] == [h.isoformat().replace("+00:00", "Z") for h in HOURS]
+    assert data["outcomes"] == ["completed", "retried", "failed", "dead", "open"]
+    for i, hour in enumerate(HOURS):
+        where, params = "interval_start = %s", (hour.replace(tzinfo=None),)
+
+        def count(condition, where=where, params=params):
+            return one(mysql, f"SELECT COUNT(*) FROM amazon_task_information t WHERE {where} AND {condition}", params)[
+                0
+            ]
+
+        has_retry = "EXISTS (SELECT 1 FROM amazon_task_information r WHERE r.task_id = CONCAT(t.task_id, '_fail'))"
+        assert data["series"]["completed"][i] == count("task_status = 'Completed'")
+        assert data["series"]["retried"][i] == count(f"task_status = 'Failed' AND {has_retry}")
+        assert data["series"]["failed"][i] == count(f"task_status = 'Failed' AND NOT {has_retry}")
+        assert data["series"]["dead"][i] == count("task_status = 'Dead'")
+        assert data["series"]["open"][i] == count("task_status IN ('Pending', 'In Progress')")
+        assert sum(data["series"][o][i] for o in data["outcomes"]) == count("1")
+    totals = data["totals"]
+    assert totals["retried"] > 0 and totals["dead"] > 0 and totals["completed"] > 0 and totals["open"] > 0
+    assert sum(totals.values()) == one(mysql, "SELECT COUNT(*) FROM amazon_task_information")[0]
+
+
+def test_quality_strips_show_each_hour_and_what_failed(client, seeded):
+    data = get(client, "/api/quality/hourly")
+
+    strips = {s["name"]: s for s in data["strips"]}
+    assert list(strips) == ["amazon_search_result", "volume_anomaly"]  # suites first; no 5-minute or suite: rows
+    suite = strips["amazon_search_result"]
+    assert suite["kind"] == "suite"
+    assert [c and c["status"] for c in suite["cells"]] == ["pass", "fail", "pass", None, None, None]
+    assert suite["cells"][1]["failures"] == ["price_non_negative", "asin_format"]
+    assert suite["cells"][1]["failed"] == 2 and suite["cells"][1]["evaluated"] == 3
+    assert (
+        suite["cells"][1]["run"] == f"dags/amazon_data_supervision/runs/{RUN.replace(':', '%3A').replace('+', '%2B')}"
+    )
+    assert (suite["passed"], suite["failed"], suite["not_run"]) == (2, 1, 3)
+    volume = strips["volume_anomaly"]
+    assert [c and c["status"] for c in volume["cells"]] == ["pass", "fail", "pass", None, None, None]
+    assert volume["cells"][1]["failures"] == ["fewer rows than usual"]  # the finding stored for that check and hour
+
+
+def test_volume_uses_the_rollup_where_judged_and_counts_the_rest(client, mysql, seeded):
+    data = get(client, "/api/volume/hourly")
+
+    hours = data["hours"]
+    for i, hour in enumerate(HOURS):
+        start = hour.replace(tzinfo=None)
+        live = one(mysql, "SELECT COUNT(*) FROM amazon_search_result WHERE create_time >= %s AND create_time < %s",
+                   (start, start + dt.timedelta(hours=1)))[0]  # fmt: skip
+        assert hours[i]["rows"] == live, i  # nothing moved since the check: rollup and table agree
+        assert hours[i]["source"] == ("rollup" if i < 2 else "live")
+    assert [(h["band_low"], h["band_high"], h["anomalous"]) for h in hours[:2]] == [
+        (15.0, 45.0, False),
+        (15.0, 45.0, True),
+    ]
+    assert all(h["band_low"] is None for h in hours[2:])
+    assert data["total_rows"] == sum(h["rows"] for h in hours) > 0
+    assert data["anomalous_hours"] == 1
+
+
+def test_alerts_newest_first_with_links_to_their_runs(client, seeded):
+    data = get(client, "/api/alerts")
+
+    assert data["by_level"] == {"CRITICAL": 1, "ERROR": 1, "WARNING": 1, "INFO": 1}
+    assert [a["title"] for a in data["alerts"]] == ["info", "a task is Dead", "<b>missing</b> rows",
+                                                   "fewer rows than usual"]  # fmt: skip
+    newest = data["alerts"][0]
+    assert newest["dag_id"] == "amazon_data_supervision" and newest["dag_run_id"] == RUN
+    assert newest["run"].startswith("dags/amazon_data_supervision/runs/scheduled__2026-10-05T07%3A00")
+    limited = get(client, "/api/alerts", limit=2)
+    assert [a["title"] for a in limited["alerts"]] == ["info", "a task is Dead"] and limited["truncated"]
+
+
+def test_latest_report_headline_and_page(client, mysql, redis_client, settings, seeded):
+    assert client.get("/crawl-ops/api/report/latest").status_code == 404
+    assert client.get("/crawl-ops/report/latest").status_code == 404
+    day = Window(dt.datetime(2026, 10, 5, tzinfo=UTC), dt.datetime(2026, 10, 6, tzinfo=UTC))
+    built = report.build_daily_report(mysql, redis_client, settings, day, tz=TZ)
+    report.store_report(mysql, built, dag_run_id=RUN)
+
+    data = client.get("/crawl-ops/api/report/latest").json()
+
+    assert data["report_date"] == "2026-10-05" and data["dag_run_id"] == RUN
+    assert data["tasks"]["tasks"] == one(mysql, "SELECT COUNT(*) FROM amazon_task_information")[0]
+    assert data["quality"] == {"passed": 2, "failed": 2, "not_validated": 20}  # 05:00 is in the day too
+    assert data["alerts"]["CRITICAL"] == 1
+    page = client.get("/crawl-ops/report/latest")
+    assert page.status_code == 200 and page.text == built.html
+
+
+# ---------------------------------------------------------------------------------------
+# Ranges and the page
+
+
+def test_ranges_are_whole_hours_and_bounded(client, mysql):
+    default = client.get("/crawl-ops/api/tasks/hourly").json()
+    assert len(default["hours"]) == 24  # the last 24 hours, the current one last
+    now = dt.datetime.now(UTC)
+    assert (
+        dt.datetime.fromisoformat(default["hours"][-1])
+        <= now
+        < dt.datetime.fromisoformat(default["hours"][-1]) + dt.timedelta(hours=1)
+    )
+    naive = client.get(
+        "/crawl-ops/api/tasks/hourly", params={"start": "2026-10-05T06:30", "end": "2026-10-05T08:10"}
+    ).json()
+    assert naive["hours"] == ["2026-10-05T06:00:00Z", "2026-10-05T07:00:00Z", "2026-10-05T08:00:00Z"]
+    reversed_range = client.get(
+        "/crawl-ops/api/tasks/hourly", params={"start": "2026-10-05T08:00Z", "end": "2026-10-05T06:00Z"}
+    )
+    assert reversed_range.status_code == 422 and "must end after it starts" in reversed_range.json()["detail"]
+    too_long = client.get("/crawl-ops/api/alerts", params={"start": "2026-01-01T00:00Z", "end": "2026-03-01T00:00Z"})
+    assert too_long.status_code == 422 and "31 days" in too_long.json()["detail"]
+    assert client.get("/crawl-ops/api/alerts", params={"start": "not a date"}).status_code == 422
+
+
+def test_the_page_is_self_contained(client):
+    page = client.get("/crawl-ops/")
+
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    text = page.text
+    assert re.findall(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", text) == []  # no asset from elsewhere
+    assert "<script src" not in text and "<link" not in text and "@import" not in text
+    for endpoint in ("overview", "tasks/hourly", "quality/hourly", "volume/hourly", "alerts", "report/latest"):
+        assert f'"{endpoint}"' in text  # every chart's numbers come from this app's endpoints
+    for chart in ("queues", "statuses", "tasks", "quality", "volume", "alerts", "report"):
+        assert f'id="{chart}"' in text
