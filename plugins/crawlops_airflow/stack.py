@@ -171,11 +171,12 @@ def start() -> int:
     for dag_id in DAG_IDS:
         _wait(f"{dag_id} parsed", lambda dag_id=dag_id: api.get(f"/dags/{dag_id}"), timeout=180)
         api.unpause(dag_id)  # a DAG that an earlier dag.test() created starts paused
-    # Don't wait for the schedule: one dispatch of the last complete hour, and today's report
-    # so far on demand (the scheduled report comes with the run closing the day).
+    # Don't wait for the schedule: one dispatch of the last complete hour, then the hourly
+    # checks of that hour and today's report so far on demand, so the Crawl Ops page has
+    # numbers in every chart at once (the scheduled runs take over from there).
     runs = {
         "amazon_task_dispatch": api.trigger("amazon_task_dispatch", {}),
-        "amazon_data_supervision": api.trigger("amazon_data_supervision", {"run_daily": True}),
+        "amazon_data_supervision": api.trigger("amazon_data_supervision", {"run_hourly": True, "run_daily": True}),
     }
     for dag_id, run_id in runs.items():
         state = _wait(
@@ -188,6 +189,7 @@ def start() -> int:
             print(f"  see the run in the UI and {HOME}/airflow.log", flush=True)
     reports = sorted((HOME / "reports").glob("daily-report-*.html"))
     print(f"\nAirflow UI: {URL}  (login {USER} / {PASSWORD})")
+    print(f'Crawl Ops page: {URL}/plugin/crawl-ops  ("Crawl Ops" in the navigation; JSON under {URL}/crawl-ops/api/)')
     print("both DAGs are unpaused and run on schedule; the simulated crawler fleet answers their tasks")
     print(f"daily report: {reports[-1] if reports else 'not written yet'}")
     print(f"memory of the whole stack: {memory_mb():.0f} MB")

@@ -89,3 +89,44 @@ def test_dispatch_triggered_from_the_form_succeeds(page):
     page.get_by_text("Latest Run").wait_for(timeout=30_000)
     page.wait_for_timeout(2000)
     page.screenshot(path=str(SHOTS / "dispatch-dag.png"))
+
+
+def test_crawl_ops_page_from_the_navigation(page):
+    import requests
+
+    page.set_viewport_size({"width": 1400, "height": 2300})  # the whole page in one screenshot
+    page.goto(URL + "/")
+    page.get_by_role("link", name="Crawl Ops").click()  # the plugin's entry in the Airflow navigation
+    page.wait_for_url("**/plugin/crawl-ops**", timeout=30_000)
+    frame = page.frame_locator("iframe")
+    frame.locator("body[data-loaded='1']").wait_for(timeout=60_000)
+    for chart in ("queues", "statuses", "tasks", "quality", "volume"):
+        frame.locator(f"#{chart}[data-drawn='1']").wait_for(timeout=10_000)
+
+    # the charts are drawn from the live numbers the page's own session reads from the API
+    overview = page.request.get(URL + "/crawl-ops/api/overview").json()
+    tasks = page.request.get(URL + "/crawl-ops/api/tasks/hourly").json()
+    assert overview["tasks_total"] >= 1  # make demo's dispatch run
+    assert frame.locator("#cards .value").nth(2).inner_text() == f"{overview['tasks_total']:,}"
+    drawn_bars = frame.locator("#tasks svg rect").count()
+    assert drawn_bars == sum(1 for o in tasks["outcomes"] for v in tasks["series"][o] if v)
+    assert frame.locator("#quality rect.cell").count() >= 5 * 24  # the suite and four hourly checks
+    assert frame.locator("#volume svg rect").count() >= 1
+    judged = frame.locator("#quality rect.cell[data-status=fail], #quality rect.cell[data-status=pass]").last
+    status = judged.get_attribute("data-status")
+    assert status in judged.locator("title").text_content()  # what the hover shows
+    judged.click()
+    assert f"· {status}" in frame.locator("#quality-detail").inner_text()  # and a click keeps it on the page
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(SHOTS / "crawl-ops.png"))
+
+    # the same endpoints refuse a request without the Airflow session
+    assert requests.get(URL + "/crawl-ops/api/overview", timeout=10).status_code == 401
+
+    link = frame.locator("#alerts a[data-airflow]").first
+    if link.count():  # an alert of make demo's runs opens its run in the Airflow UI around the page
+        href = link.get_attribute("href")
+        link.click()
+        page.wait_for_url(URL + "/" + href.removeprefix("../"), timeout=30_000)
+        page.get_by_text(href.rsplit("/", 1)[-1].replace("%3A", ":").replace("%2B", "+")).first.wait_for(timeout=30_000)
+    page.set_viewport_size({"width": 1400, "height": 900})
