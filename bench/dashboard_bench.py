@@ -60,6 +60,7 @@ TASK_ROWS = 1_000_000
 TASK_HOURS = 365 * 24
 FIRST_TASK_HOUR = NEWEST_HOUR - dt.timedelta(hours=TASK_HOURS - 1)
 TASK_MARKER = "bench-dashboard-v2"  # redis_epoch of every loaded task row doubles as the data-set marker
+SEED_MARKER = "bench-dashboard-seed-v2"  # alert fingerprints are SHA1(<marker>-<n>): a new marker reseeds
 UNJUDGED_HOURS = 3  # the newest hours without a rollup row: the volume endpoint counts them live
 ALERTS_PER_HOUR = 20
 HOURLY_CHECKS = ("volume_anomaly", "completeness", "schema_drift", "quarantine_invalid")
@@ -197,9 +198,12 @@ def seeded(conn) -> bool:
             counts[table] = cur.fetchone()[0]
         cur.execute("SELECT MAX(hour), SUM(row_count) FROM amazon_volume_hourly")
         newest, rows = cur.fetchone()
+        cur.execute("SELECT COUNT(*) FROM amazon_alert WHERE fingerprint = SHA1(CONCAT(%s, '-0'))", (SEED_MARKER,))
+        marked = cur.fetchone()[0]
     judged = RESULT_HOURS - UNJUDGED_HOURS
     return (
-        counts == expected_small_rows()
+        marked == 1
+        and counts == expected_small_rows()
         and newest == NEWEST_HOUR - dt.timedelta(hours=UNJUDGED_HOURS)
         and rows == judged * PER_HOUR
     )
@@ -271,7 +275,7 @@ def seed(conn) -> float:
             "fingerprint, window_start, window_end, dag_run_id, created_at, delivery_status, delivery_attempts, "
             "delivered_at) "
             "SELECT level, source, check_name, subject, CONCAT(subject, ': ', check_name, ' finding ', n), "
-            "CONCAT('{\"bench\": ', n, '}'), NULL, SHA1(CONCAT('bench-dashboard-alert-', n)), ws, we, "
+            "CONCAT('{\"bench\": ', n, '}'), NULL, SHA1(CONCAT(%s, '-', n)), ws, we, "
             f"{_dag_run_id('hour')}, created_at, IF(level = 'INFO', 'stored', 'delivered'), level <> 'INFO', "
             "IF(level = 'INFO', NULL, created_at + INTERVAL 2 SECOND) "
             "FROM (SELECT n, hour, created_at, "
@@ -295,17 +299,44 @@ def seed(conn) -> float:
             "(k >= 16 AND h > 0 AND (h - 1 + k - 16) MOD 6 = 0) AS on_check "
             "FROM (SELECT n, n DIV %s AS h, n MOD %s AS k, %s + INTERVAL (n DIV %s) HOUR AS hour "
             f"FROM {_series(10_000)} AS s WHERE n < %s) AS t) AS u) AS v",
-            (RESULTS_TABLE, ALERTS_PER_HOUR, ALERTS_PER_HOUR, first, ALERTS_PER_HOUR, hours * ALERTS_PER_HOUR),
+            (
+                SEED_MARKER,
+                RESULTS_TABLE,
+                ALERTS_PER_HOUR,
+                ALERTS_PER_HOUR,
+                first,
+                ALERTS_PER_HOUR,
+                hours * ALERTS_PER_HOUR,
+            ),
         )
         # One small report per closed day.
         rows = []
         for day in report_days():
+            # Shaped like report.build_daily_report's data (summary_json slims the per-hour detail away).
+            entry = {
+                "tasks": 685,
+                "dispatched": 685,
+                "completed": 630,
+                "failed": 27,
+                "retried": 27,
+                "dead": 1,
+                "open": 0,
+            }
             summary = {
                 "title": f"Crawl daily report {day}",
-                "tasks": {"total": 2740, "completed": 2630, "failed": 110},
-                "quality": {"passed": 22, "failed": 2, "not_validated": 0},
+                "tasks": {
+                    "by_type": {
+                        t: entry for t in ("offer_listing", "product_detail", "product_review", "search_result")
+                    },
+                    "total": {k: 4 * v for k, v in entry.items()},
+                },
+                "quality": {"passed": 22, "failed": 2, "not_validated": 0, "suites": {SUITE: {"passed": 22}}},
                 "volume": {"total_rows": 24 * PER_HOUR, "outside_band": 0, "without_band": 0},
-                "alerts": {"by_level": {"CRITICAL": 0, "ERROR": 60, "WARNING": 110, "INFO": 310}},
+                "alerts": {
+                    "total": 480,
+                    "by_level": {"CRITICAL": 0, "ERROR": 60, "WARNING": 110, "INFO": 310},
+                    "top": [],
+                },
             }
             markdown = f"# {summary['title']}\n\n- tasks: 2740\n- rows: {24 * PER_HOUR:,}\n"
             html = f"<!doctype html><title>{summary['title']}</title><h1>{summary['title']}</h1><p>2740 tasks</p>"

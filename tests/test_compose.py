@@ -121,3 +121,13 @@ def test_init_applies_the_schema_with_the_package_command(compose):
     command = " ".join(compose["services"]["airflow-init"]["command"])
     assert "airflow db migrate" in command
     assert "python -m crawlops_airflow.demo schema" in command
+
+
+def test_the_api_server_can_serve_the_crawl_ops_page(compose):
+    """The page is a plugin of the API server: it needs the plugins folder and the crawl connections."""
+    api = compose["services"]["airflow-apiserver"]
+    assert "./plugins:/opt/airflow/plugins" in api["volumes"]
+    assert {"AIRFLOW_CONN_CRAWL_MYSQL", "AIRFLOW_CONN_CRAWL_REDIS"} <= set(api["environment"])
+    assert "8080:8080" in api["ports"]
+    assert (ROOT / "plugins" / "crawl_ops_plugin.py").is_file()
+    assert "/opt/airflow/plugins" in (ROOT / "docker" / "Dockerfile").read_text()  # crawlops_airflow importable

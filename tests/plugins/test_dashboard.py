@@ -356,3 +356,21 @@ def test_the_page_is_self_contained(client):
         assert f'"{endpoint}"' in text  # every chart's numbers come from this app's endpoints
     for chart in ("queues", "statuses", "tasks", "quality", "volume", "alerts", "report"):
         assert f'id="{chart}"' in text
+
+
+def test_overview_without_redis_shows_mysqls_side(mysql, seeded):
+    import redis
+
+    from crawlops import dashboard
+
+    span = dashboard.HourRange.of(H0, H0 + dt.timedelta(hours=6))
+    gone = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=1)
+
+    data = dashboard.overview(mysql, gone, span)
+
+    assert data["redis_error"].startswith("ConnectionError")
+    open_tasks = one(
+        mysql, "SELECT COUNT(*) FROM amazon_task_information WHERE task_status IN ('Pending', 'In Progress')"
+    )
+    assert data["queues"] == {"search_result": {"open_tasks": open_tasks[0], "queued": None, "failed_waiting": None}}
+    assert data["queued_total"] is None and data["tasks_total"] > 0
