@@ -76,6 +76,7 @@ bench: venv services
 	$(PY) bench/validation_bench.py --rows 10000000
 	$(PY) bench/health_bench.py
 	$(PY) bench/parse_bench.py --repeat 10
+	$(PY) bench/dashboard_bench.py
 	$(PY) bench/report.py
 
 # make test runs the same test scaled down (6 hours x 1,000 elements).

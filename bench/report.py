@@ -46,6 +46,33 @@ def rows() -> list[tuple[str, str, str, str, str]]:
                 f"{r['open_tasks']} open",
             )
         )
+    if r := _load("dashboard.json"):
+        for span in r["ranges"]:
+            rows = [e for e in r["endpoints"] if e["range"] in (span, "-")]
+            slowest = max(rows, key=lambda e: e["median_seconds"])
+            worst = max(e["max_seconds"] for e in rows)
+            under = "all under 1 s" if all(e["under_1s"] for e in rows) else "NOT all under 1 s"
+            table.append(
+                (
+                    f"dashboard {span}, slowest of {len(rows)} endpoints: {slowest['endpoint']}",
+                    f"{slowest['median_seconds'] * 1000:.1f} ms",
+                    f"{slowest['floor_seconds'] * 1000:.1f} ms",
+                    f"{slowest['ratio']:.2f}x",
+                    f"{under} (max {worst * 1000:.0f} ms), {r['task_rows']:,} tasks, {r['result_rows']:,} results",
+                )
+            )
+        for live in r["count_live"]:
+            volume = [e for e in r["endpoints"] if e["endpoint"] == "/api/volume/hourly"]
+            rollup = next(e for e in volume if e["range"] == live["range"])
+            table.append(
+                (
+                    f"dashboard volume {live['range']} counted live (no rollup)",
+                    f"{live['median_seconds'] * 1000:.1f} ms",
+                    f"{rollup['median_seconds'] * 1000:.1f} ms",
+                    f"{live['median_seconds'] / rollup['median_seconds']:.2f}x",
+                    f"floor: the endpoint with the rollup; {live['rows_counted']:,} rows counted",
+                )
+            )
     if r := _load("parse.json"):
         for name, d in r["dags"].items():
             table.append(

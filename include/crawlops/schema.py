@@ -37,6 +37,9 @@ COLUMN_MIGRATIONS: tuple[tuple[str, str, str], ...] = (
 INDEX_MIGRATIONS: tuple[tuple[str, str, str], ...] = (
     ("amazon_search_result", "idx_result_create_hour", "ADD KEY idx_result_create_hour (create_hour)"),
     ("amazon_alert", "uq_alert_window", "ADD UNIQUE KEY uq_alert_window (fingerprint, window_start)"),
+    # the Crawl Ops page: a check's findings per hour, and suite verdicts by time
+    ("amazon_alert", "idx_alert_check_window", "ADD KEY idx_alert_check_window (check_name, window_start, window_end)"),
+    ("amazon_validation_run", "idx_validation_time", "ADD KEY idx_validation_time (window_start)"),
 )
 
 

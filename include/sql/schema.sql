@@ -144,6 +144,7 @@ CREATE TABLE IF NOT EXISTS amazon_alert (
     UNIQUE KEY uq_alert_window (fingerprint, window_start),
     KEY idx_alert_fingerprint (fingerprint, created_at),
     KEY idx_alert_created (created_at, level),
+    KEY idx_alert_check_window (check_name, window_start, window_end),
     KEY idx_alert_delivery (delivery_status, next_attempt_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
@@ -175,7 +176,8 @@ CREATE TABLE IF NOT EXISTS amazon_validation_run (
     dag_run_id      VARCHAR(250)  NULL,
     validated_at    DATETIME      NOT NULL DEFAULT CURRENT_TIMESTAMP,
     PRIMARY KEY (id),
-    UNIQUE KEY uq_validation_window (suite_name, table_name, window_start, window_end)
+    UNIQUE KEY uq_validation_window (suite_name, table_name, window_start, window_end),
+    KEY idx_validation_time (window_start)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 -- The outcome of each supervision check per window, so the tables tell the same story as

@@ -43,3 +43,21 @@ def test_an_older_results_table_gets_the_hour_column(mysql):
         cur.execute("INSERT INTO amazon_search_result (task_id, create_time) VALUES ('t', '2026-11-03 12:34:56')")
         cur.execute("SELECT create_hour FROM amazon_search_result")
         assert str(cur.fetchone()[0]) == "2026-11-03 12:00:00"
+
+
+def test_older_tables_get_the_indexes_the_crawl_ops_page_reads_through(mysql):
+    wanted = {"amazon_alert": "idx_alert_check_window", "amazon_validation_run": "idx_validation_time"}
+    with mysql.cursor() as cur:
+        for table, index in wanted.items():
+            cur.execute(f"ALTER TABLE {table} DROP INDEX {index}")
+
+    apply_schema(mysql)
+
+    with mysql.cursor() as cur:
+        for table, index in wanted.items():
+            cur.execute(
+                "SELECT COUNT(*) FROM information_schema.STATISTICS "
+                "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s AND INDEX_NAME = %s",
+                (table, index),
+            )
+            assert cur.fetchone()[0] > 0, index
