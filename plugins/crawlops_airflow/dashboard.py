@@ -194,7 +194,7 @@ def _span(
     try:
         return dashboard.HourRange.of(_aware(start), _aware(end))
     except dashboard.RangeError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:

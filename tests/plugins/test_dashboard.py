@@ -364,7 +364,10 @@ def test_overview_without_redis_shows_mysqls_side(mysql, seeded):
     from crawlops import dashboard
 
     span = dashboard.HourRange.of(H0, H0 + dt.timedelta(hours=6))
-    gone = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=1)
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    gone = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
 
     data = dashboard.overview(mysql, gone, span)
 
