@@ -270,6 +270,8 @@ def seed(conn) -> float:
             f"FROM {RESULTS_TABLE} WHERE create_hour >= %s AND create_hour < %s GROUP BY create_hour",
             (RESULTS_TABLE, first, NEWEST_HOUR - dt.timedelta(hours=UNJUDGED_HOURS - 1)),
         )
+        # a check's findings carry their own check name (completeness: missing_data, ...), as the DAG stores them
+        finding_checks = ", ".join(f"'{dashboard.FINDINGS_OF_CHECK.get(c, (c,))[0]}'" for c in HOURLY_CHECKS)
         # 20 alerts an hour, created every 3 minutes: 8 from task health (5-minute windows), 8 skipped
         # config rows from dispatch (INFO), and 4 that are the findings of the previous hour's hourly
         # checks when those failed (else INFO system findings, now and then a CRITICAL dead task).
@@ -288,7 +290,7 @@ def seed(conn) -> float:
             "IF(k >= 8 AND k < 16, 'amazon_task_dispatch', 'amazon_data_supervision') AS source, "
             "CASE WHEN k < 8 THEN ELT(1 + k MOD 3, 'task_stalled', 'task_timeout', 'success_rate') "
             "WHEN k < 16 THEN 'config_invalid' "
-            f"WHEN on_check THEN ELT(k - 15, {checks}) "
+            f"WHEN on_check THEN ELT(k - 15, {finding_checks}) "
             "WHEN n MOD 97 = 0 THEN 'task_dead' ELSE 'redis_memory' END AS check_name, "
             "CASE WHEN k < 8 THEN CONCAT('search_result_', UNIX_TIMESTAMP(hour), '_hourly_', LPAD(k, 3, '0')) "
             "WHEN k < 16 THEN CONCAT('config row ', n) WHEN on_check THEN %s ELSE 'redis' END AS subject, "

@@ -216,22 +216,21 @@ def quality_by_hour(conn: Any, span: HourRange) -> dict[str, Any]:
             cell["run"] = run_path("amazon_data_supervision", run_id)
             strip["cells"][index] = cell
         cur.execute(
-            "SELECT c.check_name, c.window_start, c.status, c.findings, c.dag_run_id, "
-            "(SELECT GROUP_CONCAT(a.title ORDER BY a.id SEPARATOR '\\n') FROM amazon_alert a "
-            " WHERE a.check_name = c.check_name AND a.window_start = c.window_start AND a.window_end = c.window_end) "
-            "FROM amazon_check_run c WHERE c.window_end > %s AND c.window_end <= %s "
-            "AND c.window_end = c.window_start + INTERVAL 1 HOUR AND c.check_name NOT LIKE %s "
-            "ORDER BY c.check_name, c.window_start",
+            "SELECT check_name, window_start, status, findings, dag_run_id FROM amazon_check_run "
+            "WHERE window_end > %s AND window_end <= %s AND window_end = window_start + INTERVAL 1 HOUR "
+            "AND check_name NOT LIKE %s ORDER BY check_name, window_start",
             (start, end, "suite:%"),  # a suite's own check row: its strip comes from amazon_validation_run
         )
-        for check, window_start, status, findings, run_id, titles in cur.fetchall():
-            strip = strips.setdefault(f"check:{check}", {"name": check, "kind": "check", "cells": [None] * size})
-            strip["cells"][span.index(window_start)] = {
-                "status": str(status),
-                "findings": int(findings or 0),
-                "failures": (titles or "").split("\n") if titles else [],
-                "run": run_path("amazon_data_supervision", run_id),
-            }
+        checks = cur.fetchall()
+        titles = _finding_titles(cur, {c for c, *_ in checks}, start, end)
+    for check, window_start, status, findings, run_id in checks:
+        strip = strips.setdefault(f"check:{check}", {"name": check, "kind": "check", "cells": [None] * size})
+        strip["cells"][span.index(window_start)] = {
+            "status": str(status),
+            "findings": int(findings or 0),
+            "failures": titles.get((check, window_start), []),
+            "run": run_path("amazon_data_supervision", run_id),
+        }
     ordered = sorted(strips.values(), key=lambda s: (s["kind"] != "suite", s["name"]))
     for strip in ordered:
         cells = [c for c in strip["cells"] if c]
@@ -239,6 +238,28 @@ def quality_by_hour(conn: Any, span: HourRange) -> dict[str, Any]:
         strip["failed"] = sum(1 for c in cells if c["status"] == "fail")
         strip["not_run"] = size - len(cells)
     return {"hours": [h.isoformat() for h in span.hours], "strips": ordered}
+
+
+# The check names of the findings each hourly check stores, where they differ from its own.
+FINDINGS_OF_CHECK = {"completeness": ("missing_data", "task_dead"), "quarantine_invalid": ("invalid_data",)}
+
+
+def _finding_titles(cur: Any, checks: set[str], start: dt.datetime, end: dt.datetime) -> dict[tuple[str, Any], list]:
+    """Titles of the hourly findings of ``checks`` in [start, end), per (check, hour)."""
+    owner = {f: check for check in checks for f in FINDINGS_OF_CHECK.get(check, (check,))}
+    if not owner:
+        return {}
+    cur.execute(
+        "SELECT check_name, window_start, title FROM amazon_alert WHERE check_name IN ("  # noqa: S608 - placeholders
+        + ", ".join(["%s"] * len(owner))
+        + ") AND window_start >= %s AND window_start < %s AND window_end = window_start + INTERVAL 1 HOUR "
+        "ORDER BY id",
+        (*owner, start, end),
+    )
+    titles: dict[tuple[str, Any], list] = {}
+    for finding_check, window_start, title in cur.fetchall():
+        titles.setdefault((owner[finding_check], window_start), []).append(title)
+    return titles
 
 
 def volume_by_hour(conn: Any, span: HourRange, *, table: str = RESULTS_TABLE) -> dict[str, Any]:

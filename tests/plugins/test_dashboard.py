@@ -123,6 +123,7 @@ def seeded(mysql, redis_client, settings, config):
         record_check(mysql, "volume_anomaly", hour_window_starting(hour, TZ), status=status, findings=findings,
                      dag_run_id=RUN)  # fmt: skip
     record_check(mysql, "suite:amazon_search_result", hour_window_starting(HOURS[1], TZ), status="fail")
+    record_check(mysql, "quarantine_invalid", hour_window_starting(HOURS[2], TZ), status="fail", findings=1)
     five = Window(HOURS[1], HOURS[1] + dt.timedelta(minutes=5))
     record_check(mysql, "task_health", five, status="fail", findings=2)  # a 5-minute check: not an hourly strip
     for hour in HOURS[:2]:  # the volume check judged the first two hours (their rollup rows)
@@ -136,6 +137,7 @@ def seeded(mysql, redis_client, settings, config):
         (Level.CRITICAL, "task_dead", "search_result_x", "a task is Dead", HOURS[2], 30),
         (Level.WARNING, "missing_data", "t1", "<b>missing</b> rows", HOURS[2], 20),
         (Level.INFO, "invalid_data", "t2", "info", HOURS[3], 40),
+        (Level.ERROR, "invalid_data", "amazon_search_result", "3 rows quarantined", HOURS[2], 50),
         (
             Level.ERROR,
             "volume_anomaly",
@@ -255,7 +257,8 @@ def test_quality_strips_show_each_hour_and_what_failed(client, seeded):
     data = get(client, "/api/quality/hourly")
 
     strips = {s["name"]: s for s in data["strips"]}
-    assert list(strips) == ["amazon_search_result", "volume_anomaly"]  # suites first; no 5-minute or suite: rows
+    # suites first; no 5-minute or suite: rows
+    assert list(strips) == ["amazon_search_result", "quarantine_invalid", "volume_anomaly"]
     suite = strips["amazon_search_result"]
     assert suite["kind"] == "suite"
     assert [c and c["status"] for c in suite["cells"]] == ["pass", "fail", "pass", None, None, None]
@@ -268,6 +271,10 @@ def test_quality_strips_show_each_hour_and_what_failed(client, seeded):
     volume = strips["volume_anomaly"]
     assert [c and c["status"] for c in volume["cells"]] == ["pass", "fail", "pass", None, None, None]
     assert volume["cells"][1]["failures"] == ["fewer rows than usual"]  # the finding stored for that check and hour
+    quarantine = strips["quarantine_invalid"]
+    assert [c and c["status"] for c in quarantine["cells"]] == [None, None, "fail", None, None, None]
+    assert quarantine["cells"][2]["failures"] == ["3 rows quarantined"]  # its findings are named invalid_data
+    assert quarantine["cells"][2]["findings"] == 1
 
 
 def test_volume_uses_the_rollup_where_judged_and_counts_the_rest(client, mysql, seeded):
@@ -292,14 +299,14 @@ def test_volume_uses_the_rollup_where_judged_and_counts_the_rest(client, mysql, 
 def test_alerts_newest_first_with_links_to_their_runs(client, seeded):
     data = get(client, "/api/alerts")
 
-    assert data["by_level"] == {"CRITICAL": 1, "ERROR": 1, "WARNING": 1, "INFO": 1}
-    assert [a["title"] for a in data["alerts"]] == ["info", "a task is Dead", "<b>missing</b> rows",
-                                                   "fewer rows than usual"]  # fmt: skip
+    assert data["by_level"] == {"CRITICAL": 1, "ERROR": 2, "WARNING": 1, "INFO": 1}  # not the one before the range
+    assert [a["title"] for a in data["alerts"]] == ["info", "3 rows quarantined", "a task is Dead",
+                                                   "<b>missing</b> rows", "fewer rows than usual"]  # fmt: skip
     newest = data["alerts"][0]
     assert newest["dag_id"] == "amazon_data_supervision" and newest["dag_run_id"] == RUN
     assert newest["run"].startswith("dags/amazon_data_supervision/runs/scheduled__2026-10-05T07%3A00")
     limited = get(client, "/api/alerts", limit=2)
-    assert [a["title"] for a in limited["alerts"]] == ["info", "a task is Dead"] and limited["truncated"]
+    assert [a["title"] for a in limited["alerts"]] == ["info", "3 rows quarantined"] and limited["truncated"]
 
 
 def test_latest_report_headline_and_page(client, mysql, redis_client, settings, seeded):
