@@ -32,6 +32,10 @@ DEFAULT_RANGE = dt.timedelta(hours=24)
 # Disjoint outcomes of a task, in the order the chart stacks them.
 OUTCOMES = ("completed", "retried", "failed", "dead", "open")
 DAG_IDS = ("amazon_task_dispatch", "amazon_data_supervision")
+SUPERVISION = DAG_IDS[1]
+# Hours the volume rollup lacks are counted live, the newest this many at most (each is an
+# index range of that hour's rows); older ones show as missing until supervision judges them.
+LIVE_HOURS_MAX = 24
 ALERT_LIMIT = 200
 
 
@@ -228,7 +232,7 @@ def quality_by_hour(conn: Any, span: HourRange) -> dict[str, Any]:
         strip["cells"][span.index(window_start)] = {
             "status": str(status),
             "findings": int(findings or 0),
-            "failures": titles.get((check, window_start), []),
+            "failures": titles.get((check, window_start, run_id), []),
             "run": run_path("amazon_data_supervision", run_id),
         }
     ordered = sorted(strips.values(), key=lambda s: (s["kind"] != "suite", s["name"]))
@@ -244,21 +248,25 @@ def quality_by_hour(conn: Any, span: HourRange) -> dict[str, Any]:
 FINDINGS_OF_CHECK = {"completeness": ("missing_data", "task_dead"), "quarantine_invalid": ("invalid_data",)}
 
 
-def _finding_titles(cur: Any, checks: set[str], start: dt.datetime, end: dt.datetime) -> dict[tuple[str, Any], list]:
-    """Titles of the hourly findings of ``checks`` in [start, end), per (check, hour)."""
+def _finding_titles(cur: Any, checks: set[str], start: dt.datetime, end: dt.datetime) -> dict[tuple, list[str]]:
+    """Titles of the supervision's hourly findings of ``checks`` in [start, end), per (check, hour, run).
+
+    Keyed by the run too: a check cell lists what the run that recorded it found, not what an
+    earlier run of the same hour found (alert rows of a re-run hour stay) or what another DAG
+    stored under the same check name (dispatch's ``task_dead``)."""
     owner = {f: check for check in checks for f in FINDINGS_OF_CHECK.get(check, (check,))}
     if not owner:
         return {}
     cur.execute(
-        "SELECT check_name, window_start, title FROM amazon_alert WHERE check_name IN ("  # noqa: S608 - placeholders
+        "SELECT check_name, window_start, dag_run_id, title FROM amazon_alert WHERE check_name IN ("  # noqa: S608
         + ", ".join(["%s"] * len(owner))
         + ") AND window_start >= %s AND window_start < %s AND window_end = window_start + INTERVAL 1 HOUR "
-        "ORDER BY id",
-        (*owner, start, end),
+        "AND source = %s ORDER BY id",
+        (*owner, start, end, SUPERVISION),
     )
-    titles: dict[tuple[str, Any], list] = {}
-    for finding_check, window_start, title in cur.fetchall():
-        titles.setdefault((owner[finding_check], window_start), []).append(title)
+    titles: dict[tuple, list[str]] = {}
+    for finding_check, window_start, run_id, title in cur.fetchall():
+        titles.setdefault((owner[finding_check], window_start, run_id), []).append(title)
     return titles
 
 
@@ -266,7 +274,9 @@ def volume_by_hour(conn: Any, span: HourRange, *, table: str = RESULTS_TABLE) ->
     """Rows per hour against the band the volume check judged them by.
 
     Hours the check has judged come from the ``amazon_volume_hourly`` rollup (the count it
-    saw at the hour's close); the others are counted now and have no band yet.
+    saw at the hour's close); the newest ``LIVE_HOURS_MAX`` others are counted now and have
+    no band yet; older hours without a rollup row are ``missing`` (backfill the supervision
+    DAG with ``run_hourly`` over them to judge them).
     """
     start, end = span.naive()
     with conn.cursor() as cur:
@@ -276,9 +286,9 @@ def volume_by_hour(conn: Any, span: HourRange, *, table: str = RESULTS_TABLE) ->
             (table, start, end),
         )
         judged = {row[0]: row for row in cur.fetchall()}
-    live = quality.hourly_counts(
-        conn, table, [h.replace(tzinfo=None) for h in span.hours if h.replace(tzinfo=None) not in judged]
-    )
+    unjudged = [h.replace(tzinfo=None) for h in span.hours if h.replace(tzinfo=None) not in judged]
+    counted = unjudged[-LIVE_HOURS_MAX:]
+    live = quality.hourly_counts(conn, table, counted)
     entries = []
     for hour in span.hours:
         key = hour.replace(tzinfo=None)
@@ -301,8 +311,8 @@ def volume_by_hour(conn: Any, span: HourRange, *, table: str = RESULTS_TABLE) ->
             entries.append(
                 {
                     "hour": hour.isoformat(),
-                    "rows": live.get(key, 0),
-                    "source": "live",
+                    "rows": live.get(key, 0) if key in counted else None,
+                    "source": "live" if key in counted else "missing",
                     "history_points": None,
                     "mean": None,
                     "band_low": None,
@@ -314,7 +324,8 @@ def volume_by_hour(conn: Any, span: HourRange, *, table: str = RESULTS_TABLE) ->
     return {
         "table": table,
         "hours": entries,
-        "total_rows": sum(e["rows"] for e in entries),
+        "total_rows": sum(e["rows"] or 0 for e in entries),
+        "missing_hours": sum(1 for e in entries if e["source"] == "missing"),
         "anomalous_hours": sum(1 for e in entries if e["anomalous"]),
     }
 

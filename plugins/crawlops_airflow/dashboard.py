@@ -110,7 +110,7 @@ class QualityByHour(_Model):
 
 class VolumeHour(_Model):
     hour: dt.datetime
-    rows: int
+    rows: int | None
     source: str
     history_points: int | None
     mean: float | None
@@ -124,6 +124,7 @@ class VolumeByHour(_Model):
     table: str
     hours: list[VolumeHour]
     total_rows: int
+    missing_hours: int
     anomalous_hours: int
 
 
@@ -173,10 +174,23 @@ def _mysql() -> Iterator[Any]:
         yield conn
 
 
+REDIS_TIMEOUT_SECONDS = 0.5
+
+
 def _redis() -> Iterator[Any]:
+    """The ``crawl_redis`` client, impatient: a page must not wait out redis-py's retries when Redis is down
+    (the overview then answers from MySQL alone and says so)."""
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
     from crawlops_airflow.runtime import redis_client
 
     client = redis_client()
+    client.connection_pool.connection_kwargs.update(
+        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+        socket_timeout=REDIS_TIMEOUT_SECONDS,
+        retry=Retry(NoBackoff(), 0),
+    )
     try:
         yield client
     finally:
@@ -195,6 +209,8 @@ def _span(
         return dashboard.HourRange.of(_aware(start), _aware(end))
     except dashboard.RangeError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    except (OverflowError, ValueError) as exc:  # e.g. year 1 or 9999 shifted past the calendar's ends
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"unusable range: {exc}") from exc
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
@@ -212,31 +228,40 @@ def create_app(reader: Any | None = None) -> FastAPI:
         version="1.0",
         description="Queues, tasks, data quality, volume and alerts of the Amazon crawl control plane.",
         dependencies=[Depends(reader or _airflow_reader())],
+        # FastAPI's own schema and docs routes would skip the app's dependencies, and Swagger UI
+        # loads from a CDN: the schema is served below, behind the login like everything else.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi() -> dict[str, Any]:
+        return app.openapi()
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:
         return HTMLResponse(PAGE.read_text("utf-8"), headers={"Cache-Control": "no-store"})
 
     @app.get("/api/overview", response_model=Overview, summary="Queue depth now and task counts per status")
-    def overview(conn: Conn, span: Span, r: Annotated[Any, Depends(_redis)]) -> dict[str, Any]:
+    def overview(span: Span, conn: Conn, r: Annotated[Any, Depends(_redis)]) -> dict[str, Any]:
         return {**dashboard.overview(conn, r, span), "timezone": dag_timezone()}
 
     @app.get("/api/tasks/hourly", response_model=TasksByHour, summary="Tasks per hour of their window by outcome")
-    def tasks_hourly(conn: Conn, span: Span) -> dict[str, Any]:
+    def tasks_hourly(span: Span, conn: Conn) -> dict[str, Any]:
         return dashboard.tasks_by_hour(conn, span)
 
     @app.get("/api/quality/hourly", response_model=QualityByHour, summary="Suite and check verdicts per hour")
-    def quality_hourly(conn: Conn, span: Span) -> dict[str, Any]:
+    def quality_hourly(span: Span, conn: Conn) -> dict[str, Any]:
         return dashboard.quality_by_hour(conn, span)
 
     @app.get("/api/volume/hourly", response_model=VolumeByHour, summary="Result rows per hour against their band")
-    def volume_hourly(conn: Conn, span: Span) -> dict[str, Any]:
+    def volume_hourly(span: Span, conn: Conn) -> dict[str, Any]:
         return dashboard.volume_by_hour(conn, span)
 
     @app.get("/api/alerts", response_model=Alerts, summary="Alerts raised in the range by level, newest first")
     def alerts(
-        conn: Conn, span: Span, limit: Annotated[int, Query(ge=1, le=1000)] = dashboard.ALERT_LIMIT
+        span: Span, conn: Conn, limit: Annotated[int, Query(ge=1, le=1000)] = dashboard.ALERT_LIMIT
     ) -> dict[str, Any]:
         return dashboard.alerts(conn, span, limit=limit)
 

@@ -25,8 +25,8 @@ H0 = dt.datetime(2026, 10, 5, 6, tzinfo=UTC)
 HOURS = [H0 + dt.timedelta(hours=k) for k in range(6)]
 RANGE = {"start": H0.isoformat(), "end": (H0 + dt.timedelta(hours=6)).isoformat()}
 RUN = "scheduled__2026-10-05T07:00:00+00:00"
-ROUTES = ["/", "/api/overview", "/api/tasks/hourly", "/api/quality/hourly", "/api/volume/hourly", "/api/alerts",
-          "/api/report/latest", "/report/latest"]  # fmt: skip
+ROUTES = ["/", "/openapi.json", "/api/overview", "/api/tasks/hourly", "/api/quality/hourly", "/api/volume/hourly",
+          "/api/alerts", "/api/report/latest", "/report/latest"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +123,10 @@ def seeded(mysql, redis_client, settings, config):
         record_check(mysql, "volume_anomaly", hour_window_starting(hour, TZ), status=status, findings=findings,
                      dag_run_id=RUN)  # fmt: skip
     record_check(mysql, "suite:amazon_search_result", hour_window_starting(HOURS[1], TZ), status="fail")
-    record_check(mysql, "quarantine_invalid", hour_window_starting(HOURS[2], TZ), status="fail", findings=1)
+    record_check(
+        mysql, "quarantine_invalid", hour_window_starting(HOURS[2], TZ), status="fail", findings=1, dag_run_id=RUN
+    )
+    record_check(mysql, "completeness", hour_window_starting(HOURS[2], TZ), status="pass", dag_run_id="rerun")
     five = Window(HOURS[1], HOURS[1] + dt.timedelta(minutes=5))
     record_check(mysql, "task_health", five, status="fail", findings=2)  # a 5-minute check: not an hourly strip
     for hour in HOURS[:2]:  # the volume check judged the first two hours (their rollup rows)
@@ -138,6 +141,8 @@ def seeded(mysql, redis_client, settings, config):
         (Level.WARNING, "missing_data", "t1", "<b>missing</b> rows", HOURS[2], 20),
         (Level.INFO, "invalid_data", "t2", "info", HOURS[3], 40),
         (Level.ERROR, "invalid_data", "amazon_search_result", "3 rows quarantined", HOURS[2], 50),
+        # what the first run of completeness found in HOURS[2]; the re-run ("rerun") passed
+        (Level.WARNING, "missing_data", "search_result_y", "stale: elements without results", HOURS[2], 15),
         (
             Level.ERROR,
             "volume_anomaly",
@@ -149,6 +154,8 @@ def seeded(mysql, redis_client, settings, config):
     ]
     for level, check, subject, title, hour, minutes in findings:
         finding = Finding(level, "amazon_data_supervision", check, title, subject=subject)
+        if check == "task_dead":  # the dispatch DAG's finding (source), in the hour completeness checked
+            finding = dataclasses.replace(finding, source="amazon_task_dispatch")
         (alert_id,) = record_findings(mysql, [finding], window=hour_window_starting(hour, TZ), dag_run_id=RUN)
         with mysql.cursor() as cur:
             cur.execute("UPDATE amazon_alert SET created_at = %s WHERE id = %s",
@@ -175,6 +182,8 @@ def test_nothing_is_served_without_an_airflow_session(app, token, mysql):
         assert "runs of amazon_task_dispatch" in stranger.json()["detail"]
     viewer = anonymous.get("/crawl-ops/api/overview", headers={"Authorization": f"Bearer {token('VIEWER')}"})
     assert viewer.status_code == 200  # an API token works as well as the UI's cookie
+    for public_docs in ("/docs", "/redoc", "/docs/oauth2-redirect"):  # FastAPI's defaults would skip the login
+        assert anonymous.get(f"/crawl-ops{public_docs}").status_code == 404
 
 
 def test_the_plugin_is_registered_in_the_navigation_and_mounted(client, token):
@@ -194,7 +203,7 @@ def test_the_plugin_is_registered_in_the_navigation_and_mounted(client, token):
 def test_the_endpoints_are_documented_in_openapi(client):
     schema = client.get("/crawl-ops/openapi.json").json()
     paths = schema["paths"]
-    assert set(paths) == {r for r in ROUTES if r != "/"}
+    assert set(paths) == {r for r in ROUTES if r not in ("/", "/openapi.json")}
     for path in ("/api/overview", "/api/tasks/hourly", "/api/quality/hourly", "/api/volume/hourly", "/api/alerts"):
         get_op = paths[path]["get"]
         assert {p["name"] for p in get_op["parameters"]} >= {"start", "end"}
@@ -258,7 +267,7 @@ def test_quality_strips_show_each_hour_and_what_failed(client, seeded):
 
     strips = {s["name"]: s for s in data["strips"]}
     # suites first; no 5-minute or suite: rows
-    assert list(strips) == ["amazon_search_result", "quarantine_invalid", "volume_anomaly"]
+    assert list(strips) == ["amazon_search_result", "completeness", "quarantine_invalid", "volume_anomaly"]
     suite = strips["amazon_search_result"]
     assert suite["kind"] == "suite"
     assert [c and c["status"] for c in suite["cells"]] == ["pass", "fail", "pass", None, None, None]
@@ -275,6 +284,10 @@ def test_quality_strips_show_each_hour_and_what_failed(client, seeded):
     assert [c and c["status"] for c in quarantine["cells"]] == [None, None, "fail", None, None, None]
     assert quarantine["cells"][2]["failures"] == ["3 rows quarantined"]  # its findings are named invalid_data
     assert quarantine["cells"][2]["findings"] == 1
+    # the re-run of completeness passed: neither its first run's finding nor dispatch's task_dead is listed
+    rerun = strips["completeness"]["cells"][2]
+    assert (rerun["status"], rerun["failures"], rerun["findings"]) == ("pass", [], 0)
+    assert rerun["run"] == "dags/amazon_data_supervision/runs/rerun"
 
 
 def test_volume_uses_the_rollup_where_judged_and_counts_the_rest(client, mysql, seeded):
@@ -299,12 +312,14 @@ def test_volume_uses_the_rollup_where_judged_and_counts_the_rest(client, mysql, 
 def test_alerts_newest_first_with_links_to_their_runs(client, seeded):
     data = get(client, "/api/alerts")
 
-    assert data["by_level"] == {"CRITICAL": 1, "ERROR": 2, "WARNING": 1, "INFO": 1}  # not the one before the range
+    assert data["by_level"] == {"CRITICAL": 1, "ERROR": 2, "WARNING": 2, "INFO": 1}  # not the one before the range
     assert [a["title"] for a in data["alerts"]] == ["info", "3 rows quarantined", "a task is Dead",
-                                                   "<b>missing</b> rows", "fewer rows than usual"]  # fmt: skip
-    newest = data["alerts"][0]
+                                                   "<b>missing</b> rows", "stale: elements without results",
+                                                   "fewer rows than usual"]  # fmt: skip
+    newest, dead = data["alerts"][0], data["alerts"][2]
     assert newest["dag_id"] == "amazon_data_supervision" and newest["dag_run_id"] == RUN
     assert newest["run"].startswith("dags/amazon_data_supervision/runs/scheduled__2026-10-05T07%3A00")
+    assert dead["dag_id"] == "amazon_task_dispatch" and dead["run"].startswith("dags/amazon_task_dispatch/runs/")
     limited = get(client, "/api/alerts", limit=2)
     assert [a["title"] for a in limited["alerts"]] == ["info", "3 rows quarantined"] and limited["truncated"]
 
@@ -384,3 +399,47 @@ def test_overview_without_redis_shows_mysqls_side(mysql, seeded):
     )
     assert data["queues"] == {"search_result": {"open_tasks": open_tasks[0], "queued": None, "failed_waiting": None}}
     assert data["queued_total"] is None and data["tasks_total"] > 0
+
+
+def test_volume_shows_what_the_check_judged_and_marks_hours_it_never_did(client, mysql, seeded, monkeypatch):
+    from crawlops import dashboard
+
+    judged = one(mysql, "SELECT row_count FROM amazon_volume_hourly WHERE hour = %s", (HOURS[0].replace(tzinfo=None),))
+    with mysql.cursor() as cur:  # rows arriving after the hour was judged change the table, not the verdict
+        cur.execute(
+            "INSERT INTO amazon_search_result (task_id, keyword, marketplace, page, create_time) "
+            "VALUES ('late', 'kw', 'US', 1, %s)",
+            (HOURS[0].replace(tzinfo=None) + dt.timedelta(minutes=59),),
+        )
+    mysql.commit()
+    monkeypatch.setattr(dashboard, "LIVE_HOURS_MAX", 2)
+
+    hours = get(client, "/api/volume/hourly")["hours"]
+
+    assert hours[0]["rows"] == judged[0] and hours[0]["source"] == "rollup"
+    assert [h["source"] for h in hours] == ["rollup", "rollup", "missing", "missing", "live", "live"]
+    assert [h["rows"] for h in hours[2:4]] == [None, None]
+    assert get(client, "/api/volume/hourly")["missing_hours"] == 2
+
+
+def test_ranges_past_the_calendar_are_refused_not_crashed(client):
+    for params in ({"end": "0001-01-01T00:30Z"}, {"end": "9999-12-31T23:30Z"}, {"start": "0001-01-01T00:00+05:00"}):
+        response = client.get("/crawl-ops/api/tasks/hourly", params=params)
+        assert response.status_code == 422, params
+
+
+def test_the_pages_redis_client_gives_up_at_once_when_redis_is_down(client, mysql, seeded, monkeypatch):
+    from crawlops_airflow import dashboard as app_module
+
+    client_gen = app_module._redis()
+    redis_client = next(client_gen)
+    kwargs = redis_client.connection_pool.connection_kwargs
+    assert kwargs["socket_connect_timeout"] == kwargs["socket_timeout"] == app_module.REDIS_TIMEOUT_SECONDS
+    assert kwargs["retry"].get_retries() == 0  # redis-py would otherwise retry with backoff for seconds
+    client_gen.close()
+    monkeypatch.setenv("AIRFLOW_CONN_CRAWL_REDIS", json.dumps({"conn_type": "redis", "host": "127.0.0.1", "port": 1}))
+
+    data = get(client, "/api/overview")
+
+    assert data["redis_error"].startswith("ConnectionError") and data["queued_total"] is None
+    assert data["queues"]["search_result"]["open_tasks"] > 0  # MySQL's side is still shown
