@@ -21,9 +21,10 @@ import dataclasses
 import datetime as dt
 import json
 from typing import Any
+from urllib.parse import quote
 
-from crawlops import health, quality
-from crawlops.model import OPEN_STATUSES, TaskStatus, as_utc
+from crawlops import health, quality, report
+from crawlops.model import FAIL_SUFFIX, TaskStatus, as_utc
 from crawlops.report import LEVELS, RESULTS_TABLE
 
 HOUR = dt.timedelta(hours=1)
@@ -95,8 +96,6 @@ def run_path(dag_id: str | None, run_id: str | None) -> str | None:
     """The Airflow UI path of a DAG run (relative to the UI root), for this package's DAGs."""
     if dag_id not in DAG_IDS or not run_id:
         return None
-    from urllib.parse import quote
-
     return f"dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
 
 
@@ -122,10 +121,7 @@ def overview(conn: Any, r: Any, span: HourRange) -> dict[str, Any]:
         queues = health.queue_depth(conn, r)
     except Exception as exc:  # the page still shows MySQL's side when Redis is down
         redis_error = f"{type(exc).__name__}: {exc}"
-        queues = {
-            task_type: {"open_tasks": n, "queued": None, "failed_waiting": None}
-            for task_type, n in _open_by_type(conn).items()
-        }
+        queues = report.open_tasks_only(conn)
     return {
         "range": {"start": span.start.isoformat(), "end": span.end.isoformat()},
         "queues": dict(sorted(queues.items())),
@@ -134,15 +130,6 @@ def overview(conn: Any, r: Any, span: HourRange) -> dict[str, Any]:
         "status_counts": in_range,
         "tasks_total": sum(in_range.values()),
     }
-
-
-def _open_by_type(conn: Any) -> dict[str, int]:
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT task_type, COUNT(*) FROM amazon_task_information WHERE task_status IN (%s, %s) GROUP BY task_type",
-            tuple(s.value for s in OPEN_STATUSES),
-        )
-        return {str(t): int(n) for t, n in cur.fetchall()}
 
 
 def tasks_by_hour(conn: Any, span: HourRange) -> dict[str, Any]:
@@ -160,7 +147,7 @@ def tasks_by_hour(conn: Any, span: HourRange) -> dict[str, Any]:
             "AND t.task_status = %s "
             "WHERE t.interval_start >= %s AND t.interval_start < %s "
             "GROUP BY t.interval_start, t.task_status, r.task_id IS NOT NULL",
-            ("_fail", TaskStatus.FAILED.value, start, end),
+            (FAIL_SUFFIX, TaskStatus.FAILED.value, start, end),
         )
         rows = cur.fetchall()
     series = {outcome: [0] * len(span.hours) for outcome in OUTCOMES}

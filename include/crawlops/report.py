@@ -317,11 +317,11 @@ def system_health(conn: Any, r: Any, settings: Settings) -> dict[str, Any]:
         except Exception as exc:  # Redis went away between the probe and the count
             redis_facts["error"] = f"queue depth unavailable: {type(exc).__name__}: {exc}"
     if queues is None:
-        queues = _open_tasks_only(conn)
+        queues = open_tasks_only(conn)
     return {"mysql": {"reachable": True, "version": str(version)}, "redis": redis_facts, "queues": queues}
 
 
-def _open_tasks_only(conn: Any) -> dict[str, dict[str, int | None]]:
+def open_tasks_only(conn: Any) -> dict[str, dict[str, int | None]]:
     """Open tasks per crawl object from MySQL alone (when Redis cannot say what is queued)."""
     with conn.cursor() as cur:
         cur.execute(
