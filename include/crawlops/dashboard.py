@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 from crawlops import health, quality, report
 from crawlops.model import FAIL_SUFFIX, TaskStatus, as_utc
-from crawlops.report import LEVELS, RESULTS_TABLE
+from crawlops.report import RESULTS_TABLE
 
 HOUR = dt.timedelta(hours=1)
 MAX_RANGE = dt.timedelta(days=31)
@@ -279,35 +279,20 @@ def volume_by_hour(conn: Any, span: HourRange, *, table: str = RESULTS_TABLE) ->
     entries = []
     for hour in span.hours:
         key = hour.replace(tzinfo=None)
+        entry: dict[str, Any] = dict.fromkeys(
+            ("history_points", "mean", "band_low", "band_high", "anomalous", "direction")
+        )
         if key in judged:
             _, rows, points, mean, low, high, anomalous, direction = judged[key]
-            entries.append(
-                {
-                    "hour": hour.isoformat(),
-                    "rows": int(rows),
-                    "source": "rollup",
-                    "history_points": int(points),
-                    "mean": mean,
-                    "band_low": low,
-                    "band_high": high,
-                    "anomalous": None if anomalous is None else bool(anomalous),
-                    "direction": direction,
-                }
-            )
+            entry.update(
+                rows=int(rows), source="rollup", history_points=int(points), mean=mean, band_low=low,
+                band_high=high, anomalous=None if anomalous is None else bool(anomalous), direction=direction,
+            )  # fmt: skip
+        elif key in counted:
+            entry.update(rows=live.get(key, 0), source="live")
         else:
-            entries.append(
-                {
-                    "hour": hour.isoformat(),
-                    "rows": live.get(key, 0) if key in counted else None,
-                    "source": "live" if key in counted else "missing",
-                    "history_points": None,
-                    "mean": None,
-                    "band_low": None,
-                    "band_high": None,
-                    "anomalous": None,
-                    "direction": None,
-                }
-            )
+            entry.update(rows=None, source="missing")
+        entries.append({"hour": hour.isoformat(), **entry})
     return {
         "table": table,
         "hours": entries,
@@ -325,13 +310,7 @@ def alerts(conn: Any, span: HourRange, *, limit: int = ALERT_LIMIT) -> dict[str,
     """Alerts raised in the range by level, and the newest ``limit`` of them with their run's link."""
     start, end = span.naive()
     with conn.cursor() as cur:
-        cur.execute(
-            "SELECT level, COUNT(*) FROM amazon_alert WHERE created_at >= %s AND created_at < %s GROUP BY level",
-            (start, end),
-        )
-        by_level = dict.fromkeys(LEVELS, 0)
-        for level, count in cur.fetchall():
-            by_level[str(level)] = int(count)
+        by_level = report.alert_counts(cur, "created_at", start, end)
         cur.execute(
             "SELECT id, level, source, check_name, subject, title, window_start, window_end, created_at, "
             "dag_run_id, delivery_status FROM amazon_alert WHERE created_at >= %s AND created_at < %s "

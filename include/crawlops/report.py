@@ -260,17 +260,28 @@ def volume_by_hour(conn: Any, settings: Settings, hours: Sequence[dt.datetime]) 
     }
 
 
+ALERT_TIME_COLUMNS = ("window_start", "created_at")
+
+
+def alert_counts(cur: Any, column: str, start: dt.datetime, end: dt.datetime) -> dict[str, int]:
+    """Alerts per level (every level, most severe first) whose ``column`` lies in [start, end)."""
+    if column not in ALERT_TIME_COLUMNS:
+        raise ValueError(f"alerts are counted by {ALERT_TIME_COLUMNS}, not {column!r}")
+    cur.execute(
+        f"SELECT level, COUNT(*) FROM amazon_alert WHERE {column} >= %s AND {column} < %s GROUP BY level",  # noqa: S608
+        (start, end),
+    )
+    by_level = dict.fromkeys(LEVELS, 0)
+    for level, count in cur.fetchall():
+        by_level[str(level)] = int(count)
+    return by_level
+
+
 def alert_summary(conn: Any, window: Window) -> dict[str, Any]:
     """The day's alerts (window_start in the day) by level, and the top ones by level then time."""
     start, end = window.naive()
     with conn.cursor() as cur:
-        cur.execute(
-            "SELECT level, COUNT(*) FROM amazon_alert WHERE window_start >= %s AND window_start < %s GROUP BY level",
-            (start, end),
-        )
-        by_level = dict.fromkeys(LEVELS, 0)
-        for level, count in cur.fetchall():
-            by_level[str(level)] = int(count)
+        by_level = alert_counts(cur, "window_start", start, end)
         cur.execute(
             "SELECT level, source, check_name, subject, title, window_start FROM amazon_alert "
             "WHERE window_start >= %s AND window_start < %s "
