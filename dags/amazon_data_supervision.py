@@ -7,12 +7,12 @@ what needs repair? At each day's close: the daily report.
 | step | cadence | what it does |
 |---|---|---|
 | `system_check` | every run | MySQL and Redis reachable, Redis memory; a fault is CRITICAL and the task retries with backoff |
-| `task_health` | every run | syncs statuses through the dispatch core; tasks open longer than the timeout are closed and their unanswered elements sent to the retry path; stalled tasks, success rate, queue depth per crawl object |
+| `task_health` | every run | tracks every task through the dispatch core: status sync (empty answers recorded), settling finished tasks (failed and lost elements to a retry task, or Dead), re-push of queues lost in a Redis restart; tasks open longer than the timeout are closed and their unanswered elements sent to the retry path; stalled tasks, success rate and queue depth per crawl object |
 | `hour_closes` | every run | lets the hourly checks run only in the run whose window ends on the hour (or with `run_hourly`) |
 | `validate_results` | hourly | the `amazon_search_result` expectation suite (`include/expectations/`) on the hour, pushed down to SQL; red when the data fails it |
 | `volume_anomaly` | hourly | the hour's row count against the same hour over the last 14 days (z-score); count and band kept in the `amazon_volume_hourly` rollup |
 | `schema_drift` | hourly | the table's columns and types against what the suite expects |
-| `completeness` | hourly | finished tasks whose elements have no result rows: a retry task of exactly those elements |
+| `completeness` | hourly | settles what is due, then the hour's account: tasks settled in the hour with elements taken and never answered (sent to their retry task) |
 | `quarantine_invalid` | hourly | invalid rows moved to `amazon_search_result_quarantine` with the rule they failed |
 | `day_closes` / `daily_report` | daily | the run whose window ends at 00:00 (or `run_daily`: the day so far): task statistics, quality per hour, volume against its band, alerts, system health; stored in `amazon_daily_report`, written as one self-contained HTML page under the reports folder, sent to DingTalk as Markdown |
 | `summarize` | every run | the run's findings by level, delivered to DingTalk (WARNING and above, batched, suppressed, rate-limited); fails the run if the system check failed |
@@ -176,9 +176,7 @@ def amazon_data_supervision():
         from crawlops import quality
         from crawlops_airflow.runtime import redis_client
 
-        return quality.check_completeness(
-            conn, redis_client(), settings, hour.end, dry_run=context["params"]["dry_run"]
-        )
+        return quality.check_completeness(conn, redis_client(), settings, hour, dry_run=context["params"]["dry_run"])
 
     # Runs after the suite has judged the hour as crawled, whatever its verdict.
     @hourly_check("quarantine_invalid", trigger_rule="all_done")

@@ -9,10 +9,10 @@ every task's status current.
 | `apply_schema` | creates any missing table (idempotent) |
 | `record_tasks` | reads enabled rows of `amazon_crawl_config`, skips malformed ones with a logged reason, plans one task per (crawl object, frequency) due in the window and records task rows + element manifest in MySQL |
 | `push_tasks` | publishes each newly recorded task's elements to its Redis set (task id = set name) |
-| `sync_statuses` | `Pending` -> `In Progress` -> `Completed` / `Failed` from what the Redis sets show |
-| `retry_failures` | each `<task_id>_fail` set becomes the retry task `<task_id>_fail`; past `retry_limit` retries the task is `Dead` |
-| `reconcile_lost` | a set lost in a Redis flush or restart is pushed again from the manifest, minus elements with results or waiting in a retry |
-| `summarize` | one summary of the run; skipped config rows become a WARNING alert (count per reason), Dead tasks a CRITICAL one; the run's alerts go to DingTalk as one message |
+| `sync_statuses` | `Pending` -> `In Progress` -> `Completed` / `Failed` from what the Redis sets show; `<task_id>_empty` answers recorded; the open-task index `crawlops:open_tasks` rebuilt |
+| `retry_failures` | settles finished tasks: their unanswered elements (failed, or taken and never answered) become the retry task `<task_id>_fail`; past `retry_limit` retries the task is `Dead` |
+| `reconcile_lost` | a set lost in a Redis flush or restart is pushed again from the manifest, minus elements answered or waiting in a retry |
+| `summarize` | one summary of the run; skipped config rows become a WARNING alert (count per reason), lost queues, lost elements and bad set members WARNING, Dead tasks CRITICAL; the run's alerts go to DingTalk as one message |
 
 A task that fails for good raises an ERROR alert naming the DAG, task and run.
 
@@ -142,14 +142,16 @@ def amazon_task_dispatch():
         from crawlops_airflow.runtime import load_settings, mysql_connection, redis_client
 
         with mysql_connection() as conn:
-            return lifecycle.reconcile_lost(conn, redis_client(), load_settings())
+            return lifecycle.reconcile_summary(lifecycle.reconcile_lost(conn, redis_client(), load_settings()))
 
     @task(trigger_rule="none_failed")
-    def summarize(recorded: dict, retried: dict | None, reconciled: dict | None, **context) -> dict:
+    def summarize(
+        recorded: dict, synced: dict | None, retried: dict | None, reconciled: dict | None, **context
+    ) -> dict:
         """One summary of the run; skipped config rows are a WARNING alert, Dead tasks CRITICAL."""
         import logging
 
-        from crawlops.alerts import dead_task_findings, record_findings, skipped_rows_finding
+        from crawlops.alerts import Finding, record_findings, skipped_rows_finding
         from crawlops_airflow.runtime import mysql_connection, run_window
 
         source = "amazon_task_dispatch"
@@ -167,7 +169,9 @@ def amazon_task_dispatch():
         logging.getLogger("crawlops.dispatch").info("dispatch summary: %s", summary)
         if summary["dry_run"]:
             return summary
-        findings = dead_task_findings(dead, source=source)
+        findings = [
+            Finding.from_json(f) for step in (synced, retried, reconciled) for f in (step or {}).get("findings", [])
+        ]
         skipped = skipped_rows_finding(recorded["skipped"], source=source, examples=recorded["skipped_rows"])
         findings += [skipped] if skipped else []
         with mysql_connection() as conn:
@@ -176,10 +180,11 @@ def amazon_task_dispatch():
         return summary
 
     recorded = record_tasks()
+    synced = sync_statuses()
     retried = retry_failures()
     reconciled = reconcile_lost()
-    apply_schema() >> recorded >> push_tasks() >> sync_statuses() >> retried >> reconciled
-    summarize(recorded, retried, reconciled)
+    apply_schema() >> recorded >> push_tasks() >> synced >> retried >> reconciled
+    summarize(recorded, synced, retried, reconciled)
 
 
 amazon_task_dispatch()

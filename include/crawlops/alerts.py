@@ -57,6 +57,13 @@ class Finding:
         key = "\x1f".join((self.source, self.check, self.subject))
         return hashlib.sha1(key.encode("utf-8"), usedforsecurity=False).hexdigest()
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Finding:
+        return cls(
+            Level(data["level"]), data["source"], data["check"], data["title"],
+            data.get("subject", ""), data.get("details") or {}, data.get("action", ""),
+        )  # fmt: skip
+
     def to_json(self) -> dict[str, Any]:
         return {
             "level": self.level.value,

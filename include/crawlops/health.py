@@ -13,7 +13,7 @@ from typing import Any
 
 from crawlops import lifecycle, queue, store
 from crawlops.alerts import Finding, Level, dead_task_findings
-from crawlops.model import TaskStatus
+from crawlops.model import TaskStatus, fail_key
 from crawlops.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -61,10 +61,12 @@ class HealthReport:
     timed_out: dict[str, int]
     stalled: list[str]
     success_rate: float | None
+    success_by_type: dict[str, dict[str, Any]]
     finished_elements: int
     queue_depth: dict[str, dict[str, int]]
     findings: list[Finding]
     repair: dict[str, Any]
+    tracking: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -73,21 +75,36 @@ class HealthReport:
             "timed_out": self.timed_out,
             "stalled": self.stalled,
             "success_rate": self.success_rate,
+            "success_by_type": self.success_by_type,
             "finished_elements": self.finished_elements,
             "queue_depth": self.queue_depth,
             "findings": [f.to_json() for f in self.findings],
             "repair": self.repair,
+            "tracking": self.tracking,
         }
+
+
+def lifecycle_now(conn: Any, reference: dt.datetime) -> dt.datetime:
+    """The time lifecycle decisions (grace periods, settled_at) count from: the later of the
+    run's reference and the database clock, so a backfilled run never judges live Redis
+    state as of the past."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT UTC_TIMESTAMP()")
+        (db_now,) = cur.fetchone()
+    return max(reference.astimezone(dt.UTC).replace(tzinfo=None), db_now)
 
 
 def check_tasks(
     conn: Any, r: Any, settings: Settings, reference: dt.datetime, *, dry_run: bool = False
 ) -> HealthReport:
-    """Timeouts (handled), stalls, success rate and queue depth, as of ``reference``."""
+    """Track every task (sync, settle, reconcile), then timeouts (handled), stalls, success
+    rate per crawl object and queue depth, as of ``reference``."""
     health = settings.health
-    synced = lifecycle.sync_open_tasks(conn, r, settings, write=not dry_run)
+    now = lifecycle_now(conn, reference)
+    tracking = lifecycle.track(conn, r, settings, now=now, dry_run=dry_run)
+    synced = tracking.open or lifecycle.OpenTasks([], {}, {}, {}, [])
     ref = reference.astimezone(dt.UTC).replace(tzinfo=None)
-    open_tasks = synced.tasks
+    open_tasks = [t for t in synced.tasks if t.task_id not in tracking.repushed]
     timeout = dt.timedelta(seconds=health.task_timeout_seconds)
     stall = dt.timedelta(seconds=health.stall_seconds)
     timed_out, stalled = [], []
@@ -98,12 +115,12 @@ def check_tasks(
         elif task.task_status == TaskStatus.IN_PROGRESS.value and (task.progress_at or began) <= ref - stall:
             stalled.append(task)
 
-    findings: list[Finding] = []
+    findings: list[Finding] = tracking.findings(SOURCE)
     repair: dict[str, Any] = {}
     if timed_out:
         reason = f"timed out: open longer than {health.task_timeout_seconds} s"
         repair = lifecycle.hand_to_retry(
-            conn, r, settings, [t.task_id for t in timed_out], reason=reason, dry_run=dry_run
+            conn, r, settings, [t.task_id for t in timed_out], reason=reason, dry_run=dry_run, now=now
         )
         verb = "would send" if dry_run else "sent"
         for task in timed_out:
@@ -119,7 +136,7 @@ def check_tasks(
                     action=f"{verb} {handed} unanswered elements to the retry path",
                 )
             )
-    findings += dead_task_findings(repair.get("dead", []), source=SOURCE)
+        findings += dead_task_findings(repair.get("dead", []), source=SOURCE)
     for task in stalled:
         findings.append(
             Finding(
@@ -132,47 +149,59 @@ def check_tasks(
             )
         )
 
-    rate, finished = _success_rate(conn, ref, health.success_rate_lookback_seconds)
-    if rate is not None and rate < health.success_rate_min:
-        findings.append(
-            Finding(
-                Level.WARNING,
-                SOURCE,
-                "success_rate",
-                f"success rate {rate:.1%} below {health.success_rate_min:.0%}",
-                details={"elements": finished, "lookback_seconds": health.success_rate_lookback_seconds},
+    by_type = success_rates(conn, now, health.success_rate_lookback_seconds)
+    for crawl_object, entry in by_type.items():
+        if entry["rate"] is not None and entry["rate"] < health.success_rate_min:
+            findings.append(
+                Finding(
+                    Level.WARNING,
+                    SOURCE,
+                    "success_rate",
+                    f"{crawl_object}: success rate {entry['rate']:.1%} below {health.success_rate_min:.0%}",
+                    subject=crawl_object,
+                    details={**entry, "lookback_seconds": health.success_rate_lookback_seconds},
+                )
             )
-        )
+    dispatched = sum(e["elements"] for e in by_type.values())
+    answered = sum(e["answered"] for e in by_type.values())
     return HealthReport(
         reference=reference,
-        open_tasks=len(open_tasks),
+        open_tasks=len(open_tasks) - len(timed_out),
         timed_out={t.task_id: repair.get("handed", {}).get(t.task_id, 0) for t in timed_out},
         stalled=[t.task_id for t in stalled],
-        success_rate=rate,
-        finished_elements=finished,
+        success_rate=round(answered / dispatched, 6) if dispatched else None,
+        success_by_type=by_type,
+        finished_elements=dispatched,
         queue_depth=_depth(open_tasks, synced.queued, synced.failed),
         findings=findings,
         repair=repair,
+        tracking=tracking.to_json(),
     )
 
 
-def _success_rate(conn: Any, ref: dt.datetime, lookback_seconds: int) -> tuple[float | None, int]:
-    """Answered / dispatched elements over tasks that finished in the lookback."""
+def success_rates(conn: Any, now: dt.datetime, lookback_seconds: int) -> dict[str, dict[str, Any]]:
+    """Per crawl object: answered (result rows or an empty answer) / dispatched elements, over
+    tasks settled in the lookback. Elements still unanswered when their task settled (failed
+    or lost) are not successes, even when a retry answers them later (the retry counts too)."""
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT COALESCE(SUM(element_count), 0), COALESCE(SUM(element_count - failed_count), 0) "
-            "FROM amazon_task_information WHERE task_status IN (%s, %s, %s) "
-            "AND finished_at > %s AND finished_at <= %s",
-            (
-                TaskStatus.COMPLETED.value,
-                TaskStatus.FAILED.value,
-                TaskStatus.DEAD.value,
-                ref - dt.timedelta(seconds=lookback_seconds),
-                ref,
-            ),
+            "SELECT task_type, COUNT(*), SUM(element_count), SUM(answered_count), SUM(empty_count), "
+            "SUM(lost_count) FROM amazon_task_information WHERE settled_at > %s AND settled_at <= %s "
+            "GROUP BY task_type ORDER BY task_type",
+            (now - dt.timedelta(seconds=lookback_seconds), now),
         )
-        total, answered = (int(v) for v in cur.fetchone())
-    return (answered / total if total else None), total
+        rows = cur.fetchall()
+    return {
+        str(task_type): {
+            "tasks": int(tasks),
+            "elements": int(elements or 0),
+            "answered": int(answered or 0),
+            "empty": int(empty or 0),
+            "lost": int(lost or 0),
+            "rate": round(int(answered or 0) / int(elements), 6) if elements else None,
+        }
+        for task_type, tasks, elements, answered, empty, lost in rows
+    }
 
 
 def queue_depth(conn: Any, r: Any) -> dict[str, dict[str, int]]:
@@ -180,7 +209,7 @@ def queue_depth(conn: Any, r: Any) -> dict[str, dict[str, int]]:
     open_tasks = store.select_tasks(
         conn, "task_status IN (%s, %s)", (TaskStatus.PENDING.value, TaskStatus.IN_PROGRESS.value)
     )
-    sizes = queue.set_sizes(r, [k for t in open_tasks for k in (t.task_id, t.task_id + "_fail")])
+    sizes = queue.set_sizes(r, [k for t in open_tasks for k in (t.task_id, fail_key(t.task_id))])
     queued = {t.task_id: n for t, n in zip(open_tasks, sizes[::2], strict=True)}
     failed = {t.task_id: n for t, n in zip(open_tasks, sizes[1::2], strict=True)}
     return _depth(open_tasks, queued, failed)

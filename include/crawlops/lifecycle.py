@@ -1,25 +1,42 @@
-"""Task lifecycle after dispatch: status sync, failures into retries (or Dead), lost-set recovery.
+"""Task lifecycle after dispatch: status sync, settling finished tasks, lost-set recovery.
+
+Every dispatched element ends in one of three ways: answered (result rows, or reported
+empty through ``<task_id>_empty``), handed to a retry task, or in a ``Dead`` task. The
+steps here make that true:
+
+1. ``sync_open_tasks`` moves open tasks along from what their Redis sets show, ingests
+   empty answers into the manifest and keeps the open-task index current.
+2. ``settle_finished`` judges each finished task once: its unanswered elements (failed,
+   or taken by a worker that never answered) become its retry task, or the task is Dead
+   when its retry budget is spent. A task with elements still unaccounted for (in flight
+   with a worker) waits until ``completeness_grace_seconds`` after it finished.
+3. ``reconcile_lost`` re-publishes open tasks whose set was lost with a Redis restart.
 
 These steps observe the live state of Redis, so unlike planning they are not bound to a
-window: any run, scheduled or backfill, brings every open task up to date, and running
-them twice in a row changes nothing the second time.
+window: any run, scheduled or backfill, brings every task up to date, and running them
+twice in a row changes nothing the second time. ``track`` runs all three under one lock.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import nullcontext
 from typing import Any
 
 from crawlops import queue, store
-from crawlops.db import batched, named_lock
+from crawlops.alerts import Finding, Level, dead_task_findings
+from crawlops.db import named_lock
 from crawlops.dispatch import DISPATCH_LOCK, publish
-from crawlops.model import Element, TaskStatus, element_digest, fail_key
+from crawlops.model import TaskStatus, element_digest, empty_key, fail_key
 from crawlops.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# How many examples of a rejected member a finding carries.
+_EXAMPLES = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,12 +47,30 @@ class DeadTask:
     failed_elements: int
 
 
-def _open_tasks(conn: Any) -> list[store.TaskRow]:
-    return store.select_tasks(
-        conn,
-        "task_status IN (%s, %s) AND pushed_at IS NOT NULL",
-        (TaskStatus.PENDING.value, TaskStatus.IN_PROGRESS.value),
-    )
+@dataclasses.dataclass(frozen=True)
+class Rejected:
+    """Members a worker put in a ``_fail`` or ``_empty`` set that the task's manifest does not hold."""
+
+    key: str
+    count: int
+    examples: list[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class Settled:
+    """How a finished (or timed-out) task's elements ended."""
+
+    task_id: str
+    task_type: str
+    status: str
+    elements: int
+    answered: int
+    empty: int
+    failed: int
+    lost: int
+    withdrawn: int
+    retry_task: str | None
+    reason: str
 
 
 @dataclasses.dataclass
@@ -47,6 +82,124 @@ class OpenTasks:
     failed: dict[str, int]
     moved: dict[str, int]
     lost: list[str]
+    emptied: dict[str, int] = dataclasses.field(default_factory=dict)
+    rejected: list[Rejected] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class Tracking:
+    """What one pass of sync, settle and reconcile saw and did (``dry_run``: would do)."""
+
+    dry_run: bool = False
+    open: OpenTasks | None = None
+    settled: list[Settled] = dataclasses.field(default_factory=list)
+    waiting: dict[str, int] = dataclasses.field(default_factory=dict)
+    retries: dict[str, int] = dataclasses.field(default_factory=dict)
+    dead: list[DeadTask] = dataclasses.field(default_factory=list)
+    repushed: dict[str, int] = dataclasses.field(default_factory=dict)
+    lost_queues: list[str] = dataclasses.field(default_factory=list)
+    rejected: list[Rejected] = dataclasses.field(default_factory=list)
+    redis: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def merge(self, other: Tracking) -> Tracking:
+        self.open = other.open or self.open
+        self.settled += other.settled
+        self.waiting.update(other.waiting)
+        self.retries.update(other.retries)
+        self.dead += other.dead
+        self.repushed.update(other.repushed)
+        self.lost_queues += [t for t in other.lost_queues if t not in self.lost_queues]
+        self.rejected += other.rejected
+        self.redis = other.redis or self.redis
+        return self
+
+    def findings(self, source: str) -> list[Finding]:
+        """WARNING for lost elements, lost queues and rejected members; CRITICAL for Dead tasks."""
+        verb = "would " if self.dry_run else ""
+        found = []
+        for s in self.settled:
+            if s.lost:
+                then = (
+                    f"{verb}create retry task {s.retry_task}"
+                    if s.retry_task
+                    else "retry budget spent: task is Dead"
+                    if s.status == TaskStatus.DEAD.value
+                    else "no action"
+                )
+                found.append(
+                    Finding(
+                        Level.WARNING,
+                        source,
+                        "missing_data",
+                        f"{s.task_id}: {s.lost} elements taken and never answered",
+                        subject=s.task_id,
+                        details=dataclasses.asdict(s),
+                        action=f"{then} with its {s.lost + s.failed + s.withdrawn} unanswered elements",
+                    )
+                )
+        for task_id in self.lost_queues:
+            count = self.repushed.get(task_id, 0)
+            found.append(
+                Finding(
+                    Level.WARNING,
+                    source,
+                    "queue_lost",
+                    f"{task_id}: its Redis queue was lost (Redis restarted or flushed)",
+                    subject=task_id,
+                    details={"repushed": count, "redis": self.redis},
+                    action=f"{verb}re-push {count} unanswered elements from the MySQL manifest",
+                )
+            )
+        for rejected in self.rejected:
+            found.append(
+                Finding(
+                    Level.WARNING,
+                    source,
+                    "bad_member",
+                    f"{rejected.key}: {rejected.count} members that are not elements of the task",
+                    subject=rejected.key,
+                    details={"count": rejected.count, "examples": rejected.examples},
+                    action="removed from the set; never dispatched. Check the worker that wrote them",
+                )
+            )
+        return found + dead_task_findings([dataclasses.asdict(d) for d in self.dead], source=source)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "moved": self.open.moved if self.open else {},
+            "emptied": self.open.emptied if self.open else {},
+            "settled": [dataclasses.asdict(s) for s in self.settled],
+            "waiting": self.waiting,
+            "retries": self.retries,
+            "dead": [dataclasses.asdict(d) for d in self.dead],
+            "repushed": self.repushed,
+            "lost_queues": self.lost_queues,
+            "rejected": [dataclasses.asdict(r) for r in self.rejected],
+            "redis": self.redis,
+        }
+
+
+def _open_tasks(conn: Any) -> list[store.TaskRow]:
+    return store.select_tasks(
+        conn,
+        "task_status IN (%s, %s) AND pushed_at IS NOT NULL",
+        (TaskStatus.PENDING.value, TaskStatus.IN_PROGRESS.value),
+    )
+
+
+def _lock(conn: Any, settings: Settings, write: bool) -> Any:
+    return named_lock(conn, DISPATCH_LOCK, settings.dispatch.lock_timeout_seconds) if write else nullcontext()
+
+
+def track(conn: Any, r: Any, settings: Settings, *, now: dt.datetime | None = None, dry_run: bool = False) -> Tracking:
+    """Sync, settle and reconcile in one pass under the dispatch lock (what a supervision run does)."""
+    with _lock(conn, settings, not dry_run):
+        synced = sync_open_tasks(conn, r, settings, write=not dry_run)
+        tracking = Tracking(dry_run=dry_run, open=synced, rejected=list(synced.rejected))
+        tracking.merge(settle_finished(conn, r, settings, now=now, dry_run=dry_run))
+        tracking.merge(reconcile_lost(conn, r, settings, dry_run=dry_run))
+    return tracking
 
 
 def sync_statuses(conn: Any, r: Any, settings: Settings) -> dict[str, Any]:
@@ -57,43 +210,45 @@ def sync_statuses(conn: Any, r: Any, settings: Settings) -> dict[str, Any]:
     when the fail set has members. Set gone in another epoch: lost, left for reconcile.
     """
     outcome = sync_open_tasks(conn, r, settings)
+    tracking = Tracking(open=outcome, rejected=outcome.rejected)
     return {"open": len(outcome.tasks) + sum(outcome.moved.get(s, 0) for s in ("Completed", "Failed")),
-            "moved": outcome.moved, "lost": outcome.lost}  # fmt: skip
+            "moved": outcome.moved, "lost": outcome.lost, "emptied": outcome.emptied,
+            "findings": [f.to_json() for f in tracking.findings("amazon_task_dispatch")]}  # fmt: skip
 
 
 def sync_open_tasks(conn: Any, r: Any, settings: Settings, *, write: bool = True) -> OpenTasks:
     """The sync itself; returns the tasks still open afterwards (``write=False``: judge, change nothing)."""
-    lock = named_lock(conn, DISPATCH_LOCK, settings.dispatch.lock_timeout_seconds) if write else nullcontext()
-    with lock:
+    with _lock(conn, settings, write):
         epoch = queue.current_epoch(r, create=False)
         tasks = _open_tasks(conn)
-        sizes = queue.set_sizes(r, [k for t in tasks for k in (t.task_id, fail_key(t.task_id))])
+        keys = [k for t in tasks for k in (t.task_id, fail_key(t.task_id), empty_key(t.task_id))]
+        sizes = queue.set_sizes(r, keys)
         moved: dict[str, int] = {}
         lost: list[str] = []
+        emptied: dict[str, int] = {}
+        rejected: list[Rejected] = []
         still_open: list[store.TaskRow] = []
         now = None
-        with conn.cursor() as cur:
-            for task, remaining, failed in zip(tasks, sizes[::2], sizes[1::2], strict=True):
-                if remaining == 0 and task.redis_epoch != epoch:
-                    lost.append(task.task_id)
-                    still_open.append(task)
-                    continue
-                if remaining > 0:
-                    taken = remaining < task.element_count or failed > 0
-                    status = (
-                        TaskStatus.IN_PROGRESS
-                        if taken or task.task_status == TaskStatus.IN_PROGRESS
-                        else (TaskStatus.PENDING)
-                    )
-                else:
-                    status = TaskStatus.FAILED if failed else TaskStatus.COMPLETED
-                unchanged = (status.value, remaining, failed) == (
-                    task.task_status,
-                    task.remaining_count,
-                    task.failed_count,
+        for task, remaining, failed, empty in zip(tasks, sizes[::3], sizes[1::3], sizes[2::3], strict=True):
+            if remaining == 0 and task.redis_epoch != epoch:
+                lost.append(task.task_id)
+                still_open.append(task)
+                continue
+            if empty and write:
+                emptied[task.task_id] = _ingest_empty(conn, r, settings, task.task_id, rejected)
+            if remaining > 0:
+                taken = remaining < task.element_count or failed > 0 or empty > 0
+                status = (
+                    TaskStatus.IN_PROGRESS
+                    if taken or task.task_status == TaskStatus.IN_PROGRESS
+                    else (TaskStatus.PENDING)
                 )
-                progressed = task.remaining_count is None or remaining < task.remaining_count
-                if not unchanged and write:
+            else:
+                status = TaskStatus.FAILED if failed else TaskStatus.COMPLETED
+            unchanged = (status.value, remaining, failed) == (task.task_status, task.remaining_count, task.failed_count)
+            progressed = task.remaining_count is None or remaining < task.remaining_count
+            if not unchanged and write:
+                with conn.cursor() as cur:
                     cur.execute(
                         "UPDATE amazon_task_information SET task_status = %s, remaining_count = %s, "
                         "failed_count = %s, progress_at = IF(%s, UTC_TIMESTAMP(), progress_at), "
@@ -109,36 +264,41 @@ def sync_open_tasks(conn: Any, r: Any, settings: Settings, *, write: bool = True
                             task.task_id,
                         ),
                     )
-                if status.value != task.task_status:
-                    moved[status.value] = moved.get(status.value, 0) + 1
-                if status in (TaskStatus.COMPLETED, TaskStatus.FAILED):
-                    continue
-                times = {}
-                if progressed and not unchanged and write:
-                    now = now or _db_now(conn)
-                    times = {"progress_at": now, "started_at": task.started_at or now}
-                still_open.append(
-                    dataclasses.replace(
-                        task, task_status=status.value, remaining_count=remaining, failed_count=failed, **times
-                    )
+            if status.value != task.task_status:
+                moved[status.value] = moved.get(status.value, 0) + 1
+            if status in (TaskStatus.COMPLETED, TaskStatus.FAILED):
+                continue
+            times = {}
+            if progressed and not unchanged and write:
+                now = now or _db_now(conn)
+                times = {"progress_at": now, "started_at": task.started_at or now}
+            still_open.append(
+                dataclasses.replace(
+                    task, task_status=status.value, remaining_count=remaining, failed_count=failed, **times
                 )
+            )
         if write:
             conn.commit()
             late = _record_late_members(
-                conn, r, settings, [t for t in still_open if t.task_source and t.task_id not in lost]
+                conn, r, settings, [t for t in still_open if t.task_source and t.task_id not in lost], rejected
             )
             if late:
                 log.info("recorded late failures in retry manifests: %s", late)
+            changed = queue.rebuild_open_index(r, [t.task_id for t in still_open])
+            if any(changed.values()):
+                log.info("open-task index %s: %s", queue.OPEN_INDEX, changed)
     if lost:
         log.warning("%d open tasks lost their Redis set (epoch changed): %s", len(lost), lost[:20])
-    log.info("synced %d open tasks; status changes %s", len(tasks), moved)
-    size_of = dict(zip([k for t in tasks for k in (t.task_id, fail_key(t.task_id))], sizes, strict=True))
+    log.info("synced %d open tasks; status changes %s; empty answers %s", len(tasks), moved, emptied)
+    size_of = dict(zip(keys, sizes, strict=True))
     return OpenTasks(
         tasks=still_open,
         queued={t.task_id: size_of[t.task_id] for t in still_open},
         failed={t.task_id: size_of[fail_key(t.task_id)] for t in still_open},
         moved=moved,
         lost=lost,
+        emptied=emptied,
+        rejected=rejected,
     )
 
 
@@ -148,207 +308,270 @@ def _db_now(conn: Any) -> Any:
         return cur.fetchone()[0]
 
 
-def _record_late_members(conn: Any, r: Any, settings: Settings, retry_tasks: list[store.TaskRow]) -> dict[str, int]:
+def _reject(r: Any, key: str, texts: list[str], rejected: list[Rejected]) -> None:
+    """Take members that are not the task's elements out of ``key`` and note them (once: they are gone)."""
+    if not texts:
+        return
+    queue.remove_members(r, key, texts)
+    examples = [_printable(t)[:200] for t in texts[:_EXAMPLES]]
+    rejected.append(Rejected(key, len(texts), examples))
+    log.warning("%s held %d members that are not elements of its task; removed, e.g. %s", key, len(texts), examples[0])
+
+
+def _printable(text: str) -> str:
+    """The member as text, or the repr of its bytes when it is not UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return repr(text.encode("utf-8", "surrogateescape"))
+    return text
+
+
+def _ingest_empty(conn: Any, r: Any, settings: Settings, task_id: str, rejected: list[Rejected]) -> int:
+    """Record the members of ``<task_id>_empty`` as answered empty, then take them out of the set."""
+    key = empty_key(task_id)
+    batch = settings.dispatch.redis_batch_size
+    members = list(queue.members(r, key, batch))
+    known, unknown = store.split_known(conn, task_id, members, batch_size=settings.dispatch.mysql_batch_size)
+    marked = store.mark_empty(conn, task_id, known, batch_size=settings.dispatch.mysql_batch_size)
+    queue.remove_members(r, key, known, batch)  # SREM, not DEL: a worker may be adding more right now
+    _reject(r, key, unknown, rejected)
+    return marked
+
+
+def _record_late_members(
+    conn: Any, r: Any, settings: Settings, retry_tasks: list[store.TaskRow], rejected: list[Rejected]
+) -> dict[str, int]:
     """Workers may report a failure into a retry task's set after it was recorded: add such
-    members to its manifest, so the ledger still holds every element Redis holds."""
+    members to its manifest, so the ledger still holds every element Redis holds. Members
+    that are not elements of the source task are removed instead."""
     added = {}
     for task in retry_tasks:
         members = list(queue.members(r, task.task_id, settings.dispatch.redis_batch_size))
-        count = store.add_to_manifest(conn, task.task_id, members, batch_size=settings.dispatch.mysql_batch_size)
+        known, unknown = store.split_known(
+            conn, task.task_source or task.task_id, members, batch_size=settings.dispatch.mysql_batch_size
+        )
+        _reject(r, task.task_id, unknown, rejected)
+        count = store.add_to_manifest(conn, task.task_id, known, batch_size=settings.dispatch.mysql_batch_size)
         if count:
             added[task.task_id] = count
     return added
 
 
-def _failed_elements(r: Any, key: str, batch_size: int) -> Iterator[Element]:
-    return (store.element_from_text(text, origin=key) for text in queue.members(r, key, batch_size))
-
-
-def retry_failures(
-    conn: Any, r: Any, settings: Settings, *, on_dead: Callable[[list[DeadTask]], None] | None = None
-) -> dict[str, Any]:
-    """Turn each task's ``<task_id>_fail`` set into a retry task, or mark the task Dead.
-
-    A retry task takes the fail set's name, so its elements are already where workers
-    look; it carries ``retry_count + 1``. A task already retried ``retry_limit`` times
-    becomes ``Dead``: its fail set is kept for inspection with a TTL, and ``on_dead``
-    receives the dead tasks (the alerting hook).
-    """
-    limits = settings.dispatch
-    created: dict[str, int] = {}
-    dead: list[DeadTask] = []
-    with named_lock(conn, DISPATCH_LOCK, limits.lock_timeout_seconds):
-        epoch = queue.current_epoch(r, create=True)
-        # Failed tasks not yet retried, plus recently completed ones: a worker may report a
-        # failure just after the set drained.
-        candidates = store.select_tasks(
+def settle_finished(
+    conn: Any,
+    r: Any,
+    settings: Settings,
+    *,
+    now: dt.datetime | None = None,
+    dry_run: bool = False,
+    on_dead: Callable[[list[DeadTask]], None] | None = None,
+) -> Tracking:
+    """Judge every finished task not yet settled (``now``: the time the grace counts from;
+    default the database's clock)."""
+    tracking = Tracking(dry_run=dry_run)
+    with _lock(conn, settings, not dry_run):
+        epoch = queue.current_epoch(r, create=not dry_run)
+        now = _naive_utc(now) if now is not None else _db_now(conn)
+        tasks = store.select_tasks(
             conn,
-            "(task_status = %s OR (task_status = %s AND finished_at >= UTC_TIMESTAMP() - INTERVAL %s SECOND)) "
-            "AND NOT EXISTS (SELECT 1 FROM amazon_task_information r "
-            "WHERE r.task_id = CONCAT(amazon_task_information.task_id, %s))",
-            (TaskStatus.FAILED.value, TaskStatus.COMPLETED.value, limits.late_failure_window_seconds, "_fail"),
+            "settled_at IS NULL AND task_status IN (%s, %s)",
+            (TaskStatus.COMPLETED.value, TaskStatus.FAILED.value),
         )
-        sizes = queue.set_sizes(r, [fail_key(t.task_id) for t in candidates])
-        for task, failed in zip(candidates, sizes, strict=True):
-            if failed:
-                _convert_fail_set(conn, r, settings, task, failed, epoch=epoch, created=created, dead=dead)
-    if dead and on_dead is not None:
-        on_dead(dead)
-    return {"retries": created, "dead": [dataclasses.asdict(d) for d in dead]}
+        for task in sorted(tasks, key=lambda t: (len(t.task_id), t.task_id)):
+            _settle(conn, r, settings, task, tracking, epoch=epoch, now=now, force_reason=None)
+    if tracking.dead and on_dead is not None and not dry_run:
+        on_dead(tracking.dead)
+    return tracking
 
 
-def _convert_fail_set(
+def retry_failures(conn: Any, r: Any, settings: Settings, **kwargs: Any) -> dict[str, Any]:
+    """The dispatch DAG's step: settle finished tasks (their failures and lost elements become
+    retry tasks, or the task is Dead); a JSON summary with the run's findings."""
+    tracking = settle_finished(conn, r, settings, **kwargs)
+    return {"retries": tracking.retries, "dead": [dataclasses.asdict(d) for d in tracking.dead],
+            "waiting": tracking.waiting, "settled": len(tracking.settled),
+            "findings": [f.to_json() for f in tracking.findings("amazon_task_dispatch")]}  # fmt: skip
+
+
+def _naive_utc(instant: dt.datetime) -> dt.datetime:
+    return instant.astimezone(dt.UTC).replace(tzinfo=None) if instant.tzinfo else instant
+
+
+def _settle(
     conn: Any,
     r: Any,
     settings: Settings,
     task: store.TaskRow,
-    failed: int,
+    tracking: Tracking,
     *,
-    epoch: str,
-    created: dict[str, int],
-    dead: list[DeadTask],
+    epoch: str | None,
+    now: dt.datetime,
+    force_reason: str | None,
 ) -> None:
-    """The fail set of ``task`` becomes its retry task, or the task is Dead when its budget is spent."""
+    """Settle one task: its unanswered elements become its retry task (or it is Dead).
+
+    Unanswered = manifest elements with no result rows and no empty answer anywhere in the
+    retry chain. Those not in the fail set were lost (taken and never answered): a task
+    with lost elements waits out the grace period after it finished, since a worker may
+    still be crawling them; ``force_reason`` (a timeout) settles at once.
+    """
     limits = settings.dispatch
-    if task.retry_count >= limits.retry_limit:
-        dead.append(_retire(conn, r, settings, task, failed))
+    batch = limits.redis_batch_size
+    write = not tracking.dry_run
+    if write and queue.set_sizes(r, [empty_key(task.task_id)])[0]:
+        _ingest_empty(conn, r, settings, task.task_id, tracking.rejected)
+    fail_members = list(queue.members(r, fail_key(task.task_id), batch))
+    reported, unknown = store.split_known(conn, task.task_id, fail_members, batch_size=limits.mysql_batch_size)
+    if write:
+        _reject(r, fail_key(task.task_id), unknown, tracking.rejected)
+    unanswered = [e for part in store.stream_elements(conn, task, batch_size=batch, exclude_done=True, fields=True)
+                  for e in part]  # fmt: skip
+    failed_texts = set(reported)
+    lost = [e for e in unanswered if e.text not in failed_texts]
+    # Still queued (a timed-out task): never taken, so not lost; withdrawn with the queue.
+    withdrawn = min(queue.set_sizes(r, [task.task_id])[0], len(lost)) if force_reason else 0
+    finished = task.finished_at or now
+    grace = dt.timedelta(seconds=settings.health.completeness_grace_seconds)
+    if lost and force_reason is None and finished > now - grace:
+        tracking.waiting[task.task_id] = len(lost)
         return
-    count = store.record_retry_task(
-        conn,
-        task,
-        _failed_elements(r, fail_key(task.task_id), limits.redis_batch_size),
-        epoch=epoch,
-        batch_size=limits.mysql_batch_size,
+    if store.select_tasks(conn, "task_id = %s", (fail_key(task.task_id),)):
+        # Settled by an earlier version of this package, or raced: the retry exists already.
+        log.warning("%s already has its retry task; marked settled as it is", task.task_id)
+        if write:
+            store.record_settlement(
+                conn, task.task_id, status=TaskStatus.FAILED.value, failed=len(reported),
+                answered=task.element_count - len(unanswered), lost=len(lost), settled_at=now, last_error=None,
+            )  # fmt: skip
+        return
+    unanswered_texts = {e.text for e in unanswered}
+    failed = len(unanswered) - len(lost)
+    taken_lost = len(lost) - withdrawn
+    reason = force_reason or (
+        f"{failed} elements failed, {taken_lost} taken and never answered" if lost else f"{failed} elements failed"
     )
-    _mark_failed(conn, task, failed)
-    if count is not None:
-        created[fail_key(task.task_id)] = count
-        log.info(
-            "retry task %s created with %d elements (retry %d)", fail_key(task.task_id), count, task.retry_count + 1
-        )
+    if not unanswered:
+        status, retry_id = TaskStatus.COMPLETED, None
+    elif task.retry_count >= limits.retry_limit:
+        status, retry_id = TaskStatus.DEAD, None
+        reason = f"retry budget spent: {len(unanswered)} elements unanswered after {task.retry_count} retries"
+    else:
+        status, retry_id = TaskStatus.FAILED, fail_key(task.task_id)
+    outcome = Settled(
+        task.task_id, task.task_type, status.value, task.element_count, task.element_count - len(unanswered),
+        _empty_count(conn, task.task_id), failed, taken_lost, withdrawn, retry_id, reason if unanswered else "",
+    )  # fmt: skip
+    tracking.settled.append(outcome)
+    if status == TaskStatus.DEAD:
+        tracking.dead.append(DeadTask(task.task_id, task.root_task_id, task.retry_count, len(unanswered)))
+    if not write:
+        if retry_id:
+            tracking.retries[retry_id] = len(unanswered)
+        return
+    # The fail set becomes exactly the unanswered elements: what was answered since it was
+    # reported leaves it, what was lost joins it. Anything still queued is withdrawn.
+    fkey = fail_key(task.task_id)
+    queue.remove_members(r, fkey, [m for m in reported if m not in unanswered_texts], batch)
+    queue.add_members(r, fkey, [e.text for e in lost], batch)
+    r.delete(task.task_id)
+    queue.index_closed(r, [task.task_id])
+    if status == TaskStatus.FAILED:
+        count = store.record_retry_task(conn, task, unanswered, epoch=epoch or "", batch_size=limits.mysql_batch_size)
+        tracking.retries[fkey] = count or 0
+        queue.index_open(r, [fkey])
+        log.info("retry task %s created with %d elements (retry %d): %s", fkey, count, task.retry_count + 1, reason)
+    elif status == TaskStatus.DEAD:
+        r.expire(fkey, limits.dead_fail_set_ttl_seconds)
+        log.error("task %s is Dead: %s", task.task_id, reason)
+    elif fail_members:
+        r.delete(fkey)  # every reported failure was answered after all
+    store.record_settlement(
+        conn, task.task_id, status=status.value, failed=failed, answered=outcome.answered, lost=taken_lost,
+        settled_at=now, last_error=reason if unanswered else None,
+    )  # fmt: skip
+
+
+def _empty_count(conn: Any, task_id: str) -> int:
+    with conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM amazon_task_element WHERE task_id = %s AND empty_at IS NOT NULL", (task_id,))
+        return int(cur.fetchone()[0])
 
 
 def hand_to_retry(
-    conn: Any, r: Any, settings: Settings, task_ids: list[str], *, reason: str, dry_run: bool = False
+    conn: Any,
+    r: Any,
+    settings: Settings,
+    task_ids: list[str],
+    *,
+    reason: str,
+    dry_run: bool = False,
+    now: dt.datetime | None = None,
 ) -> dict[str, Any]:
-    """Close tasks and send every element of theirs without results to the retry path.
-
-    Used by supervision for timed-out tasks (their queue is withdrawn from the workers) and
-    for finished tasks with missing elements. The elements go to ``<task_id>_fail`` and the
-    usual conversion follows: a retry task of exactly those elements, or Dead when the
-    retry budget is spent. Returns what was (or, with ``dry_run``, would be) handed over.
-    """
-    handed: dict[str, int] = {}
-    created: dict[str, int] = {}
-    dead: list[DeadTask] = []
-    with named_lock(conn, DISPATCH_LOCK, settings.dispatch.lock_timeout_seconds):
-        epoch = queue.current_epoch(r, create=True)
-        for task in store.select_tasks(conn, "task_id IN (" + ", ".join(["%s"] * len(task_ids)) + ")", task_ids):
-            if task.task_status == TaskStatus.DEAD.value or store.select_tasks(
-                conn, "task_id = %s", (fail_key(task.task_id),)
-            ):
-                continue  # already retired or already retried
-            elements = [
-                m
-                for batch in store.stream_elements(
-                    conn, task, batch_size=settings.dispatch.redis_batch_size, exclude_done=True
-                )
-                for m in batch
-            ]
-            handed[task.task_id] = len(elements)
-            if dry_run or not elements:
+    """Close open tasks at once (timed out): their queue is withdrawn from the workers and
+    every unanswered element goes to the retry path (a retry task, or Dead when the budget
+    is spent). Returns what was (or, with ``dry_run``, would be) handed over."""
+    tracking = Tracking(dry_run=dry_run)
+    with _lock(conn, settings, not dry_run):
+        epoch = queue.current_epoch(r, create=not dry_run)
+        now = _naive_utc(now) if now is not None else _db_now(conn)
+        marks = ", ".join(["%s"] * len(task_ids))
+        for task in store.select_tasks(conn, f"task_id IN ({marks}) AND settled_at IS NULL", task_ids):
+            if task.task_status == TaskStatus.DEAD.value:
                 continue
-            r.delete(task.task_id)  # withdraw what is still queued: it goes to the retry instead
-            for batch in batched(elements, settings.dispatch.redis_batch_size):
-                r.sadd(fail_key(task.task_id), *batch)
-            with conn.cursor() as cur:
-                cur.execute(
-                    "UPDATE amazon_task_information SET last_error = %s, remaining_count = 0 WHERE task_id = %s",
-                    (reason[:1000], task.task_id),
-                )
-            conn.commit()
-            failed = queue.set_sizes(r, [fail_key(task.task_id)])[0]
-            _convert_fail_set(conn, r, settings, task, failed, epoch=epoch, created=created, dead=dead)
-    return {"handed": handed, "retries": created, "dead": [dataclasses.asdict(d) for d in dead]}
+            _settle(conn, r, settings, task, tracking, epoch=epoch, now=now, force_reason=reason)
+    return {
+        "handed": {s.task_id: s.failed + s.lost + s.withdrawn for s in tracking.settled},
+        "retries": tracking.retries,
+        "dead": [dataclasses.asdict(d) for d in tracking.dead],
+        "rejected": tracking.rejected,
+    }
 
 
-def _mark_failed(conn: Any, task: store.TaskRow, failed: int) -> None:
-    with conn.cursor() as cur:
-        cur.execute(
-            "UPDATE amazon_task_information SET task_status = %s, failed_count = %s, "
-            "finished_at = COALESCE(finished_at, UTC_TIMESTAMP()) WHERE task_id = %s",
-            (TaskStatus.FAILED.value, failed, task.task_id),
-        )
-    conn.commit()
-
-
-def _retire(conn: Any, r: Any, settings: Settings, task: store.TaskRow, failed: int) -> DeadTask:
-    reason = f"retry budget spent: {failed} elements still failing after {task.retry_count} retries"
-    with conn.cursor() as cur:
-        cur.execute(
-            "UPDATE amazon_task_information SET task_status = %s, failed_count = %s, last_error = %s, "
-            "finished_at = COALESCE(finished_at, UTC_TIMESTAMP()) WHERE task_id = %s",
-            (TaskStatus.DEAD.value, failed, reason, task.task_id),
-        )
-    conn.commit()
-    r.expire(fail_key(task.task_id), settings.dispatch.dead_fail_set_ttl_seconds)
-    log.error("task %s is Dead: %s", task.task_id, reason)
-    return DeadTask(task.task_id, task.root_task_id, task.retry_count, failed)
-
-
-def reconcile_lost(conn: Any, r: Any, settings: Settings) -> dict[str, Any]:
-    """Re-publish tasks whose Redis set was lost, minus elements that are done or retried.
+def reconcile_lost(conn: Any, r: Any, settings: Settings, *, dry_run: bool = False) -> Tracking:
+    """Re-publish open tasks whose Redis set was lost, minus elements that are done or retried.
 
     A task is a candidate when its recorded epoch is not the current one (Redis was
     flushed or restarted since the push) or it was recorded but never pushed. Elements
-    with result rows anywhere in the task's retry chain, waiting in its fail set, or
-    handed to a retry task are not pushed again. A Failed task that already has a retry
-    task gives the retry its failures that no manifest recorded (reported late, then lost
-    with Redis). Parents go before their retries, so a retry is published with them.
+    with result rows or empty answers anywhere in the task's retry chain, waiting in its
+    fail set, or handed to a retry task are not pushed again. Parents go before their
+    retries, so a retry is published with them.
     """
-    repushed: dict[str, int] = {}
-    adopted: dict[str, int] = {}
-    with named_lock(conn, DISPATCH_LOCK, settings.dispatch.lock_timeout_seconds):
-        epoch = queue.current_epoch(r, create=True)
+    tracking = Tracking(dry_run=dry_run)
+    with _lock(conn, settings, not dry_run):
+        epoch = queue.current_epoch(r, create=not dry_run)
         candidates = store.select_tasks(
             conn,
-            "(redis_epoch IS NULL OR redis_epoch <> %s) AND task_status IN (%s, %s, %s)",
-            (epoch, TaskStatus.PENDING.value, TaskStatus.IN_PROGRESS.value, TaskStatus.FAILED.value),
+            "(redis_epoch IS NULL OR redis_epoch <> %s) AND task_status IN (%s, %s)",
+            (epoch or "", TaskStatus.PENDING.value, TaskStatus.IN_PROGRESS.value),
         )
         candidates.sort(key=lambda t: (len(t.task_id), t.task_id))
-        retried = {t.task_id for t in store.select_tasks(conn, "task_source IS NOT NULL")}
         failed_sizes = queue.set_sizes(r, [fail_key(t.task_id) for t in candidates])
         for task, failed in zip(candidates, failed_sizes, strict=True):
-            if task.task_status == TaskStatus.FAILED.value:
-                if fail_key(task.task_id) in retried:
-                    adopted[fail_key(task.task_id)] = _give_orphans_to_retry(conn, settings, task, epoch)
-                # Otherwise its failures still wait in Redis and the retry step takes them;
-                # with no fail set either, it is re-published below like an open task.
-                if fail_key(task.task_id) in retried or failed:
-                    continue
             waiting = _fail_set_digests(r, fail_key(task.task_id), settings) if failed else set()
-            repushed[task.task_id] = publish(conn, r, settings, task, epoch=epoch, exclude_done=True, skip=waiting)
-    if repushed:
-        log.warning("re-published tasks whose Redis set was lost or never pushed: %s", repushed)
-    return {"epoch": epoch, "repushed": repushed, "orphans": adopted, "redis": queue.server_facts(r)}
+            if task.pushed_at is not None:
+                tracking.lost_queues.append(task.task_id)
+            if dry_run or epoch is None:
+                tracking.repushed[task.task_id] = sum(
+                    1
+                    for part in store.stream_elements(conn, task, batch_size=5000, exclude_done=True)
+                    for m in part
+                    if element_digest(m) not in waiting
+                )
+                continue
+            tracking.repushed[task.task_id] = publish(
+                conn, r, settings, task, epoch=epoch, exclude_done=True, skip=waiting
+            )
+        tracking.redis = queue.server_facts(r)
+    if tracking.repushed:
+        log.warning("re-published tasks whose Redis set was lost or never pushed: %s", tracking.repushed)
+    return tracking
 
 
-def _give_orphans_to_retry(conn: Any, settings: Settings, task: store.TaskRow, epoch: str) -> int:
-    """Elements of a retried task with no results and in no retry's manifest join its retry task."""
-    orphans = [
-        m
-        for batch in store.stream_elements(conn, task, batch_size=settings.dispatch.redis_batch_size, exclude_done=True)
-        for m in batch
-    ]
-    added = store.add_to_manifest(conn, fail_key(task.task_id), orphans, batch_size=settings.dispatch.mysql_batch_size)
-    with conn.cursor() as cur:
-        cur.execute("UPDATE amazon_task_information SET redis_epoch = %s WHERE task_id = %s", (epoch, task.task_id))
-    conn.commit()
-    if added:
-        log.warning(
-            "%s: %d failures no manifest recorded were given to %s", task.task_id, added, fail_key(task.task_id)
-        )
-    return added
+def reconcile_summary(tracking: Tracking) -> dict[str, Any]:
+    """The dispatch DAG's view of a reconcile pass, with its findings."""
+    return {"repushed": tracking.repushed, "lost_queues": tracking.lost_queues, "redis": tracking.redis,
+            "findings": [f.to_json() for f in tracking.findings("amazon_task_dispatch")]}  # fmt: skip
 
 
 def _fail_set_digests(r: Any, key: str, settings: Settings) -> set[bytes]:

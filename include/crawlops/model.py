@@ -2,7 +2,8 @@
 
 Names follow the seed scripts and the crawlers' protocol: a task id is
 ``{crawl_object}_{epoch}_{frequency}``, its Redis set has the same name, failed elements
-go to ``<task_id>_fail`` and a retry task takes that name.
+go to ``<task_id>_fail`` and a retry task takes that name; elements crawled and found
+empty (answered, zero results) go to ``<task_id>_empty``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 FAIL_SUFFIX = "_fail"
+EMPTY_SUFFIX = "_empty"
 UTC = dt.UTC
 
 
@@ -28,6 +30,7 @@ class TaskStatus(StrEnum):
 
 
 OPEN_STATUSES = (TaskStatus.PENDING, TaskStatus.IN_PROGRESS)
+FINISHED_STATUSES = (TaskStatus.COMPLETED, TaskStatus.FAILED)
 
 
 def as_utc(instant: dt.datetime) -> dt.datetime:
@@ -117,6 +120,11 @@ def fail_key(task_id: str) -> str:
     return task_id + FAIL_SUFFIX
 
 
+def empty_key(task_id: str) -> str:
+    """Name of the Redis set workers add elements to that they crawled and found nothing on."""
+    return task_id + EMPTY_SUFFIX
+
+
 def canonical_json(value: dict[str, Any]) -> str:
     """The one text form of an element: sorted keys, no spaces, UTF-8 left unescaped."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -124,7 +132,7 @@ def canonical_json(value: dict[str, Any]) -> str:
 
 def element_digest(element: str) -> bytes:
     """16-byte key of an element in the manifest (an identity, not a security measure)."""
-    return hashlib.md5(element.encode("utf-8"), usedforsecurity=False).digest()
+    return hashlib.md5(element.encode("utf-8", "surrogateescape"), usedforsecurity=False).digest()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 
 - volume against its own history (z-score per hour of day or of week);
 - schema drift of a results table against the columns its suite expects;
-- completeness: finished tasks whose elements have no result rows;
+- completeness: finished tasks whose elements were taken and never answered;
 - quarantine: invalid rows moved, with the rule they failed, in one transaction.
 """
 
@@ -16,8 +16,8 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from crawlops import lifecycle, store
-from crawlops.alerts import Finding, Level, dead_task_findings
+from crawlops import lifecycle
+from crawlops.alerts import Finding, Level
 from crawlops.db import batched
 from crawlops.model import TaskStatus, Window
 from crawlops.settings import QualitySettings, Settings
@@ -191,59 +191,63 @@ def check_schema_drift(conn: Any, table: str, expected: dict[str, str]) -> list[
 
 
 def check_completeness(
-    conn: Any, r: Any, settings: Settings, reference: dt.datetime, *, dry_run: bool = False
+    conn: Any, r: Any, settings: Settings, window: Window, *, dry_run: bool = False
 ) -> tuple[dict[str, Any], list[Finding]]:
-    """Finished tasks whose elements have no result rows: missing data, sent to the retry path.
+    """The hour's account of unanswered elements, after settling whatever is due.
 
-    Looks at Completed tasks not yet retried that finished between ``completeness_lookback``
-    and ``completeness_grace`` before ``reference`` (the grace lets the last results land).
+    Settling runs in every supervision run (``lifecycle.track``); here it runs once more, so
+    the hour's verdict never waits on a failed health task. Then every task settled in the
+    window with elements taken and never answered is a ``missing_data`` WARNING (they went
+    to a retry task, or the task is Dead).
     """
-    health = settings.health
-    ref = reference.astimezone(dt.UTC).replace(tzinfo=None)
-    tasks = store.select_tasks(
-        conn,
-        "task_status = %s AND finished_at > %s AND finished_at <= %s AND NOT EXISTS "
-        "(SELECT 1 FROM amazon_task_information r WHERE r.task_id = CONCAT(amazon_task_information.task_id, %s))",
-        (
-            TaskStatus.COMPLETED.value,
-            ref - dt.timedelta(seconds=health.completeness_lookback_seconds),
-            ref - dt.timedelta(seconds=health.completeness_grace_seconds),
-            "_fail",
-        ),
-    )
-    missing = {}
-    for task in tasks:
-        count = sum(len(b) for b in store.stream_elements(conn, task, batch_size=5000, exclude_done=True))
-        if count:
-            missing[task.task_id] = count
-    repair = (
-        lifecycle.hand_to_retry(
-            conn, r, settings, list(missing), reason="elements finished without result rows", dry_run=dry_run
+    from crawlops.health import lifecycle_now
+
+    tracking = lifecycle.settle_finished(conn, r, settings, now=lifecycle_now(conn, window.end), dry_run=dry_run)
+    start, end = window.naive()
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT task_id, task_type, task_status, element_count, answered_count, empty_count, failed_count, "
+            "lost_count FROM amazon_task_information WHERE settled_at >= %s AND settled_at < %s "
+            "ORDER BY task_id",
+            (start, end),
         )
-        if missing
-        else {}
-    )
-    verb = "would create" if dry_run else "created"
-    findings = [
-        Finding(
-            Level.WARNING,
-            SOURCE,
-            "missing_data",
-            f"{task_id}: {count} elements finished without result rows",
-            subject=task_id,
-            details={"missing": count},
-            action=(
-                f"{verb} retry task {task_id}_fail"
-                if task_id + "_fail" in repair.get("retries", {}) or dry_run
-                else "retry budget spent: task is Dead"
-                if any(d["task_id"] == task_id for d in repair.get("dead", []))
-                else "no action"
+        rows = cur.fetchall()
+    findings = {(f.check, f.subject): f for f in tracking.findings(SOURCE)}
+    missing: dict[str, int] = {}
+    for task_id, task_type, status, elements, answered, empty, failed, lost in rows:
+        if not lost:
+            continue
+        missing[task_id] = int(lost)
+        then = f"retry task {task_id}_fail" if status == TaskStatus.FAILED.value else f"task is {status}"
+        findings.setdefault(
+            ("missing_data", task_id),
+            Finding(
+                Level.WARNING,
+                SOURCE,
+                "missing_data",
+                f"{task_id}: {lost} elements taken and never answered",
+                subject=task_id,
+                details={
+                    "task_type": task_type,
+                    "elements": elements,
+                    "answered": answered,
+                    "empty": empty,
+                    "failed": failed,
+                    "lost": lost,
+                },
+                action=f"sent to the retry path: {then}",
             ),
         )
-        for task_id, count in missing.items()
-    ]
-    findings += dead_task_findings(repair.get("dead", []), source=SOURCE)
-    return {"checked_tasks": len(tasks), "missing": missing, "repair": repair}, findings
+    for s in tracking.settled:
+        if s.lost:
+            missing.setdefault(s.task_id, s.lost)
+    summary = {
+        "settled_tasks": len(rows),
+        "missing": missing,
+        "waiting": tracking.waiting,
+        "repair": {"retries": tracking.retries, "dead": [d.task_id for d in tracking.dead]},
+    }
+    return summary, list(findings.values())
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
-"""The Redis side of the crawler protocol: task sets, fail sets, and the epoch sentinel.
+"""The Redis side of the crawler protocol: task sets, fail and empty sets, the open-task
+index and the epoch sentinel.
 
-Crawlers take elements from the set named by the task id and add the ones they fail on
-to ``<task_id>_fail``. Redis deletes a set when its last member is taken, so an absent
+Crawlers find open task ids in the set ``crawlops:open_tasks``, take elements from the set
+named by the task id, add the ones they fail on to ``<task_id>_fail`` and the ones they
+crawled and found nothing on to ``<task_id>_empty``. Redis deletes a set when its last member is taken, so an absent
 set means either "drained" or "lost". The epoch sentinel tells the two apart: a random
 token stored under ``crawlops:epoch`` that every push records on its task row. A flush
 or a restart of a Redis that keeps nothing on disk removes the sentinel together with the
@@ -16,6 +18,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 EPOCH_KEY = "crawlops:epoch"
+# The ids of open tasks (Pending / In Progress), so workers find work without MySQL. Kept
+# by publish (atomically with the set), by status sync (rebuilt from the ledger) and by
+# settling (a retry task joins, its finished source leaves).
+OPEN_INDEX = "crawlops:open_tasks"
 STAGING_PREFIX = "crawlops:staging:"
 # "This task was published in this epoch", written atomically with the publish itself so a
 # push interrupted before its ledger update is adopted instead of repeated.
@@ -26,7 +32,13 @@ _COMMANDS_PER_FLUSH = 8
 
 
 def _text(value: bytes | str | None) -> str | None:
-    return value.decode("utf-8") if isinstance(value, bytes) else value
+    # surrogateescape: a member that is not UTF-8 (a worker's garbage) survives the round trip
+    # back to Redis byte for byte, so it can be removed, instead of breaking the reader.
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
+
+
+def _raw(texts: Sequence[str]) -> list[bytes]:
+    return [t.encode("utf-8", "surrogateescape") for t in texts]
 
 
 def current_epoch(r: Any, *, create: bool) -> str | None:
@@ -61,6 +73,7 @@ else
   redis.call('RENAME', KEYS[1], KEYS[2])
 end
 redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[2])
+redis.call('SADD', KEYS[4], KEYS[2])
 return redis.call('SCARD', KEYS[2])
 """
 
@@ -71,7 +84,8 @@ def pushed_in(r: Any, key: str) -> str | None:
 
 
 def push_members(r: Any, key: str, batches: Iterable[Sequence[str]], *, epoch: str) -> int:
-    """Publish members under ``key`` atomically: fill a staging key, then move it into place.
+    """Publish members under ``key`` atomically: fill a staging key, then move it into place
+    and list it in the open-task index.
 
     Workers never see a half-filled set. If ``key`` exists (a set that survived, or one a
     late failure re-created) the members are merged into it. Returns the published count
@@ -91,7 +105,44 @@ def push_members(r: Any, key: str, batches: Iterable[Sequence[str]], *, epoch: s
     pipe.execute()
     if pushed == 0:
         return 0
-    return int(r.eval(_PUBLISH, 3, staging, key, PUSHED_PREFIX + key, epoch, PUSHED_MARKER_TTL_SECONDS))
+    return int(r.eval(_PUBLISH, 4, staging, key, PUSHED_PREFIX + key, OPEN_INDEX, epoch, PUSHED_MARKER_TTL_SECONDS))
+
+
+def open_index(r: Any) -> set[str]:
+    """The task ids workers see as open."""
+    return {_text(m) for m in r.smembers(OPEN_INDEX)}  # type: ignore[misc]
+
+
+def index_open(r: Any, task_ids: Iterable[str]) -> None:
+    ids = list(task_ids)
+    if ids:
+        r.sadd(OPEN_INDEX, *ids)
+
+
+def index_closed(r: Any, task_ids: Iterable[str]) -> None:
+    ids = list(task_ids)
+    if ids:
+        r.srem(OPEN_INDEX, *ids)
+
+
+def rebuild_open_index(r: Any, open_ids: Iterable[str]) -> dict[str, int]:
+    """Make the index hold exactly ``open_ids`` (the ledger's open tasks); returns what changed."""
+    wanted = set(open_ids)
+    listed = open_index(r)
+    stale, missing = listed - wanted, wanted - listed
+    index_closed(r, stale)
+    index_open(r, missing)
+    return {"added": len(missing), "removed": len(stale)}
+
+
+def remove_members(r: Any, key: str, texts: Sequence[str], batch_size: int = 2000) -> None:
+    for start in range(0, len(texts), batch_size):
+        r.srem(key, *_raw(texts[start : start + batch_size]))
+
+
+def add_members(r: Any, key: str, texts: Sequence[str], batch_size: int = 2000) -> None:
+    for start in range(0, len(texts), batch_size):
+        r.sadd(key, *_raw(texts[start : start + batch_size]))
 
 
 _SIZES = "local out = {} for i, key in ipairs(KEYS) do out[i] = redis.call('SCARD', key) end return out"

@@ -84,9 +84,10 @@ def task_statistics(conn: Any, window: Window) -> dict[str, Any]:
     """Per crawl object (``task_type``) and in total, for tasks whose interval starts in the window.
 
     dispatched = root tasks, retried = retry tasks created; completed / failed / dead / open
-    count every task by status; success rate = answered / dispatched elements of finished
-    tasks; time to complete = finished_at - pushed_at of finished tasks (mean, and p95 by
-    nearest rank: the smallest duration with at least 95 % of the durations at or below it).
+    count every task by status; success rate = answered (result rows or an empty answer) /
+    dispatched elements of settled tasks (failed and lost ones are not successes); time to
+    complete = finished_at - pushed_at of finished tasks (mean, and p95 by nearest rank: the
+    smallest duration with at least 95 % of the durations at or below it).
     """
     start, end = window.naive()
     finished = ", ".join(["%s"] * len(FINISHED))
@@ -97,9 +98,8 @@ def task_statistics(conn: Any, window: Window) -> dict[str, Any]:
             "SELECT task_type, COUNT(*), SUM(task_source IS NULL), SUM(task_source IS NOT NULL), "  # noqa: S608
             "SUM(task_status = %s), SUM(task_status = %s), SUM(task_status = %s), "
             f"SUM(task_status IN ({opened})), "
-            f"SUM(IF(task_status IN ({finished}), element_count, 0)), "
-            f"SUM(IF(task_status IN ({finished}), "
-            "GREATEST(CAST(element_count AS SIGNED) - CAST(failed_count AS SIGNED), 0), 0)), "
+            "SUM(IF(settled_at IS NOT NULL, element_count, 0)), SUM(IF(settled_at IS NOT NULL, answered_count, 0)), "
+            "SUM(IF(settled_at IS NOT NULL, empty_count, 0)), SUM(IF(settled_at IS NOT NULL, lost_count, 0)), "
             f"SUM({timed}), AVG(IF({timed}, TIMESTAMPDIFF(SECOND, pushed_at, finished_at), NULL)) "
             "FROM amazon_task_information WHERE interval_start >= %s AND interval_start < %s "
             "GROUP BY task_type WITH ROLLUP",
@@ -108,8 +108,6 @@ def task_statistics(conn: Any, window: Window) -> dict[str, Any]:
                 TaskStatus.FAILED.value,
                 TaskStatus.DEAD.value,
                 *(s.value for s in OPEN_STATUSES),
-                *FINISHED,
-                *FINISHED,
                 *FINISHED,
                 *FINISHED,
                 start,
@@ -139,7 +137,9 @@ def task_statistics(conn: Any, window: Window) -> dict[str, Any]:
 
     by_type: dict[str, dict[str, Any]] = {}
     total = _empty_task_entry()
-    for task_type, tasks, dispatched, retried, completed, failed, dead, still_open, elements, answered, n, mean in rows:
+    for row in rows:
+        task_type, tasks, dispatched, retried, completed, failed, dead, still_open = row[:8]
+        elements, answered, empty, lost, n, mean = row[8:]
         entry = {
             "tasks": int(tasks),
             "dispatched": int(dispatched or 0),
@@ -150,6 +150,8 @@ def task_statistics(conn: Any, window: Window) -> dict[str, Any]:
             "open": int(still_open or 0),
             "finished_elements": int(elements or 0),
             "answered_elements": int(answered or 0),
+            "empty_elements": int(empty or 0),
+            "lost_elements": int(lost or 0),
             "success_rate": round(int(answered) / int(elements), 6) if elements else None,
             "timed_tasks": int(n or 0),
             "mean_seconds": round(float(mean), 1) if mean is not None else None,
@@ -173,6 +175,8 @@ def _empty_task_entry() -> dict[str, Any]:
         "open": 0,
         "finished_elements": 0,
         "answered_elements": 0,
+        "empty_elements": 0,
+        "lost_elements": 0,
         "success_rate": None,
         "timed_tasks": 0,
         "mean_seconds": None,

@@ -33,6 +33,13 @@ COLUMN_MIGRATIONS: tuple[tuple[str, str, str], ...] = (
     ),
     ("amazon_alert", "window_start", "ADD COLUMN window_start DATETIME NOT NULL DEFAULT '1970-01-01 00:00:00'"),
     ("amazon_alert", "window_end", "ADD COLUMN window_end DATETIME NOT NULL DEFAULT '1970-01-01 00:00:00'"),
+    # empty answers and settled outcomes (every element answered, retried or Dead)
+    ("amazon_task_element", "empty_at", "ADD COLUMN empty_at DATETIME NULL"),
+    ("amazon_task_information", "answered_count", "ADD COLUMN answered_count INT UNSIGNED NULL AFTER finished_at"),
+    ("amazon_task_information", "empty_count", "ADD COLUMN empty_count INT UNSIGNED NULL AFTER answered_count"),
+    ("amazon_task_information", "lost_count", "ADD COLUMN lost_count INT UNSIGNED NULL AFTER empty_count"),
+    # last: its arrival settles the tasks that finished before it (see _settle_existing)
+    ("amazon_task_information", "settled_at", "ADD COLUMN settled_at DATETIME NULL AFTER finished_at"),
 )
 INDEX_MIGRATIONS: tuple[tuple[str, str, str], ...] = (
     ("amazon_search_result", "idx_result_create_hour", "ADD KEY idx_result_create_hour (create_hour)"),
@@ -40,7 +47,21 @@ INDEX_MIGRATIONS: tuple[tuple[str, str, str], ...] = (
     # the Crawl Ops page: a check's findings per hour, and suite verdicts by time
     ("amazon_alert", "idx_alert_check_window", "ADD KEY idx_alert_check_window (check_name, window_start, window_end)"),
     ("amazon_validation_run", "idx_validation_time", "ADD KEY idx_validation_time (window_start)"),
+    ("amazon_task_information", "idx_task_settled", "ADD KEY idx_task_settled (settled_at, task_status)"),
 )
+
+
+def _settle_existing(cur: Any) -> None:
+    """Tasks that finished before settling existed: Dead ones, retried ones and those finished
+    over a day ago are final; recent unretried ones stay open to the settle step."""
+    cur.execute(
+        "UPDATE amazon_task_information t LEFT JOIN amazon_task_information r "
+        "ON r.task_id = CONCAT(t.task_id, '_fail') "
+        "SET t.settled_at = COALESCE(t.finished_at, t.updated_at) WHERE t.task_status = 'Dead' "
+        "OR (t.task_status IN ('Completed', 'Failed') AND "
+        "(r.task_id IS NOT NULL OR t.finished_at < UTC_TIMESTAMP() - INTERVAL 1 DAY))"
+    )
+    log.info("settled %d tasks that finished before settling existed", cur.rowcount)
 
 
 def _rekey_manifest(cur: Any) -> None:
@@ -97,6 +118,8 @@ def apply_schema(conn: Any, path: Path | None = None) -> list[str]:
                 if cur.fetchone()[0] == 0:
                     log.info("adding %s.%s", table, name)
                     cur.execute(f"ALTER TABLE {table} {clause}")
+                    if (table, name) == ("amazon_task_information", "settled_at"):
+                        _settle_existing(cur)
     conn.commit()
     log.info("schema applied: %s", ", ".join(tables))
     return tables

@@ -1,10 +1,11 @@
 """A SIMULATED crawler: plays the crawler fleet's side of the protocol for demos, tests and benchmarks.
 
 It is not a crawler: it fetches nothing. It follows the protocol exactly as the real
-workers do: take elements from the Redis set named by an open task id (SPOP), write result
-rows with that task id into ``amazon_search_result``, and add the elements it fails on to
-``<task_id>_fail``. Knobs make it fail, write broken rows, or take elements and never
-answer (a worker that died).
+workers do: find open task ids in the Redis index ``crawlops:open_tasks``, take elements
+from the set named by a task id (SPOP), write result rows with that task id into
+``amazon_search_result``, add the elements it fails on to ``<task_id>_fail`` and those it
+found nothing on to ``<task_id>_empty``. Knobs make it fail, answer empty, write broken
+rows, or take elements and never answer (a worker that died).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import string
 from collections.abc import Callable
 from typing import Any
 
-from crawlops.model import OPEN_STATUSES
+from crawlops import queue
+from crawlops.model import empty_key, fail_key
 
 _ASIN_ALPHABET = string.digits + string.ascii_uppercase
 
@@ -29,6 +31,7 @@ class Behaviour:
     results_per_page: int = 16
     fail_rate: float = 0.02
     vanish_rate: float = 0.0
+    empty_rate: float = 0.0
     invalid_rate: float = 0.005
     null_rate: float = 0.0
 
@@ -63,14 +66,9 @@ def _row(rng: random.Random, task_id: str, element: dict[str, Any], position: in
     )
 
 
-def open_task_ids(conn: Any) -> list[str]:
-    """What a worker polls: the tasks that are Pending or In Progress."""
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT task_id FROM amazon_task_information WHERE task_status IN (%s, %s) ORDER BY created_at",
-            tuple(s.value for s in OPEN_STATUSES),
-        )
-        return [task_id for (task_id,) in cur.fetchall()]
+def open_task_ids(r: Any) -> list[str]:
+    """What a worker polls: the open-task index in Redis (no MySQL needed), oldest id first."""
+    return sorted(queue.open_index(r), key=lambda t: (len(t), t))
 
 
 def crawl(
@@ -86,19 +84,19 @@ def crawl(
     """Work through open tasks until they are empty (or ``max_elements`` were taken).
 
     ``clock`` gives each row's create_time (default: the database's current time).
-    Returns counts of elements answered, failed and vanished, and rows written.
+    Returns counts of elements answered, answered empty, failed and vanished, and rows written.
     """
     rng = rng or random.Random()
-    counts = {"answered": 0, "failed": 0, "vanished": 0, "rows": 0}
+    counts = {"answered": 0, "empty": 0, "failed": 0, "vanished": 0, "rows": 0}
     taken_total = 0
-    for task_id in open_task_ids(conn):
+    for task_id in open_task_ids(r):
         while max_elements is None or taken_total < max_elements:
             want = batch if max_elements is None else min(batch, max_elements - taken_total)
             members = r.spop(task_id, want) or []
             if not members:
                 break
             taken_total += len(members)
-            rows, failed = [], []
+            rows, failed, empty = [], [], []
             for member in members:
                 text = member.decode("utf-8") if isinstance(member, bytes) else member
                 roll = rng.random()
@@ -106,6 +104,8 @@ def crawl(
                     counts["vanished"] += 1
                 elif roll < behaviour.vanish_rate + behaviour.fail_rate:
                     failed.append(text)
+                elif roll < behaviour.vanish_rate + behaviour.fail_rate + behaviour.empty_rate:
+                    empty.append(text)
                 else:
                     element = json.loads(text)
                     rows += [
@@ -116,8 +116,11 @@ def crawl(
                 _write(conn, rows, clock)
                 counts["rows"] += len(rows)
             if failed:
-                r.sadd(task_id + "_fail", *failed)
+                r.sadd(fail_key(task_id), *failed)
                 counts["failed"] += len(failed)
+            if empty:
+                r.sadd(empty_key(task_id), *empty)
+                counts["empty"] += len(empty)
     return counts
 
 
@@ -158,7 +161,7 @@ def run_worker(
     while stop_after_seconds is None or time.monotonic() - started < stop_after_seconds:
         tick = time.monotonic()
         counts = crawl(conn, r, behaviour=behaviour, rng=rng, max_elements=batch, batch=batch)
-        taken = counts["answered"] + counts["failed"] + counts["vanished"]
+        taken = counts["answered"] + counts["empty"] + counts["failed"] + counts["vanished"]
         # Idle workers poll every 2 s; busy ones keep their pace.
         pause = 2.0 if taken == 0 else max(0.0, taken / elements_per_second - (time.monotonic() - tick))
         time.sleep(pause)
@@ -176,6 +179,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results-per-page", type=int, default=16)
     parser.add_argument("--fail-rate", type=float, default=0.02)
     parser.add_argument("--vanish-rate", type=float, default=0.0, help="elements taken and never answered")
+    parser.add_argument("--empty-rate", type=float, default=0.0, help="elements answered empty (no results)")
     parser.add_argument("--invalid-rate", type=float, default=0.005, help="rows with an invalid value")
     parser.add_argument("--null-rate", type=float, default=0.0, help="rows with a missing title")
     parser.add_argument("--seconds", type=float, default=None, help="stop after this long (default: run until killed)")
@@ -184,7 +188,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--redis-url", default=f"redis://127.0.0.1:6379/{os.environ.get('CRAWLOPS_REDIS_DB', '1')}")
     args = parser.parse_args(argv)
-    behaviour = Behaviour(args.results_per_page, args.fail_rate, args.vanish_rate, args.invalid_rate, args.null_rate)
+    behaviour = Behaviour(
+        results_per_page=args.results_per_page,
+        fail_rate=args.fail_rate,
+        vanish_rate=args.vanish_rate,
+        empty_rate=args.empty_rate,
+        invalid_rate=args.invalid_rate,
+        null_rate=args.null_rate,
+    )
     workers = [
         multiprocessing.Process(
             target=run_worker,

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 TASK_COLUMNS = (
     "task_id, task_type, task_source, root_task_id, frequency, task_status, element_count, "
     "remaining_count, failed_count, retry_count, interval_start, interval_end, redis_epoch, "
-    "push_count, pushed_at, progress_at, started_at, finished_at"
+    "push_count, pushed_at, progress_at, started_at, finished_at, settled_at"
 )
 
 
@@ -46,6 +46,7 @@ class TaskRow:
     progress_at: dt.datetime | None
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
+    settled_at: dt.datetime | None = None
 
 
 def load_config_rows(conn: Any) -> list[ConfigRow]:
@@ -199,33 +200,96 @@ def add_to_manifest(conn: Any, task_id: str, texts: Sequence[str], *, batch_size
     return added
 
 
-def stream_elements(conn: Any, task: TaskRow, *, batch_size: int, exclude_done: bool = False) -> Iterator[list[str]]:
-    """The manifest of a task in batches of member texts, read with a server-side cursor.
+def stream_elements(
+    conn: Any, task: TaskRow, *, batch_size: int, exclude_done: bool = False, fields: bool = False
+) -> Iterator[list[Any]]:
+    """The manifest of a task in batches of member texts (``fields``: of ``Element``), read
+    with a server-side cursor.
 
-    With ``exclude_done``, elements that already have result rows under any task of the
-    same retry chain, or that were handed to one of the task's retry tasks, are left out.
+    With ``exclude_done`` only the unanswered elements come back: those without result rows
+    under any task of the same retry chain, not answered empty in any task of the chain,
+    and not handed to one of the task's retry tasks.
     """
     import MySQLdb.cursors
 
-    sql = "SELECT e.element FROM amazon_task_element e WHERE e.task_id = %s"
+    columns = "e.element, e.target, e.marketplace, e.page, e.config_id" if fields else "e.element"
+    sql = f"SELECT {columns} FROM amazon_task_element e WHERE e.task_id = %s"  # noqa: S608 - constants
     params: list[Any] = [task.task_id]
     if exclude_done:
         crawl_object = CRAWL_OBJECTS[task.task_type]
         matches = " AND ".join(f"s.{column} = e.{field}" for field, column in crawl_object.result_keys.items())
+        chain = "SELECT c.task_id FROM amazon_task_information c WHERE c.root_task_id = %s"
         # Table and column names come from the CRAWL_OBJECTS registry, never from input.
         sql += (
             f" AND NOT EXISTS (SELECT 1 FROM {crawl_object.results_table} s WHERE s.task_id IN "  # noqa: S608
-            f"(SELECT c.task_id FROM amazon_task_information c WHERE c.root_task_id = %s) AND {matches})"
+            f"({chain}) AND {matches})"
+            f" AND NOT EXISTS (SELECT 1 FROM amazon_task_element a WHERE a.task_id IN ({chain}) "
+            "AND a.element_hash = e.element_hash AND a.empty_at IS NOT NULL)"
             " AND e.element_hash NOT IN (SELECT r.element_hash FROM amazon_task_element r WHERE r.task_id LIKE %s)"
         )
-        params += [task.root_task_id, _like_prefix(fail_key(task.task_id))]
+        params += [task.root_task_id, task.root_task_id, _like_prefix(fail_key(task.task_id))]
+    sql += " ORDER BY e.seq"
     cur = conn.cursor(MySQLdb.cursors.SSCursor)
     try:
         cur.execute(sql, params)
         while rows := cur.fetchmany(batch_size):
-            yield [row[0] for row in rows]
+            yield [Element(*row) for row in rows] if fields else [row[0] for row in rows]
     finally:
         cur.close()
+
+
+def split_known(conn: Any, task_id: str, texts: Sequence[str], *, batch_size: int) -> tuple[list[str], list[str]]:
+    """``texts`` split into members of the task's manifest and members it does not hold."""
+    known: set[bytes] = set()
+    with conn.cursor() as cur:
+        for batch in batched(list({element_digest(t) for t in texts}), batch_size):
+            cur.execute(
+                "SELECT element_hash FROM amazon_task_element WHERE task_id = %s AND element_hash IN ("  # noqa: S608
+                + ", ".join(["%s"] * len(batch))
+                + ")",
+                [task_id, *batch],
+            )
+            known.update(bytes(h) for (h,) in cur.fetchall())
+    inside = [t for t in texts if element_digest(t) in known]
+    return inside, [t for t in texts if element_digest(t) not in known]
+
+
+def mark_empty(conn: Any, task_id: str, texts: Sequence[str], *, batch_size: int) -> int:
+    """Record elements of the task's manifest as answered empty (the first answer's time is kept)."""
+    marked = 0
+    with conn.cursor() as cur:
+        for batch in batched([element_digest(t) for t in texts], batch_size):
+            cur.execute(
+                "UPDATE amazon_task_element SET empty_at = UTC_TIMESTAMP() WHERE task_id = %s "  # noqa: S608
+                "AND empty_at IS NULL AND element_hash IN (" + ", ".join(["%s"] * len(batch)) + ")",
+                [task_id, *batch],
+            )
+            marked += cur.rowcount
+    conn.commit()
+    return marked
+
+
+def record_settlement(
+    conn: Any,
+    task_id: str,
+    *,
+    status: str,
+    failed: int,
+    answered: int,
+    lost: int,
+    settled_at: dt.datetime,
+    last_error: str | None,
+) -> None:
+    """Write a task's final outcome: its status and how its elements ended."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "UPDATE amazon_task_information SET task_status = %s, failed_count = %s, answered_count = %s, "
+            "empty_count = (SELECT COUNT(*) FROM amazon_task_element e WHERE e.task_id = %s "
+            "AND e.empty_at IS NOT NULL), lost_count = %s, remaining_count = 0, settled_at = %s, "
+            "finished_at = COALESCE(finished_at, %s), last_error = COALESCE(%s, last_error) WHERE task_id = %s",
+            (status, failed, answered, task_id, lost, settled_at, settled_at, last_error, task_id),
+        )
+    conn.commit()
 
 
 def _like_prefix(prefix: str) -> str:

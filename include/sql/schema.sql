@@ -41,6 +41,13 @@ CREATE TABLE IF NOT EXISTS amazon_task_information (
     started_at       DATETIME     NULL,
     progress_at      DATETIME     NULL,
     finished_at      DATETIME     NULL,
+    -- Settled: the task's outcome is final (every element answered, retried or Dead); the
+    -- counts say how its elements ended: answered (results or empty), empty, and lost
+    -- (taken by a worker and never answered nor reported failed).
+    settled_at       DATETIME     NULL,
+    answered_count   INT UNSIGNED NULL,
+    empty_count      INT UNSIGNED NULL,
+    lost_count       INT UNSIGNED NULL,
     last_error       TEXT         NULL,
     dag_run_id       VARCHAR(250) NULL,
     created_at       DATETIME     NOT NULL DEFAULT CURRENT_TIMESTAMP,
@@ -49,13 +56,15 @@ CREATE TABLE IF NOT EXISTS amazon_task_information (
     KEY idx_task_status (task_status, finished_at),
     KEY idx_task_interval (interval_start, task_type),
     KEY idx_task_root (root_task_id),
-    KEY idx_task_source (task_source)
+    KEY idx_task_source (task_source),
+    KEY idx_task_settled (settled_at, task_status)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 -- The element manifest: every element of every task, so Redis never holds the only copy.
 -- element is the exact Redis set member; target/marketplace/page locate its result rows.
 -- seq (planning order) is the clustered key, so a big task's rows are appended in order;
--- element_hash (md5 of the member) keeps each element once per task.
+-- element_hash (md5 of the member) keeps each element once per task. empty_at: when a
+-- worker answered the element "crawled, nothing found" through <task_id>_empty.
 CREATE TABLE IF NOT EXISTS amazon_task_element (
     task_id       VARCHAR(191) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
     seq           INT UNSIGNED NOT NULL,
@@ -65,6 +74,7 @@ CREATE TABLE IF NOT EXISTS amazon_task_element (
     marketplace   VARCHAR(16)  NULL,
     page          SMALLINT UNSIGNED NULL,
     config_id     BIGINT UNSIGNED NULL,
+    empty_at      DATETIME     NULL,
     PRIMARY KEY (task_id, seq),
     UNIQUE KEY uq_task_element (task_id, element_hash)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

@@ -24,7 +24,7 @@ ROWS = [
 
 
 @pytest.fixture
-def dispatch_dag(airflow_db):
+def dispatch_dag(airflow_db, redis_client):  # a clean Redis: no sets left by other tests
     from airflow.dag_processing.dagbag import DagBag
 
     return DagBag(dag_folder=str(DAGS_DIR)).get_dag("amazon_task_dispatch")

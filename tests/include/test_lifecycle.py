@@ -50,7 +50,7 @@ def test_statuses_follow_the_redis_set(mysql, redis_client, settings, config, cr
     assert result["moved"] == {"Completed": 1}
 
     again = lifecycle.sync_statuses(mysql, redis_client, settings)
-    assert again == {"open": 0, "moved": {}, "lost": []}
+    assert (again["open"], again["moved"], again["lost"], again["findings"]) == (0, {}, [], [])
 
 
 def test_failures_become_a_retry_task_with_the_fail_set_as_its_queue(mysql, redis_client, settings, config, crawler):
@@ -62,7 +62,7 @@ def test_failures_become_a_retry_task_with_the_fail_set_as_its_queue(mysql, redi
 
     retry_id = TASK + "_fail"
     assert task_row(mysql)[:3] == ("Failed", 0, 5)
-    assert result == {"retries": {retry_id: 5}, "dead": []}
+    assert (result["retries"], result["dead"], result["findings"]) == ({retry_id: 5}, [], [])
     status, remaining, _, retry_count, source, count, task_type, root = task_row(mysql, retry_id)
     assert (status, remaining, retry_count, source, count, task_type, root) == (
         "Pending",
@@ -76,7 +76,8 @@ def test_failures_become_a_retry_task_with_the_fail_set_as_its_queue(mysql, redi
     assert manifest(mysql, retry_id) == sorted(failed)
     assert sorted(m.decode() for m in redis_client.smembers(retry_id)) == sorted(failed)
     # Running the step again creates nothing new.
-    assert lifecycle.retry_failures(mysql, redis_client, settings) == {"retries": {}, "dead": []}
+    again = lifecycle.retry_failures(mysql, redis_client, settings)
+    assert (again["retries"], again["dead"], again["settled"]) == ({}, [], 0)
 
 
 def test_retry_budget_spent_makes_the_task_dead(mysql, redis_client, settings, config, crawler):
@@ -121,7 +122,7 @@ def test_drained_set_is_not_mistaken_for_a_lost_one(mysql, redis_client, setting
     result = lifecycle.reconcile_lost(mysql, redis_client, settings)
     lifecycle.sync_statuses(mysql, redis_client, settings)
 
-    assert result["repushed"] == {}
+    assert result.repushed == {}
     assert not redis_client.exists(TASK)
     assert task_row(mysql)[0] == "Completed"
 
@@ -146,10 +147,10 @@ def test_flush_is_recovered_without_dispatching_anything_twice(mysql, redis_clie
     requeued = sorted(m.decode() for m in redis_client.smembers(TASK))
     assert requeued == sorted(waiting + failed)
     assert set(requeued).isdisjoint(done)
-    assert result["repushed"] == {TASK: 14}
+    assert result.repushed == {TASK: 14}
     assert task_row(mysql)[0] == "In Progress"
     # A second reconcile in the same epoch finds nothing to do.
-    assert lifecycle.reconcile_lost(mysql, redis_client, settings)["repushed"] == {}
+    assert lifecycle.reconcile_lost(mysql, redis_client, settings).repushed == {}
 
 
 def test_flush_leaves_elements_waiting_in_a_retry_alone(mysql, redis_client, settings, config, crawler):
@@ -167,7 +168,7 @@ def test_flush_leaves_elements_waiting_in_a_retry_alone(mysql, redis_client, set
 
     # The source task is Failed and retried: nothing of it is re-pushed. The retry task gets
     # back exactly its elements that have no results yet.
-    assert TASK not in result["repushed"]
+    assert TASK not in result.repushed
     assert sorted(m.decode() for m in redis_client.smembers(retry_id)) == sorted(set(failed) - set(half))
     assert not redis_client.exists(TASK)
 
@@ -179,6 +180,6 @@ def test_recorded_but_never_pushed_task_is_pushed_by_reconcile(mysql, redis_clie
 
     result = lifecycle.reconcile_lost(mysql, redis_client, settings)
 
-    assert result["repushed"] == {TASK: 3}
+    assert result.repushed == {TASK: 3}
     assert task_row(mysql)[0] == "Pending"
     assert dispatch.push_window(mysql, redis_client, settings, NOON) == {}

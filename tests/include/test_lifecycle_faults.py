@@ -29,6 +29,11 @@ def status(mysql, task_id=TASK):
         return cur.fetchone()
 
 
+def after_grace(settings):
+    """A moment past the grace period of every task that finished so far."""
+    return dt.datetime.now(UTC) + dt.timedelta(seconds=settings.health.completeness_grace_seconds + 5)
+
+
 def result_count(mysql):
     with mysql.cursor() as cur:
         cur.execute("SELECT COUNT(*) FROM amazon_search_result")
@@ -73,7 +78,7 @@ def test_late_failure_after_retry_created_survives_flush(mysql, redis_client, se
     crawler.fail(TASK, in_flight)  # late failures, within late_failure_window
     redis_client.flushdb()  # Redis restart without persistence
     lifecycle.sync_statuses(mysql, redis_client, settings)
-    lifecycle.retry_failures(mysql, redis_client, settings)
+    lifecycle.retry_failures(mysql, redis_client, settings, now=after_grace(settings))
     lifecycle.reconcile_lost(mysql, redis_client, settings)
     queued = {m.decode() for k in redis_client.keys("search_result_*") for m in redis_client.smembers(k)}
     assert set(in_flight) <= queued, f"late failures lost for good: {set(in_flight) - queued}"
@@ -91,6 +96,7 @@ def test_recreated_retry_set_is_not_adopted_as_complete(mysql, redis_client, set
     redis_client.flushdb()
     crawler.fail(TASK, taken[19:])  # in-flight worker of TASK reports late -> SADD TASK_fail
     lifecycle.sync_statuses(mysql, redis_client, settings)
+    lifecycle.retry_failures(mysql, redis_client, settings, now=after_grace(settings))
     lifecycle.reconcile_lost(mysql, redis_client, settings)
     members = {m.decode() for m in redis_client.smembers(TASK + "_fail")}
     assert set(taken[14:19]) <= members, f"{len(set(taken[14:19]) - members)} retry elements never re-pushed"
@@ -151,5 +157,5 @@ def test_restart_from_snapshot_is_detected_as_lost(mysql, settings, config, craw
     lifecycle.sync_statuses(mysql, r, settings)
     rec = lifecycle.reconcile_lost(mysql, r, settings)
     assert status(mysql)[0] != "Completed" or result_count(mysql) == 20, (
-        f"task marked Completed with {result_count(mysql)} results of 20; reconcile={rec['repushed']}"
+        f"task marked Completed with {result_count(mysql)} results of 20; reconcile={rec.repushed}"
     )

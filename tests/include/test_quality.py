@@ -9,7 +9,7 @@ import pytest
 
 from crawlops import dispatch, lifecycle, quality
 from crawlops.alerts import Finding, Level, record_findings
-from crawlops.model import UTC, hour_window_starting
+from crawlops.model import UTC, Window, hour_window_starting
 
 HOUR = hour_window_starting(dt.datetime(2026, 11, 3, 12, tzinfo=UTC), "UTC")
 TASK = "search_result_1793707200_hourly"
@@ -143,24 +143,32 @@ def finish_with_missing(mysql, redis_client, settings, config, crawler):
 def test_missing_elements_of_finished_tasks_become_a_retry(mysql, redis_client, settings, config, crawler):
     taken = finish_with_missing(mysql, redis_client, settings, config, crawler)
     later = dt.datetime.now(UTC) + dt.timedelta(seconds=settings.health.completeness_grace_seconds + 5)
+    hour = Window(later - dt.timedelta(hours=1), later)
 
-    summary, findings = quality.check_completeness(mysql, redis_client, settings, later)
+    summary, findings = quality.check_completeness(mysql, redis_client, settings, hour)
 
     assert summary["missing"] == {TASK: 3}
     assert [(f.check, f.subject, f.action) for f in findings] == [
-        ("missing_data", TASK, f"created retry task {TASK}_fail")
+        ("missing_data", TASK, f"create retry task {TASK}_fail with its 3 unanswered elements")
     ]
     assert sorted(m.decode() for m in redis_client.smembers(TASK + "_fail")) == sorted(taken[7:])
-    again, _ = quality.check_completeness(mysql, redis_client, settings, later)
-    assert again["missing"] == {}
+    # The next hour's account names the task settled in it; nothing is retried twice.
+    next_hour = Window(later - dt.timedelta(minutes=1), later + dt.timedelta(minutes=59))
+    again, findings = quality.check_completeness(mysql, redis_client, settings, next_hour)
+    assert again["missing"] == {TASK: 3} and again["repair"]["retries"] == {}
+    assert [(f.check, f.subject) for f in findings] == [("missing_data", TASK)]
+    assert redis_client.scard(TASK + "_fail") == 3
 
 
 def test_completeness_waits_for_the_grace_period(mysql, redis_client, settings, config, crawler):
     finish_with_missing(mysql, redis_client, settings, config, crawler)
+    now = dt.datetime.now(UTC)
 
-    summary, findings = quality.check_completeness(mysql, redis_client, settings, dt.datetime.now(UTC))
+    summary, findings = quality.check_completeness(
+        mysql, redis_client, settings, Window(now - dt.timedelta(hours=1), now)
+    )
 
-    assert summary["checked_tasks"] == 0 and findings == []
+    assert summary["waiting"] == {TASK: 3} and summary["missing"] == {} and findings == []
 
 
 # --- quarantine -------------------------------------------------------------------------

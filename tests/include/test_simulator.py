@@ -14,12 +14,15 @@ def test_simulated_fleet_follows_the_protocol(mysql, redis_client, settings, con
     config([("search_result", f"keyword {i}", "US", "hourly", 5) for i in range(20)])
     dispatch.record_plan(mysql, settings, dispatch.plan_window(mysql, settings, HOUR, "UTC"))
     dispatch.push_window(mysql, redis_client, settings, HOUR)
-    behaviour = simulator.Behaviour(results_per_page=3, fail_rate=0.1, vanish_rate=0.05, invalid_rate=0.0)
+    behaviour = simulator.Behaviour(
+        results_per_page=3, fail_rate=0.1, vanish_rate=0.05, empty_rate=0.05, invalid_rate=0.0
+    )
 
     counts = simulator.crawl(mysql, redis_client, behaviour=behaviour, rng=random.Random(7))
 
-    assert counts["answered"] + counts["failed"] + counts["vanished"] == 100
-    assert counts["failed"] > 0 and counts["vanished"] > 0
+    assert counts["answered"] + counts["empty"] + counts["failed"] + counts["vanished"] == 100
+    assert counts["failed"] > 0 and counts["vanished"] > 0 and counts["empty"] > 0
+    assert redis_client.scard(TASK + "_empty") == counts["empty"]
     assert counts["rows"] == 3 * counts["answered"]
     assert redis_client.scard(TASK + "_fail") == counts["failed"]
     with mysql.cursor() as cur:
@@ -28,7 +31,11 @@ def test_simulated_fleet_follows_the_protocol(mysql, redis_client, settings, con
         )
         assert cur.fetchone() == (counts["rows"], counts["answered"])
     lifecycle.sync_statuses(mysql, redis_client, settings)
-    assert lifecycle.retry_failures(mysql, redis_client, settings)["retries"] == {TASK + "_fail": counts["failed"]}
+    # The vanished elements are still in flight as far as anyone can tell: the task waits.
+    assert lifecycle.retry_failures(mysql, redis_client, settings)["waiting"] == {TASK: counts["vanished"]}
+    later = dt.datetime.now(UTC) + dt.timedelta(seconds=settings.health.completeness_grace_seconds + 5)
+    retried = lifecycle.retry_failures(mysql, redis_client, settings, now=later)["retries"]
+    assert retried == {TASK + "_fail": counts["failed"] + counts["vanished"]}  # never the empty ones
 
 
 def test_max_elements_leaves_the_rest_queued(mysql, redis_client, settings, config):

@@ -14,7 +14,7 @@ import redis as redis_lib
 
 from crawlops import dispatch, health, lifecycle, quality, simulator, store, validation
 from crawlops.db import connect
-from crawlops.model import UTC, hour_window_starting
+from crawlops.model import UTC, Window, hour_window_starting
 
 NOON = hour_window_starting(dt.datetime(2026, 11, 3, 12, tzinfo=UTC), "UTC")
 TASK = "search_result_1793707200_hourly"
@@ -127,9 +127,11 @@ def test_workers_that_die_end_in_dead_with_a_critical_alert_never_an_endless_loo
         cycles += 1
         simulator.crawl(mysql, redis_client, behaviour=dying, rng=random.Random(cycles))
         later += dt.timedelta(seconds=settings.health.task_timeout_seconds + 60)
+        # Their elements drained without results: settling sends them to the retry path.
         report = health.check_tasks(mysql, redis_client, settings, later)
-        # Their elements drained without results: completeness sends them to the retry path.
-        _, missing = quality.check_completeness(mysql, redis_client, settings, later)
+        _, missing = quality.check_completeness(
+            mysql, redis_client, settings, Window(later - dt.timedelta(hours=1), later)
+        )
         critical += [f for f in [*report.findings, *missing] if f.check == "task_dead"]
         if not lifecycle.sync_open_tasks(mysql, redis_client, settings, write=False).tasks:
             break

@@ -1,7 +1,8 @@
 """A day of operation, scaled down in `make test` (SOAK_HOURS=6, SOAK_KEYWORDS=200) and full
 size in `make soak` (24 hours at 100k elements an hour): hourly dispatch, a simulated fleet
-that fails, vanishes and writes broken rows, and the supervision checks of every hour.
-At the end statuses are consistent, alerts are bounded, and the daily report matches the tables.
+that fails, answers empty, vanishes and writes broken rows, and the supervision checks of
+every hour. At the end every dispatched element is answered, in an open retry or Dead (none
+lost), statuses are consistent, alerts are bounded, and the daily report matches the tables.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import datetime as dt
 import os
 import random
 
-from crawlops import dispatch, health, lifecycle, quality, report, simulator
+from crawlops import dispatch, health, invariant, lifecycle, quality, report, simulator
 from crawlops.alerts import record_findings
 from crawlops.model import UTC, Window
 
@@ -22,7 +23,10 @@ DAY = dt.datetime(2026, 11, 3, tzinfo=UTC)
 def test_a_day_of_dispatch_crawl_and_supervision(mysql, redis_client, settings, config):
     config([("search_result", f"soak keyword {i}", "US", "hourly", 5) for i in range(KEYWORDS)])
     rng = random.Random(2026)
-    fleet = simulator.Behaviour(results_per_page=3, fail_rate=0.03, vanish_rate=0.01, invalid_rate=0.005)
+    fleet = simulator.Behaviour(
+        results_per_page=3, fail_rate=0.03, vanish_rate=0.01, empty_rate=0.02, invalid_rate=0.005
+    )
+    crawled = {"answered": 0, "empty": 0, "failed": 0, "vanished": 0}
     findings = 0
     for hour in range(HOURS):
         window = Window(DAY + dt.timedelta(hours=hour), DAY + dt.timedelta(hours=hour + 1))
@@ -34,19 +38,29 @@ def test_a_day_of_dispatch_crawl_and_supervision(mysql, redis_client, settings, 
         def inside(window=window):
             return window.start + dt.timedelta(seconds=rng.uniform(0, 3599))
 
-        simulator.crawl(mysql, redis_client, behaviour=fleet, rng=rng, clock=inside)
+        counts = simulator.crawl(mysql, redis_client, behaviour=fleet, rng=rng, clock=inside)
+        for outcome in crawled:
+            crawled[outcome] += counts[outcome]
         later = dt.datetime.now(UTC) + dt.timedelta(hours=hour + 1)
         checks = [
             health.check_tasks(mysql, redis_client, settings, later).findings,
-            quality.check_completeness(mysql, redis_client, settings, later)[1],
+            quality.check_completeness(mysql, redis_client, settings, Window(later - dt.timedelta(hours=1), later))[1],
             quality.quarantine_invalid(mysql, "amazon_search_result", window, settings)[1],
         ]
         for found in checks:
             record_findings(mysql, found, window=window)
             findings += len(found)
 
-    lifecycle.retry_failures(mysql, redis_client, settings)  # what the next hourly run's tracking does
+    # What the next supervision run does, past every task's grace period.
+    lifecycle.track(mysql, redis_client, settings, now=dt.datetime.now(UTC) + dt.timedelta(hours=HOURS + 2))
     expected = KEYWORDS * 5 * HOURS
+    fates = invariant.element_fates(mysql)
+    print(f"soak: {expected} elements dispatched; simulator {crawled}; fates {fates}")
+    assert crawled["vanished"] > 0 and crawled["empty"] > 0  # the holes were exercised
+    assert fates["LOST"] == 0
+    assert sum(fates.values()) == expected
+    # Each element is answered once: an answered or empty one is never dispatched again.
+    assert (fates["answered"], fates["empty"]) == (crawled["answered"], crawled["empty"])
     with mysql.cursor() as cur:
         cur.execute("SELECT COALESCE(SUM(element_count), 0) FROM amazon_task_information WHERE task_source IS NULL")
         assert int(cur.fetchone()[0]) == expected
