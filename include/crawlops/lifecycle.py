@@ -380,9 +380,26 @@ def settle_finished(
         )
         for task in sorted(tasks, key=lambda t: (len(t.task_id), t.task_id)):
             _settle(conn, r, settings, task, tracking, epoch=epoch, now=now, force_reason=None)
+        if not dry_run:
+            _ingest_late_empties(conn, r, settings, now, tracking)
     if tracking.dead and on_dead is not None and not dry_run:
         on_dead(tracking.dead)
     return tracking
+
+
+def _ingest_late_empties(conn: Any, r: Any, settings: Settings, now: dt.datetime, tracking: Tracking) -> None:
+    """Empty answers reported after a task settled (within ``late_failure_window_seconds``)
+    are still recorded, so the answer counts and the set does not linger in Redis."""
+    recent = store.select_tasks(
+        conn,
+        "settled_at >= %s AND settled_at <= %s",
+        (now - dt.timedelta(seconds=settings.dispatch.late_failure_window_seconds), now),
+    )
+    sizes = queue.set_sizes(r, [empty_key(t.task_id) for t in recent])
+    for task, size in zip(recent, sizes, strict=True):
+        if size:
+            marked = _ingest_empty(conn, r, settings, task.task_id, tracking.rejected)
+            log.info("%s: %d empty answers reported after it settled recorded", task.task_id, marked)
 
 
 def retry_failures(conn: Any, r: Any, settings: Settings, **kwargs: Any) -> dict[str, Any]:

@@ -61,3 +61,32 @@ def test_older_tables_get_the_indexes_the_crawl_ops_page_reads_through(mysql):
                 (table, index),
             )
             assert cur.fetchone()[0] > 0, index
+
+
+def test_older_task_tables_get_settling_columns_and_old_tasks_count_as_settled(mysql):
+    with mysql.cursor() as cur:
+        cur.execute(
+            "ALTER TABLE amazon_task_information DROP INDEX idx_task_settled, DROP COLUMN settled_at, "
+            "DROP COLUMN answered_count, DROP COLUMN empty_count, DROP COLUMN lost_count"
+        )
+        cur.execute("ALTER TABLE amazon_task_element DROP COLUMN empty_at")
+        for task_id, status, days_ago in [("old", "Completed", 3), ("recent", "Completed", 0), ("open", "Pending", 0)]:
+            cur.execute(
+                "INSERT INTO amazon_task_information (task_id, task_type, root_task_id, frequency, task_status, "
+                "element_count, interval_start, interval_end, finished_at) VALUES (%s, 'search_result', %s, "
+                "'hourly', %s, 1, '2026-11-01', '2026-11-01 01:00', "
+                "IF(%s = 'Pending', NULL, UTC_TIMESTAMP() - INTERVAL %s DAY))",
+                (task_id, task_id, status, status, days_ago),
+            )
+    mysql.commit()
+
+    apply_schema(mysql)
+
+    assert {"settled_at", "answered_count", "empty_count", "lost_count"} <= table_columns(
+        mysql, "amazon_task_information"
+    )
+    assert "empty_at" in table_columns(mysql, "amazon_task_element")
+    with mysql.cursor() as cur:
+        cur.execute("SELECT task_id, settled_at IS NOT NULL FROM amazon_task_information ORDER BY task_id")
+        # a day-old finished task is final; a recent one is left for the settle step to judge
+        assert cur.fetchall() == (("old", 1), ("open", 0), ("recent", 0))

@@ -228,3 +228,22 @@ def test_members_that_are_not_the_tasks_elements_are_never_dispatched_and_report
     third = health.check_tasks(mysql, redis_client, settings, after_grace(settings, 120))
     assert [(f.subject, f.details["count"]) for f in third.findings if f.check == "bad_member"] == [(RETRY, 1)]
     assert manifest(mysql, RETRY) == [taken[1]] == members(redis_client, RETRY)
+
+
+def test_an_empty_answer_after_the_task_settled_is_recorded_and_the_set_removed(
+    mysql, redis_client, settings, config, crawler
+):
+    dispatch_noon(mysql, redis_client, settings, config, keywords=1, pages=2)
+    taken = sorted(crawler.take(TASK, 2))
+    crawler.succeed(TASK, taken[:1])
+    lifecycle.track(mysql, redis_client, settings, now=after_grace(settings))  # lost one: retried
+    answer_empty(redis_client, TASK, taken[1:])  # the worker that was thought dead answers
+
+    lifecycle.track(mysql, redis_client, settings, now=after_grace(settings, 60))
+
+    assert not redis_client.exists(TASK + "_empty")
+    assert invariant.element_fates(mysql)["empty"] == 1
+    # The retry's copy is now answered too: settling the retry retries nothing.
+    crawler.take(RETRY, 1)
+    settled = lifecycle.track(mysql, redis_client, settings, now=after_grace(settings, 120))
+    assert settled.retries == {} and row(mysql, RETRY)[0] == "Completed"
