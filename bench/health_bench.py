@@ -52,6 +52,8 @@ def load(conn, r, tasks: int, open_tasks: int) -> None:
                 epoch,
                 interval,
                 None if is_open else interval + dt.timedelta(minutes=30),
+                None if is_open else interval + dt.timedelta(minutes=30),  # settled: a year of history
+                None if is_open else 100 - (0 if status != "Failed" else 3),
             )
         )
     with conn.cursor() as cur:
@@ -59,8 +61,9 @@ def load(conn, r, tasks: int, open_tasks: int) -> None:
             cur.executemany(
                 "INSERT INTO amazon_task_information (task_id, task_type, root_task_id, frequency, task_status, "
                 "element_count, remaining_count, failed_count, interval_start, interval_end, redis_epoch, pushed_at, "
-                "finished_at, push_count, started_at, progress_at) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 1, UTC_TIMESTAMP(), UTC_TIMESTAMP())",
+                "finished_at, settled_at, answered_count, push_count, started_at, progress_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 1, UTC_TIMESTAMP(), "
+                "UTC_TIMESTAMP())",
                 batch,
             )
     conn.commit()

@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from crawlops import lifecycle, queue, store
-from crawlops.alerts import Finding, Level, dead_task_findings
+from crawlops.alerts import Finding, Level
 from crawlops.model import TaskStatus, fail_key
 from crawlops.settings import Settings
 
@@ -136,7 +136,7 @@ def check_tasks(
                     action=f"{verb} {handed} unanswered elements to the retry path",
                 )
             )
-        findings += dead_task_findings(repair.get("dead", []), source=SOURCE)
+        findings += [Finding.from_json(f) for f in repair["findings"]]
     for task in stalled:
         findings.append(
             Finding(

@@ -541,7 +541,8 @@ def hand_to_retry(
         "handed": {s.task_id: s.failed + s.lost + s.withdrawn for s in tracking.settled},
         "retries": tracking.retries,
         "dead": [dataclasses.asdict(d) for d in tracking.dead],
-        "rejected": tracking.rejected,
+        # Dead tasks (CRITICAL) and rejected members; the caller reports the timeout itself.
+        "findings": [f.to_json() for f in tracking.findings("amazon_data_supervision") if f.check != "missing_data"],
     }
 
 

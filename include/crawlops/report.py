@@ -495,7 +495,8 @@ def render_markdown(data: dict[str, Any], *, limit: int = MARKDOWN_LIMIT) -> str
     for task_type, t in rows:
         head.append(
             f"- {md(task_type, 40)}: {t['dispatched']} dispatched, {t['completed']} completed, {t['failed']} failed, "
-            f"{t['retried']} retried, {t['dead']} dead, {t['open']} open; success {_pct(t['success_rate'])}; "
+            f"{t['retried']} retried, {t['dead']} dead, {t['open']} open; success {_pct(t['success_rate'])} "
+            f"({t['empty_elements']} answered empty, {t['lost_elements']} lost); "
             f"time to complete mean {_duration(t['mean_seconds'])}, p95 {_duration(t['p95_seconds'])}"
         )
     failed = [md(h, 60) for h in _failed_hours(data)]
@@ -748,7 +749,8 @@ def _alerts_svg(data: dict[str, Any]) -> str:
 def _task_table(tasks: dict[str, Any]) -> str:
     head = (
         "<tr><th>crawl object</th><th>dispatched</th><th>completed</th><th>failed</th><th>retried</th>"
-        "<th>dead</th><th>open</th><th>elements finished</th><th>success rate</th>"
+        "<th>dead</th><th>open</th><th>elements settled</th><th>answered empty</th><th>lost</th>"
+        "<th>success rate</th>"
         "<th>mean time to complete</th><th>p95 time to complete</th></tr>"
     )
     rows = [(name, t, False) for name, t in tasks["by_type"].items()]
@@ -762,6 +764,8 @@ def _task_table(tasks: dict[str, Any]) -> str:
             f'<td class="{"bad" if t["dead"] else ""}">{_num(t["dead"])}</td>',
             f"<td>{_num(t['open'])}</td>",
             f"<td>{_num(t['finished_elements'])}</td>",
+            f"<td>{_num(t['empty_elements'])}</td>",
+            f'<td class="{"bad" if t["lost_elements"] else ""}">{_num(t["lost_elements"])}</td>',
             f"<td>{_pct(t['success_rate'])}</td>",
             f"<td>{_duration(t['mean_seconds'])}</td>",
             f"<td>{_duration(t['p95_seconds'])}</td>",

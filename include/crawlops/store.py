@@ -207,6 +207,7 @@ def stream_elements(
     with a server-side cursor.
 
     With ``exclude_done`` only the unanswered elements come back: those without result rows
+    (in the results table or its quarantine: a row judged invalid was still an answer)
     under any task of the same retry chain, not answered empty in any task of the chain,
     and not handed to one of the task's retry tasks.
     """
@@ -220,14 +221,16 @@ def stream_elements(
         matches = " AND ".join(f"s.{column} = e.{field}" for field, column in crawl_object.result_keys.items())
         chain = "SELECT c.task_id FROM amazon_task_information c WHERE c.root_task_id = %s"
         # Table and column names come from the CRAWL_OBJECTS registry, never from input.
+        sql += "".join(
+            f" AND NOT EXISTS (SELECT 1 FROM {table} s WHERE s.task_id IN ({chain}) AND {matches})"  # noqa: S608
+            for table in (crawl_object.results_table, crawl_object.results_table + "_quarantine")
+        )
         sql += (
-            f" AND NOT EXISTS (SELECT 1 FROM {crawl_object.results_table} s WHERE s.task_id IN "  # noqa: S608
-            f"({chain}) AND {matches})"
-            f" AND NOT EXISTS (SELECT 1 FROM amazon_task_element a WHERE a.task_id IN ({chain}) "
+            f" AND NOT EXISTS (SELECT 1 FROM amazon_task_element a WHERE a.task_id IN ({chain}) "  # noqa: S608
             "AND a.element_hash = e.element_hash AND a.empty_at IS NOT NULL)"
             " AND e.element_hash NOT IN (SELECT r.element_hash FROM amazon_task_element r WHERE r.task_id LIKE %s)"
         )
-        params += [task.root_task_id, task.root_task_id, _like_prefix(fail_key(task.task_id))]
+        params += [task.root_task_id] * 3 + [_like_prefix(fail_key(task.task_id))]
     sql += " ORDER BY e.seq"
     cur = conn.cursor(MySQLdb.cursors.SSCursor)
     try:

@@ -124,7 +124,8 @@ CREATE TABLE IF NOT EXISTS amazon_search_result_quarantine (
     quarantined_at  DATETIME      NOT NULL DEFAULT CURRENT_TIMESTAMP,
     dag_run_id      VARCHAR(250)  NULL,
     PRIMARY KEY (id),
-    KEY idx_quarantine_time (quarantined_at)
+    KEY idx_quarantine_time (quarantined_at),
+    KEY idx_quarantine_element (task_id, page, keyword(100))
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 -- Every finding of either DAG, whatever its level; delivery columns track DingTalk sends.

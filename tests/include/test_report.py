@@ -76,7 +76,7 @@ def build_day(mysql, r, settings, config):
     config([("search_result", HOSTILE, "US", "hourly", 2)])
     tight = dataclasses.replace(settings, dispatch=dataclasses.replace(settings.dispatch, retry_limit=1))
     rng = random.Random(11)
-    fleet = simulator.Behaviour(results_per_page=3, fail_rate=0.12, invalid_rate=0.0)
+    fleet = simulator.Behaviour(results_per_page=3, fail_rate=0.12, vanish_rate=0.05, empty_rate=0.05, invalid_rate=0.0)
     for hour in [BEFORE, *CRAWLED, AFTER]:
         window = hour_window_starting(hour, TZ)
         dispatch.record_plan(mysql, tight, dispatch.plan_window(mysql, tight, window, TZ))
@@ -90,6 +90,7 @@ def build_day(mysql, r, settings, config):
             "finished_at = IF(finished_at IS NULL, NULL, interval_end + INTERVAL (61 + CRC32(task_id) % 3000) SECOND)"
         )
     mysql.commit()
+    lifecycle.settle_finished(mysql, r, tight, now=dt.datetime.now(UTC) + dt.timedelta(days=1))  # the lost ones
 
     observed = rows_per_hour(mysql, DAY)
     for days in range(1, 15):
@@ -143,13 +144,20 @@ def test_task_statistics_match_the_tables(mysql, redis_client, settings, day):
         assert stats[key] == count(f"{in_day} AND task_status IN ({marks})", start, end, *names), key
     assert stats["completed"] > 0 and stats["failed"] > 0 and stats["retried"] > 0 and stats["dead"] > 0
 
-    elements, answered = one(
+    # Answered = the task's own result rows or empty answers, counted from the tables.
+    elements, answered, empty, failed = one(
         mysql,
-        f"SELECT SUM(element_count), SUM(element_count - failed_count) FROM amazon_task_information "
-        f"WHERE {in_day} AND task_status IN ('Completed', 'Failed', 'Dead')",
+        "SELECT SUM(t.element_count), SUM((SELECT COUNT(*) FROM amazon_task_element e WHERE e.task_id = t.task_id "
+        "AND (e.empty_at IS NOT NULL OR EXISTS (SELECT 1 FROM amazon_search_result s WHERE s.task_id = t.task_id "
+        "AND s.keyword = e.target AND s.page = e.page AND s.marketplace = e.marketplace)))), "
+        "SUM((SELECT COUNT(*) FROM amazon_task_element e WHERE e.task_id = t.task_id AND e.empty_at IS NOT NULL)), "
+        f"SUM(t.failed_count) FROM amazon_task_information t WHERE {in_day} AND t.settled_at IS NOT NULL",
         (start, end),
     )
     assert stats["success_rate"] == pytest.approx(float(answered) / float(elements), abs=1e-6)
+    assert stats["empty_elements"] == empty > 0 and stats["lost_elements"] > 0
+    # Lost elements are not successes: the old "dispatched minus failed" would be higher.
+    assert stats["success_rate"] < (float(elements) - float(failed)) / float(elements)
     assert 0 < stats["success_rate"] < 1
 
     with mysql.cursor() as cur:

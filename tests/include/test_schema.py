@@ -46,7 +46,11 @@ def test_an_older_results_table_gets_the_hour_column(mysql):
 
 
 def test_older_tables_get_the_indexes_the_crawl_ops_page_reads_through(mysql):
-    wanted = {"amazon_alert": "idx_alert_check_window", "amazon_validation_run": "idx_validation_time"}
+    wanted = {
+        "amazon_alert": "idx_alert_check_window",
+        "amazon_validation_run": "idx_validation_time",
+        "amazon_search_result_quarantine": "idx_quarantine_element",
+    }
     with mysql.cursor() as cur:
         for table, index in wanted.items():
             cur.execute(f"ALTER TABLE {table} DROP INDEX {index}")

@@ -247,3 +247,24 @@ def test_an_empty_answer_after_the_task_settled_is_recorded_and_the_set_removed(
     crawler.take(RETRY, 1)
     settled = lifecycle.track(mysql, redis_client, settings, now=after_grace(settings, 120))
     assert settled.retries == {} and row(mysql, RETRY)[0] == "Completed"
+
+
+def test_an_element_whose_rows_were_quarantined_was_answered(mysql, redis_client, settings, config, crawler):
+    from crawlops import quality
+    from crawlops.model import Window
+
+    dispatch_noon(mysql, redis_client, settings, config, keywords=1, pages=2)
+    taken = sorted(crawler.take(TASK, 2))
+    crawler.succeed(TASK, taken)
+    with mysql.cursor() as cur:  # every row of page 1 is invalid, and lands in quarantine
+        cur.execute("UPDATE amazon_search_result SET price = -1 WHERE page = 1")
+        cur.execute("SELECT MIN(create_time) FROM amazon_search_result")
+        (created,) = cur.fetchone()
+    mysql.commit()
+    hour = created.replace(minute=0, second=0, tzinfo=UTC)
+    quality.quarantine_invalid(mysql, "amazon_search_result", Window(hour, hour + dt.timedelta(hours=1)), settings)
+
+    tracking = lifecycle.track(mysql, redis_client, settings, now=after_grace(settings))
+
+    assert tracking.retries == {} and row(mysql, TASK)[:3] == ("Completed", 2, 2)
+    assert invariant.element_fates(mysql)["answered"] == 2
