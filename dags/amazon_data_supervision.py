@@ -8,6 +8,7 @@ what needs repair? At each day's close: the daily report.
 |---|---|---|
 | `system_check` | every run | MySQL and Redis reachable, Redis memory; a fault is CRITICAL and the task retries with backoff |
 | `task_health` | every run | tracks every task through the dispatch core: status sync (empty answers recorded), settling finished tasks (failed and lost elements to a retry task, or Dead), re-push of queues lost in a Redis restart; tasks open longer than the timeout are closed and their unanswered elements sent to the retry path; stalled tasks, success rate and queue depth per crawl object |
+| `freshness` | every run | the age of the newest result row, per crawl object and per marketplace of its open or just-finished tasks, at the run's own time: older than `freshness_seconds` (3600) is an ERROR; an idle crawl is not judged |
 | `hour_closes` | every run | lets the hourly checks run only in the run whose window ends on the hour (or with `run_hourly`) |
 | `validate_results` | hourly | the `amazon_search_result` expectation suite (`include/expectations/`) on the hour, pushed down to SQL; red when the data fails it |
 | `volume_anomaly` | hourly | the hour's row count against the same hour over the last 14 days (z-score); count and band kept in the `amazon_volume_hourly` rollup |
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+from airflow.sdk.exceptions import AirflowFailException
 
 from crawlops.settings import dag_timezone
 from crawlops_airflow.notifiers import DingTalkNotifier
@@ -74,21 +76,42 @@ def _window(context):
 def amazon_data_supervision():
     @task(retries=4)
     def system_check(**context) -> dict:
+        """MySQL and Redis reachable. A fault is told to DingTalk on this first attempt (MySQL's
+        without MySQL); the task then fails and Airflow retries it with backoff."""
         from crawlops import health
         from crawlops.alerts import record_findings
+        from crawlops.settings import VARIABLE_NAME, Settings
+        from crawlops_airflow.notifiers import DingTalkNotifier, outage_alarm, record_recovered_outages
         from crawlops_airflow.runtime import load_settings, mysql_connection, redis_client
 
-        window, settings = _window(context), load_settings()
-        with mysql_connection() as conn:  # unreachable MySQL raises here: nowhere to record, Airflow retries
+        window, variable = _window(context), f"settings Variable {VARIABLE_NAME}"
+        try:
+            settings = load_settings()
+        except AirflowFailException:
+            raise  # malformed: fails at once, naming it (the failure callback reports it)
+        except Exception as exc:  # unreachable
+            outage_alarm(variable, exc, Settings.load(), context)
+            raise
+        try:
+            opened = mysql_connection()
+            conn = opened.__enter__()
             with conn.cursor() as cur:
                 cur.execute("SELECT 1")
+        except Exception as exc:
+            outage_alarm("MySQL", exc, settings, context)
+            raise
+        try:
+            recovered = record_recovered_outages(conn, ["MySQL", variable], window, context)
             try:
                 facts, findings = health.probe_redis(redis_client(), settings)
             except health.SystemFault as fault:
                 record_findings(conn, [fault.finding], window=window, dag_run_id=context["run_id"])
+                DingTalkNotifier().notify(context)  # now, not after the retries (suppressed while it lasts)
                 raise
             record_findings(conn, findings, window=window, dag_run_id=context["run_id"])
-        return {"mysql": "ok", "redis": facts, "findings": [f.to_json() for f in findings]}
+        finally:
+            opened.__exit__(None, None, None)
+        return {"mysql": "ok", "redis": facts, "recovered": recovered, "findings": [f.to_json() for f in findings]}
 
     @task
     def task_health(**context) -> dict:
@@ -112,6 +135,23 @@ def amazon_data_supervision():
                 dag_run_id=context["run_id"],
             )
         return report.to_json()
+
+    @task
+    def freshness(**context) -> dict:
+        """Is data still arriving where crawling is expected, at this run's time?"""
+        from crawlops import quality
+        from crawlops.alerts import record_check, record_findings
+        from crawlops_airflow.runtime import load_settings, mysql_connection
+
+        window, settings = _window(context), load_settings()
+        with mysql_connection() as conn:
+            details, findings = quality.check_freshness(conn, settings, window.end)
+            record_findings(conn, findings, window=window, dag_run_id=context["run_id"])
+            record_check(
+                conn, "freshness", window, status="fail" if findings else "pass", findings=len(findings),
+                details=details, dag_run_id=context["run_id"],
+            )  # fmt: skip
+        return {"findings": [f.to_json() for f in findings], **details}
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)
     def hour_closes(**context) -> bool:
@@ -241,6 +281,7 @@ def amazon_data_supervision():
 
     system = system_check()
     health = task_health()
+    fresh = freshness()
     hourly = hour_closes()
     daily = day_closes()
     validate = ValidateSuiteOperator(task_id="validate_results", suite=SUITE, table=RESULTS_TABLE)
@@ -248,10 +289,11 @@ def amazon_data_supervision():
     report = daily_report()
 
     system >> health >> [hourly, daily]
+    system >> fresh
     hourly >> checks
     validate >> checks[-1]
     daily >> report
-    [*checks, report] >> summarize(system, health)
+    [*checks, report, fresh] >> summarize(system, health)
 
 
 amazon_data_supervision()

@@ -48,6 +48,7 @@ INDEX_MIGRATIONS: tuple[tuple[str, str, str], ...] = (
     ("amazon_alert", "idx_alert_check_window", "ADD KEY idx_alert_check_window (check_name, window_start, window_end)"),
     ("amazon_validation_run", "idx_validation_time", "ADD KEY idx_validation_time (window_start)"),
     ("amazon_task_information", "idx_task_settled", "ADD KEY idx_task_settled (settled_at, task_status)"),
+    ("amazon_search_result", "idx_result_market_time", "ADD KEY idx_result_market_time (marketplace, create_time)"),
     # an element whose rows were quarantined was answered (settling and the invariant look it up)
     (
         "amazon_search_result_quarantine",

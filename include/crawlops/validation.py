@@ -253,7 +253,6 @@ def suite_parameters(settings: Settings, window: Window) -> dict[str, Any]:
         "required_mostly": quality.required_mostly,
         "validity_mostly": validity,
         "marketplaces": list(settings.dispatch.marketplaces),
-        "fresh_after": (end - dt.timedelta(seconds=quality.freshness_seconds)).isoformat(sep=" "),
         "window_end": end.isoformat(sep=" "),
         "window_start": window.naive()[0].isoformat(sep=" "),
     }
@@ -676,8 +675,8 @@ def floor_counts(
     Reads the window through the ``create_time`` index. Keys: ``rows``, ``null_<column>``
     for each required column, ``price_negative``, ``rating_out_of_range``, ``asin_invalid``,
     ``marketplace_unknown``, ``duplicate_rows`` (rows whose (task_id, keyword, page, position)
-    occurs more than once, rows with the whole key null left out, as GE counts them) and
-    ``max_create_time``. Nulls are not counted as invalid by the validity rules.
+    occurs more than once, rows with the whole key null left out, as GE counts them).
+    Nulls are not counted as invalid by the validity rules.
     """
     _check_identifier(table, "table")
     _check_identifier(window_column, "column")
@@ -700,8 +699,7 @@ def floor_counts(
         f"SUM(rating < {low:d} OR rating > {high:d}) AS rating_out_of_range, "
         "SUM(NOT (asin REGEXP %s)) AS asin_invalid, "
         f"SUM(marketplace NOT IN ({in_list})) AS marketplace_unknown, "
-        f"SUM(n > 1 AND NOT ({key_all_null})) AS duplicate_rows, "
-        f"MAX(`{window_column}`) AS max_create_time "
+        f"SUM(n > 1 AND NOT ({key_all_null})) AS duplicate_rows "
         f"FROM (SELECT {columns}, COUNT(*) OVER (PARTITION BY {key}) AS n "
         f"FROM `{table}` WHERE `{window_column}` >= %s AND `{window_column}` < %s) AS w"
     )
@@ -712,7 +710,7 @@ def floor_counts(
         row = cur.fetchone()
     counts = dict(zip(names, row, strict=True))
     # SUM over no rows is NULL: an empty window has zero of everything.
-    return {k: (v if k == "max_create_time" else int(v or 0)) for k, v in counts.items()}
+    return {k: int(v or 0) for k, v in counts.items()}
 
 
 def outcome_counts(report: ValidationReport) -> dict[str, Any]:
@@ -731,6 +729,4 @@ def outcome_counts(report: ValidationReport) -> dict[str, Any]:
     ):
         o = by_name.get(name)
         counts[key] = o.unexpected_count if o else None
-    fresh = by_name.get("freshness")
-    counts["max_create_time"] = fresh.observed_value if fresh else None
     return counts

@@ -101,7 +101,9 @@ CREATE TABLE IF NOT EXISTS amazon_search_result (
     PRIMARY KEY (id),
     KEY idx_result_create_time (create_time),
     KEY idx_result_create_hour (create_hour),
-    KEY idx_result_element (task_id, page, keyword(100))
+    KEY idx_result_element (task_id, page, keyword(100)),
+    -- freshness: the newest row per marketplace, one index lookup each
+    KEY idx_result_market_time (marketplace, create_time)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 -- Rows moved out of amazon_search_result by repair, with the rule they failed.

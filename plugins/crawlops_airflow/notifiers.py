@@ -66,19 +66,27 @@ class DingTalkNotifier(BaseNotifier):
         try:
             self._notify(context)
         except Exception:  # a notifier must never fail the run it reports on
-            self.log.exception("alert delivery failed; the alerts stay stored and are retried by a later run")
+            self.log.exception("alert delivery failed; what was stored is retried by a later run")
 
     def _notify(self, context: Any) -> None:
         from crawlops.delivery import deliver_alerts
-        from crawlops_airflow.runtime import load_settings, mysql_connection
+        from crawlops_airflow.runtime import mysql_connection, settings_or_defaults
 
-        settings = load_settings()
-        with mysql_connection() as conn:
+        settings = settings_or_defaults()
+        try:
+            opened = mysql_connection()
+            conn = opened.__enter__()
+        except Exception as exc:  # the alert path must not depend on the component that failed
+            outage_alarm("MySQL", exc, settings, context, notifier=self)
+            return
+        try:
             if self.record_failure:
                 _record_task_failure(conn, context)
             robot = self.robot(settings.alerts.delivery_timeout_seconds)
             run_id = context.get("run_id")
             outcome = deliver_alerts(conn, robot, settings.alerts, dag_run_id=run_id)
+        finally:
+            opened.__exit__(None, None, None)
         if robot is None and outcome.get("no_channel"):
             self.log.warning(
                 "no alert channel: connection %s is not set; %d alerts stored and logged only",
@@ -112,3 +120,83 @@ def _record_task_failure(conn: Any, context: Any) -> None:
     )
     minutes = 60 if dag_id == "amazon_task_dispatch" else 5
     record_findings(conn, [finding], window=run_window(context, minutes=minutes), dag_run_id=context.get("run_id"))
+
+
+OUTAGE_VARIABLE = "crawlops_outage_state"
+
+
+def _outage_state() -> dict[str, Any]:
+    import json
+
+    from airflow.sdk import Variable
+
+    try:
+        raw = Variable.get(OUTAGE_VARIABLE, default=None)
+        return json.loads(raw) if raw else {}
+    except Exception:  # an unreadable state only costs a repeated message
+        return {}
+
+
+def _save_outage_state(state: dict[str, Any]) -> None:
+    import json
+
+    from airflow.sdk import Variable
+
+    try:
+        Variable.set(OUTAGE_VARIABLE, json.dumps(state), description="crawlops: outages told to DingTalk directly")
+    except Exception as exc:
+        import logging
+
+        logging.getLogger(__name__).warning("outage state not saved (%s): the next check may repeat the message", exc)
+
+
+def outage_alarm(
+    component: str, error: BaseException | str, settings: Any, context: Any, *, notifier: DingTalkNotifier | None = None
+) -> str:
+    """Tell DingTalk that ``component`` is down, without MySQL: signed, deduplicated and
+    rate-limited through state in the Airflow Variable ``crawlops_outage_state``."""
+    import logging
+    import time
+
+    from crawlops.delivery import run_link
+    from crawlops.outage import note_outage
+
+    text = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else error
+    robot = (notifier or DingTalkNotifier()).robot(settings.alerts.delivery_timeout_seconds)
+    dag = context.get("dag")
+    run_url = run_link(settings.alerts.airflow_base_url, dag.dag_id if dag else "", context.get("run_id"))
+    state = _outage_state()
+    outcome = note_outage(
+        state, component, text.splitlines()[0] if text else "", now=time.time(), robot=robot,
+        settings=settings.alerts, run_url=run_url,
+    )  # fmt: skip
+    _save_outage_state(state)
+    logging.getLogger(__name__).error("%s unreachable (%s); DingTalk: %s", component, text[:200], outcome)
+    return outcome
+
+
+def record_recovered_outages(conn: Any, components: list[str], window: Any, context: Any) -> list[str]:
+    """Outages told to DingTalk while MySQL was down, recorded in ``amazon_alert`` now that it is
+    back (a message that went out is marked delivered); returns the components that recovered."""
+    import time
+
+    from crawlops.alerts import record_findings
+    from crawlops.outage import recovered
+
+    state = _outage_state()
+    back = [c for c in components if c in state]
+    if not back:
+        return []
+    for component in back:
+        for finding, delivered in recovered(state, component, now=time.time()):
+            (alert_id,) = record_findings(conn, [finding], window=window, dag_run_id=context.get("run_id"))
+            if delivered:
+                with conn.cursor() as cur:
+                    cur.execute(
+                        "UPDATE amazon_alert SET delivery_status = 'sent', delivered_at = UTC_TIMESTAMP() "
+                        "WHERE id = %s",
+                        (alert_id,),
+                    )
+                conn.commit()
+    _save_outage_state(state)
+    return back

@@ -106,21 +106,25 @@ class Api:
         token.raise_for_status()
         self.http.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
 
-    def get(self, path: str, **params: Any) -> dict[str, Any]:
-        response = self.http.get(f"{URL}/api/v2{path}", params=params, timeout=10)
+    def _send(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One API call; a 5xx is retried a few times (standalone's SQLite answers "database is
+        locked" while the scheduler writes)."""
+        for attempt in range(5):
+            response = self.http.request(method, f"{URL}/api/v2{path}", timeout=10, **kwargs)
+            if response.status_code < 500 or attempt == 4:
+                break
+            time.sleep(2)
         response.raise_for_status()
         return response.json()
 
+    def get(self, path: str, **params: Any) -> dict[str, Any]:
+        return self._send("GET", path, params=params)
+
     def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
-        response = self.http.post(
-            f"{URL}/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf}, timeout=10
-        )
-        response.raise_for_status()
-        return response.json()["dag_run_id"]
+        return self._send("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})["dag_run_id"]
 
     def unpause(self, dag_id: str) -> None:
-        response = self.http.patch(f"{URL}/api/v2/dags/{dag_id}", json={"is_paused": False}, timeout=10)
-        response.raise_for_status()
+        self._send("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
 
     def run_state(self, dag_id: str, run_id: str) -> str:
         return str(self.get(f"/dags/{dag_id}/dagRuns/{run_id}")["state"])

@@ -178,3 +178,88 @@ def test_the_run_closing_a_day_writes_stores_and_sends_the_report(
     )
     reports = [m for m in dingtalk.messages if "2026-11-03" in m["markdown"]["title"]]
     assert len(reports) == 2 and "150" in reports[0]["markdown"]["text"].replace(",", "")
+
+
+@pytest.fixture
+def outage_state(airflow_db):
+    from airflow.models.variable import Variable
+
+    Variable.delete("crawlops_outage_state")
+    yield lambda: Variable.get("crawlops_outage_state", default_var=None)
+    Variable.delete("crawlops_outage_state")
+
+
+def dingtalk_conn(monkeypatch, dingtalk):
+    import json
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CRAWL_DINGTALK",
+        json.dumps({"conn_type": "http", "host": dingtalk.base_url, "password": dingtalk.token,
+                    "extra": {"secret": dingtalk.secret}}),
+    )  # fmt: skip
+
+
+def one_quick_retry(dag):
+    """system_check retries once at once (its first attempt is what is tested); the rest never."""
+    for task in dag.tasks:
+        task.retries = 1 if task.task_id == "system_check" else 0
+        task.retry_delay = dt.timedelta(0)
+        task.retry_exponential_backoff = False
+
+
+def test_mysql_down_is_told_to_dingtalk_on_the_first_attempt_without_mysql(
+    dag, mysql, dingtalk, monkeypatch, outage_state
+):
+    import json
+    import os
+
+    dingtalk_conn(monkeypatch, dingtalk)
+    working = os.environ["AIRFLOW_CONN_CRAWL_MYSQL"]
+    down = json.loads(working) | {"port": 1}
+    monkeypatch.setenv("AIRFLOW_CONN_CRAWL_MYSQL", json.dumps(down))
+
+    one_quick_retry(dag)
+
+    state, tis = run(dag, HOUR.end)
+
+    assert state == "failed" and tis["system_check"] == "failed"
+    (message,) = dingtalk.messages  # signed: the fake refuses a wrong signature
+    assert "[CRITICAL] MySQL unreachable" in message["markdown"]["title"]
+    assert "OperationalError" in message["markdown"]["text"]
+    outage = json.loads(outage_state())["MySQL"]
+    # Sent by the first failed check (system_check's first attempt); its retry and the
+    # failure callbacks found it already told.
+    assert (outage["first_sent_at_check"], outage["messages"]) == (1, 1) and outage["checks"] >= 2
+
+    run(dag, HOUR.end + dt.timedelta(minutes=5))  # still down: deduplicated, no second message
+    assert len(dingtalk.messages) == 1 and json.loads(outage_state())["MySQL"]["checks"] >= 2
+    assert rows(mysql, "SELECT COUNT(*) FROM amazon_alert") == ((0,),)  # nothing could be stored
+
+    monkeypatch.setenv("AIRFLOW_CONN_CRAWL_MYSQL", working)  # back
+    run(dag, HOUR.end + dt.timedelta(minutes=10))
+
+    recorded = rows(mysql, "SELECT level, check_name, subject, delivery_status FROM amazon_alert ORDER BY id")
+    assert recorded[:2] == (
+        ("CRITICAL", "outage", "MySQL", "sent"),  # recorded once back, not sent twice
+        ("WARNING", "outage_recovered", "MySQL", "sent"),
+    )
+    assert [m["markdown"]["title"] for m in dingtalk.messages[1:]] and "MySQL" not in json.loads(outage_state())
+    assert any("is back after" in m["markdown"]["text"] for m in dingtalk.messages[1:])
+
+
+def test_redis_down_is_delivered_on_the_first_attempt(dag, mysql, dingtalk, monkeypatch):
+    dingtalk_conn(monkeypatch, dingtalk)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CRAWL_REDIS", '{"conn_type": "redis", "host": "127.0.0.1", "port": 1, "extra": {"db": 15}}'
+    )
+
+    one_quick_retry(dag)
+
+    _, tis = run(dag, HOUR.end)
+
+    assert tis["system_check"] == "failed"
+    texts = [m["markdown"]["text"] for m in dingtalk.messages]
+    assert sum("CRITICAL" in t and "Redis unreachable" in t for t in texts) == 1  # once, though checked twice
+    # Delivered by the attempt that found it (one try), not held until the run's end.
+    assert rows(mysql, "SELECT level, delivery_status, delivery_attempts FROM amazon_alert "
+                       "WHERE check_name = 'redis_reachable'") == (("CRITICAL", "sent", 1),)  # fmt: skip

@@ -239,3 +239,74 @@ def test_findings_are_upserted_per_window(mysql):
     with mysql.cursor() as cur:
         cur.execute("SELECT title, dag_run_id FROM amazon_alert ORDER BY id")
         assert cur.fetchall() == (("still stalled", "b"), ("stalled", None))
+
+
+# --- freshness (every 5-minute run, at the run's own time) ------------------------------
+
+
+def fresh_setup(mysql, redis_client, settings, config, *, minutes_old, markets=("US", "DE")):
+    """An open task for two marketplaces, pushed 2 hours ago; rows written ``minutes_old`` ago per market."""
+    config([("search_result", f"kw {m}", m, "hourly", 2) for m in markets])
+    dispatch.record_plan(mysql, settings, dispatch.plan_window(mysql, settings, HOUR, "UTC"))
+    dispatch.push_window(mysql, redis_client, settings, HOUR)
+    with mysql.cursor() as cur:
+        cur.execute("UPDATE amazon_task_information SET pushed_at = UTC_TIMESTAMP() - INTERVAL 2 HOUR")
+        for market, age in minutes_old.items():
+            cur.execute(
+                "INSERT INTO amazon_search_result (task_id, keyword, marketplace, asin, page, position, create_time) "
+                "VALUES (%s, 'kw', %s, 'B000000001', 1, 1, UTC_TIMESTAMP() - INTERVAL %s MINUTE)",
+                (TASK, market, age),
+            )
+    mysql.commit()
+
+
+def test_data_25_minutes_old_is_fresh(mysql, redis_client, settings, config):
+    fresh_setup(mysql, redis_client, settings, config, minutes_old={"US": 25, "DE": 20})
+
+    summary, findings = quality.check_freshness(mysql, settings, dt.datetime.now(UTC))
+
+    assert findings == []
+    assert 24 * 60 <= summary["scopes"]["search_result/US"]["age_seconds"] <= 26 * 60
+
+
+def test_data_70_minutes_old_in_a_mid_hour_run_is_an_error_per_marketplace(mysql, redis_client, settings, config):
+    fresh_setup(mysql, redis_client, settings, config, minutes_old={"US": 70, "DE": 10})
+
+    _, findings = quality.check_freshness(mysql, settings, dt.datetime.now(UTC))
+
+    assert [(f.level, f.check, f.subject) for f in findings] == [(Level.ERROR, "freshness", "search_result/US")]
+    assert "70 min old" in findings[0].title
+
+
+def test_when_every_marketplace_stopped_the_crawl_object_is_stale_too(mysql, redis_client, settings, config):
+    fresh_setup(mysql, redis_client, settings, config, minutes_old={"US": 90, "DE": 75})
+
+    _, findings = quality.check_freshness(mysql, settings, dt.datetime.now(UTC))
+
+    assert sorted(f.subject for f in findings) == ["search_result", "search_result/DE", "search_result/US"]
+
+
+def test_an_idle_crawl_is_not_stale(mysql, redis_client, settings, config, crawler):
+    fresh_setup(mysql, redis_client, settings, config, minutes_old={"US": 600, "DE": 600})
+    with mysql.cursor() as cur:  # every task finished long ago: nothing is being crawled
+        cur.execute(
+            "UPDATE amazon_task_information "
+            "SET task_status = 'Completed', finished_at = UTC_TIMESTAMP() - INTERVAL 5 HOUR"
+        )
+    mysql.commit()
+
+    summary, findings = quality.check_freshness(mysql, settings, dt.datetime.now(UTC))
+
+    assert findings == [] and summary["scopes"] == {}
+
+
+def test_a_crawl_resuming_after_an_idle_spell_gets_its_time(mysql, redis_client, settings, config):
+    fresh_setup(mysql, redis_client, settings, config, minutes_old={"US": 600, "DE": 600})
+    with mysql.cursor() as cur:  # the new hour's task was pushed 5 minutes ago
+        cur.execute("UPDATE amazon_task_information SET pushed_at = UTC_TIMESTAMP() - INTERVAL 5 MINUTE")
+    mysql.commit()
+
+    assert quality.check_freshness(mysql, settings, dt.datetime.now(UTC))[1] == []
+    # An hour later with still nothing, it is stale.
+    later = dt.datetime.now(UTC) + dt.timedelta(minutes=61)
+    assert len(quality.check_freshness(mysql, settings, later)[1]) == 3

@@ -95,8 +95,6 @@ CASES = [
     ("short_asin", "asin_format", _with(13, asin="B0123"), {}),
     ("unknown_marketplace", "marketplace_known", _with(13, marketplace="XX"), {}),
     ("duplicate_key", "unique_result", [*clean_rows(), row(0, START + dt.timedelta(minutes=59))], {}),
-    # Only the first 30 minutes arrived; with freshness 600 s the newest row must be after 12:50.
-    ("stale", "freshness", clean_rows(span=1800), {"quality": {"freshness_seconds": 600}}),
 ]
 
 
@@ -113,8 +111,7 @@ def test_clean_hour_passes_on_the_partition_path(mysql, settings):
 
     assert report.strategy == "partition"
     assert (report.success, report.row_count, report.failed) == (True, CLEAN, 0)
-    assert report.evaluated == len(validation.load_suite(validation.DEFAULT_SUITE_PATH)["expectations"]) == 15
-    assert report.outcome("freshness").observed_value == START + dt.timedelta(seconds=(CLEAN - 1) * 3600 // CLEAN)
+    assert report.evaluated == len(validation.load_suite(validation.DEFAULT_SUITE_PATH)["expectations"]) == 14
     assert json.loads(json.dumps(report.to_json()))["outcomes"][0]["name"] == "row_count"
 
 
@@ -151,7 +148,7 @@ def test_failure_message_names_counts_and_observed_values(mysql, settings):
         validation.raise_for_report(report)
     message = str(failed.value)
 
-    assert "failed 2 of 15" in message
+    assert "failed 2 of 14" in message
     assert "row_count: observed 999" in message
     assert "price_non_negative: 20 unexpected (2.00%)" in message
     findings = validation.report_findings(report)
@@ -206,15 +203,14 @@ def test_a_window_that_is_not_one_aligned_hour_uses_the_query_asset(mysql, setti
     assert (report.success, report.row_count) == (True, CLEAN)  # 600 + 600 rows
 
 
-def test_an_empty_hour_fails_volume_and_freshness(mysql, settings):
+def test_an_empty_hour_fails_volume(mysql, settings):
     insert(mysql, clean_rows(start=START - dt.timedelta(hours=1)))
 
     report = validate(settings)
 
     assert report.row_count == 0
-    assert [o.name for o in report.failed_outcomes()] == ["row_count", "freshness"]
+    assert [o.name for o in report.failed_outcomes()] == ["row_count"]
     floor = validation.floor_counts(mysql, TABLE, HOUR)
-    assert floor.pop("max_create_time") is None
     assert set(floor.values()) == {0}  # GE reports no unexpected counts for an empty batch; the floor says 0
 
 
@@ -236,7 +232,7 @@ def test_store_report_upserts_one_row_per_window(mysql, settings):
     assert len(rows) == 1
     suite, table, start, end, success, evaluated, failed, row_count, run_id, results = rows[0]
     assert (suite, table, start, end) == ("amazon_search_result", TABLE, *HOUR.naive())
-    assert (success, evaluated, failed, row_count, run_id) == (1, 15, 0, CLEAN, "run_2")
+    assert (success, evaluated, failed, row_count, run_id) == (1, 14, 0, CLEAN, "run_2")
     assert json.loads(results)["outcomes"] == second.to_json()["outcomes"]
 
 
@@ -328,12 +324,7 @@ def test_suite_file_holds_no_thresholds_and_names_every_rule(mysql, settings):
     assert validation.suite_parameter_names(suite) <= set(params)
     two_hours = Window(HOUR.start, HOUR.end + dt.timedelta(hours=1))
     assert validation.suite_parameters(settings, two_hours)["min_rows"] == 2000
-    assert (params["min_rows"], params["validity_mostly"], params["fresh_after"], params["window_end"]) == (
-        1000,
-        0.99,
-        "2026-11-03 12:00:00",
-        "2026-11-03 13:00:00",
-    )
+    assert (params["min_rows"], params["validity_mostly"], params["window_end"]) == (1000, 0.99, "2026-11-03 13:00:00")
     # The schema-drift baseline matches the live table.
     with mysql.cursor() as cur:
         cur.execute(
@@ -362,5 +353,5 @@ def test_report_to_json_is_plain_json(mysql, settings):
 
     assert data["window_start"] == "2026-11-03T12:00:00+00:00"
     assert data["success"] is True
-    assert {o["name"]: o["observed_value"] for o in data["outcomes"]}["freshness"].startswith("2026-11-03T12:59")
+    assert {o["name"]: o["observed_value"] for o in data["outcomes"]}["row_count"] == CLEAN
     assert dataclasses.asdict(report.outcomes[0])["name"] == "row_count"
