@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from crawlops.settings import dag_timezone
 from crawlops_airflow.notifiers import DingTalkNotifier
@@ -146,7 +146,7 @@ def amazon_data_supervision():
         window, settings = _window(context), load_settings()
         with mysql_connection() as conn:
             details, findings = quality.check_freshness(conn, settings, window.end)
-            record_findings(conn, findings, window=window, dag_run_id=context["run_id"])
+            record_findings(conn, findings, window=window, dag_run_id=context["run_id"], resolves=("freshness",))
             record_check(
                 conn, "freshness", window, status="fail" if findings else "pass", findings=len(findings),
                 details=details, dag_run_id=context["run_id"],
@@ -165,8 +165,9 @@ def amazon_data_supervision():
 
         return closes_day(_window(context), TZ) or bool(context["params"]["run_daily"])
 
-    def hourly_check(name: str, **task_kwargs):
-        """A check on the hour that closes with this run, recorded as findings + a check row."""
+    def hourly_check(name: str, resolves: tuple[str, ...], **task_kwargs):
+        """A check on the hour that closes with this run, recorded as findings + a check row;
+        ``resolves``: the finding names it owns (an earlier run's that no longer hold are resolved)."""
 
         def decorate(check):
             @task(task_id=name, **task_kwargs)
@@ -178,7 +179,7 @@ def amazon_data_supervision():
                 hour, settings = last_complete_hour(_window(context).end, TZ), load_settings()
                 with mysql_connection() as conn:
                     details, findings = check(conn, settings, hour, context)
-                    record_findings(conn, findings, window=hour, dag_run_id=context["run_id"])
+                    record_findings(conn, findings, window=hour, dag_run_id=context["run_id"], resolves=resolves)
                     record_check(
                         conn,
                         name,
@@ -194,7 +195,7 @@ def amazon_data_supervision():
 
         return decorate
 
-    @hourly_check("volume_anomaly")
+    @hourly_check("volume_anomaly", ("volume_anomaly",))
     def volume_anomaly(conn, settings, hour, context):
         from crawlops import quality
 
@@ -202,7 +203,7 @@ def amazon_data_supervision():
         quality.record_volume(conn, RESULTS_TABLE, hour, verdict, settings.quality, dag_run_id=context["run_id"])
         return verdict.to_json(), findings
 
-    @hourly_check("schema_drift")
+    @hourly_check("schema_drift", ("schema_drift",))
     def schema_drift(conn, settings, hour, context):
         from crawlops import quality, validation
         from crawlops.settings import include_dir
@@ -211,7 +212,7 @@ def amazon_data_supervision():
         findings = quality.check_schema_drift(conn, RESULTS_TABLE, expected)
         return {"expected_columns": expected}, findings
 
-    @hourly_check("completeness")
+    @hourly_check("completeness", ("missing_data",))
     def completeness(conn, settings, hour, context):
         from crawlops import quality
         from crawlops_airflow.runtime import redis_client
@@ -219,7 +220,7 @@ def amazon_data_supervision():
         return quality.check_completeness(conn, redis_client(), settings, hour, dry_run=context["params"]["dry_run"])
 
     # Runs after the suite has judged the hour as crawled, whatever its verdict.
-    @hourly_check("quarantine_invalid", trigger_rule="all_done")
+    @hourly_check("quarantine_invalid", ("invalid_data",), trigger_rule="all_done")
     def quarantine_invalid(conn, settings, hour, context):
         from crawlops import quality
 
@@ -227,9 +228,12 @@ def amazon_data_supervision():
             conn, RESULTS_TABLE, hour, settings, dry_run=context["params"]["dry_run"], dag_run_id=context["run_id"]
         )
 
-    @task
+    # After the closing hour's checks, whatever their outcome, so the day's last hour is in it.
+    @task(trigger_rule="all_done")
     def daily_report(**context) -> dict:
         """The day's report: stored in MySQL, written as HTML, sent to DingTalk as Markdown."""
+        if context["ti"].xcom_pull(task_ids="day_closes") is not True:  # all_done also fires after a failure
+            raise AirflowSkipException("the day does not close with this run")
         from crawlops import report as daily
         from crawlops.alerts import record_check
         from crawlops.delivery import run_link, send_document
@@ -293,6 +297,7 @@ def amazon_data_supervision():
     hourly >> checks
     validate >> checks[-1]
     daily >> report
+    checks >> report
     [*checks, report, fresh] >> summarize(system, health)
 
 

@@ -76,12 +76,28 @@ class Finding:
         }
 
 
+_RANK = "FIELD({}, 'INFO', 'WARNING', 'ERROR', 'CRITICAL')"
+
+
 def record_findings(
-    conn: Any, findings: Iterable[Finding], *, window: Window, dag_run_id: str | None = None
+    conn: Any,
+    findings: Iterable[Finding],
+    *,
+    window: Window,
+    dag_run_id: str | None = None,
+    resolves: Iterable[str] = (),
 ) -> list[int]:
-    """Log and store findings (upserted per fingerprint and window); returns their alert ids."""
+    """Log and store findings (upserted per fingerprint and window); returns their alert ids.
+
+    Re-running a window keeps its history honest: a finding made again is current again; one
+    that escalates (INFO to ERROR, say) is queued for delivery afresh, since the quieter one
+    may never have been sent; and with ``resolves`` (the check names a check owns), a finding
+    of those checks for this window that this run no longer makes is marked resolved.
+    """
     start, end = window.naive()
     ids = []
+    findings = list(findings)
+    escalates = f"{_RANK.format('VALUES(level)')} > {_RANK.format('level')}"
     with conn.cursor() as cur:
         for finding in findings:
             log.log(
@@ -94,11 +110,16 @@ def record_findings(
                 finding.title,
                 f" -> {finding.action}" if finding.action else "",
             )
-            cur.execute(
-                "INSERT INTO amazon_alert (level, source, check_name, subject, title, details, action_taken, "
+            cur.execute(  # the formatted parts are constants of this module
+                "INSERT INTO amazon_alert (level, source, check_name, subject, title, details, action_taken, "  # noqa: S608
                 "fingerprint, window_start, window_end, dag_run_id) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                "ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id), level = VALUES(level), title = VALUES(title), "
+                # delivery columns first: they compare the stored level with the new one
+                f"ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id), "
+                f"delivery_status = IF({escalates}, 'stored', delivery_status), "
+                f"delivery_attempts = IF({escalates}, 0, delivery_attempts), "
+                f"next_attempt_at = IF({escalates}, NULL, next_attempt_at), "
+                "level = VALUES(level), title = VALUES(title), resolved_at = NULL, "
                 "details = VALUES(details), action_taken = VALUES(action_taken), dag_run_id = VALUES(dag_run_id)",
                 (
                     finding.level.value,
@@ -115,6 +136,17 @@ def record_findings(
                 ),
             )
             ids.append(cur.lastrowid)
+        names = sorted(set(resolves))
+        if names:
+            current = [f.fingerprint for f in findings] or [""]
+            cur.execute(
+                "UPDATE amazon_alert SET resolved_at = UTC_TIMESTAMP() WHERE window_start = %s AND window_end = %s "  # noqa: S608
+                "AND check_name IN (" + ", ".join(["%s"] * len(names)) + ") AND resolved_at IS NULL "
+                "AND fingerprint NOT IN (" + ", ".join(["%s"] * len(current)) + ")",
+                [start, end, *names, *current],
+            )
+            if cur.rowcount:
+                log.info("%d earlier findings of %s for %s no longer hold: resolved", cur.rowcount, names, window)
     conn.commit()
     return ids
 

@@ -182,12 +182,15 @@ def quality_by_hour(conn: Any, span: HourRange) -> dict[str, Any]:
     strips: dict[str, dict[str, Any]] = {}
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT suite_name, table_name, window_start, success, evaluated, failed, row_count, results, dag_run_id "
+            "SELECT suite_name, table_name, window_start, COALESCE(verdict, IF(success, 'passed', 'failed')), "
+            "evaluated, failed, row_count, results, dag_run_id, quality_score "
             "FROM amazon_validation_run WHERE window_start >= %s AND window_start < %s "
             "ORDER BY suite_name, table_name, window_start, window_end",
             (start, end),
         )
-        for suite, table, window_start, success, evaluated, failed, row_count, results, run_id in cur.fetchall():
+        status_of = {"passed": "pass", "repaired": "repaired", "failed": "fail"}
+        rank = {"pass": 0, "repaired": 1, "fail": 2}
+        for suite, table, window_start, verdict, evaluated, failed, row_count, results, run_id, score in cur.fetchall():
             label = suite if suite == table else f"{suite} ({table})"
             strip = strips.setdefault(label, {"name": label, "kind": "suite", "cells": [None] * size})
             failed_names = [o["name"] for o in json.loads(results or "{}").get("outcomes", []) if not o.get("success")]
@@ -198,8 +201,13 @@ def quality_by_hour(conn: Any, span: HourRange) -> dict[str, Any]:
                 "failed": 0,
                 "row_count": 0,
                 "failures": [],
+                "quality_score": None,
             }
-            cell["status"] = "pass" if cell["status"] == "pass" and success else "fail"
+            # the history a re-run cannot erase: failed, repaired (failed, then passed) or passed
+            cell["status"] = max(cell["status"], status_of.get(str(verdict), "fail"), key=rank.__getitem__)
+            if score is not None:
+                low = cell["quality_score"]
+                cell["quality_score"] = float(score) if low is None else min(low, float(score))
             cell["evaluated"] += int(evaluated or 0)
             cell["failed"] += int(failed or 0)
             cell["row_count"] += int(row_count or 0)
@@ -248,7 +256,7 @@ def _finding_titles(cur: Any, checks: set[str], start: dt.datetime, end: dt.date
         "SELECT check_name, window_start, dag_run_id, title FROM amazon_alert WHERE check_name IN ("  # noqa: S608
         + ", ".join(["%s"] * len(owner))
         + ") AND window_start >= %s AND window_start < %s AND window_end = window_start + INTERVAL 1 HOUR "
-        "AND source = %s ORDER BY id",
+        "AND source = %s AND resolved_at IS NULL ORDER BY id",  # a re-run no longer makes resolved ones
         (*owner, start, end, SUPERVISION),
     )
     titles: dict[tuple, list[str]] = {}

@@ -340,6 +340,46 @@ def _rules(settings: Settings) -> list[tuple[str, str, list[Any]]]:
     ]
 
 
+def quality_score(
+    conn: Any, table: str, window: Window, settings: Settings, required: Sequence[str]
+) -> tuple[float | None, int]:
+    """The share of the window's rows that pass every validity rule and have every required
+    field (``required``), and the row count; no rows: (None, 0). A NULL fails only its
+    required-field rule, like the suite counts it."""
+    start, end = window.naive()
+    broken = [f"COALESCE({predicate}, 0)" for _, predicate, _ in _rules(settings)]
+    broken += [f"`{column}` IS NULL" for column in required]
+    params = [p for _, _, rule_params in _rules(settings) for p in rule_params]
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT COUNT(*), SUM(NOT ({' OR '.join(broken)})) FROM {table} "  # noqa: S608 - constants
+            "WHERE create_time >= %s AND create_time < %s",
+            [*params, start, end],
+        )
+        rows, good = cur.fetchone()
+    rows = int(rows or 0)
+    return (round(int(good or 0) / rows, 6) if rows else None), rows
+
+
+def quality_score_finding(
+    table: str, window: Window, score: float | None, rows: int, threshold: float
+) -> list[Finding]:
+    """An ERROR when the hour's quality score is below ``data_quality_threshold``."""
+    if score is None or score >= threshold:
+        return []
+    return [
+        Finding(
+            Level.ERROR,
+            SOURCE,
+            "data_quality",
+            f"{table} {window}: quality score {score:.1%} below {threshold:.0%} ({rows} rows)",
+            subject=table,
+            details={"score": score, "threshold": threshold, "rows": rows},
+            action="invalid rows are quarantined by quarantine_invalid; rows missing required fields stay",
+        )
+    ]
+
+
 def find_invalid_rows(conn: Any, table: str, window: Window, settings: Settings) -> dict[int, str]:
     """Row id -> first rule it fails, for rows of the window (duplicates: every copy but the first)."""
     start, end = window.naive()

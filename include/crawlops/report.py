@@ -187,40 +187,56 @@ def _empty_task_entry() -> dict[str, Any]:
 def quality_by_hour(conn: Any, window: Window, hours: Sequence[dt.datetime]) -> dict[str, Any]:
     """Suite verdicts per hour, from the validation runs whose window lies inside the day.
 
-    A run shorter than an hour counts in the hour it starts in; several runs in one hour
-    combine (passed only if all passed, counts added).
+    An hour reads ``failed``, ``repaired`` (its first run failed, a later one passed after a
+    repair) or ``passed``; a re-run never erases a failure. ``quality_score`` is the share of
+    the hour's rows passing every validity and required-field rule (the lowest when several
+    runs fall in one hour). A run shorter than an hour counts in the hour it starts in;
+    several runs in one hour combine (the worst verdict, counts added).
     """
     start, end = window.naive()
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT suite_name, table_name, window_start, MIN(success), SUM(evaluated), SUM(failed), "
-            "SUM(row_count), COUNT(*) FROM amazon_validation_run "
-            "WHERE window_start >= %s AND window_end <= %s "
-            "GROUP BY suite_name, table_name, window_start ORDER BY suite_name, table_name, window_start",
+            "SELECT suite_name, table_name, window_start, success, evaluated, failed, row_count, "
+            "COALESCE(verdict, IF(success, 'passed', 'failed')), quality_score FROM amazon_validation_run "
+            "WHERE window_start >= %s AND window_end <= %s ORDER BY suite_name, table_name, window_start",
             (start, end),
         )
         rows = cur.fetchall()
     suites: dict[str, dict[str, Any]] = {}
-    for suite_name, table_name, window_start, success, evaluated, failed, row_count, _runs in rows:
+    rank = {"passed": 0, "repaired": 1, "failed": 2}
+    for suite_name, table_name, window_start, success, evaluated, failed, row_count, verdict, score in rows:
         label = suite_name if suite_name == table_name else f"{suite_name} ({table_name})"
         suite = suites.setdefault(label, {"suite": suite_name, "table": table_name, "hours": [None] * len(hours)})
         index = int((window_start.replace(tzinfo=dt.UTC) - window.start) // HOUR)
-        cell = suite["hours"][index] or {"success": True, "evaluated": 0, "failed": 0, "row_count": 0}
+        cell = suite["hours"][index] or {
+            "success": True, "verdict": "passed", "evaluated": 0, "failed": 0, "row_count": 0, "quality_score": None,
+        }  # fmt: skip
         cell["success"] = cell["success"] and bool(success)
+        cell["verdict"] = max(cell["verdict"], str(verdict), key=rank.__getitem__)
         cell["evaluated"] += int(evaluated or 0)
         cell["failed"] += int(failed or 0)
         cell["row_count"] += int(row_count or 0)
+        if score is not None:
+            cell["quality_score"] = min(
+                float(score), cell["quality_score"] if cell["quality_score"] is not None else 1.0
+            )
         suite["hours"][index] = cell
     for suite in suites.values():
         cells = suite["hours"]
-        suite["passed"] = sum(1 for c in cells if c and c["success"])
-        suite["failed"] = sum(1 for c in cells if c and not c["success"])
+        for verdict in ("passed", "repaired", "failed"):
+            suite[verdict] = sum(1 for c in cells if c and c["verdict"] == verdict)
         suite["not_validated"] = sum(1 for c in cells if c is None)
+        scores = [c["quality_score"] for c in cells if c and c["quality_score"] is not None]
+        suite["quality_score_min"] = min(scores) if scores else None
+        suite["quality_score_mean"] = round(sum(scores) / len(scores), 6) if scores else None
+    scores = [s["quality_score_min"] for s in suites.values() if s["quality_score_min"] is not None]
     return {
         "suites": suites,
         "passed": sum(s["passed"] for s in suites.values()),
+        "repaired": sum(s["repaired"] for s in suites.values()),
         "failed": sum(s["failed"] for s in suites.values()),
         "not_validated": sum(s["not_validated"] for s in suites.values()),
+        "quality_score_min": min(scores) if scores else None,
     }
 
 
@@ -268,11 +284,13 @@ ALERT_TIME_COLUMNS = ("window_start", "created_at")
 
 
 def alert_counts(cur: Any, column: str, start: dt.datetime, end: dt.datetime) -> dict[str, int]:
-    """Alerts per level (every level, most severe first) whose ``column`` lies in [start, end)."""
+    """Current alerts per level (every level, most severe first) whose ``column`` lies in
+    [start, end); findings a later run of their window no longer made (resolved) are left out."""
     if column not in ALERT_TIME_COLUMNS:
         raise ValueError(f"alerts are counted by {ALERT_TIME_COLUMNS}, not {column!r}")
     cur.execute(
-        f"SELECT level, COUNT(*) FROM amazon_alert WHERE {column} >= %s AND {column} < %s GROUP BY level",  # noqa: S608
+        f"SELECT level, COUNT(*) FROM amazon_alert WHERE {column} >= %s AND {column} < %s "  # noqa: S608
+        "AND resolved_at IS NULL GROUP BY level",
         (start, end),
     )
     by_level = dict.fromkeys(LEVELS, 0)
@@ -288,7 +306,7 @@ def alert_summary(conn: Any, window: Window) -> dict[str, Any]:
         by_level = alert_counts(cur, "window_start", start, end)
         cur.execute(
             "SELECT level, source, check_name, subject, title, window_start FROM amazon_alert "
-            "WHERE window_start >= %s AND window_start < %s "
+            "WHERE window_start >= %s AND window_start < %s AND resolved_at IS NULL "
             "ORDER BY FIELD(level, %s, %s, %s, %s) DESC, window_start DESC, id DESC LIMIT %s",
             (start, end, *reversed(LEVELS), TOP_ALERTS),
         )
@@ -452,7 +470,7 @@ def _failed_hours(data: dict[str, Any]) -> list[str]:
         f"{label} {hours[i]}"
         for label, suite in data["quality"]["suites"].items()
         for i, cell in enumerate(suite["hours"])
-        if cell and not cell["success"]
+        if cell and cell["verdict"] == "failed"
     ]
 
 
@@ -500,10 +518,14 @@ def render_markdown(data: dict[str, Any], *, limit: int = MARKDOWN_LIMIT) -> str
             f"time to complete mean {_duration(t['mean_seconds'])}, p95 {_duration(t['p95_seconds'])}"
         )
     failed = [md(h, 60) for h in _failed_hours(data)]
-    validated = q["passed"] + q["failed"]
+    validated = q["passed"] + q["repaired"] + q["failed"]
     quality_line = f"**Data quality**: {q['passed']} of {validated} validated hours passed"
+    if q["repaired"]:
+        quality_line += f", {q['repaired']} repaired"
     if failed:
         quality_line += f", {q['failed']} failed ({_listed(failed, 6)})"
+    if q["quality_score_min"] is not None:
+        quality_line += f"; lowest quality score {_pct(q['quality_score_min'])}"
     if not q["suites"]:
         quality_line = "**Data quality**: no validation runs this day"
     outside = _outside_hours(data)
@@ -549,6 +571,7 @@ def render_markdown(data: dict[str, Any], *, limit: int = MARKDOWN_LIMIT) -> str
 
 _LEVEL_COLORS = {"CRITICAL": "#7f1d1d", "ERROR": "#dc2626", "WARNING": "#f59e0b", "INFO": "#0ea5e9"}
 _OK, _BAD, _NONE, _BAR, _BAND = "#16a34a", "#dc2626", "#e5e7eb", "#2563eb", "#bfdbfe"
+_REPAIRED = "#f59e0b"
 
 _CSS = """
 *{box-sizing:border-box}
@@ -684,18 +707,23 @@ def _quality_svg(data: dict[str, Any]) -> str:
         for i, cell in enumerate(cells):
             if cell is None:
                 color, tip = _NONE, "not validated"
-            elif cell["success"]:
+            elif cell["verdict"] == "repaired":
+                color = _REPAIRED
+                tip = f"repaired: failed first, passed after repair; {_num(cell['row_count'])} rows"
+            elif cell["verdict"] == "passed":
                 color = _OK
                 tip = f"passed: {cell['evaluated']} expectations, {_num(cell['row_count'])} rows"
             else:
                 color = _BAD
                 tip = f"failed {cell['failed']} of {cell['evaluated']} expectations, {_num(cell['row_count'])} rows"
+            if cell is not None and cell["quality_score"] is not None:
+                tip += f", quality score {_pct(cell['quality_score'])}"
             parts.append(
                 f'<rect class="cell" x="{left + i * slot + 1:.1f}" y="{y + 2}" width="{slot - 2:.1f}" '
                 f'height="{row_h - 4}" rx="3" fill="{color}">'
                 f"<title>{_e(name)} {_e(labels[i])}: {_e(tip)}</title></rect>"
             )
-            if cell is not None and not cell["success"]:
+            if cell is not None and cell["verdict"] == "failed":
                 parts.append(
                     f'<text x="{left + i * slot + slot / 2:.1f}" y="{y + row_h / 2 + 4:.1f}" text-anchor="middle" '
                     f'style="fill:#fff;font-weight:600">{cell["failed"]}</text>'
@@ -849,7 +877,12 @@ def render_html(data: dict[str, Any]) -> str:
         ]
     )
     quality_legend = _legend(
-        [(_OK, "passed"), (_BAD, "failed (number of failed expectations)"), (_NONE, "not validated")]
+        [
+            (_OK, "passed"),
+            (_REPAIRED, "repaired (failed, then passed after a repair)"),
+            (_BAD, "failed (number of failed expectations)"),
+            (_NONE, "not validated"),
+        ]
     )
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -883,7 +916,8 @@ success rate: answered / dispatched elements of finished tasks; time to complete
 <h2>Data quality per hour</h2>
 {quality_legend}
 {_quality_svg(data)}
-<p class="muted">{q["passed"]} suite-hours passed, {q["failed"]} failed, {q["not_validated"]} not validated.</p>
+<p class="muted">{q["passed"]} suite-hours passed, {q["repaired"]} repaired, {q["failed"]} failed,
+{q["not_validated"]} not validated; lowest quality score {_pct(q["quality_score_min"])}.</p>
 </section>
 <section>
 <h2>Alerts</h2>

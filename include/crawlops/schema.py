@@ -38,6 +38,10 @@ COLUMN_MIGRATIONS: tuple[tuple[str, str, str], ...] = (
     ("amazon_task_information", "answered_count", "ADD COLUMN answered_count INT UNSIGNED NULL AFTER finished_at"),
     ("amazon_task_information", "empty_count", "ADD COLUMN empty_count INT UNSIGNED NULL AFTER answered_count"),
     ("amazon_task_information", "lost_count", "ADD COLUMN lost_count INT UNSIGNED NULL AFTER empty_count"),
+    ("amazon_validation_run", "first_success", "ADD COLUMN first_success TINYINT(1) NULL"),
+    ("amazon_validation_run", "verdict", "ADD COLUMN verdict VARCHAR(16) NULL"),
+    ("amazon_validation_run", "quality_score", "ADD COLUMN quality_score DOUBLE NULL"),
+    ("amazon_alert", "resolved_at", "ADD COLUMN resolved_at DATETIME NULL"),
     # last: its arrival settles the tasks that finished before it (see _settle_existing)
     ("amazon_task_information", "settled_at", "ADD COLUMN settled_at DATETIME NULL AFTER finished_at"),
 )

@@ -61,6 +61,7 @@ class QualitySettings:
     min_records_per_hour: int
     required_mostly: float
     error_rate_max: float
+    data_quality_threshold: float
     freshness_seconds: int
     anomaly_seasonality: str
     anomaly_history_days: int
@@ -203,7 +204,7 @@ def _check_ranges(section: Any, where: str) -> None:
         label = f"{where}.{field.name}"
         if isinstance(value, int | float) and value < 0:
             raise ValueError(f"{label}: must not be negative, got {value}")
-        if field.name.endswith(("_rate_min", "_rate_max", "_ratio", "_mostly")) and not 0 <= value <= 1:
+        if field.name.endswith(("_rate_min", "_rate_max", "_ratio", "_mostly", "_threshold")) and not 0 <= value <= 1:
             raise ValueError(f"{label}: must lie in [0, 1], got {value}")
         if field.name.endswith(("batch_size", "max_target_length", "max_pages_limit", "per_minute")) and value < 1:
             raise ValueError(f"{label}: must be at least 1, got {value}")

@@ -153,6 +153,8 @@ CREATE TABLE IF NOT EXISTS amazon_alert (
     delivered_at       DATETIME      NULL,
     delivery_error     TEXT          NULL,
     suppressed_count   INT UNSIGNED  NOT NULL DEFAULT 0,
+    -- set when a later run of the same window no longer makes this finding
+    resolved_at        DATETIME      NULL,
     PRIMARY KEY (id),
     UNIQUE KEY uq_alert_window (fingerprint, window_start),
     KEY idx_alert_fingerprint (fingerprint, created_at),
@@ -188,6 +190,11 @@ CREATE TABLE IF NOT EXISTS amazon_validation_run (
     results         LONGTEXT      NULL,
     dag_run_id      VARCHAR(250)  NULL,
     validated_at    DATETIME      NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    -- history a re-run cannot erase: the first verdict, and passed / failed / repaired
+    first_success   TINYINT(1)    NULL,
+    verdict         VARCHAR(16)   NULL,
+    -- share of the window's rows passing every validity and required-field rule
+    quality_score   DOUBLE        NULL,
     PRIMARY KEY (id),
     UNIQUE KEY uq_validation_window (suite_name, table_name, window_start, window_end),
     KEY idx_validation_time (window_start)

@@ -92,6 +92,7 @@ class QualityCell(BaseModel):
     failed: int | None = None
     row_count: int | None = None
     findings: int | None = None
+    quality_score: float | None = None
 
 
 class QualityStrip(_Model):

@@ -75,7 +75,7 @@ class ValidateSuiteOperator(BaseOperator):
         return path if path.is_absolute() else include_dir() / "expectations" / path
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from crawlops import validation
+        from crawlops import quality, validation
         from crawlops.alerts import record_check, record_findings
         from crawlops_airflow.runtime import load_settings, mysql_connection, sqlalchemy_url
 
@@ -94,18 +94,29 @@ class ValidateSuiteOperator(BaseOperator):
         findings = validation.report_findings(report)
         with mysql_connection() as conn:
             validation.store_report(conn, report, dag_run_id=context["run_id"])
-            record_findings(conn, findings, window=window, dag_run_id=context["run_id"])
+            score, rows = quality.quality_score(conn, self.table, window, settings, validation.REQUIRED_COLUMNS)
+            validation.store_quality_score(conn, report, score)
+            threshold = settings.quality.data_quality_threshold
+            findings += quality.quality_score_finding(self.table, window, score, rows, threshold)
+            self.log.info("quality score %s (threshold %s) over %d rows", score, threshold, rows)
+            owned = [e["meta"]["name"] for e in validation.load_suite(self._suite_path())["expectations"]]
+            owned.append("data_quality")
+            record_findings(conn, findings, window=window, dag_run_id=context["run_id"], resolves=owned)
             record_check(
                 conn,
                 f"suite:{report.suite_name}",
                 window,
                 status="pass" if report.success else "fail",
                 findings=len(findings),
-                details={"failed": [o.name for o in report.failed_outcomes()], "rows": report.row_count},
+                details={
+                    "failed": [o.name for o in report.failed_outcomes()],
+                    "rows": report.row_count,
+                    "quality_score": score,
+                },
                 dag_run_id=context["run_id"],
             )
         self.log.info("%s", report.summary())
-        result = report.to_json()
+        result = {**report.to_json(), "quality_score": score}
         if not report.success and self.fail_on_error:
             context["ti"].xcom_push(key="return_value", value=result)
             raise SuiteValidationFailed(str(validation.ValidationFailed(report)), result)

@@ -263,3 +263,74 @@ def test_redis_down_is_delivered_on_the_first_attempt(dag, mysql, dingtalk, monk
     # Delivered by the attempt that found it (one try), not held until the run's end.
     assert rows(mysql, "SELECT level, delivery_status, delivery_attempts FROM amazon_alert "
                        "WHERE check_name = 'redis_reachable'") == (("CRITICAL", "sent", 1),)  # fmt: skip
+
+
+def test_a_rerun_after_repair_reads_repaired_and_resolves_what_no_longer_holds(
+    dag, mysql, redis_client, settings, config, crawler
+):
+    from crawlops import dashboard, report
+    from crawlops.model import Window
+
+    crawl_the_hour(mysql, redis_client, settings, config, crawler, invalid=6)
+    run(dag, HOUR.end)  # fails its suite; quarantine moves the 6 rows
+
+    _, tis = run(dag, HOUR.end)  # an operator re-checks the hour: the data is clean now
+
+    assert tis["validate_results"] == "success"
+    assert rows(mysql, "SELECT success, first_success, verdict, quality_score FROM amazon_validation_run") == (
+        (1, 0, "repaired", 1.0),
+    )
+    # The first run's findings that no longer hold are resolved, not current.
+    assert set(
+        rows(
+            mysql,
+            "SELECT check_name, resolved_at IS NOT NULL FROM amazon_alert "
+            "WHERE check_name IN ('price_non_negative', 'invalid_data')",
+        )
+    ) == {
+        ("price_non_negative", 1),
+        ("invalid_data", 1),
+    }
+    day = Window(HOUR.start.replace(hour=0), HOUR.start.replace(hour=0) + dt.timedelta(days=1))
+    built = report.build_daily_report(mysql, redis_client, settings, day, tz="UTC")
+    quality = built.data["quality"]
+    assert (quality["passed"], quality["repaired"], quality["failed"]) == (0, 1, 0)
+    assert "1 repaired" in built.markdown
+    span = dashboard.HourRange.of(HOUR.start, HOUR.end)
+    (strip,) = [s for s in dashboard.quality_by_hour(mysql, span)["strips"] if s["kind"] == "suite"]
+    assert strip["cells"][0]["status"] == "repaired" and strip["cells"][0]["quality_score"] == 1.0
+
+
+def test_a_low_quality_hour_is_an_error_with_its_score(dag, mysql, redis_client, settings, config, crawler):
+    crawl_the_hour(mysql, redis_client, settings, config, crawler, invalid=30)  # 120 of 150 good: 0.8
+
+    run(dag, HOUR.end)
+
+    assert rows(mysql, "SELECT quality_score FROM amazon_validation_run") == ((0.8,),)
+    assert rows(mysql, "SELECT level FROM amazon_alert WHERE check_name = 'data_quality'") == (("ERROR",),)
+
+
+def test_the_midnight_report_includes_the_hour_that_closes_the_day(
+    dag, mysql, redis_client, settings, config, crawler, monkeypatch, tmp_path
+):
+    import json
+
+    monkeypatch.setenv("CRAWLOPS__REPORT__REPORTS_DIR", json.dumps(str(tmp_path)))
+    last = hour_window_starting(dt.datetime(2026, 11, 3, 23, tzinfo=UTC), "UTC")
+    config([("search_result", f"keyword {i}", "US", "hourly", 5) for i in range(30)])
+    dispatch.record_plan(mysql, settings, dispatch.plan_window(mysql, settings, last, "UTC"))
+    dispatch.push_window(mysql, redis_client, settings, last)
+    task_id = f"search_result_{last.epoch}_hourly"
+    crawler.succeed(task_id, crawler.take(task_id, 150))
+    with mysql.cursor() as cur:
+        cur.execute("UPDATE amazon_search_result SET create_time = %s + INTERVAL id SECOND", (last.naive()[0],))
+    mysql.commit()
+
+    _, tis = run(dag, last.end)  # the real task order of the run that closes the day
+
+    assert tis["validate_results"] == "success" and tis["daily_report"] == "success"
+    (stored,) = rows(mysql, "SELECT summary FROM amazon_daily_report")
+    summary = json.loads(stored[0])
+    # 23:00 is validated (the other 23 hours had no crawl and no checks in this test)
+    (suite,) = summary["quality"]["suites"].values()
+    assert suite["hours"][23]["verdict"] == "passed" and summary["quality"]["passed"] == 1

@@ -185,3 +185,42 @@ def test_without_a_channel_alerts_are_stored_and_marked(mysql, settings):
 
     assert outcome == {"logged": 1, "sent": 0, "suppressed": 0, "failed": 0, "deferred": 0, "no_channel": 1}
     assert [row[1] for row in alert_rows(mysql)] == ["no_channel", "logged"]
+
+
+def test_an_alert_that_escalates_on_a_rerun_is_delivered(mysql, dingtalk, settings):
+    record_findings(mysql, [finding("invalid_data", Level.INFO, "amazon_search_result", "3 invalid rows")], window=HOUR)
+    first = deliver_alerts(mysql, robot_for(dingtalk), settings.alerts)
+    assert (first["logged"], first["sent"], dingtalk.messages) == (1, 0, [])
+
+    # The same window re-run finds it worse: the same row, now an ERROR, goes out.
+    record_findings(
+        mysql, [finding("invalid_data", Level.ERROR, "amazon_search_result", "40 invalid rows")], window=HOUR
+    )
+    second = deliver_alerts(mysql, robot_for(dingtalk), settings.alerts)
+
+    assert second["sent"] == 1
+    (message,) = dingtalk.messages
+    assert "40 invalid rows" in message["markdown"]["text"]
+    assert [r[:2] for r in alert_rows(mysql)] == [("invalid_data", "sent")]
+    # Re-recording it at the same level (or lower) does not send it again.
+    record_findings(
+        mysql, [finding("invalid_data", Level.ERROR, "amazon_search_result", "40 invalid rows")], window=HOUR
+    )
+    assert deliver_alerts(mysql, robot_for(dingtalk), settings.alerts)["sent"] == 0
+
+
+def test_a_finding_a_rerun_no_longer_makes_is_resolved(mysql):
+    stale = finding("invalid_data", Level.ERROR, "amazon_search_result", "6 invalid rows")
+    other = finding("volume_anomaly", Level.ERROR, "amazon_search_result", "a drop")
+    record_findings(mysql, [stale, other], window=HOUR, resolves=("invalid_data",))
+
+    record_findings(mysql, [], window=HOUR, resolves=("invalid_data",))  # the re-run finds nothing
+
+    with mysql.cursor() as cur:
+        cur.execute("SELECT check_name, resolved_at IS NOT NULL FROM amazon_alert ORDER BY check_name")
+        # only the check's own findings are judged: another check's stays current
+        assert cur.fetchall() == (("invalid_data", 1), ("volume_anomaly", 0))
+    record_findings(mysql, [stale], window=HOUR, resolves=("invalid_data",))  # found again: current again
+    with mysql.cursor() as cur:
+        cur.execute("SELECT resolved_at FROM amazon_alert WHERE check_name = 'invalid_data'")
+        assert cur.fetchone() == (None,)

@@ -310,3 +310,34 @@ def test_a_crawl_resuming_after_an_idle_spell_gets_its_time(mysql, redis_client,
     # An hour later with still nothing, it is stale.
     later = dt.datetime.now(UTC) + dt.timedelta(minutes=61)
     assert len(quality.check_freshness(mysql, settings, later)[1]) == 3
+
+
+# --- quality score ----------------------------------------------------------------------
+
+
+def test_quality_score_is_the_share_of_rows_passing_every_rule(mysql, settings):
+    from crawlops.validation import REQUIRED_COLUMNS
+
+    start = HOUR.naive()[0]
+    rows = []
+    for i in range(100):
+        price = -1 if i < 5 else 9.99  # 5 invalid
+        title = None if 5 <= i < 8 else "item"  # 3 missing a required field
+        rows.append((TASK, "kw", "US", f"B0{i:08d}", title, price, 4.5, 1, i + 1, start + dt.timedelta(seconds=i)))
+    with mysql.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO amazon_search_result (task_id, keyword, marketplace, asin, title, price, rating, page, "
+            "position, create_time) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            rows,
+        )
+    mysql.commit()
+
+    score, count = quality.quality_score(mysql, "amazon_search_result", HOUR, settings, REQUIRED_COLUMNS)
+
+    assert (score, count) == (0.92, 100)
+    assert quality.quality_score_finding("amazon_search_result", HOUR, score, count, 0.9) == []
+    (below,) = quality.quality_score_finding("amazon_search_result", HOUR, score, count, 0.95)
+    assert (below.level, below.check, below.details["score"]) == (Level.ERROR, "data_quality", 0.92)
+    assert settings.quality.data_quality_threshold == 0.9
+    assert quality.quality_score(mysql, "amazon_search_result", Window(HOUR.end, HOUR.end + dt.timedelta(hours=1)),
+                                 settings, REQUIRED_COLUMNS) == (None, 0)  # fmt: skip
