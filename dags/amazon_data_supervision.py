@@ -15,7 +15,7 @@ what needs repair? At each day's close: the daily report.
 | `schema_drift` | hourly | the table's columns and types against what the suite expects |
 | `completeness` | hourly | settles what is due, then the hour's account: tasks settled in the hour with elements taken and never answered (sent to their retry task) |
 | `quarantine_invalid` | hourly | invalid rows moved to `amazon_search_result_quarantine` with the rule they failed |
-| `day_closes` / `daily_report` | daily | the run whose window ends at 00:00 (or `run_daily`: the day so far): task statistics, quality per hour, volume against its band, alerts, system health; stored in `amazon_daily_report`, written as one self-contained HTML page under the reports folder, sent to DingTalk as Markdown |
+| `day_closes` / `daily_report` | daily | after the closing hour's checks, in the run whose window ends at 00:00 (or `run_daily`: the day so far; with `check_hour`: that hour's whole day): task statistics, quality per hour (passed / repaired / failed, quality score), volume against its band, alerts, system health; stored in `amazon_daily_report`, written as one self-contained HTML page under the reports folder, sent to DingTalk as Markdown (a report that could not be sent is sent by a later run, and its check reads `unsent` until then) |
 | `summarize` | every run | the run's findings by level, delivered to DingTalk (WARNING and above, batched, suppressed, rate-limited); fails the run if the system check failed |
 
 Every finding is stored in `amazon_alert` (one row per check, subject and window) and
@@ -42,9 +42,32 @@ SUITE = "amazon_search_result.json"
 
 
 def _window(context):
-    from crawlops_airflow.runtime import run_window
+    """The run's 5-minute window; with ``check_hour``, the one that closes that hour."""
+    import datetime as dt
 
+    from crawlops.model import Window
+    from crawlops_airflow.runtime import requested_hour, run_window
+
+    hour = requested_hour(context, "check_hour")
+    if hour is not None:
+        return Window(hour.end - dt.timedelta(minutes=5), hour.end)
     return run_window(context, minutes=5)
+
+
+def _report_day(context):
+    """The day the report covers: the day up to this run's window end; with ``check_hour``,
+    the whole day that hour belongs to."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from crawlops.model import Window, day_ending
+
+    window = _window(context)
+    if context["params"].get("check_hour"):
+        local = window.start.astimezone(ZoneInfo(TZ))
+        midnight = dt.datetime.combine(local.date() + dt.timedelta(days=1), dt.time(0), tzinfo=ZoneInfo(TZ))
+        window = Window(midnight - dt.timedelta(minutes=5), midnight)
+    return day_ending(window, TZ)
 
 
 @dag(
@@ -53,10 +76,13 @@ def _window(context):
     start_date=pendulum.datetime(2026, 1, 1, tz=TZ),
     catchup=False,
     max_active_runs=3,
+    # A hung socket must not hold worker slots: no run outlives 50 minutes, no task 20.
+    dagrun_timeout=pendulum.duration(minutes=50),
     doc_md=__doc__,
     default_args={
         "owner": "crawl-ops",
         "retries": 2,
+        "execution_timeout": pendulum.duration(minutes=20),
         "retry_delay": pendulum.duration(seconds=30),
         "retry_exponential_backoff": True,
         "max_retry_delay": pendulum.duration(minutes=5),
@@ -70,6 +96,14 @@ def _window(context):
         ),
         "run_daily": Param(
             False, type="boolean", title="Build the daily report", description="Report on the day ending with this run."
+        ),
+        "check_hour": Param(
+            None,
+            type=["null", "string"],
+            format="date-time",
+            title="Re-check an hour",
+            description="Run the hourly checks on the hour starting here (on the hour); with 'Build the daily "
+            "report', rebuild that hour's whole day. Empty: the run's own window.",
         ),
     },
 )
@@ -157,7 +191,8 @@ def amazon_data_supervision():
     def hour_closes(**context) -> bool:
         from crawlops.model import closes_hour
 
-        return closes_hour(_window(context), TZ) or bool(context["params"]["run_hourly"])
+        params = context["params"]
+        return closes_hour(_window(context), TZ) or bool(params["run_hourly"] or params["check_hour"])
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)
     def day_closes(**context) -> bool:
@@ -237,10 +272,9 @@ def amazon_data_supervision():
         from crawlops import report as daily
         from crawlops.alerts import record_check
         from crawlops.delivery import run_link, send_document
-        from crawlops.model import day_ending
         from crawlops_airflow.runtime import load_settings, mysql_connection, redis_client
 
-        day, settings = day_ending(_window(context), TZ), load_settings()
+        day, settings = _report_day(context), load_settings()
         run_url = run_link(settings.alerts.airflow_base_url, "amazon_data_supervision", context["run_id"])
         notifier = DingTalkNotifier()
         with mysql_connection() as conn:
@@ -248,15 +282,17 @@ def amazon_data_supervision():
             daily.store_report(conn, built, dag_run_id=context["run_id"])
             path = daily.write_html(built, settings.report.directory())
             robot = notifier.robot(settings.alerts.delivery_timeout_seconds)
-            sent = "no channel"
+            sent, status = "no channel", "no_channel"
             if robot is not None:
                 error = send_document(
                     conn, robot, f"Crawl daily report {built.day}", built.markdown, settings.alerts,
                     dag_run_id=context["run_id"],
                 )  # fmt: skip
-                sent = error or "sent"
+                daily.record_delivery(conn, built.day, error)
+                # not "pass" until it went out: a later run sends it (summarize) and records pass
+                sent, status = (f"not sent: {error}", "unsent") if error else ("sent", "pass")
             record_check(
-                conn, "daily_report", day, status="pass", details={"html": str(path), "dingtalk": sent},
+                conn, "daily_report", day, status=status, details={"html": str(path), "dingtalk": sent},
                 dag_run_id=context["run_id"],
             )  # fmt: skip
         context["task"].log.info("daily report for %s written to %s; DingTalk: %s", built.day, path, sent)
@@ -279,6 +315,9 @@ def amazon_data_supervision():
         summary = {"window": [start.isoformat(), end.isoformat()], "findings_by_level": by_level}
         log.info("supervision summary: %s", summary)
         DingTalkNotifier().notify(context)  # the run's alerts (and earlier failed deliveries), batched
+        resent = DingTalkNotifier().resend_reports(context)  # daily reports that did not go out
+        if resent:
+            log.info("daily reports sent late: %s", resent)
         if system is None or health is None:
             raise RuntimeError("system check or task health did not complete: see those tasks; findings were recorded")
         return summary
@@ -288,7 +327,10 @@ def amazon_data_supervision():
     fresh = freshness()
     hourly = hour_closes()
     daily = day_closes()
-    validate = ValidateSuiteOperator(task_id="validate_results", suite=SUITE, table=RESULTS_TABLE)
+    validate = ValidateSuiteOperator(
+        task_id="validate_results", suite=SUITE, table=RESULTS_TABLE, hour_param="check_hour",
+        execution_timeout=pendulum.duration(minutes=30),
+    )  # fmt: skip
     checks = [validate, volume_anomaly(), schema_drift(), completeness(), quarantine_invalid()]
     report = daily_report()
 

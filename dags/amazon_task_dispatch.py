@@ -50,10 +50,13 @@ def _is_dry_run(context) -> bool:
     start_date=pendulum.datetime(2026, 1, 1, tz=TZ),
     catchup=False,
     max_active_runs=4,
+    # A hung socket must not hold worker slots: no run outlives 2 hours, no task 45 minutes.
+    dagrun_timeout=pendulum.duration(hours=2),
     doc_md=__doc__,
     default_args={
         "owner": "crawl-ops",
         "retries": 2,
+        "execution_timeout": pendulum.duration(minutes=45),
         "retry_delay": pendulum.duration(minutes=1),
         # A task that failed for good becomes an ERROR alert naming the DAG, task and run.
         "on_failure_callback": DingTalkNotifier(record_failure=True),

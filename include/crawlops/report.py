@@ -389,6 +389,28 @@ def store_report(conn: Any, report: DailyReport, *, dag_run_id: str | None) -> N
     conn.commit()
 
 
+def record_delivery(conn: Any, day: dt.date, error: str | None) -> None:
+    """The outcome of sending the day's report: ``sent_at`` on success, the error otherwise."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "UPDATE amazon_daily_report SET sent_at = IF(%s IS NULL, UTC_TIMESTAMP(), NULL), send_error = %s "
+            "WHERE report_date = %s",
+            (error, error, day),
+        )
+    conn.commit()
+
+
+def unsent_reports(conn: Any, *, days: int = 7) -> list[tuple[dt.date, str]]:
+    """Reports built in the last ``days`` days that did not go out: (day, markdown), oldest first."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT report_date, markdown FROM amazon_daily_report WHERE sent_at IS NULL "
+            "AND created_at >= UTC_TIMESTAMP() - INTERVAL %s DAY ORDER BY report_date",
+            (days,),
+        )
+        return [(day, str(text)) for day, text in cur.fetchall()]
+
+
 def summary_json(data: dict[str, Any]) -> str:
     """The report's numbers as JSON for the summary column; per-hour detail is dropped if too long."""
     text = json.dumps(data, ensure_ascii=False, sort_keys=True)

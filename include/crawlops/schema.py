@@ -42,6 +42,8 @@ COLUMN_MIGRATIONS: tuple[tuple[str, str, str], ...] = (
     ("amazon_validation_run", "verdict", "ADD COLUMN verdict VARCHAR(16) NULL"),
     ("amazon_validation_run", "quality_score", "ADD COLUMN quality_score DOUBLE NULL"),
     ("amazon_alert", "resolved_at", "ADD COLUMN resolved_at DATETIME NULL"),
+    ("amazon_daily_report", "sent_at", "ADD COLUMN sent_at DATETIME NULL"),
+    ("amazon_daily_report", "send_error", "ADD COLUMN send_error TEXT NULL"),
     # last: its arrival settles the tasks that finished before it (see _settle_existing)
     ("amazon_task_information", "settled_at", "ADD COLUMN settled_at DATETIME NULL AFTER finished_at"),
 )

@@ -223,6 +223,9 @@ CREATE TABLE IF NOT EXISTS amazon_daily_report (
     summary       TEXT          NULL,
     dag_run_id    VARCHAR(250)  NULL,
     created_at    DATETIME      NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    -- DingTalk delivery: sent_at once it went out; a report not sent is retried by later runs
+    sent_at       DATETIME      NULL,
+    send_error    TEXT          NULL,
     PRIMARY KEY (report_date)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 

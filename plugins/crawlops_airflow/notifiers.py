@@ -62,6 +62,45 @@ class DingTalkNotifier(BaseNotifier):
             mask_secret(robot.url())  # the signed URL, as a whole, too
         return robot if robot.token else None
 
+    def resend_reports(self, context: Any) -> list[str]:
+        """Send the daily reports of the last week that did not go out (rate budget spent,
+        DingTalk down); each one sent is recorded and its check turns ``pass``. Never raises."""
+        import datetime as dt
+        from zoneinfo import ZoneInfo
+
+        from crawlops import report
+        from crawlops.delivery import send_document
+        from crawlops.settings import dag_timezone
+        from crawlops_airflow.runtime import mysql_connection, settings_or_defaults
+
+        sent: list[str] = []
+        try:
+            settings = settings_or_defaults()
+            robot = self.robot(settings.alerts.delivery_timeout_seconds)
+            if robot is None:
+                return sent
+            with mysql_connection() as conn:
+                for day, markdown in report.unsent_reports(conn):
+                    error = send_document(
+                        conn, robot, f"Crawl daily report {day}", markdown, settings.alerts,
+                        dag_run_id=context.get("run_id"),
+                    )  # fmt: skip
+                    report.record_delivery(conn, day, error)
+                    if error:
+                        break  # the budget or the robot: a later run goes on
+                    start = dt.datetime.combine(day, dt.time(0), tzinfo=ZoneInfo(dag_timezone()))
+                    with conn.cursor() as cur:
+                        cur.execute(
+                            "UPDATE amazon_check_run SET status = 'pass' WHERE check_name = 'daily_report' "
+                            "AND status = 'unsent' AND window_start = %s",
+                            (start.astimezone(dt.UTC).replace(tzinfo=None),),
+                        )
+                    conn.commit()
+                    sent.append(str(day))
+        except Exception:
+            self.log.exception("resending daily reports failed; a later run tries again")
+        return sent
+
     def notify(self, context: Any) -> None:
         try:
             self._notify(context)
@@ -119,7 +158,11 @@ def _record_task_failure(conn: Any, context: Any) -> None:
         action="Airflow retries the task while it has retries left; this alert is for the failure that ended them",
     )
     minutes = 60 if dag_id == "amazon_task_dispatch" else 5
-    record_findings(conn, [finding], window=run_window(context, minutes=minutes), dag_run_id=context.get("run_id"))
+    try:
+        window = run_window(context, minutes=minutes)
+    except Exception:  # the failure may be the window itself (a bad param): file it under the run's interval
+        window = run_window({**context, "params": {}}, minutes=minutes)
+    record_findings(conn, [finding], window=window, dag_run_id=context.get("run_id"))
 
 
 OUTAGE_VARIABLE = "crawlops_outage_state"

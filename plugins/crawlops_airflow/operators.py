@@ -9,7 +9,8 @@
 
 The window defaults to the last complete hour at the end of the run's window (the hour
 that closes with it, in the run that closes an hour); ``window_start`` /
-``window_end`` (templated, ISO 8601) pick any other. The result is stored in
+``window_end`` (templated, ISO 8601) pick any other, and ``hour_param`` names a trigger
+param that, when set, picks the hour to validate (``check_hour`` in the supervision DAG). The result is stored in
 ``amazon_validation_run`` (one row per suite, table and window), pushed as the task's
 XCom, and its failed expectations recorded as ERROR findings. A failed suite raises
 ``SuiteValidationFailed`` naming every failed expectation; it is not retried, since a
@@ -48,9 +49,11 @@ class ValidateSuiteOperator(BaseOperator):
         partition_column: str | None = "create_hour",
         window_column: str = "create_time",
         fail_on_error: bool = True,
+        hour_param: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.hour_param = hour_param
         self.suite = suite
         self.table = table
         self.window_start = window_start
@@ -62,10 +65,13 @@ class ValidateSuiteOperator(BaseOperator):
     def _window(self, context: Any):
         from crawlops.model import Window, last_complete_hour
         from crawlops.settings import dag_timezone
-        from crawlops_airflow.runtime import run_window
+        from crawlops_airflow.runtime import requested_hour, run_window
 
         if self.window_start and self.window_end:
             return Window(dt.datetime.fromisoformat(self.window_start), dt.datetime.fromisoformat(self.window_end))
+        picked = requested_hour(context, self.hour_param) if self.hour_param else None
+        if picked is not None:
+            return picked
         return last_complete_hour(run_window(context, minutes=5).end, dag_timezone())
 
     def _suite_path(self) -> Path:

@@ -32,9 +32,9 @@ def run_window(context: Mapping[str, Any], *, minutes: int = 60) -> Window:
        re-running it works on the same window again.
     """
     tz = dag_timezone()
-    requested = (context.get("params") or {}).get("interval_start")
-    if requested:
-        return hour_window_starting(dt.datetime.fromisoformat(str(requested)), tz)
+    requested = requested_hour(context, "interval_start")
+    if requested is not None:
+        return requested
     start, end = context.get("data_interval_start"), context.get("data_interval_end")
     if start is not None and end is not None and end > start:
         return Window(start, end)
@@ -42,6 +42,21 @@ def run_window(context: Mapping[str, Any], *, minutes: int = 60) -> Window:
     window = last_complete_interval(run_after, tz, minutes=minutes)
     log.info("run has no data interval; using the last complete interval before run_after %s: %s", run_after, window)
     return window
+
+
+def requested_hour(context: Mapping[str, Any], param: str) -> Window | None:
+    """The hour a person picked in the trigger form (``param``), or None. A value that is not an
+    ISO 8601 date-time on the hour (in the DAG timezone) fails the task at once, without
+    retries, naming the param: retrying cannot fix it."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    value = (context.get("params") or {}).get(param)
+    if not value:
+        return None
+    try:
+        return hour_window_starting(dt.datetime.fromisoformat(str(value)), dag_timezone())
+    except ValueError as exc:
+        raise AirflowFailException(f"param {param}={value!r} is not an hour: {exc}") from None
 
 
 def load_settings() -> Settings:

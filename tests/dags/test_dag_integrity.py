@@ -33,6 +33,15 @@ def test_every_dag_has_docs_tags_owner_and_retries(dagbag):
             assert task.owner == "crawl-ops", f"{dag_id}.{task.task_id}"
 
 
+def test_every_task_and_run_has_a_time_limit(dagbag):
+    """A hung socket cannot hold a worker slot forever."""
+    for dag_id, dag in dagbag.dags.items():
+        assert dag.dagrun_timeout is not None and dag.dagrun_timeout.total_seconds() > 0, dag_id
+        for task in dag.tasks:
+            limit = task.execution_timeout
+            assert limit is not None and 0 < limit.total_seconds() <= dag.dagrun_timeout.total_seconds(), task
+
+
 def test_dispatch_window_is_a_real_hourly_interval(dagbag):
     from airflow.sdk import CronDataIntervalTimetable
 

@@ -199,3 +199,40 @@ def test_a_task_past_its_retry_budget_raises_a_critical_alert(dag, mysql, redis_
     with mysql.cursor() as cur:
         cur.execute("SELECT task_status FROM amazon_task_information WHERE task_id = %s", (task_id,))
         assert cur.fetchone() == ("Dead",)
+
+
+def failure_titles(mysql, task_id):
+    """What the failure callback told people about ``task_id`` (the part after the run id)."""
+    with mysql.cursor() as cur:
+        cur.execute(
+            "SELECT title FROM amazon_alert WHERE check_name = 'task_failed' AND subject LIKE %s", (f"%.{task_id}",)
+        )
+        return [title.split(": ", 1)[1] for (title,) in cur.fetchall()]
+
+
+def failed_at_once(dag_run, task_id):
+    ti = {t.task_id: t for t in dag_run.get_task_instances()}[task_id]
+    return ti.state, ti.try_number
+
+
+def test_an_interval_start_off_the_hour_fails_at_once_naming_the_param(dag, mysql, redis_client, config):
+    config(ROWS)
+
+    dag_run = dag.test(logical_date=NOON, run_conf={"interval_start": "2026-11-03T12:30:00+00:00"})
+
+    # One try: a retry (two more, a minute apart) could not fix a bad param.
+    assert failed_at_once(dag_run, "record_tasks") == ("failed", 1)
+    assert state(mysql, redis_client)[0] == ()
+    (title,) = failure_titles(mysql, "record_tasks")
+    assert title.startswith("param interval_start='2026-11-03T12:30:00+00:00' is not an hour")
+
+
+def test_a_malformed_settings_variable_fails_at_once_naming_it(dag, mysql, redis_client, config, monkeypatch):
+    config(ROWS)
+    monkeypatch.setenv("AIRFLOW_VAR_CRAWLOPS_SETTINGS", '{"dispatch": {"retry_limitt": 5}}')
+
+    dag_run = dag.test(logical_date=NOON + dt.timedelta(hours=1))
+
+    assert failed_at_once(dag_run, "record_tasks") == ("failed", 1)
+    (title,) = failure_titles(mysql, "record_tasks")
+    assert "Airflow Variable crawlops_settings" in title and "retry_limitt" in title

@@ -334,3 +334,39 @@ def test_the_midnight_report_includes_the_hour_that_closes_the_day(
     # 23:00 is validated (the other 23 hours had no crawl and no checks in this test)
     (suite,) = summary["quality"]["suites"].values()
     assert suite["hours"][23]["verdict"] == "passed" and summary["quality"]["passed"] == 1
+
+
+def test_check_hour_reruns_that_hours_checks_from_the_form(dag, mysql, redis_client, settings, config, crawler):
+    crawl_the_hour(mysql, redis_client, settings, config, crawler)
+
+    # Any logical date: the form's hour decides which hour is checked.
+    state, tis = run(dag, HOUR.end + dt.timedelta(hours=7, minutes=35), check_hour=HOUR.start.isoformat())
+
+    assert {t: tis[t] for t in HOURLY} == dict.fromkeys(HOURLY, "success") and state == "success"
+    assert rows(mysql, "SELECT window_start, window_end, verdict FROM amazon_validation_run") == (
+        (HOUR.naive()[0], HOUR.naive()[1], "passed"),
+    )
+
+
+def test_a_report_that_could_not_be_sent_is_sent_by_a_later_run(
+    dag, mysql, redis_client, settings, config, crawler, dingtalk, monkeypatch, tmp_path
+):
+    import json
+
+    monkeypatch.setenv("CRAWLOPS__REPORT__REPORTS_DIR", json.dumps(str(tmp_path)))
+    dingtalk_conn(monkeypatch, dingtalk)
+    crawl_the_hour(mysql, redis_client, settings, config, crawler)
+    midnight = dt.datetime(2026, 11, 4, tzinfo=UTC)
+    dingtalk.mode = "http500"  # DingTalk is down at midnight
+
+    run(dag, midnight)
+
+    assert rows(mysql, "SELECT status FROM amazon_check_run WHERE check_name = 'daily_report'") == (("unsent",),)
+    assert rows(mysql, "SELECT sent_at IS NULL, send_error FROM amazon_daily_report") == ((1, "HTTP 500"),)
+
+    dingtalk.mode = "ok"
+    run(dag, midnight + dt.timedelta(minutes=5))  # any later run
+
+    assert any("2026-11-03" in m["markdown"]["title"] for m in dingtalk.messages)
+    assert rows(mysql, "SELECT sent_at IS NOT NULL FROM amazon_daily_report") == ((1,),)
+    assert rows(mysql, "SELECT status FROM amazon_check_run WHERE check_name = 'daily_report'") == (("pass",),)
