@@ -30,7 +30,6 @@ class TaskStatus(StrEnum):
 
 
 OPEN_STATUSES = (TaskStatus.PENDING, TaskStatus.IN_PROGRESS)
-FINISHED_STATUSES = (TaskStatus.COMPLETED, TaskStatus.FAILED)
 
 
 def as_utc(instant: dt.datetime) -> dt.datetime:
