@@ -116,7 +116,7 @@ def amazon_data_supervision():
         from crawlops.alerts import record_findings
         from crawlops.settings import VARIABLE_NAME, Settings
         from crawlops_airflow.notifiers import DingTalkNotifier, outage_alarm, record_recovered_outages
-        from crawlops_airflow.runtime import load_settings, mysql_connection, redis_client
+        from crawlops_airflow.runtime import load_settings, open_mysql, redis_client
 
         window, variable = _window(context), f"settings Variable {VARIABLE_NAME}"
         try:
@@ -127,8 +127,7 @@ def amazon_data_supervision():
             outage_alarm(variable, exc, Settings.load(), context)
             raise
         try:
-            opened = mysql_connection()
-            conn = opened.__enter__()
+            conn = open_mysql()
             with conn.cursor() as cur:
                 cur.execute("SELECT 1")
         except Exception as exc:
@@ -144,7 +143,7 @@ def amazon_data_supervision():
                 raise
             record_findings(conn, findings, window=window, dag_run_id=context["run_id"])
         finally:
-            opened.__exit__(None, None, None)
+            conn.close()
         return {"mysql": "ok", "redis": facts, "recovered": recovered, "findings": [f.to_json() for f in findings]}
 
     @task

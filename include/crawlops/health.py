@@ -84,23 +84,13 @@ class HealthReport:
         }
 
 
-def lifecycle_now(conn: Any, reference: dt.datetime) -> dt.datetime:
-    """The time lifecycle decisions (grace periods, settled_at) count from: the later of the
-    run's reference and the database clock, so a backfilled run never judges live Redis
-    state as of the past."""
-    with conn.cursor() as cur:
-        cur.execute("SELECT UTC_TIMESTAMP()")
-        (db_now,) = cur.fetchone()
-    return max(reference.astimezone(dt.UTC).replace(tzinfo=None), db_now)
-
-
 def check_tasks(
     conn: Any, r: Any, settings: Settings, reference: dt.datetime, *, dry_run: bool = False
 ) -> HealthReport:
     """Track every task (sync, settle, reconcile), then timeouts (handled), stalls, success
     rate per crawl object and queue depth, as of ``reference``."""
     health = settings.health
-    now = lifecycle_now(conn, reference)
+    now = lifecycle.decision_time(conn, reference)
     tracking = lifecycle.track(conn, r, settings, now=now, dry_run=dry_run)
     synced = tracking.open or lifecycle.OpenTasks([], {}, {}, {}, [])
     ref = reference.astimezone(dt.UTC).replace(tzinfo=None)

@@ -411,6 +411,13 @@ def retry_failures(conn: Any, r: Any, settings: Settings, **kwargs: Any) -> dict
             "findings": [f.to_json() for f in tracking.findings("amazon_task_dispatch")]}  # fmt: skip
 
 
+def decision_time(conn: Any, reference: dt.datetime) -> dt.datetime:
+    """The time lifecycle decisions (grace periods, settled_at) count from: the later of a
+    run's reference and the database clock, so a backfilled run never judges live Redis
+    state as of the past."""
+    return max(_naive_utc(reference), _db_now(conn))
+
+
 def _naive_utc(instant: dt.datetime) -> dt.datetime:
     return instant.astimezone(dt.UTC).replace(tzinfo=None) if instant.tzinfo else instant
 
@@ -459,7 +466,8 @@ def _settle(
         if write:
             store.record_settlement(
                 conn, task.task_id, status=TaskStatus.FAILED.value, failed=len(reported),
-                answered=task.element_count - len(unanswered), lost=len(lost), settled_at=now, last_error=None,
+                answered=task.element_count - len(unanswered), empty=store.empty_count(conn, task.task_id),
+                lost=len(lost), settled_at=now, last_error=None,
             )  # fmt: skip
         return
     unanswered_texts = {e.text for e in unanswered}
@@ -477,7 +485,7 @@ def _settle(
         status, retry_id = TaskStatus.FAILED, fail_key(task.task_id)
     outcome = Settled(
         task.task_id, task.task_type, status.value, task.element_count, task.element_count - len(unanswered),
-        _empty_count(conn, task.task_id), failed, taken_lost, withdrawn, retry_id, reason if unanswered else "",
+        store.empty_count(conn, task.task_id), failed, taken_lost, withdrawn, retry_id, reason if unanswered else "",
     )  # fmt: skip
     tracking.settled.append(outcome)
     if status == TaskStatus.DEAD:
@@ -504,15 +512,9 @@ def _settle(
     elif fail_members:
         r.delete(fkey)  # every reported failure was answered after all
     store.record_settlement(
-        conn, task.task_id, status=status.value, failed=failed, answered=outcome.answered, lost=taken_lost,
-        settled_at=now, last_error=reason if unanswered else None,
+        conn, task.task_id, status=status.value, failed=failed, answered=outcome.answered, empty=outcome.empty,
+        lost=taken_lost, settled_at=now, last_error=reason if unanswered else None,
     )  # fmt: skip
-
-
-def _empty_count(conn: Any, task_id: str) -> int:
-    with conn.cursor() as cur:
-        cur.execute("SELECT COUNT(*) FROM amazon_task_element WHERE task_id = %s AND empty_at IS NOT NULL", (task_id,))
-        return int(cur.fetchone()[0])
 
 
 def hand_to_retry(

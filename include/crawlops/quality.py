@@ -201,9 +201,8 @@ def check_completeness(
     window with elements taken and never answered is a ``missing_data`` WARNING (they went
     to a retry task, or the task is Dead).
     """
-    from crawlops.health import lifecycle_now
-
-    tracking = lifecycle.settle_finished(conn, r, settings, now=lifecycle_now(conn, window.end), dry_run=dry_run)
+    now = lifecycle.decision_time(conn, window.end)
+    tracking = lifecycle.settle_finished(conn, r, settings, now=now, dry_run=dry_run)
     start, end = window.naive()
     with conn.cursor() as cur:
         cur.execute(

@@ -272,6 +272,13 @@ def mark_empty(conn: Any, task_id: str, texts: Sequence[str], *, batch_size: int
     return marked
 
 
+def empty_count(conn: Any, task_id: str) -> int:
+    """Elements of the task's manifest answered empty."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM amazon_task_element WHERE task_id = %s AND empty_at IS NOT NULL", (task_id,))
+        return int(cur.fetchone()[0])
+
+
 def record_settlement(
     conn: Any,
     task_id: str,
@@ -279,6 +286,7 @@ def record_settlement(
     status: str,
     failed: int,
     answered: int,
+    empty: int,
     lost: int,
     settled_at: dt.datetime,
     last_error: str | None,
@@ -287,10 +295,9 @@ def record_settlement(
     with conn.cursor() as cur:
         cur.execute(
             "UPDATE amazon_task_information SET task_status = %s, failed_count = %s, answered_count = %s, "
-            "empty_count = (SELECT COUNT(*) FROM amazon_task_element e WHERE e.task_id = %s "
-            "AND e.empty_at IS NOT NULL), lost_count = %s, remaining_count = 0, settled_at = %s, "
+            "empty_count = %s, lost_count = %s, remaining_count = 0, settled_at = %s, "
             "finished_at = COALESCE(finished_at, %s), last_error = COALESCE(%s, last_error) WHERE task_id = %s",
-            (status, failed, answered, task_id, lost, settled_at, settled_at, last_error, task_id),
+            (status, failed, answered, empty, lost, settled_at, settled_at, last_error, task_id),
         )
     conn.commit()
 

@@ -622,26 +622,30 @@ def _report(raw: dict[str, Any], table: str, window: Window, results: Any) -> Va
 # Storing reports
 
 
-def store_report(conn: Any, report: ValidationReport, *, dag_run_id: str | None) -> None:
+def store_report(
+    conn: Any, report: ValidationReport, *, dag_run_id: str | None, quality_score: float | None = None
+) -> None:
     """Upsert the report into ``amazon_validation_run``: one row per (suite, table, window).
 
     Re-validating a window overwrites its counts, results, run id and time, but never its
     history: ``first_success`` keeps the first verdict, and ``verdict`` reads ``passed``,
     ``failed``, or ``repaired`` (the first run failed, the latest passed: quarantine or a
-    re-crawl fixed the hour).
+    re-crawl fixed the hour). ``quality_score``: the share of the window's rows passing every
+    validity and required-field rule (``crawlops.quality.quality_score``), the latest run's.
     """
     start, end = report.window.naive()
     with conn.cursor() as cur:
         cur.execute(
             "INSERT INTO amazon_validation_run (suite_name, table_name, window_start, window_end, success, "
-            "evaluated, failed, row_count, results, dag_run_id, validated_at, first_success, verdict) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, UTC_TIMESTAMP(), %s, IF(%s, 'passed', 'failed')) "
+            "evaluated, failed, row_count, results, dag_run_id, validated_at, first_success, verdict, quality_score) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, UTC_TIMESTAMP(), %s, IF(%s, 'passed', 'failed'), %s) "
             "ON DUPLICATE KEY UPDATE "
             "verdict = IF(NOT VALUES(success), 'failed', IF(COALESCE(first_success, success), 'passed', 'repaired')), "
             "first_success = COALESCE(first_success, success), "
             "success = VALUES(success), evaluated = VALUES(evaluated), "
             "failed = VALUES(failed), row_count = VALUES(row_count), results = VALUES(results), "
-            "dag_run_id = VALUES(dag_run_id), validated_at = VALUES(validated_at)",
+            "dag_run_id = VALUES(dag_run_id), validated_at = VALUES(validated_at), "
+            "quality_score = VALUES(quality_score)",
             (
                 report.suite_name[:128],
                 report.table[:128],
@@ -655,19 +659,8 @@ def store_report(conn: Any, report: ValidationReport, *, dag_run_id: str | None)
                 dag_run_id[:250] if dag_run_id else None,
                 int(report.success),
                 int(report.success),
+                quality_score,
             ),
-        )
-    conn.commit()
-
-
-def store_quality_score(conn: Any, report: ValidationReport, score: float | None) -> None:
-    """The window's quality score on its validation row (the latest run's, like its counts)."""
-    start, end = report.window.naive()
-    with conn.cursor() as cur:
-        cur.execute(
-            "UPDATE amazon_validation_run SET quality_score = %s WHERE suite_name = %s AND table_name = %s "
-            "AND window_start = %s AND window_end = %s",
-            (score, report.suite_name[:128], report.table[:128], start, end),
         )
     conn.commit()
 

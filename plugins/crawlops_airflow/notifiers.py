@@ -109,12 +109,11 @@ class DingTalkNotifier(BaseNotifier):
 
     def _notify(self, context: Any) -> None:
         from crawlops.delivery import deliver_alerts
-        from crawlops_airflow.runtime import mysql_connection, settings_or_defaults
+        from crawlops_airflow.runtime import open_mysql, settings_or_defaults
 
         settings = settings_or_defaults()
         try:
-            opened = mysql_connection()
-            conn = opened.__enter__()
+            conn = open_mysql()
         except Exception as exc:  # the alert path must not depend on the component that failed
             outage_alarm("MySQL", exc, settings, context, notifier=self)
             return
@@ -125,7 +124,7 @@ class DingTalkNotifier(BaseNotifier):
             run_id = context.get("run_id")
             outcome = deliver_alerts(conn, robot, settings.alerts, dag_run_id=run_id)
         finally:
-            opened.__exit__(None, None, None)
+            conn.close()
         if robot is None and outcome.get("no_channel"):
             self.log.warning(
                 "no alert channel: connection %s is not set; %d alerts stored and logged only",

@@ -99,9 +99,8 @@ class ValidateSuiteOperator(BaseOperator):
         )
         findings = validation.report_findings(report)
         with mysql_connection() as conn:
-            validation.store_report(conn, report, dag_run_id=context["run_id"])
             score, rows = quality.quality_score(conn, self.table, window, settings, validation.REQUIRED_COLUMNS)
-            validation.store_quality_score(conn, report, score)
+            validation.store_report(conn, report, dag_run_id=context["run_id"], quality_score=score)
             threshold = settings.quality.data_quality_threshold
             findings += quality.quality_score_finding(self.table, window, score, rows, threshold)
             self.log.info("quality score %s (threshold %s) over %d rows", score, threshold, rows)

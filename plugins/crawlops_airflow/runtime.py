@@ -93,12 +93,18 @@ def settings_or_defaults() -> Settings:
         return Settings.load()
 
 
-@contextlib.contextmanager
-def mysql_connection() -> Iterator[Any]:
-    """A utf8mb4/UTC MySQLdb connection from the ``crawl_mysql`` Airflow connection."""
+def open_mysql() -> Any:
+    """A utf8mb4/UTC MySQLdb connection from the ``crawl_mysql`` Airflow connection; the caller
+    closes it (for callers that must tell a failed connect apart from what follows)."""
     from airflow.providers.mysql.hooks.mysql import MySqlHook
 
-    conn = prepare(MySqlHook(mysql_conn_id=MYSQL_CONN_ID).get_conn())
+    return prepare(MySqlHook(mysql_conn_id=MYSQL_CONN_ID).get_conn())
+
+
+@contextlib.contextmanager
+def mysql_connection() -> Iterator[Any]:
+    """``open_mysql`` as a context manager that closes the connection."""
+    conn = open_mysql()
     try:
         yield conn
     finally:
