@@ -13,7 +13,8 @@ what needs repair? At each day's close: the daily report.
 | `validate_results` | hourly | the `amazon_search_result` expectation suite (`include/expectations/`) on the hour, pushed down to SQL; red when the data fails it |
 | `volume_anomaly` | hourly | the hour's row count against the same hour over the last 14 days (z-score); count and band kept in the `amazon_volume_hourly` rollup |
 | `schema_drift` | hourly | the table's columns and types against what the suite expects |
-| `completeness` | hourly | settles what is due, then the hour's account: tasks settled in the hour with elements taken and never answered (sent to their retry task) |
+| `completeness` | hourly | `RetryTaskOperator(elements="fail_sets")`: settles what is due, then the hour's account: tasks settled in the hour with elements taken and never answered (sent to their retry task) |
+| `recrawl_incomplete` | hourly | `RetryTaskOperator(elements="required_fields")`: the hour's rows lacking a column the suite requires (not-null rules), traced to their elements (task, keyword, marketplace, page) and crawled once more through the task's retry chain (usual budget); INFO while all are on their way, WARNING for rows naming no element, still incomplete after their one re-crawl, or out of budget |
 | `quarantine_invalid` | hourly | invalid rows moved to `amazon_search_result_quarantine` with the rule they failed |
 | `day_closes` / `daily_report` | daily | after the closing hour's checks, in the run whose window ends at 00:00 (or `run_daily`: the day so far; with `check_hour`: that hour's whole day): task statistics, quality per hour (passed / repaired / failed, quality score), volume against its band, alerts, system health; stored in `amazon_daily_report`, written as one self-contained HTML page under the reports folder, sent to DingTalk as Markdown (a report that could not be sent is sent by a later run, and its check reads `unsent` until then) |
 | `summarize` | every run | the run's findings by level, delivered to DingTalk (WARNING and above, batched, suppressed, rate-limited); fails the run if the system check failed |
@@ -34,7 +35,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from crawlops.settings import dag_timezone
 from crawlops_airflow.notifiers import DingTalkNotifier
-from crawlops_airflow.operators import ValidateSuiteOperator
+from crawlops_airflow.operators import RetryTaskOperator, ValidateSuiteOperator
 
 TZ = dag_timezone()
 RESULTS_TABLE = "amazon_search_result"
@@ -246,13 +247,6 @@ def amazon_data_supervision():
         findings = quality.check_schema_drift(conn, RESULTS_TABLE, expected)
         return {"expected_columns": expected}, findings
 
-    @hourly_check("completeness", ("missing_data",))
-    def completeness(conn, settings, hour, context):
-        from crawlops import quality
-        from crawlops_airflow.runtime import redis_client
-
-        return quality.check_completeness(conn, redis_client(), settings, hour, dry_run=context["params"]["dry_run"])
-
     # Runs after the suite has judged the hour as crawled, whatever its verdict.
     @hourly_check("quarantine_invalid", ("invalid_data",), trigger_rule="all_done")
     def quarantine_invalid(conn, settings, hour, context):
@@ -330,13 +324,22 @@ def amazon_data_supervision():
         task_id="validate_results", suite=SUITE, table=RESULTS_TABLE, hour_param="check_hour",
         execution_timeout=pendulum.duration(minutes=30),
     )  # fmt: skip
-    checks = [validate, volume_anomaly(), schema_drift(), completeness(), quarantine_invalid()]
+    # Missing and incomplete data go back to the crawlers through the dispatch core.
+    completeness = RetryTaskOperator(
+        task_id="completeness", elements="fail_sets", window="closing_hour", check="completeness",
+        hour_param="check_hour",
+    )  # fmt: skip
+    recrawl = RetryTaskOperator(
+        task_id="recrawl_incomplete", elements="required_fields", window="closing_hour", table=RESULTS_TABLE,
+        suite=SUITE, check="recrawl_incomplete", hour_param="check_hour", trigger_rule="all_done",
+    )  # fmt: skip
+    checks = [validate, volume_anomaly(), schema_drift(), completeness, recrawl, quarantine_invalid()]
     report = daily_report()
 
     system >> health >> [hourly, daily]
     system >> fresh
     hourly >> checks
-    validate >> checks[-1]
+    validate >> recrawl >> checks[-1]  # after the suite has judged the hour, whatever its verdict
     daily >> report
     checks >> report
     [*checks, report, fresh] >> summarize(system, health)

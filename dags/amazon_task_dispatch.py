@@ -10,7 +10,7 @@ every task's status current.
 | `record_tasks` | reads enabled rows of `amazon_crawl_config`, skips malformed ones with a logged reason, plans one task per (crawl object, frequency) due in the window and records task rows + element manifest in MySQL |
 | `push_tasks` | publishes each newly recorded task's elements to its Redis set (task id = set name) |
 | `sync_statuses` | `Pending` -> `In Progress` -> `Completed` / `Failed` from what the Redis sets show; `<task_id>_empty` answers recorded; the open-task index `crawlops:open_tasks` rebuilt |
-| `retry_failures` | settles finished tasks: their unanswered elements (failed, or taken and never answered) become the retry task `<task_id>_fail`; past `retry_limit` retries the task is `Dead` |
+| `retry_failures` | `RetryTaskOperator(elements="fail_sets")`: settles finished tasks: their unanswered elements (failed, or taken and never answered) become the retry task `<task_id>_fail`; past `retry_limit` retries the task is `Dead` (its findings recorded by the operator) |
 | `reconcile_lost` | a set lost in a Redis flush or restart is pushed again from the manifest, minus elements answered or waiting in a retry |
 | `summarize` | one summary of the run; skipped config rows become a WARNING alert (count per reason), lost queues, lost elements and bad set members WARNING, Dead tasks CRITICAL; the run's alerts go to DingTalk as one message |
 
@@ -36,6 +36,7 @@ from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 from crawlops.planning import CRAWL_OBJECTS
 from crawlops.settings import dag_timezone
 from crawlops_airflow.notifiers import DingTalkNotifier
+from crawlops_airflow.operators import RetryTaskOperator
 
 TZ = dag_timezone()
 
@@ -132,14 +133,6 @@ def amazon_task_dispatch():
             return lifecycle.sync_statuses(conn, redis_client(), load_settings())
 
     @task
-    def retry_failures() -> dict:
-        from crawlops import lifecycle
-        from crawlops_airflow.runtime import load_settings, mysql_connection, redis_client
-
-        with mysql_connection() as conn:
-            return lifecycle.retry_failures(conn, redis_client(), load_settings())
-
-    @task
     def reconcile_lost() -> dict:
         from crawlops import lifecycle
         from crawlops_airflow.runtime import load_settings, mysql_connection, redis_client
@@ -172,9 +165,8 @@ def amazon_task_dispatch():
         logging.getLogger("crawlops.dispatch").info("dispatch summary: %s", summary)
         if summary["dry_run"]:
             return summary
-        findings = [
-            Finding.from_json(f) for step in (synced, retried, reconciled) for f in (step or {}).get("findings", [])
-        ]
+        # retry_failures (the retry-task operator) recorded its own findings
+        findings = [Finding.from_json(f) for step in (synced, reconciled) for f in (step or {}).get("findings", [])]
         skipped = skipped_rows_finding(recorded["skipped"], source=source, examples=recorded["skipped_rows"])
         findings += [skipped] if skipped else []
         with mysql_connection() as conn:
@@ -184,10 +176,10 @@ def amazon_task_dispatch():
 
     recorded = record_tasks()
     synced = sync_statuses()
-    retried = retry_failures()
+    retried = RetryTaskOperator(task_id="retry_failures", elements="fail_sets")
     reconciled = reconcile_lost()
     apply_schema() >> recorded >> push_tasks() >> synced >> retried >> reconciled
-    summarize(recorded, synced, retried, reconciled)
+    summarize(recorded, synced, retried.output, reconciled)
 
 
 amazon_task_dispatch()

@@ -240,7 +240,11 @@ def quality_by_hour(conn: Any, span: HourRange) -> dict[str, Any]:
 
 
 # The check names of the findings each hourly check stores, where they differ from its own.
-FINDINGS_OF_CHECK = {"completeness": ("missing_data", "task_dead"), "quarantine_invalid": ("invalid_data",)}
+FINDINGS_OF_CHECK = {
+    "completeness": ("missing_data", "task_dead"),
+    "recrawl_incomplete": ("incomplete_data",),
+    "quarantine_invalid": ("invalid_data",),
+}
 
 
 def _finding_titles(cur: Any, checks: set[str], start: dt.datetime, end: dt.datetime) -> dict[tuple, list[str]]:

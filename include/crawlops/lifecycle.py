@@ -30,7 +30,7 @@ from crawlops import queue, store
 from crawlops.alerts import Finding, Level, dead_task_findings
 from crawlops.db import named_lock
 from crawlops.dispatch import DISPATCH_LOCK, publish
-from crawlops.model import TaskStatus, element_digest, empty_key, fail_key
+from crawlops.model import Element, TaskStatus, element_digest, empty_key, fail_key
 from crawlops.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,18 @@ class Settled:
     withdrawn: int
     retry_task: str | None
     reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Handed:
+    """Where one task's elements that need another crawl went: ``joined`` the open task of
+    its retry chain, ``created`` a retry task of the chain's last task, or ``budget_spent``
+    (the chain has had ``retry_limit`` retries)."""
+
+    task_id: str
+    retry_task: str | None
+    count: int
+    how: str
 
 
 @dataclasses.dataclass
@@ -346,12 +358,12 @@ def _record_late_members(
     members to its manifest, so the ledger still holds every element Redis holds. Members
     that are not elements of the source task are removed instead."""
     added = {}
+    batch = settings.dispatch.mysql_batch_size
     for task in retry_tasks:
         members = list(queue.members(r, task.task_id, settings.dispatch.redis_batch_size))
-        known, unknown = store.split_known(
-            conn, task.task_source or task.task_id, members, batch_size=settings.dispatch.mysql_batch_size
-        )
-        _reject(r, task.task_id, unknown, rejected)
+        known, unknown = store.split_known(conn, task.task_source or task.task_id, members, batch_size=batch)
+        # elements of earlier tasks of the chain that joined this open task are in its own manifest
+        _reject(r, task.task_id, store.split_known(conn, task.task_id, unknown, batch_size=batch)[1], rejected)
         count = store.add_to_manifest(conn, task.task_id, known, batch_size=settings.dispatch.mysql_batch_size)
         if count:
             added[task.task_id] = count
@@ -433,22 +445,29 @@ def _settle(
     now: dt.datetime,
     force_reason: str | None,
 ) -> None:
-    """Settle one task: its unanswered elements become its retry task (or it is Dead).
+    """Settle one task: its unanswered elements go down its retry chain (or it is Dead).
 
     Unanswered = manifest elements with no result rows and no empty answer anywhere in the
-    retry chain. Those not in the fail set were lost (taken and never answered): a task
-    with lost elements waits out the grace period after it finished, since a worker may
-    still be crawling them; ``force_reason`` (a timeout) settles at once.
+    retry chain, and not already in one of its retry tasks. Those not in the fail set were
+    lost (taken and never answered): a task with lost elements waits out the grace period
+    after it finished, since a worker may still be crawling them; ``force_reason`` (a
+    timeout) settles at once. Where they go is ``_hand_over``'s rule: the retry task
+    ``<task_id>_fail`` as a rule; when that exists already (a re-crawl created it), they
+    join the chain's open task or a retry of its last task, the same budget either way.
     """
     limits = settings.dispatch
     batch = limits.redis_batch_size
     write = not tracking.dry_run
     if write and queue.set_sizes(r, [empty_key(task.task_id)])[0]:
         _ingest_empty(conn, r, settings, task.task_id, tracking.rejected)
-    fail_members = list(queue.members(r, fail_key(task.task_id), batch))
+    fkey = fail_key(task.task_id)
+    # When the retry task exists, the fail set is its queue: members from elsewhere in the
+    # chain belong there, so nothing is rejected or withdrawn from it.
+    has_retry = bool(store.select_tasks(conn, "task_id = %s", (fkey,)))
+    fail_members = list(queue.members(r, fkey, batch))
     reported, unknown = store.split_known(conn, task.task_id, fail_members, batch_size=limits.mysql_batch_size)
-    if write:
-        _reject(r, fail_key(task.task_id), unknown, tracking.rejected)
+    if write and not has_retry:
+        _reject(r, fkey, unknown, tracking.rejected)
     unanswered = [e for part in store.stream_elements(conn, task, batch_size=batch, exclude_done=True, fields=True)
                   for e in part]  # fmt: skip
     failed_texts = set(reported)
@@ -460,61 +479,108 @@ def _settle(
     if lost and force_reason is None and finished > now - grace:
         tracking.waiting[task.task_id] = len(lost)
         return
-    if store.select_tasks(conn, "task_id = %s", (fail_key(task.task_id),)):
-        # Settled by an earlier version of this package, or raced: the retry exists already.
-        log.warning("%s already has its retry task; marked settled as it is", task.task_id)
-        if write:
-            store.record_settlement(
-                conn, task.task_id, status=TaskStatus.FAILED.value, failed=len(reported),
-                answered=task.element_count - len(unanswered), empty=store.empty_count(conn, task.task_id),
-                lost=len(lost), settled_at=now, last_error=None,
-            )  # fmt: skip
-        return
     unanswered_texts = {e.text for e in unanswered}
     failed = len(unanswered) - len(lost)
     taken_lost = len(lost) - withdrawn
     reason = force_reason or (
         f"{failed} elements failed, {taken_lost} taken and never answered" if lost else f"{failed} elements failed"
     )
-    if not unanswered:
-        status, retry_id = TaskStatus.COMPLETED, None
-    elif task.retry_count >= limits.retry_limit:
-        status, retry_id = TaskStatus.DEAD, None
+    if write and not has_retry:
+        # The fail set becomes exactly the unanswered elements: what was answered since it
+        # was reported leaves it (what was lost joins it in _hand_over).
+        queue.remove_members(r, fkey, [m for m in reported if m not in unanswered_texts], batch)
+    handed = (
+        _hand_over(conn, r, settings, task, unanswered, epoch=epoch, write=write, closing=True) if unanswered else None
+    )
+    if handed is None:
+        status = TaskStatus.COMPLETED
+    elif handed.how == "budget_spent":
+        status = TaskStatus.DEAD
         reason = f"retry budget spent: {len(unanswered)} elements unanswered after {task.retry_count} retries"
     else:
-        status, retry_id = TaskStatus.FAILED, fail_key(task.task_id)
+        status = TaskStatus.FAILED
     outcome = Settled(
         task.task_id, task.task_type, status.value, task.element_count, task.element_count - len(unanswered),
-        store.empty_count(conn, task.task_id), failed, taken_lost, withdrawn, retry_id, reason if unanswered else "",
+        store.empty_count(conn, task.task_id), failed, taken_lost, withdrawn, handed and handed.retry_task,
+        reason if unanswered else "",
     )  # fmt: skip
     tracking.settled.append(outcome)
     if status == TaskStatus.DEAD:
         tracking.dead.append(DeadTask(task.task_id, task.root_task_id, task.retry_count, len(unanswered)))
+    if handed and handed.retry_task:
+        tracking.retries[handed.retry_task] = tracking.retries.get(handed.retry_task, 0) + handed.count
     if not write:
-        if retry_id:
-            tracking.retries[retry_id] = len(unanswered)
         return
-    # The fail set becomes exactly the unanswered elements: what was answered since it was
-    # reported leaves it, what was lost joins it. Anything still queued is withdrawn.
-    fkey = fail_key(task.task_id)
-    queue.remove_members(r, fkey, [m for m in reported if m not in unanswered_texts], batch)
-    queue.add_members(r, fkey, [e.text for e in lost], batch)
-    r.delete(task.task_id)
+    r.delete(task.task_id)  # anything still queued is withdrawn
     queue.index_closed(r, [task.task_id])
-    if status == TaskStatus.FAILED:
-        count = store.record_retry_task(conn, task, unanswered, epoch=epoch or "", batch_size=limits.mysql_batch_size)
-        tracking.retries[fkey] = count or 0
-        queue.index_open(r, [fkey])
-        log.info("retry task %s created with %d elements (retry %d): %s", fkey, count, task.retry_count + 1, reason)
-    elif status == TaskStatus.DEAD:
+    if status == TaskStatus.DEAD and not has_retry:
         r.expire(fkey, limits.dead_fail_set_ttl_seconds)
         log.error("task %s is Dead: %s", task.task_id, reason)
-    elif fail_members:
+    elif status == TaskStatus.DEAD:
+        log.error("task %s is Dead: %s", task.task_id, reason)
+    elif status == TaskStatus.COMPLETED and fail_members and not has_retry:
         r.delete(fkey)  # every reported failure was answered after all
     store.record_settlement(
         conn, task.task_id, status=status.value, failed=failed, answered=outcome.answered, empty=outcome.empty,
         lost=taken_lost, settled_at=now, last_error=reason if unanswered else None,
     )  # fmt: skip
+
+
+def _chain_tail(conn: Any, task: store.TaskRow) -> store.TaskRow:
+    """The last task of the retry chain from ``task`` on (``task`` itself when it has no retry)."""
+    tail = task
+    while found := store.select_tasks(conn, "task_id = %s", (fail_key(tail.task_id),)):
+        tail = found[0]
+    return tail
+
+
+_OPEN = (TaskStatus.PENDING.value, TaskStatus.IN_PROGRESS.value)
+
+
+def _hand_over(
+    conn: Any,
+    r: Any,
+    settings: Settings,
+    task: store.TaskRow,
+    elements: list[Element],
+    *,
+    epoch: str | None,
+    write: bool,
+    closing: bool,
+) -> Handed:
+    """Send elements of ``task`` for another crawl down its retry chain: one retry chain,
+    one budget, whatever asked for the crawl (a fail set, lost elements, rows lacking a
+    required field).
+
+    The chain's last task still open: they join it (its manifest and its Redis set). Else,
+    within budget (the last task has had fewer than ``retry_limit`` retries): they become
+    its retry task ``<last>_fail``. Else the budget is spent (the caller decides: an
+    unanswered element makes its task Dead). ``closing``: ``task`` is being settled, so it
+    is no task to join, even while its row still reads open (a timeout).
+    """
+    limits = settings.dispatch
+    texts = [e.text for e in elements]
+    tail = _chain_tail(conn, task)
+    if tail.settled_at is None and tail.task_status in _OPEN and not (closing and tail is task):
+        if write:
+            store.add_to_manifest(conn, tail.task_id, elements, batch_size=limits.mysql_batch_size)
+            queue.add_members(r, tail.task_id, texts, limits.redis_batch_size)
+            queue.index_open(r, [tail.task_id])
+            log.info("%d elements of %s joined the open task %s of its chain", len(texts), task.task_id, tail.task_id)
+        return Handed(task.task_id, tail.task_id, len(texts), "joined")
+    if tail.task_status == TaskStatus.DEAD.value or tail.retry_count >= limits.retry_limit:
+        return Handed(task.task_id, None, len(texts), "budget_spent")
+    retry_id = fail_key(tail.task_id)
+    count = len(texts)
+    if write:
+        queue.add_members(r, retry_id, texts, limits.redis_batch_size)  # the retry's queue is <last>_fail
+        count = (
+            store.record_retry_task(conn, tail, elements, epoch=epoch or "", batch_size=limits.mysql_batch_size) or 0
+        )
+        queue.index_open(r, [retry_id])
+        log.info("retry task %s created with %d elements of %s (retry %d)", retry_id, count, task.task_id,
+                 tail.retry_count + 1)  # fmt: skip
+    return Handed(task.task_id, retry_id, count, "created")
 
 
 def hand_to_retry(
@@ -546,6 +612,83 @@ def hand_to_retry(
         # Dead tasks (CRITICAL) and rejected members; the caller reports the timeout itself.
         "findings": [f.to_json() for f in tracking.findings("amazon_data_supervision") if f.check != "missing_data"],
     }
+
+
+@dataclasses.dataclass
+class Recrawl:
+    """What one re-crawl request did (``dry_run``: would do), per task of the elements."""
+
+    dry_run: bool = False
+    handed: list[Handed] = dataclasses.field(default_factory=list)
+    # elements whose chain re-crawled them already (digest -> when it was asked): not sent again
+    earlier: dict[bytes, dt.datetime] = dataclasses.field(default_factory=dict)
+    unknown_tasks: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def sent(self) -> int:
+        return sum(h.count for h in self.handed if h.retry_task)
+
+    @property
+    def budget_spent(self) -> int:
+        return sum(h.count for h in self.handed if not h.retry_task)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "sent": self.sent,
+            "retry_tasks": sorted({h.retry_task for h in self.handed if h.retry_task}),
+            "handed": [dataclasses.asdict(h) for h in self.handed],
+            "budget_spent": self.budget_spent,
+            "sent_earlier": len(self.earlier),
+            "unknown_tasks": self.unknown_tasks,
+        }
+
+
+def recrawl(
+    conn: Any,
+    r: Any,
+    settings: Settings,
+    elements: dict[str, list[Element]],
+    *,
+    dry_run: bool = False,
+) -> Recrawl:
+    """Crawl answered elements once more (their rows lack a field the data needs), by task id.
+
+    Each goes down its task's retry chain like an unanswered one (``_hand_over``: the
+    chain's open task, or a retry of its last task within the retry budget), and is marked
+    there (``recrawl_at``), so an element is re-crawled once: one its chain re-crawled
+    already is not sent again, whatever its new rows hold.
+    """
+    outcome = Recrawl(dry_run=dry_run)
+    limits = settings.dispatch
+    with _lock(conn, settings, not dry_run):
+        epoch = queue.current_epoch(r, create=not dry_run)
+        ids = sorted(elements)
+        found = {t.task_id: t for chunk in range(0, len(ids), 1000)
+                 for t in store.select_tasks(conn, "task_id IN (" + ", ".join(["%s"] * len(ids[chunk:chunk + 1000]))
+                                             + ")", ids[chunk:chunk + 1000])}  # fmt: skip
+        outcome.unknown_tasks = [t for t in ids if t not in found]
+        for task_id in ids:
+            task = found.get(task_id)
+            if task is None:
+                continue
+            wanted = list({e.text: e for e in elements[task_id]}.values())
+            done = store.recrawled(
+                conn, task.root_task_id, [e.text for e in wanted], batch_size=limits.mysql_batch_size
+            )
+            outcome.earlier.update(done)
+            fresh = [e for e in wanted if e.digest not in done]
+            if not fresh:
+                continue
+            handed = _hand_over(conn, r, settings, task, fresh, epoch=epoch, write=not dry_run, closing=False)
+            outcome.handed.append(handed)
+            if handed.retry_task and not dry_run:
+                store.mark_recrawled(
+                    conn, handed.retry_task, [e.text for e in fresh], batch_size=limits.mysql_batch_size
+                )
+    if outcome.handed or outcome.earlier:
+        log.info("re-crawl: %s", outcome.to_json())
+    return outcome
 
 
 def reconcile_lost(conn: Any, r: Any, settings: Settings, *, dry_run: bool = False) -> Tracking:

@@ -44,6 +44,7 @@ COLUMN_MIGRATIONS: tuple[tuple[str, str, str], ...] = (
     ("amazon_alert", "resolved_at", "ADD COLUMN resolved_at DATETIME NULL"),
     ("amazon_daily_report", "sent_at", "ADD COLUMN sent_at DATETIME NULL"),
     ("amazon_daily_report", "send_error", "ADD COLUMN send_error TEXT NULL"),
+    ("amazon_task_element", "recrawl_at", "ADD COLUMN recrawl_at DATETIME NULL AFTER empty_at"),
     # last: its arrival settles the tasks that finished before it (see _settle_existing)
     ("amazon_task_information", "settled_at", "ADD COLUMN settled_at DATETIME NULL AFTER finished_at"),
 )

@@ -183,11 +183,12 @@ def element_from_text(text: str, *, origin: str = "") -> Element:
     )
 
 
-def add_to_manifest(conn: Any, task_id: str, texts: Sequence[str], *, batch_size: int) -> int:
-    """Add elements a task's manifest lacks (INSERT IGNORE); returns how many were new."""
+def add_to_manifest(conn: Any, task_id: str, items: Sequence[str | Element], *, batch_size: int) -> int:
+    """Add elements (member texts, or ``Element``) a task's manifest lacks (INSERT IGNORE);
+    returns how many were new."""
     added = 0
     with conn.cursor() as cur:
-        elements = (element_from_text(t, origin=task_id) for t in texts)
+        elements = (e if isinstance(e, Element) else element_from_text(e, origin=task_id) for e in items)
         for rows in batched(_manifest_rows(task_id, elements, _next_seq(cur, task_id)), batch_size):
             cur.executemany(_INSERT_ELEMENTS.replace("INSERT", "INSERT IGNORE", 1), rows)
             added += cur.rowcount
@@ -270,6 +271,37 @@ def mark_empty(conn: Any, task_id: str, texts: Sequence[str], *, batch_size: int
             marked += cur.rowcount
     conn.commit()
     return marked
+
+
+def mark_recrawled(conn: Any, task_id: str, texts: Sequence[str], *, batch_size: int) -> int:
+    """Note on the task's manifest rows that these elements were sent for one more crawl."""
+    marked = 0
+    with conn.cursor() as cur:
+        for batch in batched([element_digest(t) for t in texts], batch_size):
+            cur.execute(
+                "UPDATE amazon_task_element SET recrawl_at = UTC_TIMESTAMP() WHERE task_id = %s "  # noqa: S608
+                "AND recrawl_at IS NULL AND element_hash IN (" + ", ".join(["%s"] * len(batch)) + ")",
+                [task_id, *batch],
+            )
+            marked += cur.rowcount
+    conn.commit()
+    return marked
+
+
+def recrawled(conn: Any, root_task_id: str, texts: Sequence[str], *, batch_size: int) -> dict[bytes, dt.datetime]:
+    """Those elements already sent for one more crawl by a task of the chain: digest -> when."""
+    found: dict[bytes, dt.datetime] = {}
+    with conn.cursor() as cur:
+        for batch in batched(list({element_digest(t) for t in texts}), batch_size):
+            cur.execute(
+                "SELECT m.element_hash, MIN(m.recrawl_at) FROM amazon_task_information c "  # noqa: S608
+                "JOIN amazon_task_element m ON m.task_id = c.task_id WHERE c.root_task_id = %s "
+                "AND m.recrawl_at IS NOT NULL AND m.element_hash IN (" + ", ".join(["%s"] * len(batch)) + ") "
+                "GROUP BY m.element_hash",
+                [root_task_id, *batch],
+            )
+            found.update((bytes(h), at) for h, at in cur.fetchall())
+    return found
 
 
 def empty_count(conn: Any, task_id: str) -> int:

@@ -277,6 +277,16 @@ def suite_parameter_names(suite: dict[str, Any]) -> set[str]:
     return found
 
 
+def required_columns(suite: dict[str, Any]) -> list[str]:
+    """Columns the suite requires (its ``expect_column_values_to_not_be_null`` rules), in order."""
+    columns = [
+        str(exp["kwargs"]["column"])
+        for exp in suite["expectations"]
+        if exp["type"] == "expect_column_values_to_not_be_null" and (exp.get("kwargs") or {}).get("column")
+    ]
+    return [_check_identifier(c, "column") for c in dict.fromkeys(columns)]
+
+
 def expected_columns(suite: dict[str, Any]) -> dict[str, str]:
     """The suite's ``meta.expected_columns``: column -> loose type, for schema-drift checks."""
     return dict((suite.get("meta") or {}).get("expected_columns") or {})

@@ -64,7 +64,9 @@ CREATE TABLE IF NOT EXISTS amazon_task_information (
 -- element is the exact Redis set member; target/marketplace/page locate its result rows.
 -- seq (planning order) is the clustered key, so a big task's rows are appended in order;
 -- element_hash (md5 of the member) keeps each element once per task. empty_at: when a
--- worker answered the element "crawled, nothing found" through <task_id>_empty.
+-- worker answered the element "crawled, nothing found" through <task_id>_empty. recrawl_at:
+-- when the element was sent for one more crawl because its rows lacked a required field
+-- (set on the manifest row of the task that re-crawls it; an element is re-crawled once).
 CREATE TABLE IF NOT EXISTS amazon_task_element (
     task_id       VARCHAR(191) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
     seq           INT UNSIGNED NOT NULL,
@@ -75,6 +77,7 @@ CREATE TABLE IF NOT EXISTS amazon_task_element (
     page          SMALLINT UNSIGNED NULL,
     config_id     BIGINT UNSIGNED NULL,
     empty_at      DATETIME     NULL,
+    recrawl_at    DATETIME     NULL,
     PRIMARY KEY (task_id, seq),
     UNIQUE KEY uq_task_element (task_id, element_hash)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

@@ -1,4 +1,6 @@
-"""ValidateSuiteOperator: run an expectation suite file on a table's window, in SQL.
+"""The package's operators: validation of a suite, and the retry-task operator.
+
+ValidateSuiteOperator: run an expectation suite file on a table's window, in SQL.
 
     ValidateSuiteOperator(
         task_id="validate_results",
@@ -15,10 +17,37 @@ param that, when set, picks the hour to validate (``check_hour`` in the supervis
 XCom, and its failed expectations recorded as ERROR findings. A failed suite raises
 ``SuiteValidationFailed`` naming every failed expectation; it is not retried, since a
 retry would read the same rows and fail the same way.
+
+RetryTaskOperator: elements that need another crawl become retry tasks, through the
+dispatch core (one retry chain per root task, ``retry_limit`` retries, then ``Dead``).
+
+    RetryTaskOperator(task_id="retry_failures", elements="fail_sets")    # dispatch DAG
+    RetryTaskOperator(task_id="completeness", elements="fail_sets", window="closing_hour", check="completeness")
+    RetryTaskOperator(
+        task_id="recrawl_incomplete", elements="required_fields", window="closing_hour",
+        table="amazon_search_result", suite="amazon_search_result.json", check="recrawl_incomplete",
+    )
+
+``elements`` says which elements:
+
+- ``fail_sets``: every finished task's failed elements (its ``<task_id>_fail`` set) and
+  the ones taken and never answered (after the grace period); with ``check``, the
+  findings also cover every task settled in the window, whichever run settled it.
+- ``required_fields``: the window's rows of ``table`` lacking a column ``suite`` requires
+  (its not-null expectations), traced back to their elements (task, keyword,
+  marketplace, page) and crawled once more; a row still incomplete after its element's
+  one re-crawl is reported, not re-crawled again.
+
+``window`` is ``run`` (the run's data interval, as dispatch works) or ``closing_hour``
+(the hour that closes with a 5-minute run, or the hour picked with ``hour_param``).
+Findings go to ``amazon_alert``; with ``check``, the outcome is also an
+``amazon_check_run`` row for the window. The trigger param ``dry_run`` reports what would
+be retried without doing it. The XCom is the JSON summary, with the findings.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 from typing import Any
@@ -63,16 +92,12 @@ class ValidateSuiteOperator(BaseOperator):
         self.fail_on_error = fail_on_error
 
     def _window(self, context: Any):
-        from crawlops.model import Window, last_complete_hour
-        from crawlops.settings import dag_timezone
-        from crawlops_airflow.runtime import requested_hour, run_window
+        from crawlops.model import Window
+        from crawlops_airflow.runtime import closing_hour
 
         if self.window_start and self.window_end:
             return Window(dt.datetime.fromisoformat(self.window_start), dt.datetime.fromisoformat(self.window_end))
-        picked = requested_hour(context, self.hour_param) if self.hour_param else None
-        if picked is not None:
-            return picked
-        return last_complete_hour(run_window(context, minutes=5).end, dag_timezone())
+        return closing_hour(context, self.hour_param)
 
     def _suite_path(self) -> Path:
         from crawlops.settings import include_dir
@@ -126,3 +151,90 @@ class ValidateSuiteOperator(BaseOperator):
             context["ti"].xcom_push(key="return_value", value=result)
             raise SuiteValidationFailed(str(validation.ValidationFailed(report)), result)
         return result
+
+
+class RetryTaskOperator(BaseOperator):
+    """Turn elements that need another crawl into retry tasks (see the module docstring)."""
+
+    ELEMENTS = ("fail_sets", "required_fields")
+    WINDOWS = ("run", "closing_hour")
+    template_fields = ("table", "suite")
+    ui_color = "#fdf0e0"
+
+    def __init__(
+        self,
+        *,
+        elements: str,
+        window: str = "run",
+        table: str | None = None,
+        suite: str | None = None,
+        check: str | None = None,
+        hour_param: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if elements not in self.ELEMENTS:
+            raise ValueError(f"elements={elements!r}: one of {', '.join(self.ELEMENTS)}")
+        if window not in self.WINDOWS:
+            raise ValueError(f"window={window!r}: one of {', '.join(self.WINDOWS)}")
+        if elements == "required_fields" and not (table and suite):
+            raise ValueError("elements='required_fields' needs the table and the suite naming its required columns")
+        self.elements = elements
+        self.window = window
+        self.table = table
+        self.suite = suite
+        self.check = check
+        self.hour_param = hour_param
+
+    def _window(self, context: Any):
+        from crawlops_airflow.runtime import closing_hour, run_window
+
+        return run_window(context) if self.window == "run" else closing_hour(context, self.hour_param)
+
+    def _collect(self, conn: Any, r: Any, settings: Any, window: Any, dry_run: bool) -> tuple[dict, list, tuple]:
+        """(summary, findings, the finding names this step owns for its window)."""
+        from crawlops import lifecycle, quality, validation
+        from crawlops.settings import include_dir
+
+        if self.elements == "required_fields":
+            path = Path(self.suite or "")
+            required = validation.required_columns(
+                validation.load_suite(path if path.is_absolute() else include_dir() / "expectations" / path)
+            )
+            summary, findings = quality.recrawl_incomplete(
+                conn, r, settings, self.table or "", window, required=required, dry_run=dry_run
+            )
+            return summary, findings, ("incomplete_data",)
+        if self.check:  # the window's account too: tasks settled in it by any run
+            summary, findings = quality.check_completeness(conn, r, settings, window, dry_run=dry_run)
+            return summary, findings, ("missing_data",)
+        now = lifecycle.decision_time(conn, window.end)
+        tracking = lifecycle.settle_finished(conn, r, settings, now=now, dry_run=dry_run)
+        summary = {
+            "dry_run": dry_run,
+            "settled": len(tracking.settled),
+            "retries": tracking.retries,
+            "dead": [dataclasses.asdict(d) for d in tracking.dead],
+            "waiting": tracking.waiting,
+        }
+        return summary, tracking.findings(self.dag_id), ()
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from crawlops.alerts import Level, record_check, record_findings
+        from crawlops_airflow.runtime import load_settings, mysql_connection, redis_client
+
+        window, settings = self._window(context), load_settings()
+        dry_run = bool((context.get("params") or {}).get("dry_run"))
+        with mysql_connection() as conn:
+            summary, findings, owned = self._collect(conn, redis_client(), settings, window, dry_run)
+            record_findings(conn, findings, window=window, dag_run_id=context["run_id"], resolves=owned)
+            if self.check:
+                # INFO only: what was wrong is on its way to repair
+                quiet = all(f.level == Level.INFO for f in findings)
+                status = "pass" if not findings else "repaired" if quiet else "fail"
+                record_check(
+                    conn, self.check, window, status=status, findings=len(findings), details=summary,
+                    dag_run_id=context["run_id"],
+                )  # fmt: skip
+        self.log.info("%s over %s: %s", self.elements, window, summary)
+        return {"window": str(window), **summary, "findings": [f.to_json() for f in findings]}

@@ -59,6 +59,16 @@ def requested_hour(context: Mapping[str, Any], param: str) -> Window | None:
         raise AirflowFailException(f"param {param}={value!r} is not an hour: {exc}") from None
 
 
+def closing_hour(context: Mapping[str, Any], hour_param: str | None = None) -> Window:
+    """The hour an hourly check judges: the one picked with ``hour_param`` in the trigger
+    form, else the last complete hour at the end of the run's (5-minute) window, which is
+    the hour that closes with it in the run that closes an hour."""
+    from crawlops.model import last_complete_hour
+
+    picked = requested_hour(context, hour_param) if hour_param else None
+    return picked or last_complete_hour(run_window(context, minutes=5).end, dag_timezone())
+
+
 def load_settings() -> Settings:
     """Settings file + environment, overridden by the Airflow Variable ``crawlops_settings``.
 

@@ -15,7 +15,14 @@ pytestmark = pytest.mark.dagrun
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
 HOUR = hour_window_starting(dt.datetime(2026, 11, 3, 12, tzinfo=UTC), "UTC")
 TASK = "search_result_1793707200_hourly"
-HOURLY = ["validate_results", "volume_anomaly", "schema_drift", "completeness", "quarantine_invalid"]
+HOURLY = [
+    "validate_results",
+    "volume_anomaly",
+    "schema_drift",
+    "completeness",
+    "recrawl_incomplete",
+    "quarantine_invalid",
+]
 
 
 @pytest.fixture
@@ -46,9 +53,9 @@ def crawl_the_hour(mysql, redis_client, settings, config, crawler, *, invalid=0)
     mysql.commit()
 
 
-def rows(mysql, sql):
+def rows(mysql, sql, params=None):
     with mysql.cursor() as cur:
-        cur.execute(sql)
+        cur.execute(sql, params)
         return cur.fetchall()
 
 
@@ -88,6 +95,35 @@ def test_a_dirty_hour_fails_its_suite_and_is_repaired(dag, mysql, redis_client, 
     levels = rows(mysql, "SELECT level, check_name FROM amazon_alert ORDER BY level, check_name")
     assert ("ERROR", "invalid_data") in levels
     assert ("ERROR", "price_non_negative") in levels  # the suite names the rule that failed
+
+
+def test_rows_lacking_a_required_field_are_recrawled_once_by_the_hour_close(
+    dag, mysql, redis_client, settings, config, crawler
+):
+    crawl_the_hour(mysql, redis_client, settings, config, crawler)
+    with mysql.cursor() as cur:  # 4 elements answered without a title
+        cur.execute(
+            "UPDATE amazon_search_result SET title = NULL WHERE (keyword, page) IN "
+            "(('keyword 0', 1), ('keyword 0', 2), ('keyword 1', 1), ('keyword 2', 5))"
+        )
+        incomplete = cur.rowcount
+    mysql.commit()
+
+    _, tis = run(dag, HOUR.end)
+
+    assert tis["validate_results"] == "failed" and tis["recrawl_incomplete"] == "success"  # title_not_null failed
+    retry = rows(mysql, "SELECT task_source, element_count, task_status FROM amazon_task_information "
+                 "WHERE task_id = %s", (TASK + "_fail",))  # fmt: skip
+    assert retry == ((TASK, incomplete, "Pending"),)
+    assert redis_client.scard(TASK + "_fail") == incomplete
+    checks = dict(rows(mysql, "SELECT check_name, status FROM amazon_check_run"))
+    assert checks["recrawl_incomplete"] == "repaired"
+
+    run(dag, HOUR.end)  # the hour re-checked: nothing is sent twice
+    assert redis_client.scard(TASK + "_fail") == incomplete
+    assert rows(mysql, "SELECT COUNT(*) FROM amazon_task_element WHERE task_id = %s", (TASK + "_fail",)) == (
+        (incomplete,),
+    )
 
 
 def test_a_run_inside_the_hour_checks_health_only(dag, mysql, redis_client, settings, config, crawler):
