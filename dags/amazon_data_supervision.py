@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowSkipException
 
+from crawlops.names import SUPERVISION_DAG, cron
 from crawlops.settings import dag_timezone
 from crawlops_airflow.notifiers import DingTalkNotifier
 from crawlops_airflow.operators import RetryTaskOperator, ValidateSuiteOperator
@@ -42,38 +43,9 @@ RESULTS_TABLE = "amazon_search_result"
 SUITE = "amazon_search_result.json"
 
 
-def _window(context):
-    """The run's 5-minute window; with ``check_hour``, the one that closes that hour."""
-    import datetime as dt
-
-    from crawlops.model import Window
-    from crawlops_airflow.runtime import requested_hour, run_window
-
-    hour = requested_hour(context, "check_hour")
-    if hour is not None:
-        return Window(hour.end - dt.timedelta(minutes=5), hour.end)
-    return run_window(context, minutes=5)
-
-
-def _report_day(context):
-    """The day the report covers: the day up to this run's window end; with ``check_hour``,
-    the whole day that hour belongs to."""
-    import datetime as dt
-    from zoneinfo import ZoneInfo
-
-    from crawlops.model import Window, day_ending
-
-    window = _window(context)
-    if context["params"].get("check_hour"):
-        local = window.start.astimezone(ZoneInfo(TZ))
-        midnight = dt.datetime.combine(local.date() + dt.timedelta(days=1), dt.time(0), tzinfo=ZoneInfo(TZ))
-        window = Window(midnight - dt.timedelta(minutes=5), midnight)
-    return day_ending(window, TZ)
-
-
 @dag(
-    dag_id="amazon_data_supervision",
-    schedule=CronDataIntervalTimetable("*/5 * * * *", timezone=TZ),
+    dag_id=SUPERVISION_DAG,
+    schedule=CronDataIntervalTimetable(cron(SUPERVISION_DAG), timezone=TZ),
     start_date=pendulum.datetime(2026, 1, 1, tz=TZ),
     catchup=False,
     max_active_runs=3,
@@ -111,209 +83,106 @@ def _report_day(context):
 def amazon_data_supervision():
     @task(retries=4)
     def system_check(**context) -> dict:
-        """MySQL and Redis reachable. A fault is told to DingTalk on this first attempt (MySQL's
-        without MySQL); the task then fails and Airflow retries it with backoff."""
-        from crawlops import health
-        from crawlops.alerts import record_findings
-        from crawlops.settings import VARIABLE_NAME, Settings
-        from crawlops_airflow.notifiers import DingTalkNotifier, outage_alarm, record_recovered_outages
-        from crawlops_airflow.runtime import load_settings, open_mysql, redis_client
+        """MySQL and Redis reachable; a fault is told to DingTalk on this first attempt."""
+        from crawlops_airflow.outages import check_system
 
-        window, variable = _window(context), f"settings Variable {VARIABLE_NAME}"
-        try:
-            settings = load_settings()
-        except AirflowFailException:
-            raise  # malformed: fails at once, naming it (the failure callback reports it)
-        except Exception as exc:  # unreachable
-            outage_alarm(variable, exc, Settings.load(), context)
-            raise
-        try:
-            conn = open_mysql()
-            with conn.cursor() as cur:
-                cur.execute("SELECT 1")
-        except Exception as exc:
-            outage_alarm("MySQL", exc, settings, context)
-            raise
-        try:
-            recovered = record_recovered_outages(conn, ["MySQL", variable], window, context)
-            try:
-                facts, findings = health.probe_redis(redis_client(), settings)
-            except health.SystemFault as fault:
-                record_findings(conn, [fault.finding], window=window, dag_run_id=context["run_id"])
-                DingTalkNotifier().notify(context)  # now, not after the retries (suppressed while it lasts)
-                raise
-            record_findings(conn, findings, window=window, dag_run_id=context["run_id"])
-        finally:
-            conn.close()
-        return {"mysql": "ok", "redis": facts, "recovered": recovered, "findings": [f.to_json() for f in findings]}
+        return check_system(context)
 
     @task
     def task_health(**context) -> dict:
         from crawlops import health
-        from crawlops.alerts import record_check, record_findings
-        from crawlops_airflow.runtime import load_settings, mysql_connection, redis_client
+        from crawlops_airflow.runtime import task_run
 
-        window, settings = _window(context), load_settings()
-        with mysql_connection() as conn:
-            report = health.check_tasks(
-                conn, redis_client(), settings, window.end, dry_run=context["params"]["dry_run"]
-            )
-            record_findings(conn, report.findings, window=window, dag_run_id=context["run_id"])
-            record_check(
-                conn,
-                "task_health",
-                window,
-                status="fail" if report.findings else "pass",
-                findings=len(report.findings),
-                details=report.to_json(),
-                dag_run_id=context["run_id"],
-            )
+        with task_run(context) as run:
+            report = health.check_tasks(run.conn, run.redis, run.settings, run.window.end, dry_run=run.dry_run)
+            run.record("task_health", report.findings, details=report.to_json())
         return report.to_json()
 
     @task
     def freshness(**context) -> dict:
         """Is data still arriving where crawling is expected, at this run's time?"""
         from crawlops import quality
-        from crawlops.alerts import record_check, record_findings
-        from crawlops_airflow.runtime import load_settings, mysql_connection
+        from crawlops_airflow.runtime import task_run
 
-        window, settings = _window(context), load_settings()
-        with mysql_connection() as conn:
-            details, findings = quality.check_freshness(conn, settings, window.end)
-            record_findings(conn, findings, window=window, dag_run_id=context["run_id"], resolves=("freshness",))
-            record_check(
-                conn, "freshness", window, status="fail" if findings else "pass", findings=len(findings),
-                details=details, dag_run_id=context["run_id"],
-            )  # fmt: skip
+        with task_run(context) as run:
+            details, findings = quality.check_freshness(run.conn, run.settings, run.window.end)
+            run.record("freshness", findings, details=details, resolves=("freshness",))
         return {"findings": [f.to_json() for f in findings], **details}
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)
     def hour_closes(**context) -> bool:
         from crawlops.model import closes_hour
+        from crawlops_airflow.runtime import run_window
 
         params = context["params"]
-        return closes_hour(_window(context), TZ) or bool(params["run_hourly"] or params["check_hour"])
+        return closes_hour(run_window(context), TZ) or bool(params["run_hourly"] or params["check_hour"])
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)
     def day_closes(**context) -> bool:
         from crawlops.model import closes_day
+        from crawlops_airflow.runtime import run_window
 
-        return closes_day(_window(context), TZ) or bool(context["params"]["run_daily"])
+        return closes_day(run_window(context), TZ) or bool(context["params"]["run_daily"])
 
     def hourly_check(name: str, resolves: tuple[str, ...], **task_kwargs):
-        """A check on the hour that closes with this run, recorded as findings + a check row;
-        ``resolves``: the finding names it owns (an earlier run's that no longer hold are resolved)."""
+        """A check on the hour that closes with this run (``check(run)`` -> details, findings),
+        recorded as findings + a check row; ``resolves``: the finding names it owns."""
 
         def decorate(check):
             @task(task_id=name, **task_kwargs)
-            def run(**context) -> dict:
-                from crawlops.alerts import record_check, record_findings
-                from crawlops.model import last_complete_hour
-                from crawlops_airflow.runtime import load_settings, mysql_connection
+            def run_check(**context) -> dict:
+                from crawlops_airflow.runtime import task_run
 
-                hour, settings = last_complete_hour(_window(context).end, TZ), load_settings()
-                with mysql_connection() as conn:
-                    details, findings = check(conn, settings, hour, context)
-                    record_findings(conn, findings, window=hour, dag_run_id=context["run_id"], resolves=resolves)
-                    record_check(
-                        conn,
-                        name,
-                        hour,
-                        status="fail" if findings else "pass",
-                        findings=len(findings),
-                        details=details,
-                        dag_run_id=context["run_id"],
-                    )
-                return {"window": str(hour), "findings": [f.to_json() for f in findings], **details}
+                with task_run(context, "closing_hour") as run:
+                    details, findings = check(run)
+                    run.record(name, findings, details=details, resolves=resolves)
+                return {"window": str(run.window), "findings": [f.to_json() for f in findings], **details}
 
-            return run
+            return run_check
 
         return decorate
 
     @hourly_check("volume_anomaly", ("volume_anomaly",))
-    def volume_anomaly(conn, settings, hour, context):
+    def volume_anomaly(run):
         from crawlops import quality
 
-        verdict, findings = quality.check_volume(conn, RESULTS_TABLE, hour, settings)
-        quality.record_volume(conn, RESULTS_TABLE, hour, verdict, settings.quality, dag_run_id=context["run_id"])
-        return verdict.to_json(), findings
+        return quality.volume_check(run.conn, RESULTS_TABLE, run.window, run.settings, dag_run_id=run.run_id)
 
     @hourly_check("schema_drift", ("schema_drift",))
-    def schema_drift(conn, settings, hour, context):
-        from crawlops import quality, validation
-        from crawlops.settings import include_dir
+    def schema_drift(run):
+        from crawlops import quality
 
-        expected = validation.expected_columns(validation.load_suite(include_dir() / "expectations" / SUITE))
-        findings = quality.check_schema_drift(conn, RESULTS_TABLE, expected)
-        return {"expected_columns": expected}, findings
+        return quality.suite_schema_check(run.conn, RESULTS_TABLE, SUITE)
 
     # Runs after the suite has judged the hour as crawled, whatever its verdict.
     @hourly_check("quarantine_invalid", ("invalid_data",), trigger_rule="all_done")
-    def quarantine_invalid(conn, settings, hour, context):
+    def quarantine_invalid(run):
         from crawlops import quality
 
         return quality.quarantine_invalid(
-            conn, RESULTS_TABLE, hour, settings, dry_run=context["params"]["dry_run"], dag_run_id=context["run_id"]
+            run.conn, RESULTS_TABLE, run.window, run.settings, dry_run=run.dry_run, dag_run_id=run.run_id
         )
 
     # After the closing hour's checks, whatever their outcome, so the day's last hour is in it.
     @task(trigger_rule="all_done")
     def daily_report(**context) -> dict:
         """The day's report: stored in MySQL, written as HTML, sent to DingTalk as Markdown."""
+        from crawlops import report
+        from crawlops_airflow.runtime import task_run
+
         if context["ti"].xcom_pull(task_ids="day_closes") is not True:  # all_done also fires after a failure
             raise AirflowSkipException("the day does not close with this run")
-        from crawlops import report as daily
-        from crawlops.alerts import record_check
-        from crawlops.delivery import run_link, send_document
-        from crawlops_airflow.runtime import load_settings, mysql_connection, redis_client
-
-        day, settings = _report_day(context), load_settings()
-        run_url = run_link(settings.alerts.airflow_base_url, "amazon_data_supervision", context["run_id"])
-        notifier = DingTalkNotifier()
-        with mysql_connection() as conn:
-            built = daily.build_daily_report(conn, redis_client(), settings, day, tz=TZ, run_url=run_url)
-            daily.store_report(conn, built, dag_run_id=context["run_id"])
-            path = daily.write_html(built, settings.report.directory())
-            robot = notifier.robot(settings.alerts.delivery_timeout_seconds)
-            sent, status = "no channel", "no_channel"
-            if robot is not None:
-                error = send_document(
-                    conn, robot, f"Crawl daily report {built.day}", built.markdown, settings.alerts,
-                    dag_run_id=context["run_id"],
-                )  # fmt: skip
-                daily.record_delivery(conn, built.day, error)
-                # not "pass" until it went out: a later run sends it (summarize) and records pass
-                sent, status = (f"not sent: {error}", "unsent") if error else ("sent", "pass")
-            record_check(
-                conn, "daily_report", day, status=status, details={"html": str(path), "dingtalk": sent},
-                dag_run_id=context["run_id"],
-            )  # fmt: skip
-        context["task"].log.info("daily report for %s written to %s; DingTalk: %s", built.day, path, sent)
-        return {"day": str(built.day), "html": str(path), "dingtalk": sent}
+        with task_run(context, "day") as run:
+            return report.publish(run.conn, run.redis, run.settings, run.window, tz=TZ, run_url=run.run_url,
+                                  robot=run.robot(), dag_run_id=run.run_id)  # fmt: skip
 
     @task(trigger_rule="all_done")
     def summarize(system: dict | None, health: dict | None, **context) -> dict:
-        import logging
+        """The run's findings by level, delivered; fails the run if the system check or task health did not."""
+        from crawlops_airflow.runtime import task_run
 
-        from crawlops_airflow.runtime import mysql_connection
-
-        log = logging.getLogger("crawlops.supervision")
-        window = _window(context)
-        start, end = window.naive()
-        with mysql_connection() as conn, conn.cursor() as cur:
-            cur.execute(
-                "SELECT level, COUNT(*) FROM amazon_alert WHERE dag_run_id = %s GROUP BY level", (context["run_id"],)
-            )
-            by_level = dict(cur.fetchall())
-        summary = {"window": [start.isoformat(), end.isoformat()], "findings_by_level": by_level}
-        log.info("supervision summary: %s", summary)
-        DingTalkNotifier().notify(context)  # the run's alerts (and earlier failed deliveries), batched
-        resent = DingTalkNotifier().resend_reports(context)  # daily reports that did not go out
-        if resent:
-            log.info("daily reports sent late: %s", resent)
-        if system is None or health is None:
-            raise RuntimeError("system check or task health did not complete: see those tasks; findings were recorded")
-        return summary
+        with task_run(context) as run:
+            return run.summarize(required={"system_check": system, "task_health": health})
 
     system = system_check()
     health = task_health()

@@ -33,6 +33,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
+from crawlops.names import DISPATCH_DAG, cron
 from crawlops.planning import CRAWL_OBJECTS
 from crawlops.settings import dag_timezone
 from crawlops_airflow.notifiers import DingTalkNotifier
@@ -46,8 +47,8 @@ def _is_dry_run(context) -> bool:
 
 
 @dag(
-    dag_id="amazon_task_dispatch",
-    schedule=CronDataIntervalTimetable("0 * * * *", timezone=TZ),
+    dag_id=DISPATCH_DAG,
+    schedule=CronDataIntervalTimetable(cron(DISPATCH_DAG), timezone=TZ),
     start_date=pendulum.datetime(2026, 1, 1, tz=TZ),
     catchup=False,
     max_active_runs=4,
@@ -102,76 +103,49 @@ def amazon_task_dispatch():
     @task
     def record_tasks(**context) -> dict:
         from crawlops import dispatch
-        from crawlops_airflow.runtime import load_settings, mysql_connection, run_window
+        from crawlops_airflow.runtime import task_run
 
-        params = context["params"]
-        settings, window = load_settings(), run_window(context)
-        with mysql_connection() as conn:
-            plan = dispatch.plan_window(
-                conn, settings, window, TZ, crawl_objects=params["crawl_objects"], frequencies=params["frequencies"]
-            )
-            summary = plan.summary()
-            if params["dry_run"]:
-                return {**summary, "dry_run": True}
-            return {**summary, **dispatch.record_plan(conn, settings, plan, dag_run_id=context["run_id"])}
+        with task_run(context) as run:
+            return dispatch.record_window(run.conn, run.settings, run.window, TZ, crawl_objects=run.params["crawl_objects"],
+                                          frequencies=run.params["frequencies"], dry_run=run.dry_run,
+                                          dag_run_id=run.run_id)  # fmt: skip
 
     @task.skip_if(_is_dry_run, skip_message="dry run: nothing is pushed")
     @task
     def push_tasks(**context) -> dict[str, int]:
         from crawlops import dispatch
-        from crawlops_airflow.runtime import load_settings, mysql_connection, redis_client, run_window
+        from crawlops_airflow.runtime import task_run
 
-        with mysql_connection() as conn:
-            return dispatch.push_window(conn, redis_client(), load_settings(), run_window(context))
-
-    @task
-    def sync_statuses() -> dict:
-        from crawlops import lifecycle
-        from crawlops_airflow.runtime import load_settings, mysql_connection, redis_client
-
-        with mysql_connection() as conn:
-            return lifecycle.sync_statuses(conn, redis_client(), load_settings())
+        with task_run(context) as run:
+            return dispatch.push_window(run.conn, run.redis, run.settings, run.window)
 
     @task
-    def reconcile_lost() -> dict:
+    def sync_statuses(**context) -> dict:
         from crawlops import lifecycle
-        from crawlops_airflow.runtime import load_settings, mysql_connection, redis_client
+        from crawlops_airflow.runtime import task_run
 
-        with mysql_connection() as conn:
-            return lifecycle.reconcile_summary(lifecycle.reconcile_lost(conn, redis_client(), load_settings()))
+        with task_run(context) as run:
+            return lifecycle.sync_statuses(run.conn, run.redis, run.settings)
+
+    @task
+    def reconcile_lost(**context) -> dict:
+        from crawlops import lifecycle
+        from crawlops_airflow.runtime import task_run
+
+        with task_run(context) as run:
+            return lifecycle.reconcile_summary(lifecycle.reconcile_lost(run.conn, run.redis, run.settings))
 
     @task(trigger_rule="none_failed")
-    def summarize(
-        recorded: dict, synced: dict | None, retried: dict | None, reconciled: dict | None, **context
-    ) -> dict:
-        """One summary of the run; skipped config rows are a WARNING alert, Dead tasks CRITICAL."""
-        import logging
+    def summarize(recorded: dict, synced: dict | None, retried: dict | None, reconciled: dict | None, **context):
+        """One summary of the run; its findings recorded and delivered as one message."""
+        from crawlops import dispatch
+        from crawlops_airflow.runtime import task_run
 
-        from crawlops.alerts import Finding, record_findings, skipped_rows_finding
-        from crawlops_airflow.runtime import mysql_connection, run_window
-
-        source = "amazon_task_dispatch"
-        dead = (retried or {}).get("dead", [])
-        summary = {
-            "window": [recorded["window_start"], recorded["window_end"]],
-            "dry_run": recorded.get("dry_run", False),
-            "tasks": recorded["tasks"],
-            "recorded": recorded.get("recorded", []),
-            "skipped": recorded["skipped"],
-            "retries": (retried or {}).get("retries", {}),
-            "dead": [d["task_id"] for d in dead],
-            "repushed": (reconciled or {}).get("repushed", {}),
-        }
-        logging.getLogger("crawlops.dispatch").info("dispatch summary: %s", summary)
-        if summary["dry_run"]:
-            return summary
-        # retry_failures (the retry-task operator) recorded its own findings
-        findings = [Finding.from_json(f) for step in (synced, reconciled) for f in (step or {}).get("findings", [])]
-        skipped = skipped_rows_finding(recorded["skipped"], source=source, examples=recorded["skipped_rows"])
-        findings += [skipped] if skipped else []
-        with mysql_connection() as conn:
-            record_findings(conn, findings, window=run_window(context), dag_run_id=context["run_id"])
-        DingTalkNotifier().notify(context)  # the run's alerts, as one message
+        with task_run(context) as run:
+            summary, findings = dispatch.run_summary(recorded, synced, retried, reconciled, source=DISPATCH_DAG)
+            if not run.dry_run:
+                run.record(None, findings)
+                run.deliver()  # the run's alerts, as one message
         return summary
 
     recorded = record_tasks()

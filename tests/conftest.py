@@ -255,3 +255,21 @@ def dingtalk():
     fake = FakeDingTalk(token="test-token-8f2c", secret="SEC-test-secret-91ab")
     yield fake
     fake.close()
+
+
+@pytest.fixture
+def channel(dingtalk, monkeypatch):
+    """The ``crawl_dingtalk`` connection pointing at the fake DingTalk (signed robot)."""
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CRAWL_DINGTALK",
+        json.dumps(
+            {
+                "conn_type": "http",
+                "host": "127.0.0.1",
+                "port": int(dingtalk.base_url.rsplit(":", 1)[1]),
+                "password": dingtalk.token,
+                "extra": {"secret": dingtalk.secret},
+            }
+        ),
+    )
+    return dingtalk

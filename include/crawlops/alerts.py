@@ -8,6 +8,7 @@ its level. Delivery (DingTalk for WARNING and above) hooks onto the stored rows.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -179,6 +180,38 @@ def record_check(
             ),
         )
     conn.commit()
+
+
+def set_check_status(conn: Any, check: str, window_start: dt.datetime, status: str, *, only_if: str) -> None:
+    """Turn a check's row for the window starting at ``window_start`` from ``only_if`` to ``status``."""
+    start = window_start.astimezone(dt.UTC).replace(tzinfo=None) if window_start.tzinfo else window_start
+    with conn.cursor() as cur:
+        cur.execute(
+            "UPDATE amazon_check_run SET status = %s WHERE check_name = %s AND status = %s AND window_start = %s",
+            (status, check, only_if, start),
+        )
+    conn.commit()
+
+
+def mark_delivered(conn: Any, alert_ids: Iterable[int]) -> None:
+    """Alerts that went out by another way (an outage told to DingTalk without MySQL)."""
+    ids = list(alert_ids)
+    if not ids:
+        return
+    with conn.cursor() as cur:
+        cur.execute(
+            "UPDATE amazon_alert SET delivery_status = 'sent', delivered_at = UTC_TIMESTAMP() "  # noqa: S608
+            "WHERE id IN (" + ", ".join(["%s"] * len(ids)) + ")",
+            ids,
+        )
+    conn.commit()
+
+
+def findings_by_level(conn: Any, dag_run_id: str) -> dict[str, int]:
+    """How many findings a run recorded, by level."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT level, COUNT(*) FROM amazon_alert WHERE dag_run_id = %s GROUP BY level", (dag_run_id,))
+        return {str(level): int(count) for level, count in cur.fetchall()}
 
 
 def dead_task_findings(dead: Iterable[dict[str, Any]], *, source: str) -> list[Finding]:

@@ -100,6 +100,51 @@ def record_plan(conn: Any, settings: Settings, plan: Plan, *, dag_run_id: str | 
     return outcome
 
 
+def record_window(
+    conn: Any,
+    settings: Settings,
+    window: Window,
+    tz: str,
+    *,
+    crawl_objects: Sequence[str] = (),
+    frequencies: Sequence[str] = (),
+    dry_run: bool = False,
+    dag_run_id: str | None = None,
+) -> dict[str, Any]:
+    """Plan the window and record its tasks (``dry_run``: plan only); the plan's summary
+    with what was recorded."""
+    plan = plan_window(conn, settings, window, tz, crawl_objects=crawl_objects, frequencies=frequencies)
+    if dry_run:
+        return {**plan.summary(), "dry_run": True}
+    return {**plan.summary(), **record_plan(conn, settings, plan, dag_run_id=dag_run_id)}
+
+
+def run_summary(
+    recorded: dict[str, Any], synced: dict | None, retried: dict | None, reconciled: dict | None, *, source: str
+) -> tuple[dict[str, Any], list[Any]]:
+    """A dispatch run's summary from its steps' results, and the findings left to record:
+    the sync's and the reconcile's, and one WARNING counting skipped config rows (the
+    retry step records its own)."""
+    from crawlops.alerts import Finding, skipped_rows_finding
+
+    summary = {
+        "window": [recorded["window_start"], recorded["window_end"]],
+        "dry_run": recorded.get("dry_run", False),
+        "tasks": recorded["tasks"],
+        "recorded": recorded.get("recorded", []),
+        "skipped": recorded["skipped"],
+        "retries": (retried or {}).get("retries", {}),
+        "dead": [d["task_id"] for d in (retried or {}).get("dead", [])],
+        "repushed": (reconciled or {}).get("repushed", {}),
+    }
+    log.info("dispatch summary: %s", summary)
+    if summary["dry_run"]:
+        return summary, []
+    findings = [Finding.from_json(f) for step in (synced, reconciled) for f in (step or {}).get("findings", [])]
+    skipped = skipped_rows_finding(recorded["skipped"], source=source, examples=recorded["skipped_rows"])
+    return summary, findings + ([skipped] if skipped else [])
+
+
 def _note_existing(conn: Any, task: PlannedTask) -> None:
     (row,) = store.select_tasks(conn, "task_id = %s", (task.task_id,))
     if row.element_count != task.element_count and row.task_source is None:

@@ -158,6 +158,25 @@ TYPE_FAMILIES = {
 }
 
 
+def volume_check(
+    conn: Any, table: str, window: Window, settings: Settings, *, dag_run_id: str | None
+) -> tuple[dict[str, Any], list[Finding]]:
+    """``check_volume``, with the hour's count and band kept in the ``amazon_volume_hourly``
+    rollup the Crawl Ops page draws."""
+    verdict, findings = check_volume(conn, table, window, settings)
+    record_volume(conn, table, window, verdict, settings.quality, dag_run_id=dag_run_id)
+    return verdict.to_json(), findings
+
+
+def suite_schema_check(conn: Any, table: str, suite: str) -> tuple[dict[str, Any], list[Finding]]:
+    """``check_schema_drift`` against the columns the suite file (in ``include/expectations/``) expects."""
+    from crawlops import validation
+    from crawlops.settings import include_dir
+
+    expected = validation.expected_columns(validation.load_suite(include_dir() / "expectations" / suite))
+    return {"expected_columns": expected}, check_schema_drift(conn, table, expected)
+
+
 def check_schema_drift(conn: Any, table: str, expected: dict[str, str]) -> list[Finding]:
     """An ERROR naming each expected column that is missing or no longer of its type family."""
     with conn.cursor() as cur:

@@ -411,6 +411,51 @@ def unsent_reports(conn: Any, *, days: int = 7) -> list[tuple[dt.date, str]]:
         return [(day, str(text)) for day, text in cur.fetchall()]
 
 
+def publish(
+    conn: Any, r: Any, settings: Settings, day: Window, *, tz: str, run_url: str | None, robot: Any,
+    dag_run_id: str | None,
+) -> dict[str, str]:  # fmt: skip
+    """Build the day's report, store it, write its HTML page and send it to DingTalk as
+    Markdown (``robot`` None: no channel). Its ``daily_report`` check reads ``pass`` once
+    sent, ``unsent`` while it could not be (``resend_unsent`` sends it later)."""
+    from crawlops.alerts import record_check
+    from crawlops.delivery import send_document
+
+    built = build_daily_report(conn, r, settings, day, tz=tz, run_url=run_url)
+    store_report(conn, built, dag_run_id=dag_run_id)
+    path = write_html(built, settings.report.directory())
+    sent, status = "no channel", "no_channel"
+    if robot is not None:
+        error = send_document(
+            conn, robot, f"Crawl daily report {built.day}", built.markdown, settings.alerts, dag_run_id=dag_run_id
+        )
+        record_delivery(conn, built.day, error)
+        sent, status = (f"not sent: {error}", "unsent") if error else ("sent", "pass")
+    details = {"html": str(path), "dingtalk": sent}
+    record_check(conn, "daily_report", day, status=status, details=details, dag_run_id=dag_run_id)
+    return {"day": str(built.day), **details}
+
+
+def resend_unsent(conn: Any, robot: Any, settings: Settings, *, tz: str, dag_run_id: str | None) -> list[str]:
+    """Send the daily reports of the last week that did not go out (rate budget spent,
+    DingTalk down), oldest first, until one fails; each one sent turns its check ``pass``."""
+    from crawlops.alerts import set_check_status
+    from crawlops.delivery import send_document
+
+    sent: list[str] = []
+    for day, markdown in unsent_reports(conn):
+        error = send_document(
+            conn, robot, f"Crawl daily report {day}", markdown, settings.alerts, dag_run_id=dag_run_id
+        )
+        record_delivery(conn, day, error)
+        if error:
+            break  # the budget or the robot: a later run goes on
+        start = dt.datetime.combine(day, dt.time(0), tzinfo=ZoneInfo(tz))
+        set_check_status(conn, "daily_report", start, "pass", only_if="unsent")
+        sent.append(str(day))
+    return sent
+
+
 def summary_json(data: dict[str, Any]) -> str:
     """The report's numbers as JSON for the summary column; per-hour detail is dropped if too long."""
     text = json.dumps(data, ensure_ascii=False, sort_keys=True)

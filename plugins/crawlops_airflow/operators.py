@@ -53,15 +53,10 @@ from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
 
+from crawlops_airflow.exceptions import SuiteValidationFailed
 
-class SuiteValidationFailed(AirflowFailException):
-    """The window failed its suite; the message names each failed expectation and its counts."""
-
-    def __init__(self, message: str, report: dict[str, Any]):
-        super().__init__(message)
-        self.report = report
+__all__ = ["RetryTaskOperator", "SuiteValidationFailed", "ValidateSuiteOperator"]
 
 
 class ValidateSuiteOperator(BaseOperator):
@@ -107,44 +102,30 @@ class ValidateSuiteOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         from crawlops import quality, validation
-        from crawlops.alerts import record_check, record_findings
-        from crawlops_airflow.runtime import load_settings, mysql_connection, sqlalchemy_url
+        from crawlops_airflow.runtime import sqlalchemy_url, task_run
 
-        window = self._window(context)
-        settings = load_settings()
-        self.log.info("validating %s %s with %s", self.table, window, self._suite_path())
-        report = validation.validate_window(
-            sqlalchemy_url(),
-            self.table,
-            self._suite_path(),
-            window,
-            validation.suite_parameters(settings, window),
-            partition_column=self.partition_column,
-            window_column=self.window_column,
-        )
-        findings = validation.report_findings(report)
-        with mysql_connection() as conn:
-            score, rows = quality.quality_score(conn, self.table, window, settings, validation.REQUIRED_COLUMNS)
-            validation.store_report(conn, report, dag_run_id=context["run_id"], quality_score=score)
+        suite = validation.load_suite(self._suite_path())
+        with task_run(context, self._window(context)) as run:
+            window, settings = run.window, run.settings
+            self.log.info("validating %s %s with %s", self.table, window, self._suite_path())
+            report = validation.validate_window(
+                sqlalchemy_url(), self.table, self._suite_path(), window, validation.suite_parameters(settings, window),
+                partition_column=self.partition_column, window_column=self.window_column,
+            )  # fmt: skip
+            findings = validation.report_findings(report)
+            required = validation.required_columns(suite)
+            score, rows = quality.quality_score(run.conn, self.table, window, settings, required)
+            validation.store_report(run.conn, report, dag_run_id=run.run_id, quality_score=score)
             threshold = settings.quality.data_quality_threshold
             findings += quality.quality_score_finding(self.table, window, score, rows, threshold)
             self.log.info("quality score %s (threshold %s) over %d rows", score, threshold, rows)
-            owned = [e["meta"]["name"] for e in validation.load_suite(self._suite_path())["expectations"]]
-            owned.append("data_quality")
-            record_findings(conn, findings, window=window, dag_run_id=context["run_id"], resolves=owned)
-            record_check(
-                conn,
-                f"suite:{report.suite_name}",
-                window,
+            run.record(
+                f"suite:{report.suite_name}", findings,
+                resolves=[e["meta"]["name"] for e in suite["expectations"]] + ["data_quality"],
                 status="pass" if report.success else "fail",
-                findings=len(findings),
-                details={
-                    "failed": [o.name for o in report.failed_outcomes()],
-                    "rows": report.row_count,
-                    "quality_score": score,
-                },
-                dag_run_id=context["run_id"],
-            )
+                details={"failed": [o.name for o in report.failed_outcomes()], "rows": report.row_count,
+                         "quality_score": score},
+            )  # fmt: skip
         self.log.info("%s", report.summary())
         result = {**report.to_json(), "quality_score": score}
         if not report.success and self.fail_on_error:
@@ -191,27 +172,28 @@ class RetryTaskOperator(BaseOperator):
 
         return run_window(context) if self.window == "run" else closing_hour(context, self.hour_param)
 
-    def _collect(self, conn: Any, r: Any, settings: Any, window: Any, dry_run: bool) -> tuple[dict, list, tuple]:
+    def _collect(self, run: Any) -> tuple[dict, list, tuple]:
         """(summary, findings, the finding names this step owns for its window)."""
         from crawlops import lifecycle, quality, validation
         from crawlops.settings import include_dir
 
         if self.elements == "required_fields":
             path = Path(self.suite or "")
-            required = validation.required_columns(
-                validation.load_suite(path if path.is_absolute() else include_dir() / "expectations" / path)
-            )
+            suite = validation.load_suite(path if path.is_absolute() else include_dir() / "expectations" / path)
             summary, findings = quality.recrawl_incomplete(
-                conn, r, settings, self.table or "", window, required=required, dry_run=dry_run
-            )
+                run.conn, run.redis, run.settings, self.table or "", run.window,
+                required=validation.required_columns(suite), dry_run=run.dry_run,
+            )  # fmt: skip
             return summary, findings, ("incomplete_data",)
         if self.check:  # the window's account too: tasks settled in it by any run
-            summary, findings = quality.check_completeness(conn, r, settings, window, dry_run=dry_run)
+            summary, findings = quality.check_completeness(
+                run.conn, run.redis, run.settings, run.window, dry_run=run.dry_run
+            )
             return summary, findings, ("missing_data",)
-        now = lifecycle.decision_time(conn, window.end)
-        tracking = lifecycle.settle_finished(conn, r, settings, now=now, dry_run=dry_run)
+        now = lifecycle.decision_time(run.conn, run.window.end)
+        tracking = lifecycle.settle_finished(run.conn, run.redis, run.settings, now=now, dry_run=run.dry_run)
         summary = {
-            "dry_run": dry_run,
+            "dry_run": run.dry_run,
             "settled": len(tracking.settled),
             "retries": tracking.retries,
             "dead": [dataclasses.asdict(d) for d in tracking.dead],
@@ -220,21 +202,13 @@ class RetryTaskOperator(BaseOperator):
         return summary, tracking.findings(self.dag_id), ()
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from crawlops.alerts import Level, record_check, record_findings
-        from crawlops_airflow.runtime import load_settings, mysql_connection, redis_client
+        from crawlops.alerts import Level
+        from crawlops_airflow.runtime import task_run
 
-        window, settings = self._window(context), load_settings()
-        dry_run = bool((context.get("params") or {}).get("dry_run"))
-        with mysql_connection() as conn:
-            summary, findings, owned = self._collect(conn, redis_client(), settings, window, dry_run)
-            record_findings(conn, findings, window=window, dag_run_id=context["run_id"], resolves=owned)
-            if self.check:
-                # INFO only: what was wrong is on its way to repair
-                quiet = all(f.level == Level.INFO for f in findings)
-                status = "pass" if not findings else "repaired" if quiet else "fail"
-                record_check(
-                    conn, self.check, window, status=status, findings=len(findings), details=summary,
-                    dag_run_id=context["run_id"],
-                )  # fmt: skip
-        self.log.info("%s over %s: %s", self.elements, window, summary)
-        return {"window": str(window), **summary, "findings": [f.to_json() for f in findings]}
+        with task_run(context, self._window(context)) as run:
+            summary, findings, owned = self._collect(run)
+            # INFO only: what was wrong is on its way to repair
+            status = "pass" if not findings else "repaired" if all(f.level == Level.INFO for f in findings) else "fail"
+            run.record(self.check, findings, details=summary, resolves=owned, status=status)
+        self.log.info("%s over %s: %s", self.elements, run.window, summary)
+        return {"window": str(run.window), **summary, "findings": [f.to_json() for f in findings]}

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from crawlops.db import prepare
-from crawlops.model import Window, hour_window_starting, last_complete_interval
+from crawlops.model import Window, day_ending, hour_window_starting, last_complete_hour, last_complete_interval
+from crawlops.names import HOUR_PARAMS, PERIOD_MINUTES
 from crawlops.settings import VARIABLE_NAME, Settings, dag_timezone
 
 MYSQL_CONN_ID = "crawl_mysql"
@@ -22,19 +25,29 @@ REDIS_CONN_ID = "crawl_redis"
 log = logging.getLogger(__name__)
 
 
-def run_window(context: Mapping[str, Any], *, minutes: int = 60) -> Window:
-    """The window a run works on (``minutes``: the DAG's schedule interval).
+def period_minutes(context: Mapping[str, Any]) -> int:
+    """The schedule period of the context's DAG (``crawlops.names.PERIOD_MINUTES``; else an hour)."""
+    dag = context.get("dag")
+    dag_id = dag.dag_id if dag is not None else getattr(context.get("ti"), "dag_id", None)
+    return PERIOD_MINUTES.get(dag_id or "", 60)
 
-    1. The ``interval_start`` param, when a person asked for a specific hour.
+
+def run_window(context: Mapping[str, Any], *, minutes: int | None = None) -> Window:
+    """The window a run works on (``minutes``: default the DAG's period).
+
+    1. An hour a person picked in the trigger form (``interval_start`` for dispatch,
+       ``check_hour`` for supervision): the period that closes that hour.
     2. The run's data interval (scheduled runs, backfills, manual runs given a logical date).
     3. A manual run with no logical date has no data interval: it takes the last complete
        interval before the run's ``run_after``, which is stored on the run, so clearing and
        re-running it works on the same window again.
     """
     tz = dag_timezone()
-    requested = requested_hour(context, "interval_start")
-    if requested is not None:
-        return requested
+    minutes = minutes or period_minutes(context)
+    for param in HOUR_PARAMS:
+        requested = requested_hour(context, param)
+        if requested is not None:
+            return Window(requested.end - dt.timedelta(minutes=min(minutes, 60)), requested.end)
     start, end = context.get("data_interval_start"), context.get("data_interval_end")
     if start is not None and end is not None and end > start:
         return Window(start, end)
@@ -60,13 +73,23 @@ def requested_hour(context: Mapping[str, Any], param: str) -> Window | None:
 
 
 def closing_hour(context: Mapping[str, Any], hour_param: str | None = None) -> Window:
-    """The hour an hourly check judges: the one picked with ``hour_param`` in the trigger
-    form, else the last complete hour at the end of the run's (5-minute) window, which is
-    the hour that closes with it in the run that closes an hour."""
-    from crawlops.model import last_complete_hour
-
+    """The hour an hourly check judges: the one picked with ``hour_param`` (or a standard hour
+    param) in the trigger form, else the last complete hour at the end of the run's window,
+    which is the hour that closes with it in the run that closes an hour."""
     picked = requested_hour(context, hour_param) if hour_param else None
-    return picked or last_complete_hour(run_window(context, minutes=5).end, dag_timezone())
+    return picked or last_complete_hour(run_window(context).end, dag_timezone())
+
+
+def report_day(context: Mapping[str, Any]) -> Window:
+    """The day a daily report covers: the day up to the end of the run's window (the whole
+    day in the run that closes it); with an hour picked in the form, that hour's whole day."""
+    tz = dag_timezone()
+    window = run_window(context)
+    if any((context.get("params") or {}).get(p) for p in HOUR_PARAMS):
+        local = window.start.astimezone(ZoneInfo(tz))
+        midnight = dt.datetime.combine(local.date() + dt.timedelta(days=1), dt.time(0), tzinfo=ZoneInfo(tz))
+        window = Window(midnight - dt.timedelta(minutes=5), midnight)
+    return day_ending(window, tz)
 
 
 def load_settings() -> Settings:
@@ -137,3 +160,120 @@ def redis_client() -> Any:
     from airflow.providers.redis.hooks.redis import RedisHook
 
     return RedisHook(redis_conn_id=REDIS_CONN_ID).get_conn()
+
+
+class TaskRun:
+    """What one task run works with: its MySQL connection, its window, and (made on first
+    use) its settings and Redis client; ``record`` stores a check's findings and outcome."""
+
+    def __init__(self, context: Mapping[str, Any], conn: Any, window: Window) -> None:
+        self.context, self.conn, self.window = context, conn, window
+
+    @functools.cached_property
+    def settings(self) -> Settings:
+        return load_settings()
+
+    @functools.cached_property
+    def redis(self) -> Any:
+        return redis_client()
+
+    @property
+    def run_id(self) -> str:
+        return str(self.context.get("run_id"))
+
+    @property
+    def dry_run(self) -> bool:
+        return bool((self.context.get("params") or {}).get("dry_run"))
+
+    @property
+    def params(self) -> Mapping[str, Any]:
+        return self.context.get("params") or {}
+
+    def record(
+        self,
+        check: str | None,
+        findings: Sequence[Any],
+        *,
+        details: Mapping[str, Any] | None = None,
+        resolves: Sequence[str] = (),
+        status: str | None = None,
+        window: Window | None = None,
+    ) -> list[Any]:
+        """Store the findings (``resolves``: the finding names this check owns, so one a re-run
+        no longer makes is resolved) and, with ``check``, its outcome row for the window:
+        ``status`` or else ``fail`` with findings and ``pass`` without."""
+        from crawlops.alerts import record_check, record_findings
+
+        window = window or self.window
+        record_findings(self.conn, findings, window=window, dag_run_id=self.run_id, resolves=resolves)
+        if check:
+            record_check(
+                self.conn, check, window, status=status or ("fail" if findings else "pass"), findings=len(findings),
+                details=dict(details or {}), dag_run_id=self.run_id,
+            )  # fmt: skip
+        return list(findings)
+
+    @property
+    def run_url(self) -> str | None:
+        from crawlops.delivery import run_link
+
+        dag = self.context.get("dag")
+        return run_link(self.settings.alerts.airflow_base_url, dag.dag_id if dag else "", self.run_id)
+
+    def robot(self) -> Any:
+        """The DingTalk robot of ``crawl_dingtalk``, or None when no channel is configured."""
+        from crawlops_airflow.hooks import DingTalkHook
+
+        return DingTalkHook(timeout_seconds=self.settings.alerts.delivery_timeout_seconds).get_conn()
+
+    def deliver(self, *, unsent_reports: bool = False) -> list[str]:
+        """Deliver the run's alerts (and earlier failed deliveries) to DingTalk, batched; with
+        ``unsent_reports``, also daily reports that did not go out (returns their days).
+        Never raises: what could not be sent stays stored for a later run."""
+        from crawlops import report
+        from crawlops.settings import dag_timezone
+        from crawlops_airflow.notifiers import DingTalkNotifier
+
+        DingTalkNotifier().notify(self.context)
+        if not unsent_reports:
+            return []
+        try:
+            robot = self.robot()
+            if robot is None:
+                return []
+            return report.resend_unsent(self.conn, robot, self.settings, tz=dag_timezone(), dag_run_id=self.run_id)
+        except Exception:
+            log.exception("resending daily reports failed; a later run tries again")
+            return []
+
+    def summarize(self, *, required: Mapping[str, Any]) -> dict[str, Any]:
+        """The end of a supervision run: its findings by level, logged; its alerts and any
+        unsent daily report delivered; then fails when a ``required`` step's result is None
+        (it did not complete), naming it."""
+        from crawlops.alerts import findings_by_level
+
+        start, end = self.window.naive()
+        summary: dict[str, Any] = {"window": [start.isoformat(), end.isoformat()],
+                                   "findings_by_level": findings_by_level(self.conn, self.run_id)}  # fmt: skip
+        log.info("run summary: %s", summary)
+        resent = self.deliver(unsent_reports=True)
+        if resent:
+            summary["reports_sent_late"] = resent
+            log.info("daily reports sent late: %s", resent)
+        missing = [name for name, value in required.items() if value is None]
+        if missing:
+            raise RuntimeError(f"{' and '.join(missing)} did not complete: see those tasks; findings were recorded")
+        return summary
+
+
+_WINDOWS = {"run": run_window, "closing_hour": closing_hour, "day": report_day}
+
+
+@contextlib.contextmanager
+def task_run(context: Mapping[str, Any], window: str | Window = "run") -> Iterator[TaskRun]:
+    """The runtime of one task: its window (``run``, ``closing_hour``, ``day``, or a given one,
+    worked out before anything is opened, so a bad param fails first) and a MySQL connection
+    closed on the way out."""
+    resolved = window if isinstance(window, Window) else _WINDOWS[window](context)
+    with mysql_connection() as conn:
+        yield TaskRun(context, conn, resolved)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -28,23 +27,6 @@ def dispatch_dag(airflow_db, redis_client):  # a clean Redis: no sets left by ot
     from airflow.dag_processing.dagbag import DagBag
 
     return DagBag(dag_folder=str(DAGS_DIR)).get_dag("amazon_task_dispatch")
-
-
-@pytest.fixture
-def channel(dingtalk, monkeypatch):
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_CRAWL_DINGTALK",
-        json.dumps(
-            {
-                "conn_type": "http",
-                "host": "127.0.0.1",
-                "port": int(dingtalk.base_url.rsplit(":", 1)[1]),
-                "password": dingtalk.token,
-                "extra": {"secret": dingtalk.secret},
-            }
-        ),
-    )
-    return dingtalk
 
 
 def all_logs(capfd, caplog) -> str:
