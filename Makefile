@@ -24,7 +24,7 @@ help:
 	@echo "make e2e       - start the stack, drive the UI in headless Chromium, stop"
 	@echo "make bench     - benchmarks against floors measured in the same run (about 4 minutes)"
 	@echo "make soak      - a full day at 100k elements an hour through the simulator"
-	@echo "make schema - apply the DDL to the demo database"
+	@echo "make schema - apply pending schema migrations to the demo database (python -m crawlops.migrations)"
 	@echo "make lock   - re-resolve requirements.lock from requirements.txt"
 
 $(VENV)/.installed: requirements.lock pyproject.toml scripts/bootstrap.sh
@@ -36,7 +36,7 @@ services:
 	bash scripts/services.sh
 
 schema: venv services
-	$(PY) -m crawlops_airflow.demo schema
+	$(PY) -m crawlops.migrations
 
 demo: venv services
 	$(PY) -m crawlops_airflow.stack start

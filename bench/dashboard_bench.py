@@ -52,8 +52,8 @@ from validation_bench import loaded as results_loaded
 
 from crawlops import dashboard
 from crawlops.db import connect
+from crawlops.migrations import migrate
 from crawlops.model import UTC
-from crawlops.schema import apply_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULT_ROWS = 10_000_000
@@ -735,7 +735,7 @@ def main() -> None:
     mysql_url = os.environ.get("CRAWLOPS_BENCH_MYSQL_URL", "mysql://crawlops:crawlops@127.0.0.1:3306/crawlops_bench")
     redis_db = int(os.environ.get("CRAWLOPS_BENCH_DASHBOARD_REDIS_DB", "12"))
     conn = connect(mysql_url)
-    apply_schema(conn)
+    migrate(conn)
     r = redis.Redis(host="127.0.0.1", port=6379, db=redis_db)
 
     loads: dict[str, float | None] = {"results": None, "tasks": None, "seed": None}

@@ -22,8 +22,8 @@ from common import write_result  # bench/ is on sys.path when a bench runs as a 
 
 from crawlops import dispatch
 from crawlops.db import batched, connect
+from crawlops.migrations import migrate
 from crawlops.model import UTC, element_digest, hour_window_starting
-from crawlops.schema import apply_schema
 from crawlops.settings import Settings
 
 TABLES = ("amazon_crawl_config", "amazon_task_information", "amazon_task_element")
@@ -94,7 +94,7 @@ def main() -> None:
     conn = connect(
         os.environ.get("CRAWLOPS_BENCH_MYSQL_URL", "mysql://crawlops:crawlops@127.0.0.1:3306/crawlops_bench")
     )
-    apply_schema(conn)
+    migrate(conn)
     r = redis.Redis(host="127.0.0.1", port=6379, db=int(os.environ.get("CRAWLOPS_BENCH_REDIS_DB", "14")))
     settings = Settings.load()
     ours_times, floor_times = [], []

@@ -20,8 +20,8 @@ from common import write_result  # bench/ is on sys.path when a bench runs as a 
 
 from crawlops import health, queue
 from crawlops.db import batched, connect
+from crawlops.migrations import migrate
 from crawlops.model import UTC
-from crawlops.schema import apply_schema
 from crawlops.settings import Settings
 
 
@@ -101,7 +101,7 @@ def main() -> None:
     conn = connect(
         os.environ.get("CRAWLOPS_BENCH_MYSQL_URL", "mysql://crawlops:crawlops@127.0.0.1:3306/crawlops_bench")
     )
-    apply_schema(conn)
+    migrate(conn)
     r = redis.Redis(host="127.0.0.1", port=6379, db=int(os.environ.get("CRAWLOPS_BENCH_REDIS_DB", "14")))
     settings = Settings.load()
     load(conn, r, args.tasks, args.open)

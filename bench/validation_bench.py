@@ -27,8 +27,8 @@ from common import write_result  # bench/ is on sys.path when a bench runs as a 
 
 from crawlops import validation
 from crawlops.db import connect
+from crawlops.migrations import migrate
 from crawlops.model import UTC, Window
-from crawlops.schema import apply_schema
 from crawlops.settings import Settings
 
 TABLE = "amazon_search_result"
@@ -136,7 +136,7 @@ def main() -> None:
 
     mysql_url = os.environ.get("CRAWLOPS_BENCH_MYSQL_URL", "mysql://crawlops:crawlops@127.0.0.1:3306/crawlops_bench")
     conn = connect(mysql_url)
-    apply_schema(conn)
+    migrate(conn)
     load_seconds = None
     if args.reload or not loaded(conn, args.rows):
         load_seconds = load(conn, args.rows)

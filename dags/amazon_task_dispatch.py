@@ -6,7 +6,7 @@ every task's status current.
 
 | step | what it does |
 |---|---|
-| `apply_schema` | creates any missing table (idempotent) |
+| `check_schema` | the database's schema version is the one this package needs; behind, the run fails at once saying to run `python -m crawlops.migrations` (migrations are applied at deploy, never by a run) |
 | `record_tasks` | reads enabled rows of `amazon_crawl_config`, skips malformed ones with a logged reason, plans one task per (crawl object, frequency) due in the window and records task rows + element manifest in MySQL |
 | `push_tasks` | publishes each newly recorded task's elements to its Redis set (task id = set name) |
 | `sync_statuses` | `Pending` -> `In Progress` -> `Completed` / `Failed` from what the Redis sets show; `<task_id>_empty` answers recorded; the open-task index `crawlops:open_tasks` rebuilt |
@@ -93,12 +93,12 @@ def _is_dry_run(context) -> bool:
 )
 def amazon_task_dispatch():
     @task
-    def apply_schema() -> list[str]:
-        from crawlops.schema import apply_schema as apply
-        from crawlops_airflow.runtime import mysql_connection
+    def check_schema() -> int:
+        """The database is migrated to what this package needs (migrations run at deploy, not here)."""
+        from crawlops_airflow.runtime import check_schema, mysql_connection
 
         with mysql_connection() as conn:
-            return apply(conn)
+            return check_schema(conn)
 
     @task
     def record_tasks(**context) -> dict:
@@ -152,7 +152,7 @@ def amazon_task_dispatch():
     synced = sync_statuses()
     retried = RetryTaskOperator(task_id="retry_failures", elements="fail_sets")
     reconciled = reconcile_lost()
-    apply_schema() >> recorded >> push_tasks() >> synced >> retried >> reconciled
+    check_schema() >> recorded >> push_tasks() >> synced >> retried >> reconciled
     summarize(recorded, synced, retried.output, reconciled)
 
 

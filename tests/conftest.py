@@ -65,10 +65,10 @@ TABLES = (
 @pytest.fixture(scope="session")
 def _schema():
     from crawlops.db import connect
-    from crawlops.schema import apply_schema
+    from crawlops.migrations import migrate
 
     conn = connect(MYSQL_URL)
-    apply_schema(conn)
+    migrate(conn)
     conn.close()
 
 

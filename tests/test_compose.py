@@ -117,10 +117,10 @@ def test_crawl_redis_keeps_nothing_on_disk_like_production(compose):
     assert compose["services"]["crawl-redis"]["command"] == ["redis-server", "--save", "", "--appendonly", "no"]
 
 
-def test_init_applies_the_schema_with_the_package_command(compose):
+def test_init_applies_the_schema_migrations_at_deploy(compose):
     command = " ".join(compose["services"]["airflow-init"]["command"])
     assert "airflow db migrate" in command
-    assert "python -m crawlops_airflow.demo schema" in command
+    assert "python -m crawlops.migrations" in command
 
 
 def test_the_api_server_can_serve_the_crawl_ops_page(compose):

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import re
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -74,3 +76,9 @@ def named_lock(conn: Any, name: str, timeout_seconds: int) -> Iterator[None]:
         with conn.cursor() as cur:
             cur.execute("SELECT RELEASE_LOCK(%s)", (name,))
             cur.fetchall()
+
+
+def sql_statements(path: Path) -> list[str]:
+    """The statements of a SQL file: ``--`` comment lines dropped, split on a semicolon at the end of a line."""
+    lines = [line for line in path.read_text("utf-8").splitlines() if not line.lstrip().startswith("--")]
+    return [stmt.strip() for stmt in re.split(r";\s*$", "\n".join(lines), flags=re.MULTILINE) if stmt.strip()]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from crawlops.schema import schema_statements
+from crawlops.db import sql_statements
 from crawlops.settings import include_dir
 
 FATES = ("answered", "empty", "open retry", "dead", "LOST")
@@ -22,7 +22,7 @@ def element_fates(conn: Any) -> dict[str, int]:
     """Elements of root tasks per fate (every fate present, zero when none)."""
     fates = dict.fromkeys(FATES, 0)
     with conn.cursor() as cur:
-        for statement in schema_statements(include_dir() / "sql" / "invariant.sql"):
+        for statement in sql_statements(include_dir() / "sql" / "invariant.sql"):
             cur.execute(statement)
             if statement.lstrip().upper().startswith("SELECT"):
                 fates.update({str(fate): int(count) for fate, count in cur.fetchall()})

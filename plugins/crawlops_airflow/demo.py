@@ -20,8 +20,8 @@ import sys
 from pathlib import Path
 
 from crawlops.db import connect
+from crawlops.migrations import current_version, migrate
 from crawlops.model import UTC, last_complete_hour
-from crawlops.schema import apply_schema
 from crawlops.settings import dag_timezone
 
 DEMO_CONFIG = [
@@ -45,7 +45,8 @@ DEMO_CONFIG = [
 
 def _schema() -> None:
     conn = connect()
-    print("schema applied:", ", ".join(apply_schema(conn)))
+    applied = migrate(conn)
+    print(f"schema at version {current_version(conn)}; applied now: {', '.join(applied) or 'nothing'}")
     conn.close()
 
 
@@ -175,7 +176,8 @@ def _run() -> int:
     tz = dag_timezone()
     redis_db = int(os.environ.get("CRAWLOPS_REDIS_DB", "1"))
     conn = connect()
-    print("schema applied:", ", ".join(apply_schema(conn)))
+    applied = migrate(conn)
+    print(f"schema at version {current_version(conn)}; applied now: {', '.join(applied) or 'nothing'}")
     loaded = _load_demo_config(conn)
     print(f"demo config: {loaded} rows loaded" if loaded else "config table already has rows: left as it is")
     window = last_complete_hour(dt.datetime.now(UTC), tz)

@@ -83,14 +83,15 @@ def record_recovered_outages(conn: Any, components: list[str], window: Any, cont
 
 
 def check_system(context: Mapping[str, Any]) -> dict[str, Any]:
-    """MySQL and Redis reachable, Redis memory. A fault is told to DingTalk on this first
-    attempt (MySQL's and the settings Variable's without MySQL), then raised, so Airflow
-    retries the task with backoff. A malformed settings Variable fails at once, naming it."""
+    """MySQL and Redis reachable, Redis memory, the schema migrated. A fault is told to
+    DingTalk on this first attempt (MySQL's and the settings Variable's without MySQL), then
+    raised, so Airflow retries the task with backoff. A malformed settings Variable, or a
+    database schema behind the package, fails at once, naming it."""
     from airflow.sdk.exceptions import AirflowFailException
 
     from crawlops import health
     from crawlops.settings import VARIABLE_NAME, Settings
-    from crawlops_airflow.runtime import TaskRun, load_settings, open_mysql, redis_client, run_window
+    from crawlops_airflow.runtime import TaskRun, check_schema, load_settings, open_mysql, redis_client, run_window
 
     window, variable = run_window(context), f"settings Variable {VARIABLE_NAME}"
     try:
@@ -108,6 +109,7 @@ def check_system(context: Mapping[str, Any]) -> dict[str, Any]:
         outage_alarm("MySQL", exc, settings, context)
         raise
     try:
+        check_schema(conn)  # behind: fails at once, saying which migrations to apply
         run = TaskRun(context, conn, window)
         recovered = record_recovered_outages(conn, ["MySQL", variable], window, context)
         try:

@@ -92,6 +92,19 @@ def report_day(context: Mapping[str, Any]) -> Window:
     return day_ending(window, tz)
 
 
+def check_schema(conn: Any) -> int:
+    """The database's schema version; a database behind this package fails the task at once,
+    without retries, saying which migrations to apply (they run at deploy, never in a DAG run)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from crawlops.migrations import SchemaBehind, check
+
+    try:
+        return check(conn)
+    except SchemaBehind as exc:
+        raise AirflowFailException(str(exc)) from None
+
+
 def load_settings() -> Settings:
     """Settings file + environment, overridden by the Airflow Variable ``crawlops_settings``.
 

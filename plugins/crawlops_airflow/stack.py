@@ -152,7 +152,7 @@ def _healthy() -> bool:
 
 def start() -> int:
     from crawlops.db import connect
-    from crawlops.schema import apply_schema
+    from crawlops.migrations import migrate
     from crawlops_airflow.demo import _load_demo_config
 
     if _running():
@@ -163,7 +163,7 @@ def start() -> int:
     airflow = str(Path(sys.executable).with_name("airflow"))
     subprocess.run([airflow, "db", "migrate"], env=airflow_env(), check=True, capture_output=True)
     conn = connect()
-    apply_schema(conn)
+    migrate(conn)
     loaded = _load_demo_config(conn)
     conn.close()
     print(f"schema applied; demo config: {loaded or 'already there'}")

@@ -66,7 +66,7 @@ def test_one_run_dispatches_the_window(dag, mysql, redis_client, config):
     assert '{"keyword":"ワイヤレスイヤホン","marketplace":"JP","page":2}' in sets[task_id]
     assert {ti.task_id: ti.state for ti in tis.values()} == dict.fromkeys(
         [
-            "apply_schema",
+            "check_schema",
             "record_tasks",
             "push_tasks",
             "sync_statuses",
@@ -236,3 +236,21 @@ def test_a_malformed_settings_variable_fails_at_once_naming_it(dag, mysql, redis
     assert failed_at_once(dag_run, "record_tasks") == ("failed", 1)
     (title,) = failure_titles(mysql, "record_tasks")
     assert "Airflow Variable crawlops_settings" in title and "retry_limitt" in title
+
+
+def test_a_database_behind_the_package_fails_the_run_at_once_and_changes_nothing(dag, mysql, redis_client, config):
+    from crawlops.migrations import VERSION_TABLE, migrate
+
+    config(ROWS)
+    with mysql.cursor() as cur:  # as if the deploy had not applied the newest migration
+        cur.execute(f"DELETE FROM {VERSION_TABLE} WHERE version = 2")
+    mysql.commit()
+    try:
+        dag_run = dag.test(logical_date=NOON)
+
+        assert failed_at_once(dag_run, "check_schema") == ("failed", 1)
+        assert state(mysql, redis_client)[0] == ()  # no task recorded: no DDL, no DML in a behind schema
+        (title,) = failure_titles(mysql, "check_schema")
+        assert "needs 2" in title and "python -m crawlops.migrations" in title
+    finally:
+        migrate(mysql)

@@ -1,6 +1,14 @@
+"""Versioned migrations against the real MariaDB: applied in order once, re-runnable after a
+stop halfway, a database older than versioning brought to the baseline, and a database
+behind the package refused with the command to run."""
+
 from __future__ import annotations
 
-from crawlops.schema import apply_schema, schema_statements
+import pytest
+
+from crawlops import migrations
+from crawlops.db import sql_statements
+from crawlops.migrations import VERSION_TABLE, SchemaBehind, check, current_version, migrate
 
 
 def table_columns(conn, table):
@@ -12,23 +20,65 @@ def table_columns(conn, table):
         return {name for (name,) in cur.fetchall()}
 
 
-def test_every_statement_is_idempotent():
-    statements = schema_statements()
+def forget_versions(conn, *versions):
+    """As if those migrations had never been recorded (all of them: a database older than versioning)."""
+    with conn.cursor() as cur:
+        if versions:
+            cur.execute(f"DELETE FROM {VERSION_TABLE} WHERE version IN ({', '.join(['%s'] * len(versions))})", versions)
+        else:
+            cur.execute(f"DROP TABLE {VERSION_TABLE}")
+    conn.commit()
 
-    assert len(statements) == 11
-    assert all(s.upper().startswith("CREATE TABLE IF NOT EXISTS") for s in statements)
+
+def test_migration_files_are_numbered_and_the_baseline_is_idempotent():
+    found = migrations.migrations()
+
+    assert [m.version for m in found] == list(range(1, len(found) + 1))
+    assert found[0].name == "baseline" and migrations.expected_version() == len(found)
+    baseline = sql_statements(found[0].path)
+    assert len(baseline) == 11
+    assert all(s.upper().startswith("CREATE TABLE IF NOT EXISTS") for s in baseline)
 
 
-def test_applying_twice_changes_nothing_and_keeps_rows(mysql, config):
+def test_migrating_twice_applies_nothing_the_second_time_and_keeps_rows(mysql, config):
     config([("search_result", "kw", "US", "hourly", 1)])
 
-    first = apply_schema(mysql)
-    second = apply_schema(mysql)
-
-    assert first == second
+    assert migrate(mysql) == []
+    assert current_version(mysql) == migrations.expected_version() == check(mysql)
     with mysql.cursor() as cur:
         cur.execute("SELECT COUNT(*) FROM amazon_crawl_config")
         assert cur.fetchone() == (1,)
+
+
+def test_a_database_behind_is_refused_with_the_command_to_run(mysql):
+    forget_versions(mysql, 2)
+    try:
+        with pytest.raises(SchemaBehind, match=r"version 1, this package needs 2.*0002_element_recrawl_at.*"
+                           r"python -m crawlops.migrations"):  # fmt: skip
+            check(mysql)
+    finally:
+        # The column is there already (as after a migration stopped before it was recorded): re-run, skipped.
+        assert migrate(mysql) == ["0002_element_recrawl_at"]
+    assert check(mysql) == 2 and "recrawl_at" in table_columns(mysql, "amazon_task_element")
+
+
+def test_a_migration_adds_its_column_once(mysql):
+    with mysql.cursor() as cur:
+        cur.execute("ALTER TABLE amazon_task_element DROP COLUMN recrawl_at")
+    forget_versions(mysql, 2)
+
+    assert migrate(mysql) == ["0002_element_recrawl_at"]
+
+    assert "recrawl_at" in table_columns(mysql, "amazon_task_element")
+    assert migrate(mysql) == []
+
+
+def test_an_unversioned_database_gets_every_migration(mysql):
+    forget_versions(mysql)
+    assert current_version(mysql) == 0
+
+    assert migrate(mysql) == ["0001_baseline", "0002_element_recrawl_at"]
+    assert current_version(mysql) == 2
 
 
 def test_an_older_results_table_gets_the_hour_column(mysql):
@@ -36,7 +86,8 @@ def test_an_older_results_table_gets_the_hour_column(mysql):
         cur.execute("ALTER TABLE amazon_search_result DROP COLUMN create_hour")
     assert "create_hour" not in table_columns(mysql, "amazon_search_result")
 
-    apply_schema(mysql)
+    forget_versions(mysql)  # a database older than versioning
+    migrate(mysql)
 
     assert "create_hour" in table_columns(mysql, "amazon_search_result")
     with mysql.cursor() as cur:
@@ -55,7 +106,8 @@ def test_older_tables_get_the_indexes_the_crawl_ops_page_reads_through(mysql):
         for table, index in wanted.items():
             cur.execute(f"ALTER TABLE {table} DROP INDEX {index}")
 
-    apply_schema(mysql)
+    forget_versions(mysql)  # a database older than versioning
+    migrate(mysql)
 
     with mysql.cursor() as cur:
         for table, index in wanted.items():
@@ -84,7 +136,8 @@ def test_older_task_tables_get_settling_columns_and_old_tasks_count_as_settled(m
             )
     mysql.commit()
 
-    apply_schema(mysql)
+    forget_versions(mysql)  # a database older than versioning
+    migrate(mysql)
 
     assert {"settled_at", "answered_count", "empty_count", "lost_count"} <= table_columns(
         mysql, "amazon_task_information"

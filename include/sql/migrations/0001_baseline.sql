@@ -1,5 +1,7 @@
--- Schema of the crawl control plane. Applied by `make schema` and by the DAGs' first task
--- (crawlops.schema.apply_schema). Every statement is idempotent: safe to run twice, on
+-- Migration 1, the baseline: the schema of the crawl control plane as of the first versioned
+-- release. Applied at deploy by `python -m crawlops.migrations` (make schema, the compose
+-- init container, the test setup), never by a DAG run. Every statement is idempotent, and
+-- for a database older than versioning crawlops.migrations then adds what its tables lack.
 -- MariaDB 10.6+ and MySQL 8. Timestamps are UTC (connections set time_zone = '+00:00').
 -- Statements are separated by a semicolon at the end of a line.
 
@@ -64,9 +66,7 @@ CREATE TABLE IF NOT EXISTS amazon_task_information (
 -- element is the exact Redis set member; target/marketplace/page locate its result rows.
 -- seq (planning order) is the clustered key, so a big task's rows are appended in order;
 -- element_hash (md5 of the member) keeps each element once per task. empty_at: when a
--- worker answered the element "crawled, nothing found" through <task_id>_empty. recrawl_at:
--- when the element was sent for one more crawl because its rows lacked a required field
--- (set on the manifest row of the task that re-crawls it; an element is re-crawled once).
+-- worker answered the element "crawled, nothing found" through <task_id>_empty.
 CREATE TABLE IF NOT EXISTS amazon_task_element (
     task_id       VARCHAR(191) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
     seq           INT UNSIGNED NOT NULL,
@@ -77,7 +77,6 @@ CREATE TABLE IF NOT EXISTS amazon_task_element (
     page          SMALLINT UNSIGNED NULL,
     config_id     BIGINT UNSIGNED NULL,
     empty_at      DATETIME     NULL,
-    recrawl_at    DATETIME     NULL,
     PRIMARY KEY (task_id, seq),
     UNIQUE KEY uq_task_element (task_id, element_hash)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
