@@ -39,16 +39,16 @@ schema: venv services
 	$(PY) -m crawlops.migrations
 
 demo: venv services
-	$(PY) -m crawlops_airflow.stack start
+	$(PY) -m crawlops_dev.stack start
 
 stop:
-	$(PY) -m crawlops_airflow.stack stop
+	$(PY) -m crawlops_dev.stack stop
 
 status:
-	$(PY) -m crawlops_airflow.stack status
+	$(PY) -m crawlops_dev.stack status
 
 demo-once: venv services
-	$(PY) -m crawlops_airflow.demo run
+	$(PY) -m crawlops_dev.demo run
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -64,20 +64,20 @@ test: venv services lint
 # The stack is stopped whatever the outcome; the screenshots stay in .airflow/e2e/.
 e2e: venv services
 	bash scripts/bootstrap.sh --browser
-	$(PY) -m crawlops_airflow.stack stop >/dev/null
-	$(PY) -m crawlops_airflow.stack start && $(VENV)/bin/pytest -m e2e tests/e2e; \
-		status=$$?; $(PY) -m crawlops_airflow.stack stop; exit $$status
+	$(PY) -m crawlops_dev.stack stop >/dev/null
+	$(PY) -m crawlops_dev.stack start && $(VENV)/bin/pytest -m e2e tests/e2e; \
+		status=$$?; $(PY) -m crawlops_dev.stack stop; exit $$status
 
 # Each figure against a floor measured in the same run; JSON in bench/results/, table at the end.
 bench: venv services
-	$(PY) bench/dispatch_bench.py --keywords 20000 --pages 5
-	$(PY) bench/dispatch_bench.py --keywords 200000 --pages 5 --repeat 1
-	$(PY) bench/validation_bench.py --rows 1000000
-	$(PY) bench/validation_bench.py --rows 10000000
-	$(PY) bench/health_bench.py
-	$(PY) bench/parse_bench.py --repeat 10
-	$(PY) bench/dashboard_bench.py
-	$(PY) bench/report.py
+	$(PY) -m bench.dispatch_bench --keywords 20000 --pages 5
+	$(PY) -m bench.dispatch_bench --keywords 200000 --pages 5 --repeat 1
+	$(PY) -m bench.validation_bench --rows 1000000
+	$(PY) -m bench.validation_bench --rows 10000000
+	$(PY) -m bench.health_bench
+	$(PY) -m bench.parse_bench --repeat 10
+	$(PY) -m bench.dashboard_bench
+	$(PY) -m bench.report
 
 # make test runs the same test scaled down (6 hours x 1,000 elements).
 soak: venv services

@@ -1,7 +1,7 @@
 """Crawl Ops page benchmark: every endpoint over HTTP on 1M task rows and 10M result rows, against its floor.
 
-    python bench/dashboard_bench.py             # loads what is missing, then measures (minutes the first time)
-    python bench/dashboard_bench.py --reload    # reload the task rows and the small tables even if present
+    python -m bench.dashboard_bench             # loads what is missing, then measures (minutes the first time)
+    python -m bench.dashboard_bench --reload    # reload the task rows and the small tables even if present
 
 Requirement: with 1M task rows and 10M result rows the page's endpoints answer in under 1 s each.
 
@@ -43,16 +43,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import redis
-from common import write_result  # bench/ is on sys.path when a bench runs as a script
 from validation_bench import CHUNK, FIRST_HOUR, PER_HOUR, _series, hours_for
 from validation_bench import TABLE as RESULTS_TABLE
 from validation_bench import load as load_results
 from validation_bench import loaded as results_loaded
 
+from bench.common import BENCH_MYSQL_URL, bench_mysql, bench_redis, write_result
 from crawlops import dashboard
-from crawlops.db import connect
-from crawlops.migrations import migrate
 from crawlops.model import UTC
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -732,11 +729,9 @@ def main() -> None:
     args = parser.parse_args()
     began = time.perf_counter()
 
-    mysql_url = os.environ.get("CRAWLOPS_BENCH_MYSQL_URL", "mysql://crawlops:crawlops@127.0.0.1:3306/crawlops_bench")
+    mysql_url = os.environ.get("CRAWLOPS_BENCH_MYSQL_URL", BENCH_MYSQL_URL)
     redis_db = int(os.environ.get("CRAWLOPS_BENCH_DASHBOARD_REDIS_DB", "12"))
-    conn = connect(mysql_url)
-    migrate(conn)
-    r = redis.Redis(host="127.0.0.1", port=6379, db=redis_db)
+    conn, r = bench_mysql(mysql_url), bench_redis(redis_db, "CRAWLOPS_BENCH_DASHBOARD_REDIS_DB")
 
     loads: dict[str, float | None] = {"results": None, "tasks": None, "seed": None}
     started = time.perf_counter()

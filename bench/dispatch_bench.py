@@ -1,6 +1,6 @@
 """Dispatch benchmark: config rows -> MySQL task + manifest rows -> Redis set, against its floor.
 
-    python bench/dispatch_bench.py --keywords 20000 --pages 5     # 100k elements
+    python -m bench.dispatch_bench --keywords 20000 --pages 5     # 100k elements
 
 Ours: the functions the DAG's record_tasks and push_tasks call (plan_window, record_plan,
 push_window) on the real local MariaDB and Redis. Floor, measured in the same run on the
@@ -13,16 +13,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import resource
 import time
 
-import redis
-from common import write_result  # bench/ is on sys.path when a bench runs as a script
-
+from bench.common import bench_mysql, bench_redis, write_result
 from crawlops import dispatch
-from crawlops.db import batched, connect
-from crawlops.migrations import migrate
+from crawlops.db import batched
 from crawlops.model import UTC, element_digest, hour_window_starting
 from crawlops.settings import Settings
 
@@ -91,11 +87,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs of each; the best is reported")
     args = parser.parse_args()
 
-    conn = connect(
-        os.environ.get("CRAWLOPS_BENCH_MYSQL_URL", "mysql://crawlops:crawlops@127.0.0.1:3306/crawlops_bench")
-    )
-    migrate(conn)
-    r = redis.Redis(host="127.0.0.1", port=6379, db=int(os.environ.get("CRAWLOPS_BENCH_REDIS_DB", "14")))
+    conn, r = bench_mysql(), bench_redis()
     settings = Settings.load()
     ours_times, floor_times = [], []
     rss_growth_kb = None

@@ -1,6 +1,6 @@
 """Task-health benchmark: the 5-minute health check on 100k task rows, against its floor.
 
-    python bench/health_bench.py [--tasks 100000] [--open 200]
+    python -m bench.health_bench [--tasks 100000] [--open 200]
 
 Ours: ``crawlops.health.check_tasks``, what the supervision DAG's task_health runs (status
 sync through the dispatch core, timeouts, stalls, success rate, queue depth). Floor,
@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import time
 
-import redis
-from common import write_result  # bench/ is on sys.path when a bench runs as a script
-
+from bench.common import bench_mysql, bench_redis, write_result
 from crawlops import health, queue
-from crawlops.db import batched, connect
-from crawlops.migrations import migrate
+from crawlops.db import batched
 from crawlops.model import UTC
 from crawlops.settings import Settings
 
@@ -98,11 +94,7 @@ def main() -> None:
     parser.add_argument("--open", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    conn = connect(
-        os.environ.get("CRAWLOPS_BENCH_MYSQL_URL", "mysql://crawlops:crawlops@127.0.0.1:3306/crawlops_bench")
-    )
-    migrate(conn)
-    r = redis.Redis(host="127.0.0.1", port=6379, db=int(os.environ.get("CRAWLOPS_BENCH_REDIS_DB", "14")))
+    conn, r = bench_mysql(), bench_redis()
     settings = Settings.load()
     load(conn, r, args.tasks, args.open)
     ours(conn, r, settings)  # warm-up: the first sync records the sets' sizes

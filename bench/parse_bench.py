@@ -1,7 +1,7 @@
 """DAG parse time: `python dags/<file>.py` for each DAG file vs a file that only imports
 airflow.sdk and defines one empty DAG (the floor), measured in the same run.
 
-    python bench/parse_bench.py [--repeat 5]
+    python -m bench.parse_bench [--repeat 5]
 
 Each figure is the best of ``--repeat`` fresh interpreter runs. Writes bench/results/parse.json.
 """
@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import write_result  # bench/ is on sys.path when a bench runs as a script
+from bench.common import write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 EMPTY_DAG = """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from common import RESULTS  # bench/ is on sys.path when run as a script
+from bench.common import RESULTS
 
 
 def _load(name: str) -> dict | None:

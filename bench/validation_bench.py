@@ -1,7 +1,7 @@
 """Validation benchmark: the hourly GE suite on one hour of a big results table, against its floor.
 
-    python bench/validation_bench.py                  # 1,000,000 rows, ~40k in the validated hour
-    python bench/validation_bench.py --rows 10000000  # slower to load (minutes)
+    python -m bench.validation_bench                  # 1,000,000 rows, ~40k in the validated hour
+    python -m bench.validation_bench --rows 10000000  # slower to load (minutes)
 
 Ours: ``crawlops.validation.validate_window``, the function the supervision DAG calls: GE 1.x
 with SQL pushdown on MariaDB, a TABLE asset partitioned on the indexed ``create_hour`` column
@@ -23,11 +23,8 @@ import os
 import resource
 import time
 
-from common import write_result  # bench/ is on sys.path when a bench runs as a script
-
+from bench.common import BENCH_MYSQL_URL, bench_mysql, write_result
 from crawlops import validation
-from crawlops.db import connect
-from crawlops.migrations import migrate
 from crawlops.model import UTC, Window
 from crawlops.settings import Settings
 
@@ -134,9 +131,8 @@ def main() -> None:
     parser.add_argument("--reload", action="store_true", help="reload the table even if it holds this data set")
     args = parser.parse_args()
 
-    mysql_url = os.environ.get("CRAWLOPS_BENCH_MYSQL_URL", "mysql://crawlops:crawlops@127.0.0.1:3306/crawlops_bench")
-    conn = connect(mysql_url)
-    migrate(conn)
+    mysql_url = os.environ.get("CRAWLOPS_BENCH_MYSQL_URL", BENCH_MYSQL_URL)
+    conn = bench_mysql(mysql_url)
     load_seconds = None
     if args.reload or not loaded(conn, args.rows):
         load_seconds = load(conn, args.rows)

@@ -46,7 +46,7 @@ def page():
 
 
 def api():
-    from crawlops_airflow.stack import Api
+    from crawlops_dev.stack import Api
 
     return Api()
 

@@ -1,8 +1,8 @@
 """`make demo` / `make schema`: dispatch one real window on this machine, crawl it with the
 simulated fleet, supervise it, and show the result.
 
-    python -m crawlops_airflow.demo schema   # apply the DDL to the demo database
-    python -m crawlops_airflow.demo run      # schema, demo config, dispatch, simulated crawl, supervision
+    python -m crawlops_dev.demo schema   # apply the DDL to the demo database
+    python -m crawlops_dev.demo run      # schema, demo config, dispatch, simulated crawl, supervision
 
 The runs go through the real DAGs (``dag.test()`` in a child process, logs kept under
 ``$AIRFLOW_HOME/demo-runs``) against the ``crawl_mysql`` / ``crawl_redis`` connections.

@@ -1,8 +1,8 @@
 """The local stack behind `make demo` / `make stop`: Airflow standalone + the simulated crawler fleet.
 
-    python -m crawlops_airflow.stack start    # schema, demo config, simulator, Airflow; waits for both DAGs
-    python -m crawlops_airflow.stack stop     # stops everything start started, by pid
-    python -m crawlops_airflow.stack status   # what runs, and its memory
+    python -m crawlops_dev.stack start    # schema, demo config, simulator, Airflow; waits for both DAGs
+    python -m crawlops_dev.stack stop     # stops everything start started, by pid
+    python -m crawlops_dev.stack status   # what runs, and its memory
 
 Airflow runs with its embedded default metadata database (SQLite) under ``$AIRFLOW_HOME``,
 sized for a small machine (``AIRFLOW__CORE__PARALLELISM=4``); the connections come from
@@ -153,7 +153,7 @@ def _healthy() -> bool:
 def start() -> int:
     from crawlops.db import connect
     from crawlops.migrations import migrate
-    from crawlops_airflow.demo import _load_demo_config
+    from crawlops_dev.demo import _load_demo_config
 
     if _running():
         print(f"already running: {_running()} (make stop first)")

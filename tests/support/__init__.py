@@ -1,0 +1,1 @@
+"""Test helpers shared by the suites: fakes for what cannot run here, and seeding."""
