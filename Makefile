@@ -53,6 +53,7 @@ demo-once: venv services
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 format: venv
 	$(VENV)/bin/ruff format .
@@ -88,4 +89,4 @@ lock:
 		--no-header -q -o requirements.lock
 
 clean:
-	rm -rf .airflow .airflow-test .pytest_cache .ruff_cache
+	rm -rf .airflow .airflow-test .pytest_cache .ruff_cache .mypy_cache

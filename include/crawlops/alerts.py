@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
 
+from crawlops.db import Connection
 from crawlops.model import Window
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ _RANK = "FIELD({}, 'INFO', 'WARNING', 'ERROR', 'CRITICAL')"
 
 
 def record_findings(
-    conn: Any,
+    conn: Connection,
     findings: Iterable[Finding],
     *,
     window: Window,
@@ -153,7 +154,7 @@ def record_findings(
 
 
 def record_check(
-    conn: Any,
+    conn: Connection,
     check: str,
     window: Window,
     *,
@@ -182,7 +183,7 @@ def record_check(
     conn.commit()
 
 
-def set_check_status(conn: Any, check: str, window_start: dt.datetime, status: str, *, only_if: str) -> None:
+def set_check_status(conn: Connection, check: str, window_start: dt.datetime, status: str, *, only_if: str) -> None:
     """Turn a check's row for the window starting at ``window_start`` from ``only_if`` to ``status``."""
     start = window_start.astimezone(dt.UTC).replace(tzinfo=None) if window_start.tzinfo else window_start
     with conn.cursor() as cur:
@@ -193,7 +194,7 @@ def set_check_status(conn: Any, check: str, window_start: dt.datetime, status: s
     conn.commit()
 
 
-def mark_delivered(conn: Any, alert_ids: Iterable[int]) -> None:
+def mark_delivered(conn: Connection, alert_ids: Iterable[int]) -> None:
     """Alerts that went out by another way (an outage told to DingTalk without MySQL)."""
     ids = list(alert_ids)
     if not ids:
@@ -207,7 +208,7 @@ def mark_delivered(conn: Any, alert_ids: Iterable[int]) -> None:
     conn.commit()
 
 
-def findings_by_level(conn: Any, dag_run_id: str) -> dict[str, int]:
+def findings_by_level(conn: Connection, dag_run_id: str) -> dict[str, int]:
     """How many findings a run recorded, by level."""
     with conn.cursor() as cur:
         cur.execute("SELECT level, COUNT(*) FROM amazon_alert WHERE dag_run_id = %s GROUP BY level", (dag_run_id,))

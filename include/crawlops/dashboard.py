@@ -24,7 +24,9 @@ from typing import Any
 from urllib.parse import quote
 
 from crawlops import health, quality, report
+from crawlops.db import Connection, Cursor
 from crawlops.model import FAIL_SUFFIX, TaskStatus, as_utc
+from crawlops.queue import RedisClient
 from crawlops.report import RESULTS_TABLE
 
 HOUR = dt.timedelta(hours=1)
@@ -103,7 +105,7 @@ def run_path(dag_id: str | None, run_id: str | None) -> str | None:
 # Queues and task status
 
 
-def overview(conn: Any, r: Any, span: HourRange) -> dict[str, Any]:
+def overview(conn: Connection, r: RedisClient, span: HourRange) -> dict[str, Any]:
     """Queue depth per crawl object now (Redis), open tasks now, and tasks in the range per status."""
     start, end = span.naive()
     with conn.cursor() as cur:
@@ -132,7 +134,7 @@ def overview(conn: Any, r: Any, span: HourRange) -> dict[str, Any]:
     }
 
 
-def tasks_by_hour(conn: Any, span: HourRange) -> dict[str, Any]:
+def tasks_by_hour(conn: Connection, span: HourRange) -> dict[str, Any]:
     """Tasks per hour of their window by outcome, each task in exactly one outcome.
 
     completed; retried = failed and its failures handed to a retry task; failed = failed,
@@ -171,7 +173,7 @@ def tasks_by_hour(conn: Any, span: HourRange) -> dict[str, Any]:
 # Data quality and volume
 
 
-def quality_by_hour(conn: Any, span: HourRange) -> dict[str, Any]:
+def quality_by_hour(conn: Connection, span: HourRange) -> dict[str, Any]:
     """One strip per suite (and per hourly check): each hour pass / fail / not run, with what failed.
 
     Suite cells list their failed expectations; check cells the titles of the findings the
@@ -247,7 +249,7 @@ FINDINGS_OF_CHECK = {
 }
 
 
-def _finding_titles(cur: Any, checks: set[str], start: dt.datetime, end: dt.datetime) -> dict[tuple, list[str]]:
+def _finding_titles(cur: Cursor, checks: set[str], start: dt.datetime, end: dt.datetime) -> dict[tuple, list[str]]:
     """Titles of the supervision's hourly findings of ``checks`` in [start, end), per (check, hour, run).
 
     Keyed by the run too: a check cell lists what the run that recorded it found, not what an
@@ -269,7 +271,7 @@ def _finding_titles(cur: Any, checks: set[str], start: dt.datetime, end: dt.date
     return titles
 
 
-def volume_by_hour(conn: Any, span: HourRange, *, table: str = RESULTS_TABLE) -> dict[str, Any]:
+def volume_by_hour(conn: Connection, span: HourRange, *, table: str = RESULTS_TABLE) -> dict[str, Any]:
     """Rows per hour against the band the volume check judged them by.
 
     Hours the check has judged come from the ``amazon_volume_hourly`` rollup (the count it
@@ -318,7 +320,7 @@ def volume_by_hour(conn: Any, span: HourRange, *, table: str = RESULTS_TABLE) ->
 # Alerts and reports
 
 
-def alerts(conn: Any, span: HourRange, *, limit: int = ALERT_LIMIT) -> dict[str, Any]:
+def alerts(conn: Connection, span: HourRange, *, limit: int = ALERT_LIMIT) -> dict[str, Any]:
     """Alerts raised in the range by level, and the newest ``limit`` of them with their run's link."""
     start, end = span.naive()
     with conn.cursor() as cur:
@@ -358,7 +360,7 @@ def alerts(conn: Any, span: HourRange, *, limit: int = ALERT_LIMIT) -> dict[str,
     }
 
 
-def latest_report(conn: Any) -> dict[str, Any] | None:
+def latest_report(conn: Connection) -> dict[str, Any] | None:
     """The newest daily report's facts (its HTML is served by ``latest_report_html``)."""
     with conn.cursor() as cur:
         cur.execute(
@@ -383,7 +385,7 @@ def latest_report(conn: Any) -> dict[str, Any] | None:
     }
 
 
-def latest_report_html(conn: Any) -> str | None:
+def latest_report_html(conn: Connection) -> str | None:
     with conn.cursor() as cur:
         cur.execute("SELECT html FROM amazon_daily_report ORDER BY report_date DESC LIMIT 1")
         row = cur.fetchone()

@@ -13,13 +13,37 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote, urlsplit
 
 T = TypeVar("T")
 
 
-def prepare(conn: Any) -> Any:
+class Cursor(Protocol):
+    """The DB-API cursor the package uses (MySQLdb's satisfies it)."""
+
+    rowcount: int
+
+    def execute(self, query: str, args: Any = None, /) -> Any: ...
+    def executemany(self, query: str, args: Any, /) -> Any: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> Any: ...
+    def fetchmany(self, size: int = ..., /) -> Any: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Cursor: ...
+    def __exit__(self, *exc: object) -> Any: ...
+
+
+class Connection(Protocol):
+    """A MySQL connection as the package uses it (a ``MySQLdb`` connection made by ``prepare``)."""
+
+    def cursor(self, cursorclass: Any = None, /) -> Any: ...
+    def commit(self) -> None: ...
+    def rollback(self) -> None: ...
+    def close(self) -> None: ...
+
+
+def prepare(conn: Any) -> Connection:
     """Make a connection speak utf8mb4 and UTC and read committed data, whatever the server's defaults.
 
     READ COMMITTED: each statement sees what other runs committed before it, so a step
@@ -32,7 +56,7 @@ def prepare(conn: Any) -> Any:
     return conn
 
 
-def connect(url: str | None = None) -> Any:
+def connect(url: str | None = None) -> Connection:
     """Open a MySQLdb connection from a ``mysql://user:pass@host:port/db`` URL.
 
     Defaults to ``CRAWLOPS_MYSQL_URL``, then to the local server's ``crawl`` database.
@@ -62,7 +86,7 @@ class LockTimeout(RuntimeError):
 
 
 @contextlib.contextmanager
-def named_lock(conn: Any, name: str, timeout_seconds: int) -> Iterator[None]:
+def named_lock(conn: Connection, name: str, timeout_seconds: int) -> Iterator[None]:
     """Hold a server-side named lock, so concurrent DAG runs take turns on shared state."""
     conn.commit()  # end any open transaction: what follows must see the previous holder's writes
     with conn.cursor() as cur:

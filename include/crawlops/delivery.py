@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from crawlops.alerts import Level
+from crawlops.db import Connection
 from crawlops.settings import AlertSettings
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ class DingTalkRobot:
         import requests
 
         timestamp_ms = int(time.time() * 1000)
-        body = {"msgtype": "markdown", "markdown": {"title": title, "text": text}}
+        body: dict[str, Any] = {"msgtype": "markdown", "markdown": {"title": title, "text": text}}
         try:
             response = requests.post(self.url(timestamp_ms), json=body, timeout=self.timeout_seconds)
         except requests.Timeout:
@@ -112,13 +113,13 @@ class PendingAlert:
     held_since: dt.datetime | None = None
 
 
-def _now(conn: Any) -> dt.datetime:
+def _now(conn: Connection) -> dt.datetime:
     with conn.cursor() as cur:
         cur.execute("SELECT UTC_TIMESTAMP(3)")
         return cur.fetchone()[0]
 
 
-def _pending(conn: Any, now: dt.datetime, limit: int = 500) -> list[PendingAlert]:
+def _pending(conn: Connection, now: dt.datetime, limit: int = 500) -> list[PendingAlert]:
     with conn.cursor() as cur:
         cur.execute(
             "SELECT id, level, source, check_name, subject, title, action_taken, fingerprint, window_start, "
@@ -127,10 +128,17 @@ def _pending(conn: Any, now: dt.datetime, limit: int = 500) -> list[PendingAlert
             "ORDER BY id LIMIT %s",
             (now, limit),
         )
-        return [PendingAlert(*row[:1], Level(row[1]), *row[2:]) for row in cur.fetchall()]
+        return [
+            PendingAlert(
+                id=row[0], level=Level(row[1]), source=row[2], check=row[3], subject=row[4], title=row[5],
+                action=row[6], fingerprint=row[7], window_start=row[8], window_end=row[9], attempts=row[10],
+                dag_run_id=row[11],
+            )
+            for row in cur.fetchall()
+        ]  # fmt: skip
 
 
-def _mark(conn: Any, ids: Sequence[int], status: str, **columns: Any) -> None:
+def _mark(conn: Connection, ids: Sequence[int], status: str, **columns: Any) -> None:
     if not ids:
         return
     sets = ", ".join(["delivery_status = %s", *(f"{name} = %s" for name in columns)])
@@ -169,7 +177,8 @@ def compose(alerts: Sequence[PendingAlert], settings: AlertSettings) -> list[tup
     messages: list[tuple[str, str, list[int]]] = []
     blocks: list[tuple[PendingAlert, str]] = [(a, _render(a, settings.airflow_base_url)) for a in alerts]
     while blocks:
-        chunk, size = [], 0
+        chunk: list[tuple[PendingAlert, str]] = []
+        size = 0
         while blocks and (not chunk or size + len(blocks[0][1].encode()) + 2 <= settings.max_message_bytes):
             alert, text = blocks.pop(0)
             chunk.append((alert, text))
@@ -182,7 +191,7 @@ def compose(alerts: Sequence[PendingAlert], settings: AlertSettings) -> list[tup
 
 
 def deliver_alerts(
-    conn: Any, robot: DingTalkRobot | None, settings: AlertSettings, *, dag_run_id: str | None = None
+    conn: Connection, robot: DingTalkRobot | None, settings: AlertSettings, *, dag_run_id: str | None = None
 ) -> dict[str, Any]:
     """Send what is pending to the robot (see the module docstring); returns counts by outcome."""
     now = _now(conn)
@@ -224,7 +233,7 @@ def deliver_alerts(
 
 
 def send_document(
-    conn: Any, robot: DingTalkRobot, title: str, text: str, settings: AlertSettings, *, dag_run_id: str | None
+    conn: Connection, robot: DingTalkRobot, title: str, text: str, settings: AlertSettings, *, dag_run_id: str | None
 ) -> str | None:
     """Send one markdown document (the daily report) within the rate budget; returns the error, if any.
 
@@ -249,7 +258,7 @@ def send_document(
 
 
 def _apply_suppression(
-    conn: Any, alerts: list[PendingAlert], now: dt.datetime, settings: AlertSettings, outcome: dict[str, Any]
+    conn: Connection, alerts: list[PendingAlert], now: dt.datetime, settings: AlertSettings, outcome: dict[str, Any]
 ) -> list[PendingAlert]:
     """Hold back alerts whose twin went out within the window; count what was held for the next one."""
     window = dt.timedelta(seconds=settings.suppression_window_seconds)
@@ -277,7 +286,7 @@ def _apply_suppression(
     return to_send
 
 
-def _sent_last_minute(conn: Any, now: dt.datetime) -> int:
+def _sent_last_minute(conn: Connection, now: dt.datetime) -> int:
     with conn.cursor() as cur:
         cur.execute(
             "SELECT COUNT(*) FROM amazon_alert_delivery WHERE channel = %s AND sent_at > %s",
@@ -287,7 +296,7 @@ def _sent_last_minute(conn: Any, now: dt.datetime) -> int:
 
 
 def _record_attempt(
-    conn: Any,
+    conn: Connection,
     ids: list[int],
     error: str | None,
     *,

@@ -14,9 +14,10 @@ from collections.abc import Sequence, Set
 from typing import Any
 
 from crawlops import queue, store
-from crawlops.db import named_lock
+from crawlops.db import Connection, named_lock
 from crawlops.model import TaskStatus, Window, element_digest
 from crawlops.planning import PlannedTask, Skipped, plan_tasks, skip_counts, validate_rows
+from crawlops.queue import RedisClient
 from crawlops.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class Plan:
 
 
 def plan_window(
-    conn: Any,
+    conn: Connection,
     settings: Settings,
     window: Window,
     tz: str,
@@ -87,7 +88,9 @@ def plan_window(
     return plan
 
 
-def record_plan(conn: Any, settings: Settings, plan: Plan, *, dag_run_id: str | None = None) -> dict[str, list[str]]:
+def record_plan(
+    conn: Connection, settings: Settings, plan: Plan, *, dag_run_id: str | None = None
+) -> dict[str, list[str]]:
     """Commit each planned task with its manifest; tasks that already exist are left untouched."""
     outcome: dict[str, list[str]] = {"recorded": [], "existing": []}
     for task in plan.tasks:
@@ -101,7 +104,7 @@ def record_plan(conn: Any, settings: Settings, plan: Plan, *, dag_run_id: str | 
 
 
 def record_window(
-    conn: Any,
+    conn: Connection,
     settings: Settings,
     window: Window,
     tz: str,
@@ -145,7 +148,7 @@ def run_summary(
     return summary, findings + ([skipped] if skipped else [])
 
 
-def _note_existing(conn: Any, task: PlannedTask) -> None:
+def _note_existing(conn: Connection, task: PlannedTask) -> None:
     (row,) = store.select_tasks(conn, "task_id = %s", (task.task_id,))
     if row.element_count != task.element_count and row.task_source is None:
         log.warning(
@@ -159,7 +162,7 @@ def _note_existing(conn: Any, task: PlannedTask) -> None:
         log.info("%s already recorded (%s); left as it is", task.task_id, row.task_status)
 
 
-def push_window(conn: Any, r: Any, settings: Settings, window: Window) -> dict[str, int]:
+def push_window(conn: Connection, r: RedisClient, settings: Settings, window: Window) -> dict[str, int]:
     """Publish every recorded, never-pushed task of the window to its Redis set.
 
     Elements come from the MySQL manifest, so Redis only ever holds what the ledger holds.
@@ -177,8 +180,8 @@ def push_window(conn: Any, r: Any, settings: Settings, window: Window) -> dict[s
 
 
 def publish(
-    conn: Any,
-    r: Any,
+    conn: Connection,
+    r: RedisClient,
     settings: Settings,
     task: store.TaskRow,
     *,

@@ -13,7 +13,9 @@ from typing import Any
 
 from crawlops import lifecycle, queue, store
 from crawlops.alerts import Finding, Level
+from crawlops.db import Connection
 from crawlops.model import TaskStatus, fail_key
+from crawlops.queue import RedisClient
 from crawlops.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -28,7 +30,7 @@ class SystemFault(RuntimeError):
         self.finding = finding
 
 
-def probe_redis(r: Any, settings: Settings) -> tuple[dict[str, Any], list[Finding]]:
+def probe_redis(r: RedisClient, settings: Settings) -> tuple[dict[str, Any], list[Finding]]:
     """Reachability and memory of the crawl Redis. Unreachable raises ``SystemFault``."""
     try:
         r.ping()
@@ -85,7 +87,7 @@ class HealthReport:
 
 
 def check_tasks(
-    conn: Any, r: Any, settings: Settings, reference: dt.datetime, *, dry_run: bool = False
+    conn: Connection, r: RedisClient, settings: Settings, reference: dt.datetime, *, dry_run: bool = False
 ) -> HealthReport:
     """Track every task (sync, settle, reconcile), then timeouts (handled), stalls, success
     rate per crawl object and queue depth, as of ``reference``."""
@@ -100,9 +102,10 @@ def check_tasks(
     timed_out, stalled = [], []
     for task in open_tasks:
         began = task.started_at or task.pushed_at
+        last = task.progress_at or began
         if began is not None and began <= ref - timeout:
             timed_out.append(task)
-        elif task.task_status == TaskStatus.IN_PROGRESS.value and (task.progress_at or began) <= ref - stall:
+        elif task.task_status == TaskStatus.IN_PROGRESS.value and last is not None and last <= ref - stall:
             stalled.append(task)
 
     findings: list[Finding] = tracking.findings(SOURCE)
@@ -169,7 +172,7 @@ def check_tasks(
     )
 
 
-def success_rates(conn: Any, now: dt.datetime, lookback_seconds: int) -> dict[str, dict[str, Any]]:
+def success_rates(conn: Connection, now: dt.datetime, lookback_seconds: int) -> dict[str, dict[str, Any]]:
     """Per crawl object: answered (result rows or an empty answer) / dispatched elements, over
     tasks settled in the lookback. Elements still unanswered when their task settled (failed
     or lost) are not successes, even when a retry answers them later (the retry counts too)."""
@@ -194,7 +197,7 @@ def success_rates(conn: Any, now: dt.datetime, lookback_seconds: int) -> dict[st
     }
 
 
-def queue_depth(conn: Any, r: Any) -> dict[str, dict[str, int]]:
+def queue_depth(conn: Connection, r: RedisClient) -> dict[str, dict[str, int]]:
     """Per crawl object: open tasks, elements queued in Redis, failed elements waiting for a retry."""
     open_tasks = store.select_tasks(
         conn, "task_status IN (%s, %s)", (TaskStatus.PENDING.value, TaskStatus.IN_PROGRESS.value)

@@ -10,15 +10,14 @@ and exits 1 when any element is LOST.
 from __future__ import annotations
 
 import sys
-from typing import Any
 
-from crawlops.db import sql_statements
+from crawlops.db import Connection, sql_statements
 from crawlops.settings import include_dir
 
 FATES = ("answered", "empty", "open retry", "dead", "LOST")
 
 
-def element_fates(conn: Any) -> dict[str, int]:
+def element_fates(conn: Connection) -> dict[str, int]:
     """Elements of root tasks per fate (every fate present, zero when none)."""
     fates = dict.fromkeys(FATES, 0)
     with conn.cursor() as cur:

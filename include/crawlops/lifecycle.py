@@ -28,9 +28,10 @@ from typing import Any
 
 from crawlops import queue, store
 from crawlops.alerts import Finding, Level, dead_task_findings
-from crawlops.db import named_lock
+from crawlops.db import Connection, named_lock
 from crawlops.dispatch import DISPATCH_LOCK, publish
 from crawlops.model import Element, TaskStatus, element_digest, empty_key, fail_key
+from crawlops.queue import RedisClient
 from crawlops.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -192,7 +193,7 @@ class Tracking:
         }
 
 
-def _open_tasks(conn: Any) -> list[store.TaskRow]:
+def _open_tasks(conn: Connection) -> list[store.TaskRow]:
     return store.select_tasks(
         conn,
         "task_status IN (%s, %s) AND pushed_at IS NOT NULL",
@@ -200,11 +201,13 @@ def _open_tasks(conn: Any) -> list[store.TaskRow]:
     )
 
 
-def _lock(conn: Any, settings: Settings, write: bool) -> Any:
+def _lock(conn: Connection, settings: Settings, write: bool) -> Any:
     return named_lock(conn, DISPATCH_LOCK, settings.dispatch.lock_timeout_seconds) if write else nullcontext()
 
 
-def track(conn: Any, r: Any, settings: Settings, *, now: dt.datetime | None = None, dry_run: bool = False) -> Tracking:
+def track(
+    conn: Connection, r: RedisClient, settings: Settings, *, now: dt.datetime | None = None, dry_run: bool = False
+) -> Tracking:
     """Sync, settle and reconcile in one pass under the dispatch lock (what a supervision run does)."""
     with _lock(conn, settings, not dry_run):
         synced = sync_open_tasks(conn, r, settings, write=not dry_run)
@@ -214,7 +217,7 @@ def track(conn: Any, r: Any, settings: Settings, *, now: dt.datetime | None = No
     return tracking
 
 
-def sync_statuses(conn: Any, r: Any, settings: Settings) -> dict[str, Any]:
+def sync_statuses(conn: Connection, r: RedisClient, settings: Settings) -> dict[str, Any]:
     """Move open tasks along from what their Redis sets show.
 
     Set still holds members: ``In Progress`` once any were taken (else ``Pending``).
@@ -228,7 +231,7 @@ def sync_statuses(conn: Any, r: Any, settings: Settings) -> dict[str, Any]:
             "findings": [f.to_json() for f in tracking.findings("amazon_task_dispatch")]}  # fmt: skip
 
 
-def sync_open_tasks(conn: Any, r: Any, settings: Settings, *, write: bool = True) -> OpenTasks:
+def sync_open_tasks(conn: Connection, r: RedisClient, settings: Settings, *, write: bool = True) -> OpenTasks:
     """The sync itself; returns the tasks still open afterwards (``write=False``: judge, change nothing)."""
     with _lock(conn, settings, write):
         epoch = queue.current_epoch(r, create=False)
@@ -314,13 +317,13 @@ def sync_open_tasks(conn: Any, r: Any, settings: Settings, *, write: bool = True
     )
 
 
-def _db_now(conn: Any) -> Any:
+def _db_now(conn: Connection) -> Any:
     with conn.cursor() as cur:
         cur.execute("SELECT UTC_TIMESTAMP()")
         return cur.fetchone()[0]
 
 
-def _reject(r: Any, key: str, texts: list[str], rejected: list[Rejected]) -> None:
+def _reject(r: RedisClient, key: str, texts: list[str], rejected: list[Rejected]) -> None:
     """Take members that are not the task's elements out of ``key`` and note them (once: they are gone)."""
     if not texts:
         return
@@ -339,7 +342,7 @@ def _printable(text: str) -> str:
     return text
 
 
-def _ingest_empty(conn: Any, r: Any, settings: Settings, task_id: str, rejected: list[Rejected]) -> int:
+def _ingest_empty(conn: Connection, r: RedisClient, settings: Settings, task_id: str, rejected: list[Rejected]) -> int:
     """Record the members of ``<task_id>_empty`` as answered empty, then take them out of the set."""
     key = empty_key(task_id)
     batch = settings.dispatch.redis_batch_size
@@ -352,7 +355,7 @@ def _ingest_empty(conn: Any, r: Any, settings: Settings, task_id: str, rejected:
 
 
 def _record_late_members(
-    conn: Any, r: Any, settings: Settings, retry_tasks: list[store.TaskRow], rejected: list[Rejected]
+    conn: Connection, r: RedisClient, settings: Settings, retry_tasks: list[store.TaskRow], rejected: list[Rejected]
 ) -> dict[str, int]:
     """Workers may report a failure into a retry task's set after it was recorded: add such
     members to its manifest, so the ledger still holds every element Redis holds. Members
@@ -371,8 +374,8 @@ def _record_late_members(
 
 
 def settle_finished(
-    conn: Any,
-    r: Any,
+    conn: Connection,
+    r: RedisClient,
     settings: Settings,
     *,
     now: dt.datetime | None = None,
@@ -399,7 +402,9 @@ def settle_finished(
     return tracking
 
 
-def _ingest_late_empties(conn: Any, r: Any, settings: Settings, now: dt.datetime, tracking: Tracking) -> None:
+def _ingest_late_empties(
+    conn: Connection, r: RedisClient, settings: Settings, now: dt.datetime, tracking: Tracking
+) -> None:
     """Empty answers reported after a task settled (within ``late_failure_window_seconds``)
     are still recorded, so the answer counts and the set does not linger in Redis."""
     recent = store.select_tasks(
@@ -414,7 +419,7 @@ def _ingest_late_empties(conn: Any, r: Any, settings: Settings, now: dt.datetime
             log.info("%s: %d empty answers reported after it settled recorded", task.task_id, marked)
 
 
-def retry_failures(conn: Any, r: Any, settings: Settings, **kwargs: Any) -> dict[str, Any]:
+def retry_failures(conn: Connection, r: RedisClient, settings: Settings, **kwargs: Any) -> dict[str, Any]:
     """The dispatch DAG's step: settle finished tasks (their failures and lost elements become
     retry tasks, or the task is Dead); a JSON summary with the run's findings."""
     tracking = settle_finished(conn, r, settings, **kwargs)
@@ -423,7 +428,7 @@ def retry_failures(conn: Any, r: Any, settings: Settings, **kwargs: Any) -> dict
             "findings": [f.to_json() for f in tracking.findings("amazon_task_dispatch")]}  # fmt: skip
 
 
-def decision_time(conn: Any, reference: dt.datetime) -> dt.datetime:
+def decision_time(conn: Connection, reference: dt.datetime) -> dt.datetime:
     """The time lifecycle decisions (grace periods, settled_at) count from: the later of a
     run's reference and the database clock, so a backfilled run never judges live Redis
     state as of the past."""
@@ -435,8 +440,8 @@ def _naive_utc(instant: dt.datetime) -> dt.datetime:
 
 
 def _settle(
-    conn: Any,
-    r: Any,
+    conn: Connection,
+    r: RedisClient,
     settings: Settings,
     task: store.TaskRow,
     tracking: Tracking,
@@ -501,7 +506,7 @@ def _settle(
         status = TaskStatus.FAILED
     outcome = Settled(
         task.task_id, task.task_type, status.value, task.element_count, task.element_count - len(unanswered),
-        store.empty_count(conn, task.task_id), failed, taken_lost, withdrawn, handed and handed.retry_task,
+        store.empty_count(conn, task.task_id), failed, taken_lost, withdrawn, handed.retry_task if handed else None,
         reason if unanswered else "",
     )  # fmt: skip
     tracking.settled.append(outcome)
@@ -526,7 +531,7 @@ def _settle(
     )  # fmt: skip
 
 
-def _chain_tail(conn: Any, task: store.TaskRow) -> store.TaskRow:
+def _chain_tail(conn: Connection, task: store.TaskRow) -> store.TaskRow:
     """The last task of the retry chain from ``task`` on (``task`` itself when it has no retry)."""
     tail = task
     while found := store.select_tasks(conn, "task_id = %s", (fail_key(tail.task_id),)):
@@ -538,8 +543,8 @@ _OPEN = (TaskStatus.PENDING.value, TaskStatus.IN_PROGRESS.value)
 
 
 def _hand_over(
-    conn: Any,
-    r: Any,
+    conn: Connection,
+    r: RedisClient,
     settings: Settings,
     task: store.TaskRow,
     elements: list[Element],
@@ -584,8 +589,8 @@ def _hand_over(
 
 
 def hand_to_retry(
-    conn: Any,
-    r: Any,
+    conn: Connection,
+    r: RedisClient,
     settings: Settings,
     task_ids: list[str],
     *,
@@ -645,8 +650,8 @@ class Recrawl:
 
 
 def recrawl(
-    conn: Any,
-    r: Any,
+    conn: Connection,
+    r: RedisClient,
     settings: Settings,
     elements: dict[str, list[Element]],
     *,
@@ -691,7 +696,7 @@ def recrawl(
     return outcome
 
 
-def reconcile_lost(conn: Any, r: Any, settings: Settings, *, dry_run: bool = False) -> Tracking:
+def reconcile_lost(conn: Connection, r: RedisClient, settings: Settings, *, dry_run: bool = False) -> Tracking:
     """Re-publish open tasks whose Redis set was lost, minus elements that are done or retried.
 
     A task is a candidate when its recorded epoch is not the current one (Redis was
@@ -737,5 +742,5 @@ def reconcile_summary(tracking: Tracking) -> dict[str, Any]:
             "findings": [f.to_json() for f in tracking.findings("amazon_task_dispatch")]}  # fmt: skip
 
 
-def _fail_set_digests(r: Any, key: str, settings: Settings) -> set[bytes]:
+def _fail_set_digests(r: RedisClient, key: str, settings: Settings) -> set[bytes]:
     return {element_digest(m) for m in queue.members(r, key, settings.dispatch.redis_batch_size)}

@@ -21,9 +21,8 @@ import logging
 import re
 import sys
 from pathlib import Path
-from typing import Any
 
-from crawlops.db import named_lock, sql_statements
+from crawlops.db import Connection, Cursor, named_lock, sql_statements
 from crawlops.settings import include_dir
 
 log = logging.getLogger(__name__)
@@ -64,7 +63,7 @@ def expected_version() -> int:
     return migrations()[-1].version
 
 
-def current_version(conn: Any) -> int:
+def current_version(conn: Connection) -> int:
     """The newest migration applied to the database (0: none, or a database older than versioning)."""
     with conn.cursor() as cur:
         cur.execute(
@@ -77,7 +76,7 @@ def current_version(conn: Any) -> int:
         return int(cur.fetchone()[0])
 
 
-def check(conn: Any) -> int:
+def check(conn: Connection) -> int:
     """The database's schema version; raises ``SchemaBehind`` when migrations are pending."""
     current, expected = current_version(conn), expected_version()
     if current < expected:
@@ -91,7 +90,7 @@ def check(conn: Any) -> int:
     return current
 
 
-def migrate(conn: Any, *, lock_timeout_seconds: int = 600) -> list[str]:
+def migrate(conn: Connection, *, lock_timeout_seconds: int = 600) -> list[str]:
     """Apply every pending migration in order; returns the ones applied (``NNNN_name``)."""
     applied = []
     with named_lock(conn, _LOCK, lock_timeout_seconds):
@@ -121,7 +120,7 @@ def migrate(conn: Any, *, lock_timeout_seconds: int = 600) -> list[str]:
     return applied
 
 
-def _execute(cur: Any, statement: str) -> None:
+def _execute(cur: Cursor, statement: str) -> None:
     try:
         cur.execute(statement)
     except Exception as exc:
@@ -175,7 +174,7 @@ INDEX_MIGRATIONS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def _settle_existing(cur: Any) -> None:
+def _settle_existing(cur: Cursor) -> None:
     """Tasks that finished before settling existed: Dead ones, retried ones and those finished
     over a day ago are final; recent unretried ones stay open to the settle step."""
     cur.execute(
@@ -188,7 +187,7 @@ def _settle_existing(cur: Any) -> None:
     log.info("settled %d tasks that finished before settling existed", cur.rowcount)
 
 
-def _rekey_manifest(cur: Any) -> None:
+def _rekey_manifest(cur: Cursor) -> None:
     """Manifests made before ``seq`` existed were keyed on (task_id, element_hash): number their
     rows per task and move the clustered key to (task_id, seq), keeping the hash unique."""
     cur.execute(
@@ -211,7 +210,7 @@ def _rekey_manifest(cur: Any) -> None:
     )
 
 
-def _upgrade_unversioned(cur: Any) -> None:
+def _upgrade_unversioned(cur: Cursor) -> None:
     """Bring the tables of a database older than versioning to the baseline."""
     _rekey_manifest(cur)
     # A config target may be anything a person pastes (a 1 MB string is stored and skipped

@@ -20,9 +20,10 @@ from typing import Any
 
 from crawlops import lifecycle, store
 from crawlops.alerts import Finding, Level
-from crawlops.db import batched
+from crawlops.db import Connection, batched
 from crawlops.model import Element, TaskStatus, Window
 from crawlops.planning import CRAWL_OBJECTS
+from crawlops.queue import RedisClient
 from crawlops.settings import QualitySettings, Settings
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,13 @@ def volume_band(verdict: VolumeVerdict, quality: QualitySettings) -> tuple[float
 
 
 def record_volume(
-    conn: Any, table: str, window: Window, verdict: VolumeVerdict, quality: QualitySettings, *, dag_run_id: str | None
+    conn: Connection,
+    table: str,
+    window: Window,
+    verdict: VolumeVerdict,
+    quality: QualitySettings,
+    *,
+    dag_run_id: str | None,
 ) -> None:
     """Upsert the hour's row of the ``amazon_volume_hourly`` rollup (re-running the hour rewrites it)."""
     low, high = volume_band(verdict, quality)
@@ -111,7 +118,7 @@ def record_volume(
     conn.commit()
 
 
-def hourly_counts(conn: Any, table: str, hours: Sequence[dt.datetime]) -> dict[dt.datetime, int]:
+def hourly_counts(conn: Connection, table: str, hours: Sequence[dt.datetime]) -> dict[dt.datetime, int]:
     """Rows per ``create_hour`` for the given UTC hours (naive), through the create_hour index."""
     if not hours:
         return {}
@@ -125,7 +132,9 @@ def hourly_counts(conn: Any, table: str, hours: Sequence[dt.datetime]) -> dict[d
         return {hour: int(count) for hour, count in cur.fetchall()}
 
 
-def check_volume(conn: Any, table: str, window: Window, settings: Settings) -> tuple[VolumeVerdict, list[Finding]]:
+def check_volume(
+    conn: Connection, table: str, window: Window, settings: Settings
+) -> tuple[VolumeVerdict, list[Finding]]:
     """The window's row count against the same hour's history (hours with no rows are left out)."""
     hour = window.naive()[0]
     past = history_hours(hour, settings.quality)
@@ -159,7 +168,7 @@ TYPE_FAMILIES = {
 
 
 def volume_check(
-    conn: Any, table: str, window: Window, settings: Settings, *, dag_run_id: str | None
+    conn: Connection, table: str, window: Window, settings: Settings, *, dag_run_id: str | None
 ) -> tuple[dict[str, Any], list[Finding]]:
     """``check_volume``, with the hour's count and band kept in the ``amazon_volume_hourly``
     rollup the Crawl Ops page draws."""
@@ -168,7 +177,7 @@ def volume_check(
     return verdict.to_json(), findings
 
 
-def suite_schema_check(conn: Any, table: str, suite: str) -> tuple[dict[str, Any], list[Finding]]:
+def suite_schema_check(conn: Connection, table: str, suite: str) -> tuple[dict[str, Any], list[Finding]]:
     """``check_schema_drift`` against the columns the suite file (in ``include/expectations/``) expects."""
     from crawlops import validation
     from crawlops.settings import include_dir
@@ -177,7 +186,7 @@ def suite_schema_check(conn: Any, table: str, suite: str) -> tuple[dict[str, Any
     return {"expected_columns": expected}, check_schema_drift(conn, table, expected)
 
 
-def check_schema_drift(conn: Any, table: str, expected: dict[str, str]) -> list[Finding]:
+def check_schema_drift(conn: Connection, table: str, expected: dict[str, str]) -> list[Finding]:
     """An ERROR naming each expected column that is missing or no longer of its type family."""
     with conn.cursor() as cur:
         cur.execute(
@@ -213,7 +222,7 @@ def check_schema_drift(conn: Any, table: str, expected: dict[str, str]) -> list[
 
 
 def check_completeness(
-    conn: Any, r: Any, settings: Settings, window: Window, *, dry_run: bool = False
+    conn: Connection, r: RedisClient, settings: Settings, window: Window, *, dry_run: bool = False
 ) -> tuple[dict[str, Any], list[Finding]]:
     """The hour's account of unanswered elements, after settling whatever is due.
 
@@ -275,7 +284,9 @@ def check_completeness(
 # Freshness
 
 
-def check_freshness(conn: Any, settings: Settings, reference: dt.datetime) -> tuple[dict[str, Any], list[Finding]]:
+def check_freshness(
+    conn: Connection, settings: Settings, reference: dt.datetime
+) -> tuple[dict[str, Any], list[Finding]]:
     """Is data still arriving where crawling is expected? Judged at ``reference`` (the run's time).
 
     Crawling is expected for a crawl object, and for each marketplace in its tasks, while
@@ -310,19 +321,19 @@ def check_freshness(conn: Any, settings: Settings, reference: dt.datetime) -> tu
             )
             markets = sorted(str(m) for (m,) in cur.fetchall() if m)
             cur.execute(f"SELECT MAX(create_time) FROM {table} WHERE create_time <= %s", (ref,))  # noqa: S608
-            scopes = [(crawl_object, None, cur.fetchone()[0])]
+            scopes: list[tuple[str, str | None, Any]] = [(crawl_object, None, cur.fetchone()[0])]
             for market in markets:
                 cur.execute(
                     f"SELECT MAX(create_time) FROM {table} WHERE marketplace = %s AND create_time <= %s",  # noqa: S608
                     (market, ref),
                 )
                 scopes.append((crawl_object, market, cur.fetchone()[0]))
-            for obj, market, newest in scopes:
-                subject = obj if market is None else f"{obj}/{market}"
+            for obj, scope_market, newest in scopes:
+                subject = obj if scope_market is None else f"{obj}/{scope_market}"
                 age = (ref - max(newest or started, started)).total_seconds()
                 judged[subject] = {"newest": newest, "age_seconds": round(age), "open_or_recent_tasks": len(tasks)}
                 if age > limit:
-                    where = f"{table}" + (f" ({market})" if market else "")
+                    where = f"{table}" + (f" ({scope_market})" if scope_market else "")
                     findings.append(
                         Finding(
                             Level.ERROR,
@@ -331,7 +342,7 @@ def check_freshness(conn: Any, settings: Settings, reference: dt.datetime) -> tu
                             f"{where}: newest row is {age / 60:.0f} min old (limit {limit / 60:.0f} min) "
                             f"while {len(tasks)} {obj} tasks are open or just finished",
                             subject=subject,
-                            details={**judged[subject], "limit_seconds": limit, "table": table, "market": market},
+                            details={**judged[subject], "limit_seconds": limit, "table": table, "market": scope_market},
                             action="none automatic: check the crawler fleet for this crawl object and marketplace",
                         )
                     )
@@ -360,7 +371,7 @@ def _rules(settings: Settings) -> list[tuple[str, str, list[Any]]]:
 
 
 def quality_score(
-    conn: Any, table: str, window: Window, settings: Settings, required: Sequence[str]
+    conn: Connection, table: str, window: Window, settings: Settings, required: Sequence[str]
 ) -> tuple[float | None, int]:
     """The share of the window's rows that pass every validity rule and have every required
     field (``required``), and the row count; no rows: (None, 0). A NULL fails only its
@@ -399,7 +410,7 @@ def quality_score_finding(
     ]
 
 
-def find_invalid_rows(conn: Any, table: str, window: Window, settings: Settings) -> dict[int, str]:
+def find_invalid_rows(conn: Connection, table: str, window: Window, settings: Settings) -> dict[int, str]:
     """Row id -> first rule it fails, for rows of the window (duplicates: every copy but the first)."""
     start, end = window.naive()
     invalid: dict[int, str] = {}
@@ -425,7 +436,7 @@ def find_invalid_rows(conn: Any, table: str, window: Window, settings: Settings)
 
 
 def quarantine_invalid(
-    conn: Any,
+    conn: Connection,
     table: str,
     window: Window,
     settings: Settings,
@@ -506,7 +517,7 @@ class IncompleteRows:
     untraceable: int = 0  # rows naming no element: a key field missing, or no such element in their task
 
 
-def trace_incomplete_rows(conn: Any, table: str, window: Window, required: Sequence[str]) -> IncompleteRows:
+def trace_incomplete_rows(conn: Connection, table: str, window: Window, required: Sequence[str]) -> IncompleteRows:
     """Rows of ``table`` created in the window with a NULL in any ``required`` column, and
     the manifest elements they answer: the row's task and the crawl object's result keys
     (for search results: keyword, marketplace, page), matched byte for byte."""
@@ -562,13 +573,13 @@ def trace_incomplete_rows(conn: Any, table: str, window: Window, required: Seque
     return traced
 
 
-def _tasks(conn: Any, task_ids: Sequence[str]) -> list[store.TaskRow]:
+def _tasks(conn: Connection, task_ids: Sequence[str]) -> list[store.TaskRow]:
     return store.select_tasks(conn, "task_id IN (" + ", ".join(["%s"] * len(task_ids)) + ")", list(task_ids))
 
 
 def recrawl_incomplete(
-    conn: Any,
-    r: Any,
+    conn: Connection,
+    r: RedisClient,
     settings: Settings,
     table: str,
     window: Window,

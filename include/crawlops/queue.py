@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, Literal, Protocol, overload
 
 EPOCH_KEY = "crawlops:epoch"
 # The ids of open tasks (Pending / In Progress), so workers find work without MySQL. Kept
@@ -37,11 +37,35 @@ def _text(value: bytes | str | None) -> str | None:
     return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
 
 
+class RedisClient(Protocol):
+    """The part of redis-py's client the package uses (``redis.Redis`` satisfies it)."""
+
+    def sadd(self, name: Any, *values: Any) -> Any: ...
+    def srem(self, name: Any, *values: Any) -> Any: ...
+    def smembers(self, name: Any) -> Any: ...
+    def spop(self, name: Any, count: Any = None) -> Any: ...
+    def sscan_iter(self, name: Any, match: Any = None, count: Any = None) -> Any: ...
+    def delete(self, *names: Any) -> Any: ...
+    def expire(self, name: Any, time: Any) -> Any: ...
+    def get(self, name: Any) -> Any: ...
+    def set(self, name: Any, value: Any) -> Any: ...
+    def info(self, section: Any = None) -> Any: ...
+    def eval(self, script: Any, numkeys: Any, *keys_and_args: Any) -> Any: ...
+    def pipeline(self, transaction: Any = True) -> Any: ...
+    def ping(self) -> Any: ...
+
+
 def _raw(texts: Sequence[str]) -> list[bytes]:
     return [t.encode("utf-8", "surrogateescape") for t in texts]
 
 
-def current_epoch(r: Any, *, create: bool) -> str | None:
+@overload
+def current_epoch(r: RedisClient, *, create: Literal[True]) -> str: ...
+@overload
+def current_epoch(r: RedisClient, *, create: bool) -> str | None: ...
+
+
+def current_epoch(r: RedisClient, *, create: bool) -> str | None:
     """The sentinel's token; with ``create`` a missing or outdated sentinel is replaced.
 
     The token starts with the Redis run id. A Redis restarted from a snapshot (or a failover
@@ -78,12 +102,12 @@ return redis.call('SCARD', KEYS[2])
 """
 
 
-def pushed_in(r: Any, key: str) -> str | None:
+def pushed_in(r: RedisClient, key: str) -> str | None:
     """The epoch in which ``key`` was last published, if its marker survives."""
     return _text(r.get(PUSHED_PREFIX + key))
 
 
-def push_members(r: Any, key: str, batches: Iterable[Sequence[str]], *, epoch: str) -> int:
+def push_members(r: RedisClient, key: str, batches: Iterable[Sequence[str]], *, epoch: str) -> int:
     """Publish members under ``key`` atomically: fill a staging key, then move it into place
     and list it in the open-task index.
 
@@ -108,24 +132,24 @@ def push_members(r: Any, key: str, batches: Iterable[Sequence[str]], *, epoch: s
     return int(r.eval(_PUBLISH, 4, staging, key, PUSHED_PREFIX + key, OPEN_INDEX, epoch, PUSHED_MARKER_TTL_SECONDS))
 
 
-def open_index(r: Any) -> set[str]:
+def open_index(r: RedisClient) -> set[str]:
     """The task ids workers see as open."""
     return {_text(m) for m in r.smembers(OPEN_INDEX)}  # type: ignore[misc]
 
 
-def index_open(r: Any, task_ids: Iterable[str]) -> None:
+def index_open(r: RedisClient, task_ids: Iterable[str]) -> None:
     ids = list(task_ids)
     if ids:
         r.sadd(OPEN_INDEX, *ids)
 
 
-def index_closed(r: Any, task_ids: Iterable[str]) -> None:
+def index_closed(r: RedisClient, task_ids: Iterable[str]) -> None:
     ids = list(task_ids)
     if ids:
         r.srem(OPEN_INDEX, *ids)
 
 
-def rebuild_open_index(r: Any, open_ids: Iterable[str]) -> dict[str, int]:
+def rebuild_open_index(r: RedisClient, open_ids: Iterable[str]) -> dict[str, int]:
     """Make the index hold exactly ``open_ids`` (the ledger's open tasks); returns what changed."""
     wanted = set(open_ids)
     listed = open_index(r)
@@ -135,12 +159,12 @@ def rebuild_open_index(r: Any, open_ids: Iterable[str]) -> dict[str, int]:
     return {"added": len(missing), "removed": len(stale)}
 
 
-def remove_members(r: Any, key: str, texts: Sequence[str], batch_size: int = 2000) -> None:
+def remove_members(r: RedisClient, key: str, texts: Sequence[str], batch_size: int = 2000) -> None:
     for start in range(0, len(texts), batch_size):
         r.srem(key, *_raw(texts[start : start + batch_size]))
 
 
-def add_members(r: Any, key: str, texts: Sequence[str], batch_size: int = 2000) -> None:
+def add_members(r: RedisClient, key: str, texts: Sequence[str], batch_size: int = 2000) -> None:
     for start in range(0, len(texts), batch_size):
         r.sadd(key, *_raw(texts[start : start + batch_size]))
 
@@ -148,7 +172,7 @@ def add_members(r: Any, key: str, texts: Sequence[str], batch_size: int = 2000) 
 _SIZES = "local out = {} for i, key in ipairs(KEYS) do out[i] = redis.call('SCARD', key) end return out"
 
 
-def set_sizes(r: Any, keys: Sequence[str]) -> list[int]:
+def set_sizes(r: RedisClient, keys: Sequence[str]) -> list[int]:
     """SCARD of each key in one round trip and one reply (0 for a missing key)."""
     sizes: list[int] = []
     for start in range(0, len(keys), 5000):
@@ -157,13 +181,13 @@ def set_sizes(r: Any, keys: Sequence[str]) -> list[int]:
     return sizes
 
 
-def members(r: Any, key: str, batch_size: int = 2000) -> Iterator[str]:
+def members(r: RedisClient, key: str, batch_size: int = 2000) -> Iterator[str]:
     """Members of a set, read incrementally with SSCAN."""
     for member in r.sscan_iter(key, count=batch_size):
         yield _text(member)  # type: ignore[misc]
 
 
-def server_facts(r: Any) -> dict[str, Any]:
+def server_facts(r: RedisClient) -> dict[str, Any]:
     """Run id and uptime of the Redis server, recorded as evidence next to epoch decisions."""
     info = r.info("server")
     return {"run_id": _text(info.get("run_id")), "uptime_seconds": int(info.get("uptime_in_seconds", 0))}

@@ -20,13 +20,16 @@ import html
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from crawlops import health, quality
+from crawlops.db import Connection, Cursor
+from crawlops.delivery import DingTalkRobot
 from crawlops.model import OPEN_STATUSES, TaskStatus, Window
+from crawlops.queue import RedisClient
 from crawlops.settings import Settings
 
 RESULTS_TABLE = "amazon_search_result"
@@ -53,7 +56,7 @@ class DailyReport:
 
 
 def build_daily_report(
-    conn: Any, r: Any, settings: Settings, window: Window, *, tz: str, run_url: str | None = None
+    conn: Connection, r: RedisClient, settings: Settings, window: Window, *, tz: str, run_url: str | None = None
 ) -> DailyReport:
     """The report of the calendar day ``window`` (in ``tz``, as ``model.day_ending`` gives it).
 
@@ -80,7 +83,7 @@ def build_daily_report(
     return DailyReport(day, window, data, render_markdown(data), render_html(data))
 
 
-def task_statistics(conn: Any, window: Window) -> dict[str, Any]:
+def task_statistics(conn: Connection, window: Window) -> dict[str, Any]:
     """Per crawl object (``task_type``) and in total, for tasks whose interval starts in the window.
 
     dispatched = root tasks, retried = retry tasks created; completed / failed / dead / open
@@ -184,7 +187,7 @@ def _empty_task_entry() -> dict[str, Any]:
     }
 
 
-def quality_by_hour(conn: Any, window: Window, hours: Sequence[dt.datetime]) -> dict[str, Any]:
+def quality_by_hour(conn: Connection, window: Window, hours: Sequence[dt.datetime]) -> dict[str, Any]:
     """Suite verdicts per hour, from the validation runs whose window lies inside the day.
 
     An hour reads ``failed``, ``repaired`` (its first run failed, a later one passed after a
@@ -240,7 +243,7 @@ def quality_by_hour(conn: Any, window: Window, hours: Sequence[dt.datetime]) -> 
     }
 
 
-def volume_by_hour(conn: Any, settings: Settings, hours: Sequence[dt.datetime]) -> dict[str, Any]:
+def volume_by_hour(conn: Connection, settings: Settings, hours: Sequence[dt.datetime]) -> dict[str, Any]:
     """Rows per hour of the results table against the band the volume-anomaly check uses.
 
     The band is mean ± anomaly_z * std over the same history (``quality.history_hours``,
@@ -283,7 +286,7 @@ def volume_by_hour(conn: Any, settings: Settings, hours: Sequence[dt.datetime]) 
 ALERT_TIME_COLUMNS = ("window_start", "created_at")
 
 
-def alert_counts(cur: Any, column: str, start: dt.datetime, end: dt.datetime) -> dict[str, int]:
+def alert_counts(cur: Cursor, column: str, start: dt.datetime, end: dt.datetime) -> dict[str, int]:
     """Current alerts per level (every level, most severe first) whose ``column`` lies in
     [start, end); findings a later run of their window no longer made (resolved) are left out."""
     if column not in ALERT_TIME_COLUMNS:
@@ -299,7 +302,7 @@ def alert_counts(cur: Any, column: str, start: dt.datetime, end: dt.datetime) ->
     return by_level
 
 
-def alert_summary(conn: Any, window: Window) -> dict[str, Any]:
+def alert_summary(conn: Connection, window: Window) -> dict[str, Any]:
     """The day's alerts (window_start in the day) by level, and the top ones by level then time."""
     start, end = window.naive()
     with conn.cursor() as cur:
@@ -324,7 +327,7 @@ def alert_summary(conn: Any, window: Window) -> dict[str, Any]:
     return {"total": sum(by_level.values()), "by_level": by_level, "top": top}
 
 
-def system_health(conn: Any, r: Any, settings: Settings) -> dict[str, Any]:
+def system_health(conn: Connection, r: RedisClient, settings: Settings) -> dict[str, Any]:
     """MySQL (reachable: the report is being read from it), Redis reachability and memory, queue depths."""
     with conn.cursor() as cur:
         cur.execute("SELECT VERSION()")
@@ -343,7 +346,7 @@ def system_health(conn: Any, r: Any, settings: Settings) -> dict[str, Any]:
         redis_facts["error"] = fault.finding.title
     else:
         redis_facts.update(facts, reachable=True, memory_alarm=bool(findings))
-    queues: dict[str, dict[str, int | None]] | None = None
+    queues: Mapping[str, Mapping[str, int | None]] | None = None
     if redis_facts["reachable"]:
         try:
             queues = health.queue_depth(conn, r)
@@ -354,7 +357,7 @@ def system_health(conn: Any, r: Any, settings: Settings) -> dict[str, Any]:
     return {"mysql": {"reachable": True, "version": str(version)}, "redis": redis_facts, "queues": queues}
 
 
-def open_tasks_only(conn: Any) -> dict[str, dict[str, int | None]]:
+def open_tasks_only(conn: Connection) -> dict[str, dict[str, int | None]]:
     """Open tasks per crawl object from MySQL alone (when Redis cannot say what is queued)."""
     with conn.cursor() as cur:
         cur.execute(
@@ -370,7 +373,7 @@ def open_tasks_only(conn: Any) -> dict[str, dict[str, int | None]]:
 # Storing and writing
 
 
-def store_report(conn: Any, report: DailyReport, *, dag_run_id: str | None) -> None:
+def store_report(conn: Connection, report: DailyReport, *, dag_run_id: str | None) -> None:
     """Upsert the day's row of ``amazon_daily_report``: re-running a day rewrites it."""
     with conn.cursor() as cur:
         cur.execute(
@@ -389,7 +392,7 @@ def store_report(conn: Any, report: DailyReport, *, dag_run_id: str | None) -> N
     conn.commit()
 
 
-def record_delivery(conn: Any, day: dt.date, error: str | None) -> None:
+def record_delivery(conn: Connection, day: dt.date, error: str | None) -> None:
     """The outcome of sending the day's report: ``sent_at`` on success, the error otherwise."""
     with conn.cursor() as cur:
         cur.execute(
@@ -400,7 +403,7 @@ def record_delivery(conn: Any, day: dt.date, error: str | None) -> None:
     conn.commit()
 
 
-def unsent_reports(conn: Any, *, days: int = 7) -> list[tuple[dt.date, str]]:
+def unsent_reports(conn: Connection, *, days: int = 7) -> list[tuple[dt.date, str]]:
     """Reports built in the last ``days`` days that did not go out: (day, markdown), oldest first."""
     with conn.cursor() as cur:
         cur.execute(
@@ -412,9 +415,16 @@ def unsent_reports(conn: Any, *, days: int = 7) -> list[tuple[dt.date, str]]:
 
 
 def publish(
-    conn: Any, r: Any, settings: Settings, day: Window, *, tz: str, run_url: str | None, robot: Any,
+    conn: Connection,
+    r: RedisClient,
+    settings: Settings,
+    day: Window,
+    *,
+    tz: str,
+    run_url: str | None,
+    robot: DingTalkRobot | None,
     dag_run_id: str | None,
-) -> dict[str, str]:  # fmt: skip
+) -> dict[str, str]:
     """Build the day's report, store it, write its HTML page and send it to DingTalk as
     Markdown (``robot`` None: no channel). Its ``daily_report`` check reads ``pass`` once
     sent, ``unsent`` while it could not be (``resend_unsent`` sends it later)."""
@@ -436,7 +446,9 @@ def publish(
     return {"day": str(built.day), **details}
 
 
-def resend_unsent(conn: Any, robot: Any, settings: Settings, *, tz: str, dag_run_id: str | None) -> list[str]:
+def resend_unsent(
+    conn: Connection, robot: DingTalkRobot, settings: Settings, *, tz: str, dag_run_id: str | None
+) -> list[str]:
     """Send the daily reports of the last week that did not go out (rate budget spent,
     DingTalk down), oldest first, until one fails; each one sent turns its check ``pass``."""
     from crawlops.alerts import set_check_status

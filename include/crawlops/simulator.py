@@ -19,7 +19,9 @@ from collections.abc import Callable
 from typing import Any
 
 from crawlops import queue
+from crawlops.db import Connection
 from crawlops.model import empty_key, fail_key
+from crawlops.queue import RedisClient
 
 _ASIN_ALPHABET = string.digits + string.ascii_uppercase
 
@@ -42,7 +44,7 @@ def _asin(rng: random.Random) -> str:
 
 def _row(rng: random.Random, task_id: str, element: dict[str, Any], position: int, behaviour: Behaviour) -> tuple:
     asin, price, rating = _asin(rng), round(rng.uniform(3, 300), 2), round(rng.uniform(1, 5), 1)
-    title = f"{element['keyword']} item {position}"
+    title: str | None = f"{element['keyword']} item {position}"
     if rng.random() < behaviour.invalid_rate:
         broken = rng.choice(("price", "rating", "asin"))
         price = -price if broken == "price" else price
@@ -66,14 +68,14 @@ def _row(rng: random.Random, task_id: str, element: dict[str, Any], position: in
     )
 
 
-def open_task_ids(r: Any) -> list[str]:
+def open_task_ids(r: RedisClient) -> list[str]:
     """What a worker polls: the open-task index in Redis (no MySQL needed), oldest id first."""
     return sorted(queue.open_index(r), key=lambda t: (len(t), t))
 
 
 def crawl(
-    conn: Any,
-    r: Any,
+    conn: Connection,
+    r: RedisClient,
     *,
     behaviour: Behaviour = Behaviour(),
     rng: random.Random | None = None,
@@ -124,7 +126,7 @@ def crawl(
     return counts
 
 
-def _write(conn: Any, rows: list[tuple], clock: Callable[[], dt.datetime] | None) -> None:
+def _write(conn: Connection, rows: list[tuple], clock: Callable[[], dt.datetime] | None) -> None:
     columns = "task_id, keyword, marketplace, asin, title, price, currency, rating, review_count, page, position"
     marks = ", ".join(["%s"] * 11)
     with conn.cursor() as cur:

@@ -10,10 +10,10 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from typing import Any
 
-from crawlops.db import batched
+from crawlops.db import Connection, Cursor, batched
 from crawlops.model import Element, TaskStatus, element_digest, fail_key
 from crawlops.planning import CRAWL_OBJECTS, ConfigRow, PlannedTask
 
@@ -49,7 +49,7 @@ class TaskRow:
     settled_at: dt.datetime | None = None
 
 
-def load_config_rows(conn: Any) -> list[ConfigRow]:
+def load_config_rows(conn: Connection) -> list[ConfigRow]:
     """Every enabled row, as stored; validation decides what is usable."""
     with conn.cursor() as cur:
         cur.execute(
@@ -59,7 +59,7 @@ def load_config_rows(conn: Any) -> list[ConfigRow]:
         return [ConfigRow(*row) for row in cur.fetchall()]
 
 
-def select_tasks(conn: Any, where: str, params: Sequence[Any] = ()) -> list[TaskRow]:
+def select_tasks(conn: Connection, where: str, params: Sequence[Any] = ()) -> list[TaskRow]:
     with conn.cursor() as cur:
         # ``where`` is a constant fragment of this package's modules; values travel as params.
         cur.execute(f"SELECT {TASK_COLUMNS} FROM amazon_task_information WHERE {where}", params)  # noqa: S608
@@ -71,7 +71,7 @@ def _manifest_rows(task_id: str, elements: Iterable[Element], first_seq: int = 1
         yield (task_id, seq, e.digest, e.text, e.target, e.marketplace, e.page, e.config_id)
 
 
-def _next_seq(cur: Any, task_id: str) -> int:
+def _next_seq(cur: Cursor, task_id: str) -> int:
     cur.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM amazon_task_element WHERE task_id = %s", (task_id,))
     return int(cur.fetchone()[0])
 
@@ -82,7 +82,7 @@ _INSERT_ELEMENTS = (
 )
 
 
-def record_task(conn: Any, task: PlannedTask, *, batch_size: int, dag_run_id: str | None) -> bool:
+def record_task(conn: Connection, task: PlannedTask, *, batch_size: int, dag_run_id: str | None) -> bool:
     """Insert the task row and its manifest in one transaction; False if the task already exists.
 
     A recorded task is never changed by a later run of the same window, so re-runs and
@@ -121,7 +121,7 @@ def record_task(conn: Any, task: PlannedTask, *, batch_size: int, dag_run_id: st
 
 
 def record_retry_task(
-    conn: Any, source: TaskRow, elements: Iterable[Element], *, epoch: str, batch_size: int
+    conn: Connection, source: TaskRow, elements: Iterable[Element], *, epoch: str, batch_size: int
 ) -> int | None:
     """Register ``<source>_fail`` as a Pending retry task whose elements already wait in Redis.
 
@@ -183,7 +183,7 @@ def element_from_text(text: str, *, origin: str = "") -> Element:
     )
 
 
-def add_to_manifest(conn: Any, task_id: str, items: Sequence[str | Element], *, batch_size: int) -> int:
+def add_to_manifest(conn: Connection, task_id: str, items: Sequence[str | Element], *, batch_size: int) -> int:
     """Add elements (member texts, or ``Element``) a task's manifest lacks (INSERT IGNORE);
     returns how many were new."""
     added = 0
@@ -202,8 +202,8 @@ def add_to_manifest(conn: Any, task_id: str, items: Sequence[str | Element], *, 
 
 
 def stream_elements(
-    conn: Any, task: TaskRow, *, batch_size: int, exclude_done: bool = False, fields: bool = False
-) -> Iterator[list[Any]]:
+    conn: Connection, task: TaskRow, *, batch_size: int, exclude_done: bool = False, fields: bool = False
+) -> Generator[list[Any], None, None]:
     """The manifest of a task in batches of member texts (``fields``: of ``Element``), read
     with a server-side cursor.
 
@@ -242,7 +242,9 @@ def stream_elements(
         cur.close()
 
 
-def split_known(conn: Any, task_id: str, texts: Sequence[str], *, batch_size: int) -> tuple[list[str], list[str]]:
+def split_known(
+    conn: Connection, task_id: str, texts: Sequence[str], *, batch_size: int
+) -> tuple[list[str], list[str]]:
     """``texts`` split into members of the task's manifest and members it does not hold."""
     known: set[bytes] = set()
     with conn.cursor() as cur:
@@ -258,7 +260,7 @@ def split_known(conn: Any, task_id: str, texts: Sequence[str], *, batch_size: in
     return inside, [t for t in texts if element_digest(t) not in known]
 
 
-def mark_empty(conn: Any, task_id: str, texts: Sequence[str], *, batch_size: int) -> int:
+def mark_empty(conn: Connection, task_id: str, texts: Sequence[str], *, batch_size: int) -> int:
     """Record elements of the task's manifest as answered empty (the first answer's time is kept)."""
     marked = 0
     with conn.cursor() as cur:
@@ -273,7 +275,7 @@ def mark_empty(conn: Any, task_id: str, texts: Sequence[str], *, batch_size: int
     return marked
 
 
-def mark_recrawled(conn: Any, task_id: str, texts: Sequence[str], *, batch_size: int) -> int:
+def mark_recrawled(conn: Connection, task_id: str, texts: Sequence[str], *, batch_size: int) -> int:
     """Note on the task's manifest rows that these elements were sent for one more crawl."""
     marked = 0
     with conn.cursor() as cur:
@@ -288,7 +290,9 @@ def mark_recrawled(conn: Any, task_id: str, texts: Sequence[str], *, batch_size:
     return marked
 
 
-def recrawled(conn: Any, root_task_id: str, texts: Sequence[str], *, batch_size: int) -> dict[bytes, dt.datetime]:
+def recrawled(
+    conn: Connection, root_task_id: str, texts: Sequence[str], *, batch_size: int
+) -> dict[bytes, dt.datetime]:
     """Those elements already sent for one more crawl by a task of the chain: digest -> when."""
     found: dict[bytes, dt.datetime] = {}
     with conn.cursor() as cur:
@@ -304,7 +308,7 @@ def recrawled(conn: Any, root_task_id: str, texts: Sequence[str], *, batch_size:
     return found
 
 
-def empty_count(conn: Any, task_id: str) -> int:
+def empty_count(conn: Connection, task_id: str) -> int:
     """Elements of the task's manifest answered empty."""
     with conn.cursor() as cur:
         cur.execute("SELECT COUNT(*) FROM amazon_task_element WHERE task_id = %s AND empty_at IS NOT NULL", (task_id,))
@@ -312,7 +316,7 @@ def empty_count(conn: Any, task_id: str) -> int:
 
 
 def record_settlement(
-    conn: Any,
+    conn: Connection,
     task_id: str,
     *,
     status: str,

@@ -37,6 +37,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from crawlops.db import Connection
 from crawlops.model import Window
 from crawlops.settings import Settings, include_dir
 
@@ -633,7 +634,7 @@ def _report(raw: dict[str, Any], table: str, window: Window, results: Any) -> Va
 
 
 def store_report(
-    conn: Any, report: ValidationReport, *, dag_run_id: str | None, quality_score: float | None = None
+    conn: Connection, report: ValidationReport, *, dag_run_id: str | None, quality_score: float | None = None
 ) -> None:
     """Upsert the report into ``amazon_validation_run``: one row per (suite, table, window).
 
@@ -685,7 +686,7 @@ RATING_RANGE = (0, 5)
 
 
 def floor_counts(
-    conn: Any,
+    conn: Connection,
     table: str,
     window: Window,
     *,

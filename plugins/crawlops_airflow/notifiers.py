@@ -15,10 +15,12 @@ here ever fails a task: delivery problems are recorded on the alerts.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from airflow.sdk import BaseNotifier
 
+from crawlops.db import Connection
 from crawlops_airflow.hooks import DingTalkHook
 
 
@@ -30,13 +32,13 @@ class DingTalkNotifier(BaseNotifier):
         self.conn_id = conn_id
         self.record_failure = record_failure
 
-    def notify(self, context: Any) -> None:
+    def notify(self, context: Mapping[str, Any]) -> None:
         try:
             self._notify(context)
         except Exception:  # a notifier must never fail the run it reports on
             self.log.exception("alert delivery failed; what was stored is retried by a later run")
 
-    def _notify(self, context: Any) -> None:
+    def _notify(self, context: Mapping[str, Any]) -> None:
         from crawlops.delivery import deliver_alerts
         from crawlops_airflow.runtime import open_mysql, settings_or_defaults
 
@@ -67,7 +69,7 @@ class DingTalkNotifier(BaseNotifier):
             self.log.info("alert delivery: %s", outcome)
 
 
-def _record_task_failure(conn: Any, context: Any) -> None:
+def _record_task_failure(conn: Connection, context: Mapping[str, Any]) -> None:
     from crawlops.alerts import Finding, Level, record_findings
     from crawlops_airflow.exceptions import SuiteValidationFailed
     from crawlops_airflow.runtime import run_window

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,7 @@ class ValidateSuiteOperator(BaseOperator):
         self.window_column = window_column
         self.fail_on_error = fail_on_error
 
-    def _window(self, context: Any):
+    def _window(self, context: Mapping[str, Any]):
         from crawlops.model import Window
         from crawlops_airflow.runtime import closing_hour
 
@@ -100,7 +101,7 @@ class ValidateSuiteOperator(BaseOperator):
         path = Path(self.suite)
         return path if path.is_absolute() else include_dir() / "expectations" / path
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute(self, context: Mapping[str, Any]) -> dict[str, Any]:
         from crawlops import quality, validation
         from crawlops_airflow.runtime import sqlalchemy_url, task_run
 
@@ -167,7 +168,7 @@ class RetryTaskOperator(BaseOperator):
         self.check = check
         self.hour_param = hour_param
 
-    def _window(self, context: Any):
+    def _window(self, context: Mapping[str, Any]):
         from crawlops_airflow.runtime import closing_hour, run_window
 
         return run_window(context) if self.window == "run" else closing_hour(context, self.hour_param)
@@ -201,7 +202,7 @@ class RetryTaskOperator(BaseOperator):
         }
         return summary, tracking.findings(self.dag_id), ()
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute(self, context: Mapping[str, Any]) -> dict[str, Any]:
         from crawlops.alerts import Level
         from crawlops_airflow.runtime import task_run
 

@@ -13,7 +13,14 @@ import json
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from crawlops.db import Connection
+
+if TYPE_CHECKING:
+    from crawlops.delivery import DingTalkRobot
+    from crawlops.model import Window
+    from crawlops.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +47,12 @@ def _save_outage_state(state: dict[str, Any]) -> None:
 
 
 def outage_alarm(
-    component: str, error: BaseException | str, settings: Any, context: Mapping[str, Any], *, robot: Any = None
+    component: str,
+    error: BaseException | str,
+    settings: Settings,
+    context: Mapping[str, Any],
+    *,
+    robot: DingTalkRobot | None = None,
 ) -> str:
     """Tell DingTalk that ``component`` is down, without MySQL: signed, deduplicated and
     rate-limited through state in the Airflow Variable ``crawlops_outage_state``."""
@@ -63,7 +75,9 @@ def outage_alarm(
     return outcome
 
 
-def record_recovered_outages(conn: Any, components: list[str], window: Any, context: Mapping[str, Any]) -> list[str]:
+def record_recovered_outages(
+    conn: Connection, components: list[str], window: Window, context: Mapping[str, Any]
+) -> list[str]:
     """Outages told to DingTalk while MySQL was down, recorded in ``amazon_alert`` now that it is
     back (a message that went out is marked delivered); returns the components that recovered."""
     from crawlops.alerts import mark_delivered, record_findings

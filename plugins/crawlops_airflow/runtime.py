@@ -10,14 +10,18 @@ import datetime as dt
 import functools
 import json
 import logging
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from crawlops.db import prepare
+from crawlops.db import Connection, prepare
 from crawlops.model import Window, day_ending, hour_window_starting, last_complete_hour, last_complete_interval
 from crawlops.names import HOUR_PARAMS, PERIOD_MINUTES
+from crawlops.queue import RedisClient
 from crawlops.settings import VARIABLE_NAME, Settings, dag_timezone
+
+if TYPE_CHECKING:
+    import redis
 
 MYSQL_CONN_ID = "crawl_mysql"
 REDIS_CONN_ID = "crawl_redis"
@@ -92,7 +96,7 @@ def report_day(context: Mapping[str, Any]) -> Window:
     return day_ending(window, tz)
 
 
-def check_schema(conn: Any) -> int:
+def check_schema(conn: Connection) -> int:
     """The database's schema version; a database behind this package fails the task at once,
     without retries, saying which migrations to apply (they run at deploy, never in a DAG run)."""
     from airflow.sdk.exceptions import AirflowFailException
@@ -139,7 +143,7 @@ def settings_or_defaults() -> Settings:
         return Settings.load()
 
 
-def open_mysql() -> Any:
+def open_mysql() -> Connection:
     """A utf8mb4/UTC MySQLdb connection from the ``crawl_mysql`` Airflow connection; the caller
     closes it (for callers that must tell a failed connect apart from what follows)."""
     from airflow.providers.mysql.hooks.mysql import MySqlHook
@@ -148,7 +152,7 @@ def open_mysql() -> Any:
 
 
 @contextlib.contextmanager
-def mysql_connection() -> Iterator[Any]:
+def mysql_connection() -> Iterator[Connection]:
     """``open_mysql`` as a context manager that closes the connection."""
     conn = open_mysql()
     try:
@@ -168,7 +172,7 @@ def sqlalchemy_url() -> str:
     return f"mysql+pymysql://{auth}@{conn.host or '127.0.0.1'}:{conn.port or 3306}/{conn.schema}?charset=utf8mb4"
 
 
-def redis_client() -> Any:
+def redis_client() -> redis.Redis:
     """The redis client of the ``crawl_redis`` connection (database number from its extra)."""
     from airflow.providers.redis.hooks.redis import RedisHook
 
@@ -179,7 +183,7 @@ class TaskRun:
     """What one task run works with: its MySQL connection, its window, and (made on first
     use) its settings and Redis client; ``record`` stores a check's findings and outcome."""
 
-    def __init__(self, context: Mapping[str, Any], conn: Any, window: Window) -> None:
+    def __init__(self, context: Mapping[str, Any], conn: Connection, window: Window) -> None:
         self.context, self.conn, self.window = context, conn, window
 
     @functools.cached_property
@@ -187,7 +191,7 @@ class TaskRun:
         return load_settings()
 
     @functools.cached_property
-    def redis(self) -> Any:
+    def redis(self) -> RedisClient:
         return redis_client()
 
     @property
@@ -279,7 +283,11 @@ class TaskRun:
         return summary
 
 
-_WINDOWS = {"run": run_window, "closing_hour": closing_hour, "day": report_day}
+_WINDOWS: dict[str, Callable[[Mapping[str, Any]], Window]] = {
+    "run": run_window,
+    "closing_hour": closing_hour,
+    "day": report_day,
+}
 
 
 @contextlib.contextmanager
