@@ -1,0 +1,139 @@
+"""The report's row in ``amazon_daily_report``, its HTML file, and its delivery."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from crawlops.db import Connection
+from crawlops.delivery import DingTalkRobot
+from crawlops.model import Window
+from crawlops.queue import RedisClient
+from crawlops.report.collect import DailyReport, build_daily_report
+from crawlops.settings import Settings
+
+SUMMARY_LIMIT = 60_000  # bytes; amazon_daily_report.summary is a TEXT column (64 KiB)
+
+
+def store_report(conn: Connection, report: DailyReport, *, dag_run_id: str | None) -> None:
+    """Upsert the day's row of ``amazon_daily_report``: re-running a day rewrites it."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO amazon_daily_report (report_date, markdown, html, summary, dag_run_id, created_at) "
+            "VALUES (%s, %s, %s, %s, %s, UTC_TIMESTAMP()) "
+            "ON DUPLICATE KEY UPDATE markdown = VALUES(markdown), html = VALUES(html), summary = VALUES(summary), "
+            "dag_run_id = VALUES(dag_run_id), created_at = VALUES(created_at)",
+            (
+                report.day,
+                report.markdown,
+                report.html,
+                summary_json(report.data),
+                dag_run_id[:250] if dag_run_id else None,
+            ),
+        )
+    conn.commit()
+
+
+def record_delivery(conn: Connection, day: dt.date, error: str | None) -> None:
+    """The outcome of sending the day's report: ``sent_at`` on success, the error otherwise."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "UPDATE amazon_daily_report SET sent_at = IF(%s IS NULL, UTC_TIMESTAMP(), NULL), send_error = %s "
+            "WHERE report_date = %s",
+            (error, error, day),
+        )
+    conn.commit()
+
+
+def unsent_reports(conn: Connection, *, days: int = 7) -> list[tuple[dt.date, str]]:
+    """Reports built in the last ``days`` days that did not go out: (day, markdown), oldest first."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT report_date, markdown FROM amazon_daily_report WHERE sent_at IS NULL "
+            "AND created_at >= UTC_TIMESTAMP() - INTERVAL %s DAY ORDER BY report_date",
+            (days,),
+        )
+        return [(day, str(text)) for day, text in cur.fetchall()]
+
+
+def publish(
+    conn: Connection,
+    r: RedisClient,
+    settings: Settings,
+    day: Window,
+    *,
+    tz: str,
+    run_url: str | None,
+    robot: DingTalkRobot | None,
+    dag_run_id: str | None,
+) -> dict[str, str]:
+    """Build the day's report, store it, write its HTML page and send it to DingTalk as
+    Markdown (``robot`` None: no channel). Its ``daily_report`` check reads ``pass`` once
+    sent, ``unsent`` while it could not be (``resend_unsent`` sends it later)."""
+    from crawlops.alerts import record_check
+    from crawlops.delivery import send_document
+
+    built = build_daily_report(conn, r, settings, day, tz=tz, run_url=run_url)
+    store_report(conn, built, dag_run_id=dag_run_id)
+    path = write_html(built, settings.report.directory())
+    sent, status = "no channel", "no_channel"
+    if robot is not None:
+        error = send_document(
+            conn, robot, f"Crawl daily report {built.day}", built.markdown, settings.alerts, dag_run_id=dag_run_id
+        )
+        record_delivery(conn, built.day, error)
+        sent, status = (f"not sent: {error}", "unsent") if error else ("sent", "pass")
+    details = {"html": str(path), "dingtalk": sent}
+    record_check(conn, "daily_report", day, status=status, details=details, dag_run_id=dag_run_id)
+    return {"day": str(built.day), **details}
+
+
+def resend_unsent(
+    conn: Connection, robot: DingTalkRobot, settings: Settings, *, tz: str, dag_run_id: str | None
+) -> list[str]:
+    """Send the daily reports of the last week that did not go out (rate budget spent,
+    DingTalk down), oldest first, until one fails; each one sent turns its check ``pass``."""
+    from crawlops.alerts import set_check_status
+    from crawlops.delivery import send_document
+
+    sent: list[str] = []
+    for day, markdown in unsent_reports(conn):
+        error = send_document(
+            conn, robot, f"Crawl daily report {day}", markdown, settings.alerts, dag_run_id=dag_run_id
+        )
+        record_delivery(conn, day, error)
+        if error:
+            break  # the budget or the robot: a later run goes on
+        start = dt.datetime.combine(day, dt.time(0), tzinfo=ZoneInfo(tz))
+        set_check_status(conn, "daily_report", start, "pass", only_if="unsent")
+        sent.append(str(day))
+    return sent
+
+
+def summary_json(data: dict[str, Any]) -> str:
+    """The report's numbers as JSON for the summary column; per-hour detail is dropped if too long."""
+    text = json.dumps(data, ensure_ascii=False, sort_keys=True)
+    if len(text.encode("utf-8")) <= SUMMARY_LIMIT:
+        return text
+    slim = json.loads(text)
+    slim["volume"].pop("hours", None)
+    for suite in slim["quality"]["suites"].values():
+        suite.pop("hours", None)
+    slim["alerts"]["top"] = slim["alerts"]["top"][:3]
+    slim["truncated"] = True
+    return json.dumps(slim, ensure_ascii=False, sort_keys=True)
+
+
+def write_html(report: DailyReport, reports_dir: Path) -> Path:
+    """Write ``daily-report-YYYY-MM-DD.html`` into ``reports_dir`` (created if needed), replacing it."""
+    reports_dir = Path(reports_dir)
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    path = reports_dir / f"daily-report-{report.day.isoformat()}.html"
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    partial.write_text(report.html, encoding="utf-8")
+    partial.replace(path)  # readers never see half a page
+    return path
