@@ -26,6 +26,7 @@ from urllib.parse import quote
 from crawlops import health, quality, report
 from crawlops.db import Connection, Cursor
 from crawlops.model import FAIL_SUFFIX, TaskStatus, as_utc
+from crawlops.names import DISPATCH_DAG, SUPERVISION_DAG
 from crawlops.queue import RedisClient
 from crawlops.report import RESULTS_TABLE
 
@@ -34,7 +35,7 @@ MAX_RANGE = dt.timedelta(days=31)
 DEFAULT_RANGE = dt.timedelta(hours=24)
 # Disjoint outcomes of a task, in the order the chart stacks them.
 OUTCOMES = ("completed", "retried", "failed", "dead", "open")
-DAG_IDS = ("amazon_task_dispatch", "amazon_data_supervision")
+DAG_IDS = (DISPATCH_DAG, SUPERVISION_DAG)
 SUPERVISION = DAG_IDS[1]
 # Hours the volume rollup lacks are counted live, the newest this many at most (each is an
 # index range of that hour's rows); older ones show as missing until supervision judges them.
@@ -214,7 +215,7 @@ def quality_by_hour(conn: Connection, span: HourRange) -> dict[str, Any]:
             cell["failed"] += int(failed or 0)
             cell["row_count"] += int(row_count or 0)
             cell["failures"] += [n for n in failed_names if n not in cell["failures"]]
-            cell["run"] = run_path("amazon_data_supervision", run_id)
+            cell["run"] = run_path(SUPERVISION_DAG, run_id)
             strip["cells"][index] = cell
         cur.execute(
             "SELECT check_name, window_start, status, findings, dag_run_id FROM amazon_check_run "
@@ -230,7 +231,7 @@ def quality_by_hour(conn: Connection, span: HourRange) -> dict[str, Any]:
             "status": str(status),
             "findings": int(findings or 0),
             "failures": titles.get((check, window_start, run_id), []),
-            "run": run_path("amazon_data_supervision", run_id),
+            "run": run_path(SUPERVISION_DAG, run_id),
         }
     ordered = sorted(strips.values(), key=lambda s: (s["kind"] != "suite", s["name"]))
     for strip in ordered:
@@ -376,7 +377,7 @@ def latest_report(conn: Connection) -> dict[str, Any] | None:
         "report_date": report_date.isoformat(),
         "created_at": _iso(created_at),
         "dag_run_id": run_id,
-        "run": run_path("amazon_data_supervision", run_id),
+        "run": run_path(SUPERVISION_DAG, run_id),
         "title": data.get("title"),
         "tasks": (data.get("tasks") or {}).get("total"),
         "quality": {k: (data.get("quality") or {}).get(k) for k in ("passed", "failed", "not_validated")},

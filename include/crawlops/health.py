@@ -15,11 +15,12 @@ from crawlops import lifecycle, queue, store
 from crawlops.alerts import Finding, Level
 from crawlops.db import Connection
 from crawlops.model import TaskStatus, fail_key
+from crawlops.names import SUPERVISION_DAG
 from crawlops.queue import RedisClient
 from crawlops.settings import Settings
 
 log = logging.getLogger(__name__)
-SOURCE = "amazon_data_supervision"
+SOURCE = SUPERVISION_DAG
 
 
 class SystemFault(RuntimeError):

@@ -21,10 +21,11 @@ from typing import Any
 
 from crawlops.alerts import Finding, Level
 from crawlops.delivery import DeliveryError, DingTalkRobot
+from crawlops.names import SUPERVISION_DAG
 from crawlops.settings import AlertSettings
 
 log = logging.getLogger(__name__)
-SOURCE = "amazon_data_supervision"
+SOURCE = SUPERVISION_DAG
 _SENT = "_sent"  # timestamps of outage messages in the last minute
 
 

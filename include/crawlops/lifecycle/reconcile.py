@@ -1,0 +1,78 @@
+"""Lost sets re-published, and ``track``: sync, settle and reconcile in one pass."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from crawlops import queue, store
+from crawlops.db import Connection
+from crawlops.dispatch import publish
+from crawlops.lifecycle.common import _fail_set_digests, _lock
+from crawlops.lifecycle.outcomes import Tracking
+from crawlops.lifecycle.settle import settle_finished
+from crawlops.lifecycle.sync import sync_open_tasks
+from crawlops.model import TaskStatus, element_digest, fail_key
+from crawlops.queue import RedisClient
+from crawlops.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def track(
+    conn: Connection, r: RedisClient, settings: Settings, *, now: dt.datetime | None = None, dry_run: bool = False
+) -> Tracking:
+    """Sync, settle and reconcile in one pass under the dispatch lock (what a supervision run does)."""
+    with _lock(conn, settings, not dry_run):
+        synced = sync_open_tasks(conn, r, settings, write=not dry_run)
+        tracking = Tracking(dry_run=dry_run, open=synced, rejected=list(synced.rejected))
+        tracking.merge(settle_finished(conn, r, settings, now=now, dry_run=dry_run))
+        tracking.merge(reconcile_lost(conn, r, settings, dry_run=dry_run))
+    return tracking
+
+
+def reconcile_lost(conn: Connection, r: RedisClient, settings: Settings, *, dry_run: bool = False) -> Tracking:
+    """Re-publish open tasks whose Redis set was lost, minus elements that are done or retried.
+
+    A task is a candidate when its recorded epoch is not the current one (Redis was
+    flushed or restarted since the push) or it was recorded but never pushed. Elements
+    with result rows or empty answers anywhere in the task's retry chain, waiting in its
+    fail set, or handed to a retry task are not pushed again. Parents go before their
+    retries, so a retry is published with them.
+    """
+    tracking = Tracking(dry_run=dry_run)
+    with _lock(conn, settings, not dry_run):
+        epoch = queue.current_epoch(r, create=not dry_run)
+        candidates = store.select_tasks(
+            conn,
+            "(redis_epoch IS NULL OR redis_epoch <> %s) AND task_status IN (%s, %s)",
+            (epoch or "", TaskStatus.PENDING.value, TaskStatus.IN_PROGRESS.value),
+        )
+        candidates.sort(key=lambda t: (len(t.task_id), t.task_id))
+        failed_sizes = queue.set_sizes(r, [fail_key(t.task_id) for t in candidates])
+        for task, failed in zip(candidates, failed_sizes, strict=True):
+            waiting = _fail_set_digests(r, fail_key(task.task_id), settings) if failed else set()
+            if task.pushed_at is not None:
+                tracking.lost_queues.append(task.task_id)
+            if dry_run or epoch is None:
+                tracking.repushed[task.task_id] = sum(
+                    1
+                    for part in store.stream_elements(conn, task, batch_size=5000, exclude_done=True)
+                    for m in part
+                    if element_digest(m) not in waiting
+                )
+                continue
+            tracking.repushed[task.task_id] = publish(
+                conn, r, settings, task, epoch=epoch, exclude_done=True, skip=waiting
+            )
+        tracking.redis = queue.server_facts(r)
+    if tracking.repushed:
+        log.warning("re-published tasks whose Redis set was lost or never pushed: %s", tracking.repushed)
+    return tracking
+
+
+def reconcile_summary(tracking: Tracking) -> dict[str, Any]:
+    """The dispatch DAG's view of a reconcile pass, with its findings."""
+    return {"repushed": tracking.repushed, "lost_queues": tracking.lost_queues, "redis": tracking.redis,
+            "findings": [f.to_json() for f in tracking.findings("amazon_task_dispatch")]}  # fmt: skip

@@ -1,0 +1,251 @@
+"""Settling: each finished task judged once; its unanswered elements go down its retry chain, or it is Dead."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from crawlops import queue, store
+from crawlops.db import Connection
+from crawlops.lifecycle.common import _OPEN, _db_now, _ingest_empty, _lock, _naive_utc, _reject
+from crawlops.lifecycle.outcomes import DeadTask, Handed, Settled, Tracking
+from crawlops.model import Element, TaskStatus, empty_key, fail_key
+from crawlops.queue import RedisClient
+from crawlops.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def settle_finished(
+    conn: Connection,
+    r: RedisClient,
+    settings: Settings,
+    *,
+    now: dt.datetime | None = None,
+    dry_run: bool = False,
+    on_dead: Callable[[list[DeadTask]], None] | None = None,
+) -> Tracking:
+    """Judge every finished task not yet settled (``now``: the time the grace counts from;
+    default the database's clock)."""
+    tracking = Tracking(dry_run=dry_run)
+    with _lock(conn, settings, not dry_run):
+        epoch = queue.current_epoch(r, create=not dry_run)
+        now = _naive_utc(now) if now is not None else _db_now(conn)
+        tasks = store.select_tasks(
+            conn,
+            "settled_at IS NULL AND task_status IN (%s, %s)",
+            (TaskStatus.COMPLETED.value, TaskStatus.FAILED.value),
+        )
+        for task in sorted(tasks, key=lambda t: (len(t.task_id), t.task_id)):
+            _settle(conn, r, settings, task, tracking, epoch=epoch, now=now, force_reason=None)
+        if not dry_run:
+            _ingest_late_empties(conn, r, settings, now, tracking)
+    if tracking.dead and on_dead is not None and not dry_run:
+        on_dead(tracking.dead)
+    return tracking
+
+
+def _ingest_late_empties(
+    conn: Connection, r: RedisClient, settings: Settings, now: dt.datetime, tracking: Tracking
+) -> None:
+    """Empty answers reported after a task settled (within ``late_failure_window_seconds``)
+    are still recorded, so the answer counts and the set does not linger in Redis."""
+    recent = store.select_tasks(
+        conn,
+        "settled_at >= %s AND settled_at <= %s",
+        (now - dt.timedelta(seconds=settings.dispatch.late_failure_window_seconds), now),
+    )
+    sizes = queue.set_sizes(r, [empty_key(t.task_id) for t in recent])
+    for task, size in zip(recent, sizes, strict=True):
+        if size:
+            marked = _ingest_empty(conn, r, settings, task.task_id, tracking.rejected)
+            log.info("%s: %d empty answers reported after it settled recorded", task.task_id, marked)
+
+
+def retry_failures(conn: Connection, r: RedisClient, settings: Settings, **kwargs: Any) -> dict[str, Any]:
+    """The dispatch DAG's step: settle finished tasks (their failures and lost elements become
+    retry tasks, or the task is Dead); a JSON summary with the run's findings."""
+    tracking = settle_finished(conn, r, settings, **kwargs)
+    return {"retries": tracking.retries, "dead": [dataclasses.asdict(d) for d in tracking.dead],
+            "waiting": tracking.waiting, "settled": len(tracking.settled),
+            "findings": [f.to_json() for f in tracking.findings("amazon_task_dispatch")]}  # fmt: skip
+
+
+def _settle(
+    conn: Connection,
+    r: RedisClient,
+    settings: Settings,
+    task: store.TaskRow,
+    tracking: Tracking,
+    *,
+    epoch: str | None,
+    now: dt.datetime,
+    force_reason: str | None,
+) -> None:
+    """Settle one task: its unanswered elements go down its retry chain (or it is Dead).
+
+    Unanswered = manifest elements with no result rows and no empty answer anywhere in the
+    retry chain, and not already in one of its retry tasks. Those not in the fail set were
+    lost (taken and never answered): a task with lost elements waits out the grace period
+    after it finished, since a worker may still be crawling them; ``force_reason`` (a
+    timeout) settles at once. Where they go is ``_hand_over``'s rule: the retry task
+    ``<task_id>_fail`` as a rule; when that exists already (a re-crawl created it), they
+    join the chain's open task or a retry of its last task, the same budget either way.
+    """
+    limits = settings.dispatch
+    batch = limits.redis_batch_size
+    write = not tracking.dry_run
+    if write and queue.set_sizes(r, [empty_key(task.task_id)])[0]:
+        _ingest_empty(conn, r, settings, task.task_id, tracking.rejected)
+    fkey = fail_key(task.task_id)
+    # When the retry task exists, the fail set is its queue: members from elsewhere in the
+    # chain belong there, so nothing is rejected or withdrawn from it.
+    has_retry = bool(store.select_tasks(conn, "task_id = %s", (fkey,)))
+    fail_members = list(queue.members(r, fkey, batch))
+    reported, unknown = store.split_known(conn, task.task_id, fail_members, batch_size=limits.mysql_batch_size)
+    if write and not has_retry:
+        _reject(r, fkey, unknown, tracking.rejected)
+    unanswered = [e for part in store.stream_elements(conn, task, batch_size=batch, exclude_done=True, fields=True)
+                  for e in part]  # fmt: skip
+    failed_texts = set(reported)
+    lost = [e for e in unanswered if e.text not in failed_texts]
+    # Still queued (a timed-out task): never taken, so not lost; withdrawn with the queue.
+    withdrawn = min(queue.set_sizes(r, [task.task_id])[0], len(lost)) if force_reason else 0
+    finished = task.finished_at or now
+    grace = dt.timedelta(seconds=settings.health.completeness_grace_seconds)
+    if lost and force_reason is None and finished > now - grace:
+        tracking.waiting[task.task_id] = len(lost)
+        return
+    unanswered_texts = {e.text for e in unanswered}
+    failed = len(unanswered) - len(lost)
+    taken_lost = len(lost) - withdrawn
+    reason = force_reason or (
+        f"{failed} elements failed, {taken_lost} taken and never answered" if lost else f"{failed} elements failed"
+    )
+    if write and not has_retry:
+        # The fail set becomes exactly the unanswered elements: what was answered since it
+        # was reported leaves it (what was lost joins it in _hand_over).
+        queue.remove_members(r, fkey, [m for m in reported if m not in unanswered_texts], batch)
+    handed = (
+        _hand_over(conn, r, settings, task, unanswered, epoch=epoch, write=write, closing=True) if unanswered else None
+    )
+    if handed is None:
+        status = TaskStatus.COMPLETED
+    elif handed.how == "budget_spent":
+        status = TaskStatus.DEAD
+        reason = f"retry budget spent: {len(unanswered)} elements unanswered after {task.retry_count} retries"
+    else:
+        status = TaskStatus.FAILED
+    outcome = Settled(
+        task.task_id, task.task_type, status.value, task.element_count, task.element_count - len(unanswered),
+        store.empty_count(conn, task.task_id), failed, taken_lost, withdrawn, handed.retry_task if handed else None,
+        reason if unanswered else "",
+    )  # fmt: skip
+    tracking.settled.append(outcome)
+    if status == TaskStatus.DEAD:
+        tracking.dead.append(DeadTask(task.task_id, task.root_task_id, task.retry_count, len(unanswered)))
+    if handed and handed.retry_task:
+        tracking.retries[handed.retry_task] = tracking.retries.get(handed.retry_task, 0) + handed.count
+    if not write:
+        return
+    r.delete(task.task_id)  # anything still queued is withdrawn
+    queue.index_closed(r, [task.task_id])
+    if status == TaskStatus.DEAD and not has_retry:
+        r.expire(fkey, limits.dead_fail_set_ttl_seconds)
+        log.error("task %s is Dead: %s", task.task_id, reason)
+    elif status == TaskStatus.DEAD:
+        log.error("task %s is Dead: %s", task.task_id, reason)
+    elif status == TaskStatus.COMPLETED and fail_members and not has_retry:
+        r.delete(fkey)  # every reported failure was answered after all
+    store.record_settlement(
+        conn, task.task_id, status=status.value, failed=failed, answered=outcome.answered, empty=outcome.empty,
+        lost=taken_lost, settled_at=now, last_error=reason if unanswered else None,
+    )  # fmt: skip
+
+
+def _chain_tail(conn: Connection, task: store.TaskRow) -> store.TaskRow:
+    """The last task of the retry chain from ``task`` on (``task`` itself when it has no retry)."""
+    tail = task
+    while found := store.select_tasks(conn, "task_id = %s", (fail_key(tail.task_id),)):
+        tail = found[0]
+    return tail
+
+
+def _hand_over(
+    conn: Connection,
+    r: RedisClient,
+    settings: Settings,
+    task: store.TaskRow,
+    elements: list[Element],
+    *,
+    epoch: str | None,
+    write: bool,
+    closing: bool,
+) -> Handed:
+    """Send elements of ``task`` for another crawl down its retry chain: one retry chain,
+    one budget, whatever asked for the crawl (a fail set, lost elements, rows lacking a
+    required field).
+
+    The chain's last task still open: they join it (its manifest and its Redis set). Else,
+    within budget (the last task has had fewer than ``retry_limit`` retries): they become
+    its retry task ``<last>_fail``. Else the budget is spent (the caller decides: an
+    unanswered element makes its task Dead). ``closing``: ``task`` is being settled, so it
+    is no task to join, even while its row still reads open (a timeout).
+    """
+    limits = settings.dispatch
+    texts = [e.text for e in elements]
+    tail = _chain_tail(conn, task)
+    if tail.settled_at is None and tail.task_status in _OPEN and not (closing and tail is task):
+        if write:
+            store.add_to_manifest(conn, tail.task_id, elements, batch_size=limits.mysql_batch_size)
+            queue.add_members(r, tail.task_id, texts, limits.redis_batch_size)
+            queue.index_open(r, [tail.task_id])
+            log.info("%d elements of %s joined the open task %s of its chain", len(texts), task.task_id, tail.task_id)
+        return Handed(task.task_id, tail.task_id, len(texts), "joined")
+    if tail.task_status == TaskStatus.DEAD.value or tail.retry_count >= limits.retry_limit:
+        return Handed(task.task_id, None, len(texts), "budget_spent")
+    retry_id = fail_key(tail.task_id)
+    count = len(texts)
+    if write:
+        queue.add_members(r, retry_id, texts, limits.redis_batch_size)  # the retry's queue is <last>_fail
+        count = (
+            store.record_retry_task(conn, tail, elements, epoch=epoch or "", batch_size=limits.mysql_batch_size) or 0
+        )
+        queue.index_open(r, [retry_id])
+        log.info("retry task %s created with %d elements of %s (retry %d)", retry_id, count, task.task_id,
+                 tail.retry_count + 1)  # fmt: skip
+    return Handed(task.task_id, retry_id, count, "created")
+
+
+def hand_to_retry(
+    conn: Connection,
+    r: RedisClient,
+    settings: Settings,
+    task_ids: list[str],
+    *,
+    reason: str,
+    dry_run: bool = False,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """Close open tasks at once (timed out): their queue is withdrawn from the workers and
+    every unanswered element goes to the retry path (a retry task, or Dead when the budget
+    is spent). Returns what was (or, with ``dry_run``, would be) handed over."""
+    tracking = Tracking(dry_run=dry_run)
+    with _lock(conn, settings, not dry_run):
+        epoch = queue.current_epoch(r, create=not dry_run)
+        now = _naive_utc(now) if now is not None else _db_now(conn)
+        marks = ", ".join(["%s"] * len(task_ids))
+        for task in store.select_tasks(conn, f"task_id IN ({marks}) AND settled_at IS NULL", task_ids):
+            if task.task_status == TaskStatus.DEAD.value:
+                continue
+            _settle(conn, r, settings, task, tracking, epoch=epoch, now=now, force_reason=reason)
+    return {
+        "handed": {s.task_id: s.failed + s.lost + s.withdrawn for s in tracking.settled},
+        "retries": tracking.retries,
+        "dead": [dataclasses.asdict(d) for d in tracking.dead],
+        # Dead tasks (CRITICAL) and rejected members; the caller reports the timeout itself.
+        "findings": [f.to_json() for f in tracking.findings("amazon_data_supervision") if f.check != "missing_data"],
+    }

@@ -1,0 +1,136 @@
+"""Status sync: open tasks moved along from what their Redis sets show."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+from crawlops import queue, store
+from crawlops.db import Connection
+from crawlops.lifecycle.common import _db_now, _ingest_empty, _lock, _open_tasks, _reject
+from crawlops.lifecycle.outcomes import OpenTasks, Rejected, Tracking
+from crawlops.model import TaskStatus, empty_key, fail_key
+from crawlops.queue import RedisClient
+from crawlops.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def sync_statuses(conn: Connection, r: RedisClient, settings: Settings) -> dict[str, Any]:
+    """Move open tasks along from what their Redis sets show.
+
+    Set still holds members: ``In Progress`` once any were taken (else ``Pending``).
+    Set gone in the same Redis epoch: drained by workers, so ``Completed``, or ``Failed``
+    when the fail set has members. Set gone in another epoch: lost, left for reconcile.
+    """
+    outcome = sync_open_tasks(conn, r, settings)
+    tracking = Tracking(open=outcome, rejected=outcome.rejected)
+    return {"open": len(outcome.tasks) + sum(outcome.moved.get(s, 0) for s in ("Completed", "Failed")),
+            "moved": outcome.moved, "lost": outcome.lost, "emptied": outcome.emptied,
+            "findings": [f.to_json() for f in tracking.findings("amazon_task_dispatch")]}  # fmt: skip
+
+
+def sync_open_tasks(conn: Connection, r: RedisClient, settings: Settings, *, write: bool = True) -> OpenTasks:
+    """The sync itself; returns the tasks still open afterwards (``write=False``: judge, change nothing)."""
+    with _lock(conn, settings, write):
+        epoch = queue.current_epoch(r, create=False)
+        tasks = _open_tasks(conn)
+        keys = [k for t in tasks for k in (t.task_id, fail_key(t.task_id), empty_key(t.task_id))]
+        sizes = queue.set_sizes(r, keys)
+        moved: dict[str, int] = {}
+        lost: list[str] = []
+        emptied: dict[str, int] = {}
+        rejected: list[Rejected] = []
+        still_open: list[store.TaskRow] = []
+        now = None
+        for task, remaining, failed, empty in zip(tasks, sizes[::3], sizes[1::3], sizes[2::3], strict=True):
+            if remaining == 0 and task.redis_epoch != epoch:
+                lost.append(task.task_id)
+                still_open.append(task)
+                continue
+            if empty and write:
+                emptied[task.task_id] = _ingest_empty(conn, r, settings, task.task_id, rejected)
+            if remaining > 0:
+                taken = remaining < task.element_count or failed > 0 or empty > 0
+                status = (
+                    TaskStatus.IN_PROGRESS
+                    if taken or task.task_status == TaskStatus.IN_PROGRESS
+                    else (TaskStatus.PENDING)
+                )
+            else:
+                status = TaskStatus.FAILED if failed else TaskStatus.COMPLETED
+            unchanged = (status.value, remaining, failed) == (task.task_status, task.remaining_count, task.failed_count)
+            progressed = task.remaining_count is None or remaining < task.remaining_count
+            if not unchanged and write:
+                with conn.cursor() as cur:
+                    cur.execute(
+                        "UPDATE amazon_task_information SET task_status = %s, remaining_count = %s, "
+                        "failed_count = %s, progress_at = IF(%s, UTC_TIMESTAMP(), progress_at), "
+                        "started_at = COALESCE(started_at, IF(%s, UTC_TIMESTAMP(), NULL)), "
+                        "finished_at = IF(%s, UTC_TIMESTAMP(), NULL) WHERE task_id = %s",
+                        (
+                            status.value,
+                            remaining,
+                            failed,
+                            progressed,
+                            status != TaskStatus.PENDING,
+                            status in (TaskStatus.COMPLETED, TaskStatus.FAILED),
+                            task.task_id,
+                        ),
+                    )
+            if status.value != task.task_status:
+                moved[status.value] = moved.get(status.value, 0) + 1
+            if status in (TaskStatus.COMPLETED, TaskStatus.FAILED):
+                continue
+            times = {}
+            if progressed and not unchanged and write:
+                now = now or _db_now(conn)
+                times = {"progress_at": now, "started_at": task.started_at or now}
+            still_open.append(
+                dataclasses.replace(
+                    task, task_status=status.value, remaining_count=remaining, failed_count=failed, **times
+                )
+            )
+        if write:
+            conn.commit()
+            late = _record_late_members(
+                conn, r, settings, [t for t in still_open if t.task_source and t.task_id not in lost], rejected
+            )
+            if late:
+                log.info("recorded late failures in retry manifests: %s", late)
+            changed = queue.rebuild_open_index(r, [t.task_id for t in still_open])
+            if any(changed.values()):
+                log.info("open-task index %s: %s", queue.OPEN_INDEX, changed)
+    if lost:
+        log.warning("%d open tasks lost their Redis set (epoch changed): %s", len(lost), lost[:20])
+    log.info("synced %d open tasks; status changes %s; empty answers %s", len(tasks), moved, emptied)
+    size_of = dict(zip(keys, sizes, strict=True))
+    return OpenTasks(
+        tasks=still_open,
+        queued={t.task_id: size_of[t.task_id] for t in still_open},
+        failed={t.task_id: size_of[fail_key(t.task_id)] for t in still_open},
+        moved=moved,
+        lost=lost,
+        emptied=emptied,
+        rejected=rejected,
+    )
+
+
+def _record_late_members(
+    conn: Connection, r: RedisClient, settings: Settings, retry_tasks: list[store.TaskRow], rejected: list[Rejected]
+) -> dict[str, int]:
+    """Workers may report a failure into a retry task's set after it was recorded: add such
+    members to its manifest, so the ledger still holds every element Redis holds. Members
+    that are not elements of the source task are removed instead."""
+    added = {}
+    batch = settings.dispatch.mysql_batch_size
+    for task in retry_tasks:
+        members = list(queue.members(r, task.task_id, settings.dispatch.redis_batch_size))
+        known, unknown = store.split_known(conn, task.task_source or task.task_id, members, batch_size=batch)
+        # elements of earlier tasks of the chain that joined this open task are in its own manifest
+        _reject(r, task.task_id, store.split_known(conn, task.task_id, unknown, batch_size=batch)[1], rejected)
+        count = store.add_to_manifest(conn, task.task_id, known, batch_size=settings.dispatch.mysql_batch_size)
+        if count:
+            added[task.task_id] = count
+    return added

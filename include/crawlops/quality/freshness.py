@@ -1,0 +1,81 @@
+"""Freshness: the age of the newest row where crawling is expected, at the run's own time."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from crawlops.alerts import Finding, Level
+from crawlops.db import Connection
+from crawlops.model import TaskStatus
+from crawlops.names import SUPERVISION_DAG as SOURCE
+from crawlops.planning import CRAWL_OBJECTS
+from crawlops.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def check_freshness(
+    conn: Connection, settings: Settings, reference: dt.datetime
+) -> tuple[dict[str, Any], list[Finding]]:
+    """Is data still arriving where crawling is expected? Judged at ``reference`` (the run's time).
+
+    Crawling is expected for a crawl object, and for each marketplace in its tasks, while
+    it has tasks that were pushed by ``reference`` and are open or finished within
+    ``freshness_seconds`` before it. The age of the newest row (``create_time`` at or
+    before ``reference``) is counted from the later of that row and the first push of the
+    expected tasks, so a crawl resuming after an idle spell is not stale at once. Older
+    than ``freshness_seconds``: an ERROR. Nothing expected (an idle crawl): nothing judged.
+    """
+
+    limit = settings.quality.freshness_seconds
+    ref = reference.astimezone(dt.UTC).replace(tzinfo=None)
+    since = ref - dt.timedelta(seconds=limit)
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT task_id, task_type, pushed_at FROM amazon_task_information WHERE pushed_at IS NOT NULL "
+            "AND pushed_at <= %s AND (finished_at IS NULL OR finished_at >= %s) AND task_status <> %s",
+            (ref, since, TaskStatus.DEAD.value),
+        )
+        expected: dict[str, list[tuple[str, dt.datetime]]] = {}
+        for task_id, task_type, pushed_at in cur.fetchall():
+            expected.setdefault(str(task_type), []).append((str(task_id), pushed_at))
+        judged: dict[str, Any] = {}
+        findings: list[Finding] = []
+        for crawl_object, tasks in sorted(expected.items()):
+            table = CRAWL_OBJECTS[crawl_object].results_table
+            started = min(pushed for _, pushed in tasks)
+            marks = ", ".join(["%s"] * len(tasks))
+            cur.execute(
+                f"SELECT DISTINCT marketplace FROM amazon_task_element WHERE task_id IN ({marks})",  # noqa: S608
+                [t for t, _ in tasks],
+            )
+            markets = sorted(str(m) for (m,) in cur.fetchall() if m)
+            cur.execute(f"SELECT MAX(create_time) FROM {table} WHERE create_time <= %s", (ref,))  # noqa: S608
+            scopes: list[tuple[str, str | None, Any]] = [(crawl_object, None, cur.fetchone()[0])]
+            for market in markets:
+                cur.execute(
+                    f"SELECT MAX(create_time) FROM {table} WHERE marketplace = %s AND create_time <= %s",  # noqa: S608
+                    (market, ref),
+                )
+                scopes.append((crawl_object, market, cur.fetchone()[0]))
+            for obj, scope_market, newest in scopes:
+                subject = obj if scope_market is None else f"{obj}/{scope_market}"
+                age = (ref - max(newest or started, started)).total_seconds()
+                judged[subject] = {"newest": newest, "age_seconds": round(age), "open_or_recent_tasks": len(tasks)}
+                if age > limit:
+                    where = f"{table}" + (f" ({scope_market})" if scope_market else "")
+                    findings.append(
+                        Finding(
+                            Level.ERROR,
+                            SOURCE,
+                            "freshness",
+                            f"{where}: newest row is {age / 60:.0f} min old (limit {limit / 60:.0f} min) "
+                            f"while {len(tasks)} {obj} tasks are open or just finished",
+                            subject=subject,
+                            details={**judged[subject], "limit_seconds": limit, "table": table, "market": scope_market},
+                            action="none automatic: check the crawler fleet for this crawl object and marketplace",
+                        )
+                    )
+    return {"limit_seconds": limit, "scopes": judged}, findings
