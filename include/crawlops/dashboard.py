@@ -23,9 +23,9 @@ import json
 from typing import Any
 from urllib.parse import quote
 
-from crawlops import health, quality, report
+from crawlops import health, quality, report, store
 from crawlops.db import Connection, Cursor
-from crawlops.model import FAIL_SUFFIX, TaskStatus, as_utc
+from crawlops.model import TaskStatus, as_utc
 from crawlops.names import DISPATCH_DAG, SUPERVISION_DAG
 from crawlops.queue import RedisClient
 from crawlops.report import RESULTS_TABLE
@@ -109,15 +109,8 @@ def run_path(dag_id: str | None, run_id: str | None) -> str | None:
 def overview(conn: Connection, r: RedisClient, span: HourRange) -> dict[str, Any]:
     """Queue depth per crawl object now (Redis), open tasks now, and tasks in the range per status."""
     start, end = span.naive()
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT task_status, COUNT(*) FROM amazon_task_information "
-            "WHERE interval_start >= %s AND interval_start < %s GROUP BY task_status",
-            (start, end),
-        )
-        in_range = dict.fromkeys((s.value for s in TaskStatus), 0)
-        for status, count in cur.fetchall():
-            in_range[str(status)] = int(count)
+    in_range = dict.fromkeys((s.value for s in TaskStatus), 0)
+    in_range.update(store.status_counts(conn, start, end))
     queues: dict[str, dict[str, Any]] = {}
     redis_error = None
     try:
@@ -142,17 +135,7 @@ def tasks_by_hour(conn: Connection, span: HourRange) -> dict[str, Any]:
     retry not made yet; dead = retry budget spent; open = pending or in progress.
     """
     start, end = span.naive()
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT t.interval_start, t.task_status, r.task_id IS NOT NULL, COUNT(*) "
-            "FROM amazon_task_information t "
-            "LEFT JOIN amazon_task_information r ON r.task_id = CONCAT(t.task_id, %s) "
-            "AND t.task_status = %s "
-            "WHERE t.interval_start >= %s AND t.interval_start < %s "
-            "GROUP BY t.interval_start, t.task_status, r.task_id IS NOT NULL",
-            (FAIL_SUFFIX, TaskStatus.FAILED.value, start, end),
-        )
-        rows = cur.fetchall()
+    rows = store.outcome_counts_by_interval(conn, start, end)
     series = {outcome: [0] * len(span.hours) for outcome in OUTCOMES}
     for interval_start, status, has_retry, count in rows:
         outcome = {

@@ -207,13 +207,6 @@ def publish(
     status = TaskStatus.PENDING if task.push_count == 0 else TaskStatus.IN_PROGRESS
     if count == 0:
         status = TaskStatus.COMPLETED
-    with conn.cursor() as cur:
-        cur.execute(
-            "UPDATE amazon_task_information SET pushed_at = UTC_TIMESTAMP(), redis_epoch = %s, "
-            "push_count = push_count + 1, remaining_count = %s, task_status = %s, "
-            "finished_at = IF(%s, UTC_TIMESTAMP(), NULL) WHERE task_id = %s",
-            (epoch, count, status.value, status == TaskStatus.COMPLETED, task.task_id),
-        )
-    conn.commit()
+    store.record_push(conn, task.task_id, epoch=epoch, remaining=count, status=status.value)
     log.info("%s holds %d elements after push #%d", task.task_id, count, task.push_count + 1)
     return count

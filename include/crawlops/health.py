@@ -177,14 +177,7 @@ def success_rates(conn: Connection, now: dt.datetime, lookback_seconds: int) -> 
     """Per crawl object: answered (result rows or an empty answer) / dispatched elements, over
     tasks settled in the lookback. Elements still unanswered when their task settled (failed
     or lost) are not successes, even when a retry answers them later (the retry counts too)."""
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT task_type, COUNT(*), SUM(element_count), SUM(answered_count), SUM(empty_count), "
-            "SUM(lost_count) FROM amazon_task_information WHERE settled_at > %s AND settled_at <= %s "
-            "GROUP BY task_type ORDER BY task_type",
-            (now - dt.timedelta(seconds=lookback_seconds), now),
-        )
-        rows = cur.fetchall()
+    rows = store.settled_totals_by_type(conn, now - dt.timedelta(seconds=lookback_seconds), now)
     return {
         str(task_type): {
             "tasks": int(tasks),

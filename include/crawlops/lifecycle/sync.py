@@ -63,22 +63,9 @@ def sync_open_tasks(conn: Connection, r: RedisClient, settings: Settings, *, wri
             unchanged = (status.value, remaining, failed) == (task.task_status, task.remaining_count, task.failed_count)
             progressed = task.remaining_count is None or remaining < task.remaining_count
             if not unchanged and write:
-                with conn.cursor() as cur:
-                    cur.execute(
-                        "UPDATE amazon_task_information SET task_status = %s, remaining_count = %s, "
-                        "failed_count = %s, progress_at = IF(%s, UTC_TIMESTAMP(), progress_at), "
-                        "started_at = COALESCE(started_at, IF(%s, UTC_TIMESTAMP(), NULL)), "
-                        "finished_at = IF(%s, UTC_TIMESTAMP(), NULL) WHERE task_id = %s",
-                        (
-                            status.value,
-                            remaining,
-                            failed,
-                            progressed,
-                            status != TaskStatus.PENDING,
-                            status in (TaskStatus.COMPLETED, TaskStatus.FAILED),
-                            task.task_id,
-                        ),
-                    )
+                store.record_status(
+                    conn, task.task_id, status=status.value, remaining=remaining, failed=failed, progressed=progressed
+                )
             if status.value != task.task_status:
                 moved[status.value] = moved.get(status.value, 0) + 1
             if status in (TaskStatus.COMPLETED, TaskStatus.FAILED):

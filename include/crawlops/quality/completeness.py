@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from crawlops import lifecycle
+from crawlops import lifecycle, store
 from crawlops.alerts import Finding, Level
 from crawlops.db import Connection
 from crawlops.model import TaskStatus, Window
@@ -29,14 +29,7 @@ def check_completeness(
     now = lifecycle.decision_time(conn, window.end)
     tracking = lifecycle.settle_finished(conn, r, settings, now=now, dry_run=dry_run)
     start, end = window.naive()
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT task_id, task_type, task_status, element_count, answered_count, empty_count, failed_count, "
-            "lost_count FROM amazon_task_information WHERE settled_at >= %s AND settled_at < %s "
-            "ORDER BY task_id",
-            (start, end),
-        )
-        rows = cur.fetchall()
+    rows = store.settled_between(conn, start, end)
     findings = {(f.check, f.subject): f for f in tracking.findings(SOURCE)}
     missing: dict[str, int] = {}
     for task_id, task_type, status, elements, answered, empty, failed, lost in rows:

@@ -6,9 +6,9 @@ import datetime as dt
 import logging
 from typing import Any
 
+from crawlops import store
 from crawlops.alerts import Finding, Level
 from crawlops.db import Connection
-from crawlops.model import TaskStatus
 from crawlops.names import SUPERVISION_DAG as SOURCE
 from crawlops.planning import CRAWL_OBJECTS
 from crawlops.settings import Settings
@@ -33,25 +33,15 @@ def check_freshness(
     ref = reference.astimezone(dt.UTC).replace(tzinfo=None)
     since = ref - dt.timedelta(seconds=limit)
     with conn.cursor() as cur:
-        cur.execute(
-            "SELECT task_id, task_type, pushed_at FROM amazon_task_information WHERE pushed_at IS NOT NULL "
-            "AND pushed_at <= %s AND (finished_at IS NULL OR finished_at >= %s) AND task_status <> %s",
-            (ref, since, TaskStatus.DEAD.value),
-        )
         expected: dict[str, list[tuple[str, dt.datetime]]] = {}
-        for task_id, task_type, pushed_at in cur.fetchall():
+        for task_id, task_type, pushed_at in store.pushed_and_live(conn, until=ref, finished_since=since):
             expected.setdefault(str(task_type), []).append((str(task_id), pushed_at))
         judged: dict[str, Any] = {}
         findings: list[Finding] = []
         for crawl_object, tasks in sorted(expected.items()):
             table = CRAWL_OBJECTS[crawl_object].results_table
             started = min(pushed for _, pushed in tasks)
-            marks = ", ".join(["%s"] * len(tasks))
-            cur.execute(
-                f"SELECT DISTINCT marketplace FROM amazon_task_element WHERE task_id IN ({marks})",  # noqa: S608
-                [t for t, _ in tasks],
-            )
-            markets = sorted(str(m) for (m,) in cur.fetchall() if m)
+            markets = store.manifest_marketplaces(conn, [t for t, _ in tasks])
             cur.execute(f"SELECT MAX(create_time) FROM {table} WHERE create_time <= %s", (ref,))  # noqa: S608
             scopes: list[tuple[str, str | None, Any]] = [(crawl_object, None, cur.fetchone()[0])]
             for market in markets:

@@ -9,9 +9,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from crawlops import health, quality
+from crawlops import health, quality, store
 from crawlops.db import Connection, Cursor
-from crawlops.model import OPEN_STATUSES, TaskStatus, Window
+from crawlops.model import TaskStatus, Window
 from crawlops.queue import RedisClient
 from crawlops.settings import Settings
 
@@ -78,50 +78,13 @@ def task_statistics(conn: Connection, window: Window) -> dict[str, Any]:
     smallest duration with at least 95 % of the durations at or below it).
     """
     start, end = window.naive()
-    finished = ", ".join(["%s"] * len(FINISHED))
-    opened = ", ".join(["%s"] * len(OPEN_STATUSES))
-    timed = f"task_status IN ({finished}) AND pushed_at IS NOT NULL AND finished_at IS NOT NULL"
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT task_type, COUNT(*), SUM(task_source IS NULL), SUM(task_source IS NOT NULL), "  # noqa: S608
-            "SUM(task_status = %s), SUM(task_status = %s), SUM(task_status = %s), "
-            f"SUM(task_status IN ({opened})), "
-            "SUM(IF(settled_at IS NOT NULL, element_count, 0)), SUM(IF(settled_at IS NOT NULL, answered_count, 0)), "
-            "SUM(IF(settled_at IS NOT NULL, empty_count, 0)), SUM(IF(settled_at IS NOT NULL, lost_count, 0)), "
-            f"SUM({timed}), AVG(IF({timed}, TIMESTAMPDIFF(SECOND, pushed_at, finished_at), NULL)) "
-            "FROM amazon_task_information WHERE interval_start >= %s AND interval_start < %s "
-            "GROUP BY task_type WITH ROLLUP",
-            (
-                TaskStatus.COMPLETED.value,
-                TaskStatus.FAILED.value,
-                TaskStatus.DEAD.value,
-                *(s.value for s in OPEN_STATUSES),
-                *FINISHED,
-                *FINISHED,
-                start,
-                end,
-            ),
-        )
-        rows = cur.fetchall()
-        # p95 by nearest rank, per type and over all types, in one pass of window functions
-        # (ROW_NUMBER/COUNT OVER work on MySQL 8 and MariaDB alike; PERCENTILE_DISC does not).
-        cur.execute(
-            "SELECT task_type, seconds, rn = CEIL(%s * n / 100), rn_all = CEIL(%s * n_all / 100) FROM ("  # noqa: S608
-            "SELECT task_type, TIMESTAMPDIFF(SECOND, pushed_at, finished_at) AS seconds, "
-            "ROW_NUMBER() OVER (PARTITION BY task_type ORDER BY TIMESTAMPDIFF(SECOND, pushed_at, finished_at)) AS rn, "
-            "COUNT(*) OVER (PARTITION BY task_type) AS n, "
-            "ROW_NUMBER() OVER (ORDER BY TIMESTAMPDIFF(SECOND, pushed_at, finished_at), task_type) AS rn_all, "
-            "COUNT(*) OVER () AS n_all "
-            f"FROM amazon_task_information WHERE interval_start >= %s AND interval_start < %s AND {timed}"
-            ") ranked WHERE rn = CEIL(%s * n / 100) OR rn_all = CEIL(%s * n_all / 100)",
-            (P95_PERCENT, P95_PERCENT, start, end, *FINISHED, P95_PERCENT, P95_PERCENT),
-        )
-        p95_by_type: dict[str | None, int] = {}
-        for task_type, seconds, is_type_p95, is_all_p95 in cur.fetchall():
-            if is_type_p95:
-                p95_by_type[task_type] = int(seconds)
-            if is_all_p95:
-                p95_by_type[None] = int(seconds)
+    rows, p95_rows = store.day_task_statistics(conn, start, end, percent=P95_PERCENT)
+    p95_by_type: dict[str | None, int] = {}
+    for task_type, seconds, is_type_p95, is_all_p95 in p95_rows:
+        if is_type_p95:
+            p95_by_type[task_type] = int(seconds)
+        if is_all_p95:
+            p95_by_type[None] = int(seconds)
 
     by_type: dict[str, dict[str, Any]] = {}
     total = _empty_task_entry()
@@ -344,11 +307,6 @@ def system_health(conn: Connection, r: RedisClient, settings: Settings) -> dict[
 
 def open_tasks_only(conn: Connection) -> dict[str, dict[str, int | None]]:
     """Open tasks per crawl object from MySQL alone (when Redis cannot say what is queued)."""
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT task_type, COUNT(*) FROM amazon_task_information WHERE task_status IN (%s, %s) GROUP BY task_type",
-            tuple(s.value for s in OPEN_STATUSES),
-        )
-        return {
-            str(t): {"open_tasks": int(n), "queued": None, "failed_waiting": None} for t, n in sorted(cur.fetchall())
-        }
+    return {
+        t: {"open_tasks": n, "queued": None, "failed_waiting": None} for t, n in sorted(store.open_counts_by_type(conn))
+    }

@@ -14,7 +14,7 @@ from collections.abc import Generator, Iterable, Iterator, Sequence
 from typing import Any
 
 from crawlops.db import Connection, Cursor, batched
-from crawlops.model import Element, TaskStatus, element_digest, fail_key
+from crawlops.model import FAIL_SUFFIX, Element, TaskStatus, element_digest, fail_key
 from crawlops.planning import CRAWL_OBJECTS, ConfigRow, PlannedTask
 
 log = logging.getLogger(__name__)
@@ -336,6 +336,169 @@ def record_settlement(
             (status, failed, answered, empty, lost, settled_at, settled_at, last_error, task_id),
         )
     conn.commit()
+
+
+def record_push(conn: Connection, task_id: str, *, epoch: str, remaining: int, status: str) -> None:
+    """A push of the task's set: its epoch, count and status (Completed at once when nothing was left to push)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "UPDATE amazon_task_information SET pushed_at = UTC_TIMESTAMP(), redis_epoch = %s, "
+            "push_count = push_count + 1, remaining_count = %s, task_status = %s, "
+            "finished_at = IF(%s, UTC_TIMESTAMP(), NULL) WHERE task_id = %s",
+            (epoch, remaining, status, status == TaskStatus.COMPLETED.value, task_id),
+        )
+    conn.commit()
+
+
+def record_status(
+    conn: Connection, task_id: str, *, status: str, remaining: int, failed: int, progressed: bool
+) -> None:
+    """What a status sync saw; the caller commits (one commit per sync). ``started_at`` is set
+    on leaving Pending, ``finished_at`` on Completed/Failed, ``progress_at`` when it progressed."""
+    finished = status in (TaskStatus.COMPLETED.value, TaskStatus.FAILED.value)
+    with conn.cursor() as cur:
+        cur.execute(
+            "UPDATE amazon_task_information SET task_status = %s, remaining_count = %s, "
+            "failed_count = %s, progress_at = IF(%s, UTC_TIMESTAMP(), progress_at), "
+            "started_at = COALESCE(started_at, IF(%s, UTC_TIMESTAMP(), NULL)), "
+            "finished_at = IF(%s, UTC_TIMESTAMP(), NULL) WHERE task_id = %s",
+            (status, remaining, failed, progressed, status != TaskStatus.PENDING.value, finished, task_id),
+        )
+
+
+def settled_between(conn: Connection, start: dt.datetime, end: dt.datetime) -> list[tuple[Any, ...]]:
+    """Tasks settled in ``[start, end)``: (task_id, task_type, status, elements, answered, empty, failed, lost)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT task_id, task_type, task_status, element_count, answered_count, empty_count, failed_count, "
+            "lost_count FROM amazon_task_information WHERE settled_at >= %s AND settled_at < %s "
+            "ORDER BY task_id",
+            (start, end),
+        )
+        return list(cur.fetchall())
+
+
+def settled_totals_by_type(conn: Connection, after: dt.datetime, until: dt.datetime) -> list[tuple[Any, ...]]:
+    """Per crawl object, tasks settled in ``(after, until]``: (type, tasks, elements, answered, empty, lost)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT task_type, COUNT(*), SUM(element_count), SUM(answered_count), SUM(empty_count), "
+            "SUM(lost_count) FROM amazon_task_information WHERE settled_at > %s AND settled_at <= %s "
+            "GROUP BY task_type ORDER BY task_type",
+            (after, until),
+        )
+        return list(cur.fetchall())
+
+
+def pushed_and_live(conn: Connection, *, until: dt.datetime, finished_since: dt.datetime) -> list[tuple[Any, ...]]:
+    """Tasks pushed by ``until`` and open, or finished since ``finished_since`` (not Dead): (id, type, pushed_at)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT task_id, task_type, pushed_at FROM amazon_task_information WHERE pushed_at IS NOT NULL "
+            "AND pushed_at <= %s AND (finished_at IS NULL OR finished_at >= %s) AND task_status <> %s",
+            (until, finished_since, TaskStatus.DEAD.value),
+        )
+        return list(cur.fetchall())
+
+
+def manifest_marketplaces(conn: Connection, task_ids: Sequence[str]) -> list[str]:
+    """The marketplaces the manifests of these tasks name, sorted."""
+    if not task_ids:
+        return []
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT DISTINCT marketplace FROM amazon_task_element WHERE task_id IN ("  # noqa: S608
+            + ", ".join(["%s"] * len(task_ids))
+            + ")",
+            list(task_ids),
+        )
+        return sorted(str(m) for (m,) in cur.fetchall() if m)
+
+
+def open_counts_by_type(conn: Connection) -> list[tuple[str, int]]:
+    """Open (Pending or In Progress) tasks per crawl object."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT task_type, COUNT(*) FROM amazon_task_information WHERE task_status IN (%s, %s) GROUP BY task_type",
+            (TaskStatus.PENDING.value, TaskStatus.IN_PROGRESS.value),
+        )
+        return [(str(t), int(n)) for t, n in cur.fetchall()]
+
+
+def status_counts(conn: Connection, start: dt.datetime, end: dt.datetime) -> dict[str, int]:
+    """Tasks whose interval starts in ``[start, end)``, per status."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT task_status, COUNT(*) FROM amazon_task_information "
+            "WHERE interval_start >= %s AND interval_start < %s GROUP BY task_status",
+            (start, end),
+        )
+        return {str(status): int(count) for status, count in cur.fetchall()}
+
+
+def outcome_counts_by_interval(conn: Connection, start: dt.datetime, end: dt.datetime) -> list[tuple[Any, ...]]:
+    """Tasks per (interval start, status, has a retry task) for intervals starting in ``[start, end)``."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT t.interval_start, t.task_status, r.task_id IS NOT NULL, COUNT(*) "
+            "FROM amazon_task_information t "
+            "LEFT JOIN amazon_task_information r ON r.task_id = CONCAT(t.task_id, %s) "
+            "AND t.task_status = %s "
+            "WHERE t.interval_start >= %s AND t.interval_start < %s "
+            "GROUP BY t.interval_start, t.task_status, r.task_id IS NOT NULL",
+            (FAIL_SUFFIX, TaskStatus.FAILED.value, start, end),
+        )
+        return list(cur.fetchall())
+
+
+def day_task_statistics(
+    conn: Connection, start: dt.datetime, end: dt.datetime, *, percent: int
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Tasks whose interval starts in ``[start, end)``, per crawl object WITH ROLLUP: (type, tasks,
+    root, retry, completed, failed, dead, open, settled elements, answered, empty, lost, timed
+    tasks, mean seconds to complete); and the ``percent``-th percentile time to complete by
+    nearest rank, per type and over all: (type, seconds, is the type's, is the overall)."""
+    finished_statuses = (TaskStatus.COMPLETED.value, TaskStatus.FAILED.value, TaskStatus.DEAD.value)
+    open_statuses = (TaskStatus.PENDING.value, TaskStatus.IN_PROGRESS.value)
+    finished = ", ".join(["%s"] * len(finished_statuses))
+    opened = ", ".join(["%s"] * len(open_statuses))
+    timed = f"task_status IN ({finished}) AND pushed_at IS NOT NULL AND finished_at IS NOT NULL"
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT task_type, COUNT(*), SUM(task_source IS NULL), SUM(task_source IS NOT NULL), "  # noqa: S608
+            "SUM(task_status = %s), SUM(task_status = %s), SUM(task_status = %s), "
+            f"SUM(task_status IN ({opened})), "
+            "SUM(IF(settled_at IS NOT NULL, element_count, 0)), SUM(IF(settled_at IS NOT NULL, answered_count, 0)), "
+            "SUM(IF(settled_at IS NOT NULL, empty_count, 0)), SUM(IF(settled_at IS NOT NULL, lost_count, 0)), "
+            f"SUM({timed}), AVG(IF({timed}, TIMESTAMPDIFF(SECOND, pushed_at, finished_at), NULL)) "
+            "FROM amazon_task_information WHERE interval_start >= %s AND interval_start < %s "
+            "GROUP BY task_type WITH ROLLUP",
+            (
+                TaskStatus.COMPLETED.value,
+                TaskStatus.FAILED.value,
+                TaskStatus.DEAD.value,
+                *open_statuses,
+                *finished_statuses,
+                *finished_statuses,
+                start,
+                end,
+            ),
+        )
+        rows = list(cur.fetchall())
+        # p95 by nearest rank, per type and over all types, in one pass of window functions
+        # (ROW_NUMBER/COUNT OVER work on MySQL 8 and MariaDB alike; PERCENTILE_DISC does not).
+        cur.execute(
+            "SELECT task_type, seconds, rn = CEIL(%s * n / 100), rn_all = CEIL(%s * n_all / 100) FROM ("  # noqa: S608
+            "SELECT task_type, TIMESTAMPDIFF(SECOND, pushed_at, finished_at) AS seconds, "
+            "ROW_NUMBER() OVER (PARTITION BY task_type ORDER BY TIMESTAMPDIFF(SECOND, pushed_at, finished_at)) AS rn, "
+            "COUNT(*) OVER (PARTITION BY task_type) AS n, "
+            "ROW_NUMBER() OVER (ORDER BY TIMESTAMPDIFF(SECOND, pushed_at, finished_at), task_type) AS rn_all, "
+            "COUNT(*) OVER () AS n_all "
+            f"FROM amazon_task_information WHERE interval_start >= %s AND interval_start < %s AND {timed}"
+            ") ranked WHERE rn = CEIL(%s * n / 100) OR rn_all = CEIL(%s * n_all / 100)",
+            (percent, percent, start, end, *finished_statuses, percent, percent),
+        )
+        return rows, list(cur.fetchall())
 
 
 def _like_prefix(prefix: str) -> str:

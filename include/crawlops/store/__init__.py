@@ -1,0 +1,65 @@
+"""The MySQL ledger, one module per table family; only that module holds its tables' SQL.
+
+- ``tasks``: ``amazon_task_information`` and the element manifest ``amazon_task_element``,
+  and the config rows they are planned from (``amazon_crawl_config``).
+
+The tasks module's names are re-exported here (``store.select_tasks``...), as callers use them.
+"""
+
+from __future__ import annotations
+
+from crawlops.store.tasks import (
+    TASK_COLUMNS,
+    TaskRow,
+    add_to_manifest,
+    day_task_statistics,
+    element_from_text,
+    empty_count,
+    load_config_rows,
+    manifest_marketplaces,
+    mark_empty,
+    mark_recrawled,
+    open_counts_by_type,
+    outcome_counts_by_interval,
+    pushed_and_live,
+    record_push,
+    record_retry_task,
+    record_settlement,
+    record_status,
+    record_task,
+    recrawled,
+    select_tasks,
+    settled_between,
+    settled_totals_by_type,
+    split_known,
+    status_counts,
+    stream_elements,
+)
+
+__all__ = [
+    "TASK_COLUMNS",
+    "TaskRow",
+    "add_to_manifest",
+    "day_task_statistics",
+    "element_from_text",
+    "empty_count",
+    "load_config_rows",
+    "manifest_marketplaces",
+    "mark_empty",
+    "mark_recrawled",
+    "open_counts_by_type",
+    "outcome_counts_by_interval",
+    "pushed_and_live",
+    "record_push",
+    "record_retry_task",
+    "record_settlement",
+    "record_status",
+    "record_task",
+    "recrawled",
+    "select_tasks",
+    "settled_between",
+    "settled_totals_by_type",
+    "split_known",
+    "status_counts",
+    "stream_elements",
+]
