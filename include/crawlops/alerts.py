@@ -18,6 +18,7 @@ from typing import Any
 
 from crawlops.db import Connection
 from crawlops.model import Window
+from crawlops.store import alerts as store_alerts
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +79,6 @@ class Finding:
         }
 
 
-_RANK = "FIELD({}, 'INFO', 'WARNING', 'ERROR', 'CRITICAL')"
-
-
 def record_findings(
     conn: Connection,
     findings: Iterable[Finding],
@@ -97,58 +95,24 @@ def record_findings(
     of those checks for this window that this run no longer makes is marked resolved.
     """
     start, end = window.naive()
-    ids = []
     findings = list(findings)
-    escalates = f"{_RANK.format('VALUES(level)')} > {_RANK.format('level')}"
-    with conn.cursor() as cur:
-        for finding in findings:
-            log.log(
-                _LOG_LEVELS[finding.level],
-                "[%s] %s/%s %s: %s%s",
-                finding.level.value,
-                finding.source,
-                finding.check,
-                finding.subject,
-                finding.title,
-                f" -> {finding.action}" if finding.action else "",
-            )
-            cur.execute(  # the formatted parts are constants of this module
-                "INSERT INTO amazon_alert (level, source, check_name, subject, title, details, action_taken, "  # noqa: S608
-                "fingerprint, window_start, window_end, dag_run_id) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                # delivery columns first: they compare the stored level with the new one
-                f"ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id), "
-                f"delivery_status = IF({escalates}, 'stored', delivery_status), "
-                f"delivery_attempts = IF({escalates}, 0, delivery_attempts), "
-                f"next_attempt_at = IF({escalates}, NULL, next_attempt_at), "
-                "level = VALUES(level), title = VALUES(title), resolved_at = NULL, "
-                "details = VALUES(details), action_taken = VALUES(action_taken), dag_run_id = VALUES(dag_run_id)",
-                (
-                    finding.level.value,
-                    finding.source[:128],
-                    finding.check[:128],
-                    finding.subject[:255],
-                    finding.title[:255],
-                    json.dumps(finding.details, default=str, ensure_ascii=False),
-                    finding.action or None,
-                    finding.fingerprint,
-                    start,
-                    end,
-                    dag_run_id,
-                ),
-            )
-            ids.append(cur.lastrowid)
-        names = sorted(set(resolves))
-        if names:
-            current = [f.fingerprint for f in findings] or [""]
-            cur.execute(
-                "UPDATE amazon_alert SET resolved_at = UTC_TIMESTAMP() WHERE window_start = %s AND window_end = %s "  # noqa: S608
-                "AND check_name IN (" + ", ".join(["%s"] * len(names)) + ") AND resolved_at IS NULL "
-                "AND fingerprint NOT IN (" + ", ".join(["%s"] * len(current)) + ")",
-                [start, end, *names, *current],
-            )
-            if cur.rowcount:
-                log.info("%d earlier findings of %s for %s no longer hold: resolved", cur.rowcount, names, window)
+    for finding in findings:
+        log.log(
+            _LOG_LEVELS[finding.level],
+            "[%s] %s/%s %s: %s%s",
+            finding.level.value,
+            finding.source,
+            finding.check,
+            finding.subject,
+            finding.title,
+            f" -> {finding.action}" if finding.action else "",
+        )
+    ids = store_alerts.upsert_findings(conn, [_row(f, start, end, dag_run_id) for f in findings])
+    names = sorted(set(resolves))
+    if names:
+        resolved = store_alerts.resolve_absent(conn, start, end, names, [f.fingerprint for f in findings])
+        if resolved:
+            log.info("%d earlier findings of %s for %s no longer hold: resolved", resolved, names, window)
     conn.commit()
     return ids
 
@@ -165,54 +129,42 @@ def record_check(
 ) -> None:
     """Store one check's outcome for the window (``pass``, ``fail``, ``repaired``, ``skipped``...)."""
     start, end = window.naive()
-    with conn.cursor() as cur:
-        cur.execute(
-            "INSERT INTO amazon_check_run (check_name, window_start, window_end, status, findings, details, "
-            "dag_run_id) VALUES (%s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE status = VALUES(status), "
-            "findings = VALUES(findings), details = VALUES(details), dag_run_id = VALUES(dag_run_id)",
-            (
-                check,
-                start,
-                end,
-                status,
-                findings,
-                json.dumps(details or {}, default=str, ensure_ascii=False),
-                dag_run_id,
-            ),
-        )
-    conn.commit()
+    details_json = json.dumps(details or {}, default=str, ensure_ascii=False)
+    store_alerts.upsert_check(
+        conn, check, start, end, status=status, findings=findings, details_json=details_json, dag_run_id=dag_run_id
+    )
 
 
 def set_check_status(conn: Connection, check: str, window_start: dt.datetime, status: str, *, only_if: str) -> None:
     """Turn a check's row for the window starting at ``window_start`` from ``only_if`` to ``status``."""
     start = window_start.astimezone(dt.UTC).replace(tzinfo=None) if window_start.tzinfo else window_start
-    with conn.cursor() as cur:
-        cur.execute(
-            "UPDATE amazon_check_run SET status = %s WHERE check_name = %s AND status = %s AND window_start = %s",
-            (status, check, only_if, start),
-        )
-    conn.commit()
+    store_alerts.set_check_status(conn, check, start, status, only_if=only_if)
 
 
 def mark_delivered(conn: Connection, alert_ids: Iterable[int]) -> None:
     """Alerts that went out by another way (an outage told to DingTalk without MySQL)."""
-    ids = list(alert_ids)
-    if not ids:
-        return
-    with conn.cursor() as cur:
-        cur.execute(
-            "UPDATE amazon_alert SET delivery_status = 'sent', delivered_at = UTC_TIMESTAMP() "  # noqa: S608
-            "WHERE id IN (" + ", ".join(["%s"] * len(ids)) + ")",
-            ids,
-        )
-    conn.commit()
+    store_alerts.mark_delivered(conn, list(alert_ids))
 
 
 def findings_by_level(conn: Connection, dag_run_id: str) -> dict[str, int]:
     """How many findings a run recorded, by level."""
-    with conn.cursor() as cur:
-        cur.execute("SELECT level, COUNT(*) FROM amazon_alert WHERE dag_run_id = %s GROUP BY level", (dag_run_id,))
-        return {str(level): int(count) for level, count in cur.fetchall()}
+    return store_alerts.findings_by_level(conn, dag_run_id)
+
+
+def _row(finding: Finding, start: dt.datetime, end: dt.datetime, dag_run_id: str | None) -> tuple[Any, ...]:
+    return (
+        finding.level.value,
+        finding.source[:128],
+        finding.check[:128],
+        finding.subject[:255],
+        finding.title[:255],
+        json.dumps(finding.details, default=str, ensure_ascii=False),
+        finding.action or None,
+        finding.fingerprint,
+        start,
+        end,
+        dag_run_id,
+    )
 
 
 def dead_task_findings(dead: Iterable[dict[str, Any]], *, source: str) -> list[Finding]:

@@ -24,11 +24,14 @@ from typing import Any
 from urllib.parse import quote
 
 from crawlops import health, quality, report, store
-from crawlops.db import Connection, Cursor
+from crawlops.db import Connection
 from crawlops.model import TaskStatus, as_utc
 from crawlops.names import DISPATCH_DAG, SUPERVISION_DAG
 from crawlops.queue import RedisClient
 from crawlops.report import RESULTS_TABLE
+from crawlops.store import alerts as store_alerts
+from crawlops.store import reports as store_reports
+from crawlops.store import verdicts
 
 HOUR = dt.timedelta(hours=1)
 MAX_RANGE = dt.timedelta(days=31)
@@ -166,48 +169,46 @@ def quality_by_hour(conn: Connection, span: HourRange) -> dict[str, Any]:
     start, end = span.naive()
     size = len(span.hours)
     strips: dict[str, dict[str, Any]] = {}
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT suite_name, table_name, window_start, COALESCE(verdict, IF(success, 'passed', 'failed')), "
-            "evaluated, failed, row_count, results, dag_run_id, quality_score "
-            "FROM amazon_validation_run WHERE window_start >= %s AND window_start < %s "
-            "ORDER BY suite_name, table_name, window_start, window_end",
-            (start, end),
-        )
-        status_of = {"passed": "pass", "repaired": "repaired", "failed": "fail"}
-        rank = {"pass": 0, "repaired": 1, "fail": 2}
-        for suite, table, window_start, verdict, evaluated, failed, row_count, results, run_id, score in cur.fetchall():
-            label = suite if suite == table else f"{suite} ({table})"
-            strip = strips.setdefault(label, {"name": label, "kind": "suite", "cells": [None] * size})
-            failed_names = [o["name"] for o in json.loads(results or "{}").get("outcomes", []) if not o.get("success")]
-            index = span.index(window_start.replace(minute=0, second=0))
-            cell = strip["cells"][index] or {
-                "status": "pass",
-                "evaluated": 0,
-                "failed": 0,
-                "row_count": 0,
-                "failures": [],
-                "quality_score": None,
-            }
-            # the history a re-run cannot erase: failed, repaired (failed, then passed) or passed
-            cell["status"] = max(cell["status"], status_of.get(str(verdict), "fail"), key=rank.__getitem__)
-            if score is not None:
-                low = cell["quality_score"]
-                cell["quality_score"] = float(score) if low is None else min(low, float(score))
-            cell["evaluated"] += int(evaluated or 0)
-            cell["failed"] += int(failed or 0)
-            cell["row_count"] += int(row_count or 0)
-            cell["failures"] += [n for n in failed_names if n not in cell["failures"]]
-            cell["run"] = run_path(SUPERVISION_DAG, run_id)
-            strip["cells"][index] = cell
-        cur.execute(
-            "SELECT check_name, window_start, status, findings, dag_run_id FROM amazon_check_run "
-            "WHERE window_end > %s AND window_end <= %s AND window_end = window_start + INTERVAL 1 HOUR "
-            "AND check_name NOT LIKE %s ORDER BY check_name, window_start",
-            (start, end, "suite:%"),  # a suite's own check row: its strip comes from amazon_validation_run
-        )
-        checks = cur.fetchall()
-        titles = _finding_titles(cur, {c for c, *_ in checks}, start, end)
+    status_of = {"passed": "pass", "repaired": "repaired", "failed": "fail"}
+    rank = {"pass": 0, "repaired": 1, "fail": 2}
+    for (
+        suite,
+        table,
+        window_start,
+        verdict,
+        evaluated,
+        failed,
+        row_count,
+        results,
+        run_id,
+        score,
+    ) in verdicts.validation_rows(conn, start, end):
+        label = suite if suite == table else f"{suite} ({table})"
+        strip = strips.setdefault(label, {"name": label, "kind": "suite", "cells": [None] * size})
+        failed_names = [o["name"] for o in json.loads(results or "{}").get("outcomes", []) if not o.get("success")]
+        index = span.index(window_start.replace(minute=0, second=0))
+        cell = strip["cells"][index] or {
+            "status": "pass",
+            "evaluated": 0,
+            "failed": 0,
+            "row_count": 0,
+            "failures": [],
+            "quality_score": None,
+        }
+        # the history a re-run cannot erase: failed, repaired (failed, then passed) or passed
+        cell["status"] = max(cell["status"], status_of.get(str(verdict), "fail"), key=rank.__getitem__)
+        if score is not None:
+            low = cell["quality_score"]
+            cell["quality_score"] = float(score) if low is None else min(low, float(score))
+        cell["evaluated"] += int(evaluated or 0)
+        cell["failed"] += int(failed or 0)
+        cell["row_count"] += int(row_count or 0)
+        cell["failures"] += [n for n in failed_names if n not in cell["failures"]]
+        cell["run"] = run_path(SUPERVISION_DAG, run_id)
+        strip["cells"][index] = cell
+    # a suite's own check row: its strip comes from amazon_validation_run
+    checks = store_alerts.hourly_checks(conn, start, end, except_like="suite:%")
+    titles = _finding_titles(conn, {c for c, *_ in checks}, start, end)
     for check, window_start, status, findings, run_id in checks:
         strip = strips.setdefault(f"check:{check}", {"name": check, "kind": "check", "cells": [None] * size})
         strip["cells"][span.index(window_start)] = {
@@ -233,7 +234,7 @@ FINDINGS_OF_CHECK = {
 }
 
 
-def _finding_titles(cur: Cursor, checks: set[str], start: dt.datetime, end: dt.datetime) -> dict[tuple, list[str]]:
+def _finding_titles(conn: Connection, checks: set[str], start: dt.datetime, end: dt.datetime) -> dict[tuple, list[str]]:
     """Titles of the supervision's hourly findings of ``checks`` in [start, end), per (check, hour, run).
 
     Keyed by the run too: a check cell lists what the run that recorded it found, not what an
@@ -242,15 +243,10 @@ def _finding_titles(cur: Cursor, checks: set[str], start: dt.datetime, end: dt.d
     owner = {f: check for check in checks for f in FINDINGS_OF_CHECK.get(check, (check,))}
     if not owner:
         return {}
-    cur.execute(
-        "SELECT check_name, window_start, dag_run_id, title FROM amazon_alert WHERE check_name IN ("  # noqa: S608
-        + ", ".join(["%s"] * len(owner))
-        + ") AND window_start >= %s AND window_start < %s AND window_end = window_start + INTERVAL 1 HOUR "
-        "AND source = %s AND resolved_at IS NULL ORDER BY id",  # a re-run no longer makes resolved ones
-        (*owner, start, end, SUPERVISION),
-    )
     titles: dict[tuple, list[str]] = {}
-    for finding_check, window_start, run_id, title in cur.fetchall():
+    # current ones only: a re-run no longer makes resolved ones
+    for finding_check, window_start, run_id, title in store_alerts.hourly_titles(conn, list(owner), start, end,
+                                                                              SUPERVISION):  # fmt: skip
         titles.setdefault((owner[finding_check], window_start, run_id), []).append(title)
     return titles
 
@@ -264,13 +260,7 @@ def volume_by_hour(conn: Connection, span: HourRange, *, table: str = RESULTS_TA
     DAG with ``run_hourly`` over them to judge them).
     """
     start, end = span.naive()
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT hour, row_count, history_points, mean, band_low, band_high, anomalous, direction "
-            "FROM amazon_volume_hourly WHERE table_name = %s AND hour >= %s AND hour < %s",
-            (table, start, end),
-        )
-        judged = {row[0]: row for row in cur.fetchall()}
+    judged = {row[0]: row for row in verdicts.volume_rows(conn, table, start, end)}
     unjudged = [h.replace(tzinfo=None) for h in span.hours if h.replace(tzinfo=None) not in judged]
     counted = unjudged[-LIVE_HOURS_MAX:]
     live = quality.hourly_counts(conn, table, counted)
@@ -307,15 +297,8 @@ def volume_by_hour(conn: Connection, span: HourRange, *, table: str = RESULTS_TA
 def alerts(conn: Connection, span: HourRange, *, limit: int = ALERT_LIMIT) -> dict[str, Any]:
     """Alerts raised in the range by level, and the newest ``limit`` of them with their run's link."""
     start, end = span.naive()
-    with conn.cursor() as cur:
-        by_level = report.alert_counts(cur, "created_at", start, end)
-        cur.execute(
-            "SELECT id, level, source, check_name, subject, title, window_start, window_end, created_at, "
-            "dag_run_id, delivery_status FROM amazon_alert WHERE created_at >= %s AND created_at < %s "
-            "ORDER BY created_at DESC, id DESC LIMIT %s",
-            (start, end, limit),
-        )
-        rows = cur.fetchall()
+    by_level = store_alerts.counts_by_level(conn, "created_at", start, end)
+    rows = store_alerts.raised_between(conn, start, end, limit)
     items = [
         {
             "id": int(alert_id),
@@ -346,12 +329,7 @@ def alerts(conn: Connection, span: HourRange, *, limit: int = ALERT_LIMIT) -> di
 
 def latest_report(conn: Connection) -> dict[str, Any] | None:
     """The newest daily report's facts (its HTML is served by ``latest_report_html``)."""
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT report_date, created_at, dag_run_id, summary FROM amazon_daily_report "
-            "ORDER BY report_date DESC LIMIT 1"
-        )
-        row = cur.fetchone()
+    row = store_reports.latest(conn)
     if row is None:
         return None
     report_date, created_at, run_id, summary = row
@@ -370,7 +348,4 @@ def latest_report(conn: Connection) -> dict[str, Any] | None:
 
 
 def latest_report_html(conn: Connection) -> str | None:
-    with conn.cursor() as cur:
-        cur.execute("SELECT html FROM amazon_daily_report ORDER BY report_date DESC LIMIT 1")
-        row = cur.fetchone()
-    return None if row is None else str(row[0])
+    return store_reports.latest_html(conn)

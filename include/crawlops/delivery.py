@@ -32,6 +32,7 @@ from typing import Any
 from crawlops.alerts import Level
 from crawlops.db import Connection
 from crawlops.settings import AlertSettings
+from crawlops.store import alerts as store_alerts
 
 log = logging.getLogger(__name__)
 
@@ -120,33 +121,18 @@ def _now(conn: Connection) -> dt.datetime:
 
 
 def _pending(conn: Connection, now: dt.datetime, limit: int = 500) -> list[PendingAlert]:
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT id, level, source, check_name, subject, title, action_taken, fingerprint, window_start, "
-            "window_end, delivery_attempts, dag_run_id FROM amazon_alert "
-            "WHERE delivery_status IN ('stored', 'failed') AND (next_attempt_at IS NULL OR next_attempt_at <= %s) "
-            "ORDER BY id LIMIT %s",
-            (now, limit),
-        )
-        return [
+    return [
             PendingAlert(
                 id=row[0], level=Level(row[1]), source=row[2], check=row[3], subject=row[4], title=row[5],
                 action=row[6], fingerprint=row[7], window_start=row[8], window_end=row[9], attempts=row[10],
                 dag_run_id=row[11],
             )
-            for row in cur.fetchall()
+            for row in store_alerts.pending(conn, now, limit)
         ]  # fmt: skip
 
 
 def _mark(conn: Connection, ids: Sequence[int], status: str, **columns: Any) -> None:
-    if not ids:
-        return
-    sets = ", ".join(["delivery_status = %s", *(f"{name} = %s" for name in columns)])
-    with conn.cursor() as cur:
-        cur.execute(
-            f"UPDATE amazon_alert SET {sets} WHERE id IN ({', '.join(['%s'] * len(ids))})",  # noqa: S608
-            [status, *columns.values(), *ids],
-        )
+    store_alerts.set_delivery_status(conn, ids, status, **columns)
 
 
 def run_link(base_url: str, dag_id: str, run_id: str | None) -> str | None:
@@ -247,12 +233,7 @@ def send_document(
         robot.send_markdown(title, text)
     except DeliveryError as exc:
         error = str(exc)
-    with conn.cursor() as cur:
-        cur.execute(
-            "INSERT INTO amazon_alert_delivery (channel, sent_at, alert_count, success, error, dag_run_id) "
-            "VALUES (%s, UTC_TIMESTAMP(3), 0, %s, %s, %s)",
-            (CHANNEL, error is None, error, dag_run_id),
-        )
+    store_alerts.log_message(conn, channel=CHANNEL, alerts=0, error=error, dag_run_id=dag_run_id)
     conn.commit()
     return error
 
@@ -263,36 +244,21 @@ def _apply_suppression(
     """Hold back alerts whose twin went out within the window; count what was held for the next one."""
     window = dt.timedelta(seconds=settings.suppression_window_seconds)
     to_send, seen, suppressed = [], set(), []
-    with conn.cursor() as cur:
-        for alert in alerts:
-            cur.execute(
-                "SELECT MAX(delivered_at) FROM amazon_alert WHERE fingerprint = %s AND delivery_status = 'sent'",
-                (alert.fingerprint,),
-            )
-            (last_sent,) = cur.fetchone()
-            if alert.fingerprint in seen or (last_sent is not None and last_sent > now - window):
-                suppressed.append(alert.id)
-                continue
-            seen.add(alert.fingerprint)
-            cur.execute(
-                "SELECT COUNT(*), MIN(created_at) FROM amazon_alert WHERE fingerprint = %s "
-                "AND delivery_status = 'suppressed' AND delivered_at IS NULL",
-                (alert.fingerprint,),
-            )
-            alert.held_back, alert.held_since = cur.fetchone()
-            to_send.append(alert)
+    for alert in alerts:
+        last_sent = store_alerts.last_sent_at(conn, alert.fingerprint)
+        if alert.fingerprint in seen or (last_sent is not None and last_sent > now - window):
+            suppressed.append(alert.id)
+            continue
+        seen.add(alert.fingerprint)
+        alert.held_back, alert.held_since = store_alerts.held_back(conn, alert.fingerprint)
+        to_send.append(alert)
     _mark(conn, suppressed, "suppressed")
     outcome["suppressed"] = len(suppressed)
     return to_send
 
 
 def _sent_last_minute(conn: Connection, now: dt.datetime) -> int:
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT COUNT(*) FROM amazon_alert_delivery WHERE channel = %s AND sent_at > %s",
-            (CHANNEL, now - dt.timedelta(seconds=60)),
-        )
-        return int(cur.fetchone()[0])
+    return store_alerts.messages_since(conn, CHANNEL, now - dt.timedelta(seconds=60))
 
 
 def _record_attempt(
@@ -305,34 +271,12 @@ def _record_attempt(
     held: dict[int, int],
     dag_run_id: str | None,
 ) -> None:
-    with conn.cursor() as cur:
-        cur.execute(
-            "INSERT INTO amazon_alert_delivery (channel, sent_at, alert_count, success, error, dag_run_id) "
-            "VALUES (%s, UTC_TIMESTAMP(3), %s, %s, %s, %s)",
-            (CHANNEL, len(ids), error is None, error, dag_run_id),
-        )
-        marks = ", ".join(["%s"] * len(ids))
-        if error is None:
-            cur.execute(
-                f"UPDATE amazon_alert SET delivery_status = 'sent', delivered_at = UTC_TIMESTAMP(3), "  # noqa: S608
-                f"delivery_attempts = delivery_attempts + 1, delivery_error = NULL WHERE id IN ({marks})",
-                ids,
-            )
-            # The held-back twins are accounted for by this message: close them.
-            for alert_id, count in held.items():
-                if alert_id in ids and count:
-                    cur.execute(
-                        "UPDATE amazon_alert a JOIN amazon_alert s ON s.fingerprint = a.fingerprint "
-                        "SET s.delivered_at = UTC_TIMESTAMP(3), a.suppressed_count = %s "
-                        "WHERE a.id = %s AND s.delivery_status = 'suppressed' AND s.delivered_at IS NULL",
-                        (count, alert_id),
-                    )
-        else:
-            cur.execute(
-                "UPDATE amazon_alert SET delivery_attempts = delivery_attempts + 1, delivery_error = %s, "  # noqa: S608
-                "delivery_status = IF(delivery_attempts >= %s, 'abandoned', 'failed'), "
-                "next_attempt_at = %s + INTERVAL (%s * POW(2, delivery_attempts - 1)) SECOND "
-                f"WHERE id IN ({marks})",
-                [error, settings.max_delivery_attempts, now, settings.retry_backoff_seconds, *ids],
-            )
+    store_alerts.log_message(conn, channel=CHANNEL, alerts=len(ids), error=error, dag_run_id=dag_run_id)
+    if error is None:
+        store_alerts.record_sent(conn, ids, held)
+    else:
+        store_alerts.record_failed(
+            conn, ids, error, now=now, max_attempts=settings.max_delivery_attempts,
+            backoff_seconds=settings.retry_backoff_seconds,
+        )  # fmt: skip
     conn.commit()

@@ -22,6 +22,7 @@ from crawlops import queue
 from crawlops.db import Connection
 from crawlops.model import empty_key, fail_key
 from crawlops.queue import RedisClient
+from crawlops.store import results
 
 _ASIN_ALPHABET = string.digits + string.ascii_uppercase
 
@@ -127,17 +128,7 @@ def crawl(
 
 
 def _write(conn: Connection, rows: list[tuple], clock: Callable[[], dt.datetime] | None) -> None:
-    columns = "task_id, keyword, marketplace, asin, title, price, currency, rating, review_count, page, position"
-    marks = ", ".join(["%s"] * 11)
-    with conn.cursor() as cur:
-        if clock is None:
-            cur.executemany(f"INSERT INTO amazon_search_result ({columns}) VALUES ({marks})", rows)  # noqa: S608
-        else:
-            cur.executemany(
-                f"INSERT INTO amazon_search_result ({columns}, create_time) VALUES ({marks}, %s)",  # noqa: S608
-                [(*row, clock().replace(tzinfo=None)) for row in rows],
-            )
-    conn.commit()
+    results.insert_rows(conn, "amazon_search_result", rows, clock)
 
 
 def run_worker(

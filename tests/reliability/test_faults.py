@@ -214,9 +214,9 @@ def test_mysql_connection_killed_mid_quarantine_move_rolls_back_and_the_retry_mo
         )
     mysql.commit()
     victim = connect(MYSQL_URL)
-    from crawlops.quality import rows as quality_rows
+    from crawlops.store import results as store_results
 
-    real_batched, chunks = quality_rows.batched, []
+    real_batched, chunks = store_results.batched, []
 
     def killing_batched(items, size):
         for chunk in real_batched(items, size):
@@ -226,10 +226,10 @@ def test_mysql_connection_killed_mid_quarantine_move_rolls_back_and_the_retry_mo
                     cur.execute("KILL CONNECTION %s", (victim.thread_id(),))
             yield chunk
 
-    monkeypatch.setattr(quality_rows, "batched", killing_batched)
+    monkeypatch.setattr(store_results, "batched", killing_batched)
     with pytest.raises(Exception, match=r"(?i)lost connection|server has gone away|killed"):
         quality.quarantine_invalid(victim, "amazon_search_result", NOON, settings)
-    monkeypatch.setattr(quality_rows, "batched", real_batched)
+    monkeypatch.setattr(store_results, "batched", real_batched)
 
     def counts():
         with mysql.cursor() as cur:

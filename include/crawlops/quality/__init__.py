@@ -16,8 +16,6 @@ from crawlops.quality.drift import TYPE_FAMILIES, check_schema_drift, suite_sche
 from crawlops.quality.freshness import check_freshness
 from crawlops.quality.recrawl import IncompleteRows, recrawl_incomplete, trace_incomplete_rows
 from crawlops.quality.rows import (
-    ASIN_PATTERN,
-    RESULT_COLUMNS,
     find_invalid_rows,
     quality_score,
     quality_score_finding,
@@ -33,6 +31,7 @@ from crawlops.quality.volume import (
     volume_band,
     volume_check,
 )
+from crawlops.store.results import ASIN_PATTERN, RESULT_COLUMNS
 
 __all__ = [
     "ASIN_PATTERN",

@@ -12,6 +12,7 @@ from crawlops.db import Connection
 from crawlops.names import SUPERVISION_DAG as SOURCE
 from crawlops.planning import CRAWL_OBJECTS
 from crawlops.settings import Settings
+from crawlops.store import results
 
 log = logging.getLogger(__name__)
 
@@ -32,40 +33,33 @@ def check_freshness(
     limit = settings.quality.freshness_seconds
     ref = reference.astimezone(dt.UTC).replace(tzinfo=None)
     since = ref - dt.timedelta(seconds=limit)
-    with conn.cursor() as cur:
-        expected: dict[str, list[tuple[str, dt.datetime]]] = {}
-        for task_id, task_type, pushed_at in store.pushed_and_live(conn, until=ref, finished_since=since):
-            expected.setdefault(str(task_type), []).append((str(task_id), pushed_at))
-        judged: dict[str, Any] = {}
-        findings: list[Finding] = []
-        for crawl_object, tasks in sorted(expected.items()):
-            table = CRAWL_OBJECTS[crawl_object].results_table
-            started = min(pushed for _, pushed in tasks)
-            markets = store.manifest_marketplaces(conn, [t for t, _ in tasks])
-            cur.execute(f"SELECT MAX(create_time) FROM {table} WHERE create_time <= %s", (ref,))  # noqa: S608
-            scopes: list[tuple[str, str | None, Any]] = [(crawl_object, None, cur.fetchone()[0])]
-            for market in markets:
-                cur.execute(
-                    f"SELECT MAX(create_time) FROM {table} WHERE marketplace = %s AND create_time <= %s",  # noqa: S608
-                    (market, ref),
-                )
-                scopes.append((crawl_object, market, cur.fetchone()[0]))
-            for obj, scope_market, newest in scopes:
-                subject = obj if scope_market is None else f"{obj}/{scope_market}"
-                age = (ref - max(newest or started, started)).total_seconds()
-                judged[subject] = {"newest": newest, "age_seconds": round(age), "open_or_recent_tasks": len(tasks)}
-                if age > limit:
-                    where = f"{table}" + (f" ({scope_market})" if scope_market else "")
-                    findings.append(
-                        Finding(
-                            Level.ERROR,
-                            SOURCE,
-                            "freshness",
-                            f"{where}: newest row is {age / 60:.0f} min old (limit {limit / 60:.0f} min) "
-                            f"while {len(tasks)} {obj} tasks are open or just finished",
-                            subject=subject,
-                            details={**judged[subject], "limit_seconds": limit, "table": table, "market": scope_market},
-                            action="none automatic: check the crawler fleet for this crawl object and marketplace",
-                        )
+    expected: dict[str, list[tuple[str, dt.datetime]]] = {}
+    for task_id, task_type, pushed_at in store.pushed_and_live(conn, until=ref, finished_since=since):
+        expected.setdefault(str(task_type), []).append((str(task_id), pushed_at))
+    judged: dict[str, Any] = {}
+    findings: list[Finding] = []
+    for crawl_object, tasks in sorted(expected.items()):
+        table = CRAWL_OBJECTS[crawl_object].results_table
+        started = min(pushed for _, pushed in tasks)
+        markets = store.manifest_marketplaces(conn, [t for t, _ in tasks])
+        scopes: list[tuple[str, str | None, Any]] = [(crawl_object, None, results.newest_row_time(conn, table, ref))]
+        scopes += [(crawl_object, m, results.newest_row_time(conn, table, ref, m)) for m in markets]
+        for obj, scope_market, newest in scopes:
+            subject = obj if scope_market is None else f"{obj}/{scope_market}"
+            age = (ref - max(newest or started, started)).total_seconds()
+            judged[subject] = {"newest": newest, "age_seconds": round(age), "open_or_recent_tasks": len(tasks)}
+            if age > limit:
+                where = f"{table}" + (f" ({scope_market})" if scope_market else "")
+                findings.append(
+                    Finding(
+                        Level.ERROR,
+                        SOURCE,
+                        "freshness",
+                        f"{where}: newest row is {age / 60:.0f} min old (limit {limit / 60:.0f} min) "
+                        f"while {len(tasks)} {obj} tasks are open or just finished",
+                        subject=subject,
+                        details={**judged[subject], "limit_seconds": limit, "table": table, "market": scope_market},
+                        action="none automatic: check the crawler fleet for this crawl object and marketplace",
                     )
+                )
     return {"limit_seconds": limit, "scopes": judged}, findings

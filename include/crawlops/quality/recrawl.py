@@ -16,6 +16,7 @@ from crawlops.names import SUPERVISION_DAG as SOURCE
 from crawlops.planning import CRAWL_OBJECTS
 from crawlops.queue import RedisClient
 from crawlops.settings import Settings
+from crawlops.store import results
 
 log = logging.getLogger(__name__)
 
@@ -41,32 +42,18 @@ def trace_incomplete_rows(conn: Connection, table: str, window: Window, required
     if not required:
         return IncompleteRows()
     keys = list(dict.fromkeys(c for o in objects.values() for c in o.result_keys.values()))
-    missing = " OR ".join(f"`{c}` IS NULL" for c in required)
     start, end = window.naive()
     traced = IncompleteRows()
-    with conn.cursor() as cur:
-        cur.execute(
-            f"SELECT {', '.join(f'SUM(`{c}` IS NULL)' for c in required)}, COUNT(*) FROM {table} "  # noqa: S608
-            f"WHERE create_time >= %s AND create_time < %s AND ({missing})",
-            (start, end),
-        )
-        *nulls, rows = cur.fetchone()
-        traced.rows = int(rows or 0)
-        traced.by_column = {c: int(n) for c, n in zip(required, nulls, strict=True) if n}
-        if not traced.rows:
-            return traced
-        cur.execute(
-            f"SELECT task_id, {', '.join(keys)}, COUNT(*), MAX(create_time) FROM {table} "  # noqa: S608
-            f"WHERE create_time >= %s AND create_time < %s AND ({missing}) GROUP BY task_id, {', '.join(keys)}",
-            (start, end),
-        )
-        groups: dict[str, dict[tuple, tuple[int, dt.datetime]]] = {}
-        for task_id, *row in cur.fetchall():
-            *key, count, newest = row
-            if task_id is None or any(v is None for v in key):
-                traced.untraceable += int(count)
-            else:
-                groups.setdefault(task_id, {})[tuple(key)] = (int(count), newest)
+    traced.by_column, traced.rows = results.incomplete_counts(conn, table, start, end, required)
+    if not traced.rows:
+        return traced
+    groups: dict[str, dict[tuple, tuple[int, dt.datetime]]] = {}
+    for task_id, *row in results.incomplete_by_element(conn, table, start, end, required=required, keys=keys):
+        *row_key, count, newest = row
+        if task_id is None or any(v is None for v in row_key):
+            traced.untraceable += int(count)
+        else:
+            groups.setdefault(task_id, {})[tuple(row_key)] = (int(count), newest)
     tasks = {t.task_id: t for chunk in batched(sorted(groups), 1000) for t in _tasks(conn, chunk)}
     for task_id, wanted in groups.items():
         task = tasks.get(task_id)

@@ -7,32 +7,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from crawlops.alerts import Finding, Level
-from crawlops.db import Connection, batched
+from crawlops.db import Connection
 from crawlops.model import Window
 from crawlops.names import SUPERVISION_DAG as SOURCE
 from crawlops.settings import Settings
+from crawlops.store import results
 
 log = logging.getLogger(__name__)
 
 
-RESULT_COLUMNS = (
-    "id, task_id, keyword, marketplace, asin, title, price, currency, rating, review_count, page, position, create_time"
-)
-
-
-ASIN_PATTERN = "^B0[0-9A-Z]{8}$"
-
-
-def _rules(settings: Settings) -> list[tuple[str, str, list[Any]]]:
-    """(rule name, SQL predicate on a results row, its parameters); the names match the suite's."""
-    markets = list(settings.dispatch.marketplaces)
-    return [
-        ("price_non_negative", "price < 0", []),
-        ("rating_range", "(rating < 0 OR rating > 5)", []),
-        # utf8mb4_bin: REGEXP under a _ci collation would accept lower-case ASINs.
-        ("asin_format", "asin COLLATE utf8mb4_bin NOT REGEXP %s", [ASIN_PATTERN]),
-        ("marketplace_known", "marketplace NOT IN (" + ", ".join(["%s"] * len(markets)) + ")", markets),
-    ]
+def _rules(settings: Settings) -> list[results.Rule]:
+    return results.validity_rules(settings.dispatch.marketplaces)
 
 
 def quality_score(
@@ -42,18 +27,8 @@ def quality_score(
     field (``required``), and the row count; no rows: (None, 0). A NULL fails only its
     required-field rule, like the suite counts it."""
     start, end = window.naive()
-    broken = [f"COALESCE({predicate}, 0)" for _, predicate, _ in _rules(settings)]
-    broken += [f"`{column}` IS NULL" for column in required]
-    params = [p for _, _, rule_params in _rules(settings) for p in rule_params]
-    with conn.cursor() as cur:
-        cur.execute(
-            f"SELECT COUNT(*), SUM(NOT ({' OR '.join(broken)})) FROM {table} "  # noqa: S608 - constants
-            "WHERE create_time >= %s AND create_time < %s",
-            [*params, start, end],
-        )
-        rows, good = cur.fetchone()
-    rows = int(rows or 0)
-    return (round(int(good or 0) / rows, 6) if rows else None), rows
+    rows, good = results.count_passing(conn, table, start, end, rules=_rules(settings), required=required)
+    return (round(good / rows, 6) if rows else None), rows
 
 
 def quality_score_finding(
@@ -76,28 +51,10 @@ def quality_score_finding(
 
 
 def find_invalid_rows(conn: Connection, table: str, window: Window, settings: Settings) -> dict[int, str]:
-    """Row id -> first rule it fails, for rows of the window (duplicates: every copy but the first)."""
+    """Row id -> first rule it fails, for rows of the window (duplicates: every copy but the first),
+    locked until the caller commits or rolls back."""
     start, end = window.naive()
-    invalid: dict[int, str] = {}
-    with conn.cursor() as cur:
-        for rule, predicate, params in _rules(settings):
-            cur.execute(
-                f"SELECT id FROM {table} WHERE create_time >= %s AND create_time < %s AND {predicate} "  # noqa: S608
-                "FOR UPDATE",
-                [start, end, *params],
-            )
-            for (row_id,) in cur.fetchall():
-                invalid.setdefault(int(row_id), rule)
-        cur.execute(
-            f"SELECT DISTINCT s.id FROM {table} s JOIN {table} d ON d.task_id = s.task_id "  # noqa: S608
-            "AND d.page = s.page AND d.keyword = s.keyword AND d.position = s.position AND d.id < s.id "
-            "AND d.create_time >= %s AND d.create_time < %s "
-            "WHERE s.create_time >= %s AND s.create_time < %s FOR UPDATE",
-            (start, end, start, end),
-        )
-        for (row_id,) in cur.fetchall():
-            invalid.setdefault(int(row_id), "unique_result")
-    return invalid
+    return results.lock_invalid(conn, table, start, end, _rules(settings))
 
 
 def quarantine_invalid(
@@ -115,33 +72,13 @@ def quarantine_invalid(
     before commit, so rows in main + quarantine always equal the rows before.
     """
     start, end = window.naive()
-    with conn.cursor() as cur:
-        cur.execute(
-            f"SELECT COUNT(*) FROM {table} WHERE create_time >= %s AND create_time < %s",  # noqa: S608
-            (start, end),
-        )
-        (rows,) = cur.fetchone()
+    rows = results.count_rows(conn, table, start, end)
     invalid = find_invalid_rows(conn, table, window, settings)
     by_rule: dict[str, list[int]] = {}
     for row_id, rule in sorted(invalid.items()):
         by_rule.setdefault(rule, []).append(row_id)
     if not dry_run and invalid:
-        moved = 0
-        with conn.cursor() as cur:
-            for rule, ids in by_rule.items():
-                for chunk in batched(ids, 1000):
-                    marks = ", ".join(["%s"] * len(chunk))
-                    cur.execute(
-                        f"INSERT INTO {table}_quarantine ({RESULT_COLUMNS}, failed_rule, dag_run_id) "  # noqa: S608
-                        f"SELECT {RESULT_COLUMNS}, %s, %s FROM {table} WHERE id IN ({marks})",
-                        [rule, dag_run_id, *chunk],
-                    )
-                    copied = cur.rowcount
-                    cur.execute(f"DELETE FROM {table} WHERE id IN ({marks})", chunk)  # noqa: S608
-                    if copied != len(chunk) or cur.rowcount != len(chunk):
-                        conn.rollback()
-                        raise RuntimeError(f"quarantine of {rule} moved {copied}/{cur.rowcount} of {len(chunk)} rows")
-                    moved += copied
+        moved = results.quarantine(conn, table, by_rule, dag_run_id=dag_run_id)
         conn.commit()
         log.info("quarantined %d rows of %s: %s", moved, table, {k: len(v) for k, v in by_rule.items()})
     else:

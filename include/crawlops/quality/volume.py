@@ -15,6 +15,7 @@ from crawlops.db import Connection
 from crawlops.model import Window
 from crawlops.names import SUPERVISION_DAG as SOURCE
 from crawlops.settings import QualitySettings, Settings
+from crawlops.store import results, verdicts
 
 log = logging.getLogger(__name__)
 
@@ -79,43 +80,27 @@ def record_volume(
 ) -> None:
     """Upsert the hour's row of the ``amazon_volume_hourly`` rollup (re-running the hour rewrites it)."""
     low, high = volume_band(verdict, quality)
-    with conn.cursor() as cur:
-        cur.execute(
-            "INSERT INTO amazon_volume_hourly (table_name, hour, row_count, history_points, mean, std, "
-            "band_low, band_high, anomalous, direction, dag_run_id) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE "
-            "row_count = VALUES(row_count), history_points = VALUES(history_points), mean = VALUES(mean), "
-            "std = VALUES(std), band_low = VALUES(band_low), band_high = VALUES(band_high), "
-            "anomalous = VALUES(anomalous), direction = VALUES(direction), dag_run_id = VALUES(dag_run_id)",
-            (
-                table,
-                window.naive()[0],
-                verdict.observed,
-                verdict.points,
-                verdict.mean,
-                verdict.std,
-                low,
-                high,
-                verdict.anomalous,
-                verdict.direction,
-                dag_run_id,
-            ),
-        )
-    conn.commit()
+    verdicts.upsert_volume(
+        conn,
+        (
+            table,
+            window.naive()[0],
+            verdict.observed,
+            verdict.points,
+            verdict.mean,
+            verdict.std,
+            low,
+            high,
+            verdict.anomalous,
+            verdict.direction,
+            dag_run_id,
+        ),
+    )
 
 
 def hourly_counts(conn: Connection, table: str, hours: Sequence[dt.datetime]) -> dict[dt.datetime, int]:
     """Rows per ``create_hour`` for the given UTC hours (naive), through the create_hour index."""
-    if not hours:
-        return {}
-    with conn.cursor() as cur:
-        cur.execute(
-            f"SELECT create_hour, COUNT(*) FROM {table} WHERE create_hour IN ("  # noqa: S608 - table is a constant
-            + ", ".join(["%s"] * len(hours))
-            + ") GROUP BY create_hour",
-            list(hours),
-        )
-        return {hour: int(count) for hour, count in cur.fetchall()}
+    return results.hourly_counts(conn, table, hours)
 
 
 def check_volume(

@@ -10,10 +10,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from crawlops import health, quality, store
-from crawlops.db import Connection, Cursor
+from crawlops.db import Connection
 from crawlops.model import TaskStatus, Window
 from crawlops.queue import RedisClient
 from crawlops.settings import Settings
+from crawlops.store import alerts as store_alerts
+from crawlops.store import verdicts
 
 RESULTS_TABLE = "amazon_search_result"
 
@@ -145,14 +147,7 @@ def quality_by_hour(conn: Connection, window: Window, hours: Sequence[dt.datetim
     several runs in one hour combine (the worst verdict, counts added).
     """
     start, end = window.naive()
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT suite_name, table_name, window_start, success, evaluated, failed, row_count, "
-            "COALESCE(verdict, IF(success, 'passed', 'failed')), quality_score FROM amazon_validation_run "
-            "WHERE window_start >= %s AND window_end <= %s ORDER BY suite_name, table_name, window_start",
-            (start, end),
-        )
-        rows = cur.fetchall()
+    rows = verdicts.day_verdicts(conn, start, end)
     suites: dict[str, dict[str, Any]] = {}
     rank = {"passed": 0, "repaired": 1, "failed": 2}
     for suite_name, table_name, window_start, success, evaluated, failed, row_count, verdict, score in rows:
@@ -231,47 +226,28 @@ def volume_by_hour(conn: Connection, settings: Settings, hours: Sequence[dt.date
     }
 
 
-ALERT_TIME_COLUMNS = ("window_start", "created_at")
-
-
-def alert_counts(cur: Cursor, column: str, start: dt.datetime, end: dt.datetime) -> dict[str, int]:
-    """Current alerts per level (every level, most severe first) whose ``column`` lies in
-    [start, end); findings a later run of their window no longer made (resolved) are left out."""
-    if column not in ALERT_TIME_COLUMNS:
-        raise ValueError(f"alerts are counted by {ALERT_TIME_COLUMNS}, not {column!r}")
-    cur.execute(
-        f"SELECT level, COUNT(*) FROM amazon_alert WHERE {column} >= %s AND {column} < %s "  # noqa: S608
-        "AND resolved_at IS NULL GROUP BY level",
-        (start, end),
-    )
-    by_level = dict.fromkeys(LEVELS, 0)
-    for level, count in cur.fetchall():
-        by_level[str(level)] = int(count)
-    return by_level
+def alert_counts(conn: Connection, column: str, start: dt.datetime, end: dt.datetime) -> dict[str, int]:
+    """Current alerts per level (every level, most severe first) whose ``column`` lies in [start, end)."""
+    return store_alerts.counts_by_level(conn, column, start, end)
 
 
 def alert_summary(conn: Connection, window: Window) -> dict[str, Any]:
     """The day's alerts (window_start in the day) by level, and the top ones by level then time."""
     start, end = window.naive()
-    with conn.cursor() as cur:
-        by_level = alert_counts(cur, "window_start", start, end)
-        cur.execute(
-            "SELECT level, source, check_name, subject, title, window_start FROM amazon_alert "
-            "WHERE window_start >= %s AND window_start < %s AND resolved_at IS NULL "
-            "ORDER BY FIELD(level, %s, %s, %s, %s) DESC, window_start DESC, id DESC LIMIT %s",
-            (start, end, *reversed(LEVELS), TOP_ALERTS),
+    by_level = alert_counts(conn, "window_start", start, end)
+    top = [
+        {
+            "level": level,
+            "source": source,
+            "check_name": check_name,
+            "subject": subject,
+            "title": title,
+            "window_start": window_start.replace(tzinfo=dt.UTC).isoformat(),
+        }
+        for level, source, check_name, subject, title, window_start in store_alerts.top_current(
+            conn, start, end, TOP_ALERTS
         )
-        top = [
-            {
-                "level": level,
-                "source": source,
-                "check_name": check_name,
-                "subject": subject,
-                "title": title,
-                "window_start": window_start.replace(tzinfo=dt.UTC).isoformat(),
-            }
-            for level, source, check_name, subject, title, window_start in cur.fetchall()
-        ]
+    ]
     return {"total": sum(by_level.values()), "by_level": by_level, "top": top}
 
 

@@ -15,49 +15,27 @@ from crawlops.model import Window
 from crawlops.queue import RedisClient
 from crawlops.report.collect import DailyReport, build_daily_report
 from crawlops.settings import Settings
+from crawlops.store import reports
 
 SUMMARY_LIMIT = 60_000  # bytes; amazon_daily_report.summary is a TEXT column (64 KiB)
 
 
 def store_report(conn: Connection, report: DailyReport, *, dag_run_id: str | None) -> None:
     """Upsert the day's row of ``amazon_daily_report``: re-running a day rewrites it."""
-    with conn.cursor() as cur:
-        cur.execute(
-            "INSERT INTO amazon_daily_report (report_date, markdown, html, summary, dag_run_id, created_at) "
-            "VALUES (%s, %s, %s, %s, %s, UTC_TIMESTAMP()) "
-            "ON DUPLICATE KEY UPDATE markdown = VALUES(markdown), html = VALUES(html), summary = VALUES(summary), "
-            "dag_run_id = VALUES(dag_run_id), created_at = VALUES(created_at)",
-            (
-                report.day,
-                report.markdown,
-                report.html,
-                summary_json(report.data),
-                dag_run_id[:250] if dag_run_id else None,
-            ),
-        )
-    conn.commit()
+    reports.upsert(
+        conn, report.day, markdown=report.markdown, html=report.html, summary=summary_json(report.data),
+        dag_run_id=dag_run_id,
+    )  # fmt: skip
 
 
 def record_delivery(conn: Connection, day: dt.date, error: str | None) -> None:
     """The outcome of sending the day's report: ``sent_at`` on success, the error otherwise."""
-    with conn.cursor() as cur:
-        cur.execute(
-            "UPDATE amazon_daily_report SET sent_at = IF(%s IS NULL, UTC_TIMESTAMP(), NULL), send_error = %s "
-            "WHERE report_date = %s",
-            (error, error, day),
-        )
-    conn.commit()
+    reports.record_delivery(conn, day, error)
 
 
 def unsent_reports(conn: Connection, *, days: int = 7) -> list[tuple[dt.date, str]]:
     """Reports built in the last ``days`` days that did not go out: (day, markdown), oldest first."""
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT report_date, markdown FROM amazon_daily_report WHERE sent_at IS NULL "
-            "AND created_at >= UTC_TIMESTAMP() - INTERVAL %s DAY ORDER BY report_date",
-            (days,),
-        )
-        return [(day, str(text)) for day, text in cur.fetchall()]
+    return reports.unsent(conn, days=days)
 
 
 def publish(

@@ -1,9 +1,15 @@
 """The MySQL ledger, one module per table family; only that module holds its tables' SQL.
 
-- ``tasks``: ``amazon_task_information`` and the element manifest ``amazon_task_element``,
-  and the config rows they are planned from (``amazon_crawl_config``).
+- ``tasks``: ``amazon_task_information``, the element manifest ``amazon_task_element``, and
+  the config rows tasks are planned from (``amazon_crawl_config``);
+- ``results``: the crawlers' results tables and their quarantine, with the validity rules;
+- ``alerts``: the alert outbox ``amazon_alert``, ``amazon_alert_delivery``, ``amazon_check_run``;
+- ``verdicts``: ``amazon_validation_run`` (read here, written by ``crawlops.validation``) and
+  the volume rollup ``amazon_volume_hourly``;
+- ``reports``: ``amazon_daily_report``.
 
-The tasks module's names are re-exported here (``store.select_tasks``...), as callers use them.
+DDL lives in the migrations (``include/sql/migrations``). The tasks module's names are
+re-exported here (``store.select_tasks``...), as callers use them.
 """
 
 from __future__ import annotations

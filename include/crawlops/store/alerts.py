@@ -1,0 +1,286 @@
+"""The alert outbox and check outcomes: ``amazon_alert``, ``amazon_alert_delivery`` and
+``amazon_check_run``. Only this module holds their SQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from crawlops.db import Connection
+
+LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO")  # most severe first
+_RANK = "FIELD({}, 'INFO', 'WARNING', 'ERROR', 'CRITICAL')"
+ALERT_TIME_COLUMNS = ("window_start", "created_at")
+
+
+# --- findings -------------------------------------------------------------------------------
+
+
+def upsert_findings(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> list[int]:
+    """One row per (fingerprint, window): (level, source, check, subject, title, details, action,
+    fingerprint, window_start, window_end, dag_run_id). A finding made again is current again;
+    one that escalates is queued for delivery afresh. Returns the alert ids; the caller commits."""
+    escalates = f"{_RANK.format('VALUES(level)')} > {_RANK.format('level')}"
+    ids = []
+    with conn.cursor() as cur:
+        for row in rows:
+            cur.execute(  # the formatted parts are constants of this module
+                "INSERT INTO amazon_alert (level, source, check_name, subject, title, details, action_taken, "  # noqa: S608
+                "fingerprint, window_start, window_end, dag_run_id) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                # delivery columns first: they compare the stored level with the new one
+                f"ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id), "
+                f"delivery_status = IF({escalates}, 'stored', delivery_status), "
+                f"delivery_attempts = IF({escalates}, 0, delivery_attempts), "
+                f"next_attempt_at = IF({escalates}, NULL, next_attempt_at), "
+                "level = VALUES(level), title = VALUES(title), resolved_at = NULL, "
+                "details = VALUES(details), action_taken = VALUES(action_taken), dag_run_id = VALUES(dag_run_id)",
+                row,
+            )
+            ids.append(int(cur.lastrowid))
+    return ids
+
+
+def resolve_absent(
+    conn: Connection, start: dt.datetime, end: dt.datetime, checks: Sequence[str], current: Sequence[str]
+) -> int:
+    """Mark resolved the window's findings of ``checks`` whose fingerprint is not in ``current``."""
+    current = list(current) or [""]
+    with conn.cursor() as cur:
+        cur.execute(
+            "UPDATE amazon_alert SET resolved_at = UTC_TIMESTAMP() WHERE window_start = %s AND window_end = %s "  # noqa: S608
+            "AND check_name IN (" + ", ".join(["%s"] * len(checks)) + ") AND resolved_at IS NULL "
+            "AND fingerprint NOT IN (" + ", ".join(["%s"] * len(current)) + ")",
+            [start, end, *checks, *current],
+        )
+        return int(cur.rowcount)
+
+
+def mark_delivered(conn: Connection, ids: Sequence[int]) -> None:
+    if not ids:
+        return
+    with conn.cursor() as cur:
+        cur.execute(
+            "UPDATE amazon_alert SET delivery_status = 'sent', delivered_at = UTC_TIMESTAMP() "  # noqa: S608
+            "WHERE id IN (" + ", ".join(["%s"] * len(ids)) + ")",
+            list(ids),
+        )
+    conn.commit()
+
+
+def findings_by_level(conn: Connection, dag_run_id: str) -> dict[str, int]:
+    with conn.cursor() as cur:
+        cur.execute("SELECT level, COUNT(*) FROM amazon_alert WHERE dag_run_id = %s GROUP BY level", (dag_run_id,))
+        return {str(level): int(count) for level, count in cur.fetchall()}
+
+
+def counts_by_level(conn: Connection, column: str, start: dt.datetime, end: dt.datetime) -> dict[str, int]:
+    """Current alerts per level (every level, most severe first) whose ``column`` lies in
+    [start, end); findings a later run of their window no longer made (resolved) are left out."""
+    if column not in ALERT_TIME_COLUMNS:
+        raise ValueError(f"alerts are counted by {ALERT_TIME_COLUMNS}, not {column!r}")
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT level, COUNT(*) FROM amazon_alert WHERE {column} >= %s AND {column} < %s "  # noqa: S608
+            "AND resolved_at IS NULL GROUP BY level",
+            (start, end),
+        )
+        by_level = dict.fromkeys(LEVELS, 0)
+        for level, count in cur.fetchall():
+            by_level[str(level)] = int(count)
+    return by_level
+
+
+def top_current(conn: Connection, start: dt.datetime, end: dt.datetime, limit: int) -> list[tuple[Any, ...]]:
+    """Current alerts of windows starting in [start, end), most severe then newest first:
+    (level, source, check_name, subject, title, window_start)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT level, source, check_name, subject, title, window_start FROM amazon_alert "
+            "WHERE window_start >= %s AND window_start < %s AND resolved_at IS NULL "
+            "ORDER BY FIELD(level, %s, %s, %s, %s) DESC, window_start DESC, id DESC LIMIT %s",
+            (start, end, *reversed(LEVELS), limit),
+        )
+        return list(cur.fetchall())
+
+
+def raised_between(conn: Connection, start: dt.datetime, end: dt.datetime, limit: int) -> list[tuple[Any, ...]]:
+    """Alerts created in [start, end), newest first: (id, level, source, check_name, subject,
+    title, window_start, window_end, created_at, dag_run_id, delivery_status)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT id, level, source, check_name, subject, title, window_start, window_end, created_at, "
+            "dag_run_id, delivery_status FROM amazon_alert WHERE created_at >= %s AND created_at < %s "
+            "ORDER BY created_at DESC, id DESC LIMIT %s",
+            (start, end, limit),
+        )
+        return list(cur.fetchall())
+
+
+def hourly_titles(
+    conn: Connection, checks: Sequence[str], start: dt.datetime, end: dt.datetime, source: str
+) -> list[tuple[Any, ...]]:
+    """Current findings of ``checks`` on one-hour windows starting in [start, end), by ``source``:
+    (check_name, window_start, dag_run_id, title), oldest first."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT check_name, window_start, dag_run_id, title FROM amazon_alert WHERE check_name IN ("  # noqa: S608
+            + ", ".join(["%s"] * len(checks))
+            + ") AND window_start >= %s AND window_start < %s AND window_end = window_start + INTERVAL 1 HOUR "
+            "AND source = %s AND resolved_at IS NULL ORDER BY id",
+            (*checks, start, end, source),
+        )
+        return list(cur.fetchall())
+
+
+# --- delivery -------------------------------------------------------------------------------
+
+
+def pending(conn: Connection, now: dt.datetime, limit: int) -> list[tuple[Any, ...]]:
+    """Alerts waiting for delivery (stored, or failed and due again): (id, level, source,
+    check_name, subject, title, action_taken, fingerprint, window_start, window_end,
+    delivery_attempts, dag_run_id), oldest first."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT id, level, source, check_name, subject, title, action_taken, fingerprint, window_start, "
+            "window_end, delivery_attempts, dag_run_id FROM amazon_alert "
+            "WHERE delivery_status IN ('stored', 'failed') AND (next_attempt_at IS NULL OR next_attempt_at <= %s) "
+            "ORDER BY id LIMIT %s",
+            (now, limit),
+        )
+        return list(cur.fetchall())
+
+
+_SETTABLE = frozenset({"next_attempt_at", "delivered_at", "delivery_error"})
+
+
+def set_delivery_status(conn: Connection, ids: Sequence[int], status: str, **columns: Any) -> None:
+    """Set the alerts' delivery status (and ``next_attempt_at`` / ``delivered_at`` / ``delivery_error``)."""
+    if not ids:
+        return
+    unknown = set(columns) - _SETTABLE
+    if unknown:
+        raise ValueError(f"not a delivery column: {sorted(unknown)}")
+    sets = ", ".join(["delivery_status = %s", *(f"{name} = %s" for name in columns)])
+    with conn.cursor() as cur:
+        cur.execute(
+            f"UPDATE amazon_alert SET {sets} WHERE id IN ({', '.join(['%s'] * len(ids))})",  # noqa: S608
+            [status, *columns.values(), *ids],
+        )
+
+
+def last_sent_at(conn: Connection, fingerprint: str) -> dt.datetime | None:
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT MAX(delivered_at) FROM amazon_alert WHERE fingerprint = %s AND delivery_status = 'sent'",
+            (fingerprint,),
+        )
+        return cur.fetchone()[0]
+
+
+def held_back(conn: Connection, fingerprint: str) -> tuple[int, dt.datetime | None]:
+    """Twins of the alert suppressed and not yet accounted for by a message: (count, oldest)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT COUNT(*), MIN(created_at) FROM amazon_alert WHERE fingerprint = %s "
+            "AND delivery_status = 'suppressed' AND delivered_at IS NULL",
+            (fingerprint,),
+        )
+        count, since = cur.fetchone()
+        return int(count), since
+
+
+def log_message(conn: Connection, *, channel: str, alerts: int, error: str | None, dag_run_id: str | None) -> None:
+    """One message sent (or tried) on the channel; the caller commits."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO amazon_alert_delivery (channel, sent_at, alert_count, success, error, dag_run_id) "
+            "VALUES (%s, UTC_TIMESTAMP(3), %s, %s, %s, %s)",
+            (channel, alerts, error is None, error, dag_run_id),
+        )
+
+
+def messages_since(conn: Connection, channel: str, since: dt.datetime) -> int:
+    with conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM amazon_alert_delivery WHERE channel = %s AND sent_at > %s", (channel, since))
+        return int(cur.fetchone()[0])
+
+
+def record_sent(conn: Connection, ids: Sequence[int], held: dict[int, int]) -> None:
+    """The alerts went out in one message; their held-back twins are accounted for by it."""
+    marks = ", ".join(["%s"] * len(ids))
+    with conn.cursor() as cur:
+        cur.execute(
+            f"UPDATE amazon_alert SET delivery_status = 'sent', delivered_at = UTC_TIMESTAMP(3), "  # noqa: S608
+            f"delivery_attempts = delivery_attempts + 1, delivery_error = NULL WHERE id IN ({marks})",
+            list(ids),
+        )
+        for alert_id, count in held.items():
+            if alert_id in ids and count:
+                cur.execute(
+                    "UPDATE amazon_alert a JOIN amazon_alert s ON s.fingerprint = a.fingerprint "
+                    "SET s.delivered_at = UTC_TIMESTAMP(3), a.suppressed_count = %s "
+                    "WHERE a.id = %s AND s.delivery_status = 'suppressed' AND s.delivered_at IS NULL",
+                    (count, alert_id),
+                )
+
+
+def record_failed(
+    conn: Connection, ids: Sequence[int], error: str, *, now: dt.datetime, max_attempts: int, backoff_seconds: float
+) -> None:
+    """A failed attempt: retried with exponential backoff, abandoned after ``max_attempts``."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "UPDATE amazon_alert SET delivery_attempts = delivery_attempts + 1, delivery_error = %s, "  # noqa: S608
+            "delivery_status = IF(delivery_attempts >= %s, 'abandoned', 'failed'), "
+            "next_attempt_at = %s + INTERVAL (%s * POW(2, delivery_attempts - 1)) SECOND "
+            f"WHERE id IN ({', '.join(['%s'] * len(ids))})",
+            [error, max_attempts, now, backoff_seconds, *ids],
+        )
+
+
+# --- check outcomes ---------------------------------------------------------------------------
+
+
+def upsert_check(
+    conn: Connection,
+    check: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    status: str,
+    findings: int,
+    details_json: str,
+    dag_run_id: str | None,
+) -> None:
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO amazon_check_run (check_name, window_start, window_end, status, findings, details, "
+            "dag_run_id) VALUES (%s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE status = VALUES(status), "
+            "findings = VALUES(findings), details = VALUES(details), dag_run_id = VALUES(dag_run_id)",
+            (check, start, end, status, findings, details_json, dag_run_id),
+        )
+    conn.commit()
+
+
+def set_check_status(conn: Connection, check: str, start: dt.datetime, status: str, *, only_if: str) -> None:
+    with conn.cursor() as cur:
+        cur.execute(
+            "UPDATE amazon_check_run SET status = %s WHERE check_name = %s AND status = %s AND window_start = %s",
+            (status, check, only_if, start),
+        )
+    conn.commit()
+
+
+def hourly_checks(conn: Connection, start: dt.datetime, end: dt.datetime, *, except_like: str) -> list[tuple[Any, ...]]:
+    """Outcomes of one-hour checks ending in (start, end], but those named like ``except_like``:
+    (check_name, window_start, status, findings, dag_run_id)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT check_name, window_start, status, findings, dag_run_id FROM amazon_check_run "
+            "WHERE window_end > %s AND window_end <= %s AND window_end = window_start + INTERVAL 1 HOUR "
+            "AND check_name NOT LIKE %s ORDER BY check_name, window_start",
+            (start, end, except_like),
+        )
+        return list(cur.fetchall())

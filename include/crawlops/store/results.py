@@ -1,0 +1,195 @@
+"""The crawlers' results tables (``amazon_search_result`` and its ``_quarantine``) as the
+control plane reads and repairs them. Only this module holds their SQL (the task side's
+"has this element an answer" subqueries excepted, in ``store.tasks``); table names come
+from the crawl-object registry, never from input.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from crawlops.db import Connection, batched
+
+log = logging.getLogger(__name__)
+
+RESULT_COLUMNS = (
+    "id, task_id, keyword, marketplace, asin, title, price, currency, rating, review_count, page, position, create_time"
+)
+WRITTEN_COLUMNS = ("task_id", "keyword", "marketplace", "asin", "title", "price", "currency", "rating",
+                   "review_count", "page", "position")  # fmt: skip
+ASIN_PATTERN = "^B0[0-9A-Z]{8}$"
+
+Rule = tuple[str, str, list[Any]]
+
+
+def validity_rules(marketplaces: Sequence[str]) -> list[Rule]:
+    """(rule name, SQL predicate a row that breaks it meets, its parameters); the names are the suite's."""
+    markets = list(marketplaces)
+    return [
+        ("price_non_negative", "price < 0", []),
+        ("rating_range", "(rating < 0 OR rating > 5)", []),
+        # utf8mb4_bin: REGEXP under a _ci collation would accept lower-case ASINs.
+        ("asin_format", "asin COLLATE utf8mb4_bin NOT REGEXP %s", [ASIN_PATTERN]),
+        ("marketplace_known", "marketplace NOT IN (" + ", ".join(["%s"] * len(markets)) + ")", markets),
+    ]
+
+
+def hourly_counts(conn: Connection, table: str, hours: Sequence[dt.datetime]) -> dict[dt.datetime, int]:
+    """Rows per ``create_hour`` for the given UTC hours (naive), through the create_hour index."""
+    if not hours:
+        return {}
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT create_hour, COUNT(*) FROM {table} WHERE create_hour IN ("  # noqa: S608 - table is a constant
+            + ", ".join(["%s"] * len(hours))
+            + ") GROUP BY create_hour",
+            list(hours),
+        )
+        return {hour: int(count) for hour, count in cur.fetchall()}
+
+
+def newest_row_time(conn: Connection, table: str, until: dt.datetime, marketplace: str | None = None) -> Any:
+    """The newest ``create_time`` at or before ``until`` (of one marketplace), or None."""
+    with conn.cursor() as cur:
+        if marketplace is None:
+            cur.execute(f"SELECT MAX(create_time) FROM {table} WHERE create_time <= %s", (until,))  # noqa: S608
+        else:
+            cur.execute(
+                f"SELECT MAX(create_time) FROM {table} WHERE marketplace = %s AND create_time <= %s",  # noqa: S608
+                (marketplace, until),
+            )
+        return cur.fetchone()[0]
+
+
+def count_rows(conn: Connection, table: str, start: dt.datetime, end: dt.datetime) -> int:
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT COUNT(*) FROM {table} WHERE create_time >= %s AND create_time < %s",  # noqa: S608
+            (start, end),
+        )
+        return int(cur.fetchone()[0])
+
+
+def count_passing(
+    conn: Connection,
+    table: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    rules: Sequence[Rule],
+    required: Sequence[str],
+) -> tuple[int, int]:
+    """(rows, rows breaking no rule and lacking no ``required`` column) created in [start, end);
+    a NULL fails only its required-column rule."""
+    broken = [f"COALESCE({predicate}, 0)" for _, predicate, _ in rules]
+    broken += [f"`{column}` IS NULL" for column in required]
+    params = [p for _, _, rule_params in rules for p in rule_params]
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT COUNT(*), SUM(NOT ({' OR '.join(broken)})) FROM {table} "  # noqa: S608 - constants
+            "WHERE create_time >= %s AND create_time < %s",
+            [*params, start, end],
+        )
+        rows, good = cur.fetchone()
+    return int(rows or 0), int(good or 0)
+
+
+def lock_invalid(
+    conn: Connection, table: str, start: dt.datetime, end: dt.datetime, rules: Sequence[Rule]
+) -> dict[int, str]:
+    """Row id -> first rule it breaks, for rows created in [start, end), locked (FOR UPDATE)
+    until the caller commits or rolls back; duplicates (same task, page, keyword, position):
+    every copy but the first, as ``unique_result``."""
+    invalid: dict[int, str] = {}
+    with conn.cursor() as cur:
+        for rule, predicate, params in rules:
+            cur.execute(
+                f"SELECT id FROM {table} WHERE create_time >= %s AND create_time < %s AND {predicate} "  # noqa: S608
+                "FOR UPDATE",
+                [start, end, *params],
+            )
+            for (row_id,) in cur.fetchall():
+                invalid.setdefault(int(row_id), rule)
+        cur.execute(
+            f"SELECT DISTINCT s.id FROM {table} s JOIN {table} d ON d.task_id = s.task_id "  # noqa: S608
+            "AND d.page = s.page AND d.keyword = s.keyword AND d.position = s.position AND d.id < s.id "
+            "AND d.create_time >= %s AND d.create_time < %s "
+            "WHERE s.create_time >= %s AND s.create_time < %s FOR UPDATE",
+            (start, end, start, end),
+        )
+        for (row_id,) in cur.fetchall():
+            invalid.setdefault(int(row_id), "unique_result")
+    return invalid
+
+
+def quarantine(conn: Connection, table: str, by_rule: dict[str, list[int]], *, dag_run_id: str | None) -> int:
+    """Copy the rows to ``<table>_quarantine`` with their rule, then delete them by id, in the
+    caller's transaction (the caller commits); a chunk that does not move whole rolls back
+    and raises, so rows in main + quarantine always equal the rows before."""
+    moved = 0
+    with conn.cursor() as cur:
+        for rule, ids in by_rule.items():
+            for chunk in batched(ids, 1000):
+                marks = ", ".join(["%s"] * len(chunk))
+                cur.execute(
+                    f"INSERT INTO {table}_quarantine ({RESULT_COLUMNS}, failed_rule, dag_run_id) "  # noqa: S608
+                    f"SELECT {RESULT_COLUMNS}, %s, %s FROM {table} WHERE id IN ({marks})",
+                    [rule, dag_run_id, *chunk],
+                )
+                copied = cur.rowcount
+                cur.execute(f"DELETE FROM {table} WHERE id IN ({marks})", chunk)  # noqa: S608
+                if copied != len(chunk) or cur.rowcount != len(chunk):
+                    conn.rollback()
+                    raise RuntimeError(f"quarantine of {rule} moved {copied}/{cur.rowcount} of {len(chunk)} rows")
+                moved += copied
+    return moved
+
+
+def incomplete_counts(
+    conn: Connection, table: str, start: dt.datetime, end: dt.datetime, required: Sequence[str]
+) -> tuple[dict[str, int], int]:
+    """Rows created in [start, end) lacking any ``required`` column: (NULLs per column, rows)."""
+    missing = " OR ".join(f"`{c}` IS NULL" for c in required)
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT {', '.join(f'SUM(`{c}` IS NULL)' for c in required)}, COUNT(*) FROM {table} "  # noqa: S608
+            f"WHERE create_time >= %s AND create_time < %s AND ({missing})",
+            (start, end),
+        )
+        *nulls, rows = cur.fetchone()
+    return {c: int(n) for c, n in zip(required, nulls, strict=True) if n}, int(rows or 0)
+
+
+def incomplete_by_element(
+    conn: Connection, table: str, start: dt.datetime, end: dt.datetime, *, required: Sequence[str], keys: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    """Those rows grouped by their task and ``keys`` columns: (task_id, *keys, rows, newest create_time)."""
+    missing = " OR ".join(f"`{c}` IS NULL" for c in required)
+    columns = ", ".join(keys)
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT task_id, {columns}, COUNT(*), MAX(create_time) FROM {table} "  # noqa: S608
+            f"WHERE create_time >= %s AND create_time < %s AND ({missing}) GROUP BY task_id, {columns}",
+            (start, end),
+        )
+        return list(cur.fetchall())
+
+
+def insert_rows(
+    conn: Connection, table: str, rows: Sequence[tuple[Any, ...]], clock: Callable[[], dt.datetime] | None = None
+) -> None:
+    """Results as a crawler writes them (``WRITTEN_COLUMNS``; ``clock``: their create_time)."""
+    columns = ", ".join(WRITTEN_COLUMNS)
+    marks = ", ".join(["%s"] * len(WRITTEN_COLUMNS))
+    with conn.cursor() as cur:
+        if clock is None:
+            cur.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)  # noqa: S608
+        else:
+            cur.executemany(
+                f"INSERT INTO {table} ({columns}, create_time) VALUES ({marks}, %s)",  # noqa: S608
+                [(*row, clock().replace(tzinfo=None)) for row in rows],
+            )
+    conn.commit()

@@ -1,0 +1,65 @@
+"""What the hourly checks concluded: suite verdicts (``amazon_validation_run``) and the
+volume rollup (``amazon_volume_hourly``). Only this module reads them; the suite's own
+writer is ``crawlops.validation``'s store."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from crawlops.db import Connection
+
+
+def upsert_volume(conn: Connection, row: tuple[Any, ...]) -> None:
+    """The hour's rollup row: (table, hour, rows, history points, mean, std, band low, band
+    high, anomalous, direction, dag_run_id); re-running the hour rewrites it."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO amazon_volume_hourly (table_name, hour, row_count, history_points, mean, std, "
+            "band_low, band_high, anomalous, direction, dag_run_id) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE "
+            "row_count = VALUES(row_count), history_points = VALUES(history_points), mean = VALUES(mean), "
+            "std = VALUES(std), band_low = VALUES(band_low), band_high = VALUES(band_high), "
+            "anomalous = VALUES(anomalous), direction = VALUES(direction), dag_run_id = VALUES(dag_run_id)",
+            row,
+        )
+    conn.commit()
+
+
+def volume_rows(conn: Connection, table: str, start: dt.datetime, end: dt.datetime) -> list[tuple[Any, ...]]:
+    """Rollup rows of hours in [start, end): (hour, rows, history points, mean, band low, band high,
+    anomalous, direction)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT hour, row_count, history_points, mean, band_low, band_high, anomalous, direction "
+            "FROM amazon_volume_hourly WHERE table_name = %s AND hour >= %s AND hour < %s",
+            (table, start, end),
+        )
+        return list(cur.fetchall())
+
+
+def validation_rows(conn: Connection, start: dt.datetime, end: dt.datetime) -> list[tuple[Any, ...]]:
+    """Suite runs of windows starting in [start, end): (suite, table, window_start, verdict,
+    evaluated, failed, rows, results JSON, dag_run_id, quality score)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT suite_name, table_name, window_start, COALESCE(verdict, IF(success, 'passed', 'failed')), "
+            "evaluated, failed, row_count, results, dag_run_id, quality_score "
+            "FROM amazon_validation_run WHERE window_start >= %s AND window_start < %s "
+            "ORDER BY suite_name, table_name, window_start, window_end",
+            (start, end),
+        )
+        return list(cur.fetchall())
+
+
+def day_verdicts(conn: Connection, start: dt.datetime, end: dt.datetime) -> list[tuple[Any, ...]]:
+    """Suite runs whose window lies inside [start, end): (suite, table, window_start, success,
+    evaluated, failed, rows, verdict, quality score)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT suite_name, table_name, window_start, success, evaluated, failed, row_count, "
+            "COALESCE(verdict, IF(success, 'passed', 'failed')), quality_score FROM amazon_validation_run "
+            "WHERE window_start >= %s AND window_end <= %s ORDER BY suite_name, table_name, window_start",
+            (start, end),
+        )
+        return list(cur.fetchall())
