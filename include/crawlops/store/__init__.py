@@ -1,7 +1,7 @@
 """The MySQL ledger, one module per table family; only that module holds its tables' SQL.
 
-- ``tasks``: ``amazon_task_information``, the element manifest ``amazon_task_element``, and
-  the config rows tasks are planned from (``amazon_crawl_config``);
+- ``tasks``: ``amazon_task_information`` and the config rows tasks are planned from
+  (``amazon_crawl_config``); ``manifest``: the element manifest ``amazon_task_element``;
 - ``results``: the crawlers' results tables and their quarantine, with the validity rules;
 - ``alerts``: the alert outbox ``amazon_alert``, ``amazon_alert_delivery``, ``amazon_check_run``;
 - ``verdicts``: ``amazon_validation_run`` (read here, written by ``crawlops.validation``) and
@@ -9,22 +9,27 @@
 - ``reports``: ``amazon_daily_report``.
 
 DDL lives in the migrations (``include/sql/migrations``). The tasks module's names are
-re-exported here (``store.select_tasks``...), as callers use them.
+and the manifest module's names are re-exported here (``store.select_tasks``...), as callers use them.
 """
 
 from __future__ import annotations
 
-from crawlops.store.tasks import (
-    TASK_COLUMNS,
-    TaskRow,
+from crawlops.store.manifest import (
     add_to_manifest,
-    day_task_statistics,
     element_from_text,
     empty_count,
-    load_config_rows,
     manifest_marketplaces,
     mark_empty,
     mark_recrawled,
+    recrawled,
+    split_known,
+    stream_elements,
+)
+from crawlops.store.tasks import (
+    TASK_COLUMNS,
+    TaskRow,
+    day_task_statistics,
+    load_config_rows,
     open_counts_by_type,
     outcome_counts_by_interval,
     pushed_and_live,
@@ -33,13 +38,10 @@ from crawlops.store.tasks import (
     record_settlement,
     record_status,
     record_task,
-    recrawled,
     select_tasks,
     settled_between,
     settled_totals_by_type,
-    split_known,
     status_counts,
-    stream_elements,
 )
 
 __all__ = [

@@ -1,4 +1,5 @@
-"""MySQL side of tasks: the config table, task rows and the element manifest.
+"""Task rows, ``amazon_task_information``, and the config rows tasks are planned from
+(``amazon_crawl_config``).
 
 MySQL is the ledger: a task and its elements are committed here before any element
 reaches Redis, and every later decision (status, retry, reconcile) is written here.
@@ -8,14 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import logging
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from crawlops.db import Connection, Cursor, batched
+from crawlops.db import Connection, batched
 from crawlops.model import FAIL_SUFFIX, Element, TaskStatus, element_digest, fail_key
-from crawlops.planning import CRAWL_OBJECTS, ConfigRow, PlannedTask
+from crawlops.planning import ConfigRow, PlannedTask
+from crawlops.store.manifest import _INSERT_ELEMENTS, _manifest_rows, _next_seq
 
 log = logging.getLogger(__name__)
 
@@ -64,22 +65,6 @@ def select_tasks(conn: Connection, where: str, params: Sequence[Any] = ()) -> li
         # ``where`` is a constant fragment of this package's modules; values travel as params.
         cur.execute(f"SELECT {TASK_COLUMNS} FROM amazon_task_information WHERE {where}", params)  # noqa: S608
         return [TaskRow(*row) for row in cur.fetchall()]
-
-
-def _manifest_rows(task_id: str, elements: Iterable[Element], first_seq: int = 1) -> Iterator[tuple[Any, ...]]:
-    for seq, e in enumerate(elements, first_seq):
-        yield (task_id, seq, e.digest, e.text, e.target, e.marketplace, e.page, e.config_id)
-
-
-def _next_seq(cur: Cursor, task_id: str) -> int:
-    cur.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM amazon_task_element WHERE task_id = %s", (task_id,))
-    return int(cur.fetchone()[0])
-
-
-_INSERT_ELEMENTS = (
-    "INSERT INTO amazon_task_element (task_id, seq, element_hash, element, target, marketplace, page, config_id) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-)
 
 
 def record_task(conn: Connection, task: PlannedTask, *, batch_size: int, dag_run_id: str | None) -> bool:
@@ -162,157 +147,6 @@ def record_retry_task(
         )
     conn.commit()
     return count
-
-
-def element_from_text(text: str, *, origin: str = "") -> Element:
-    """An element read back from Redis; a member that is not an element object is kept as is."""
-    try:
-        fields = json.loads(text)
-    except ValueError:
-        fields = None
-    if not isinstance(fields, dict):
-        log.warning("%s holds a member that is not a JSON object; kept as is: %.80r", origin, text)
-        fields = {}
-    page = fields.get("page")
-    return Element(
-        text,
-        str(fields.get("keyword", fields.get("target", ""))) or None,  # type: ignore[arg-type]
-        str(fields.get("marketplace", "")) or None,  # type: ignore[arg-type]
-        page if isinstance(page, int) and not isinstance(page, bool) and 0 < page < 65536 else None,
-        None,
-    )
-
-
-def add_to_manifest(conn: Connection, task_id: str, items: Sequence[str | Element], *, batch_size: int) -> int:
-    """Add elements (member texts, or ``Element``) a task's manifest lacks (INSERT IGNORE);
-    returns how many were new."""
-    added = 0
-    with conn.cursor() as cur:
-        elements = (e if isinstance(e, Element) else element_from_text(e, origin=task_id) for e in items)
-        for rows in batched(_manifest_rows(task_id, elements, _next_seq(cur, task_id)), batch_size):
-            cur.executemany(_INSERT_ELEMENTS.replace("INSERT", "INSERT IGNORE", 1), rows)
-            added += cur.rowcount
-        if added:
-            cur.execute(
-                "UPDATE amazon_task_information SET element_count = element_count + %s WHERE task_id = %s",
-                (added, task_id),
-            )
-    conn.commit()
-    return added
-
-
-def stream_elements(
-    conn: Connection, task: TaskRow, *, batch_size: int, exclude_done: bool = False, fields: bool = False
-) -> Generator[list[Any], None, None]:
-    """The manifest of a task in batches of member texts (``fields``: of ``Element``), read
-    with a server-side cursor.
-
-    With ``exclude_done`` only the unanswered elements come back: those without result rows
-    (in the results table or its quarantine: a row judged invalid was still an answer)
-    under any task of the same retry chain, not answered empty in any task of the chain,
-    and not handed to one of the task's retry tasks.
-    """
-    import MySQLdb.cursors
-
-    columns = "e.element, e.target, e.marketplace, e.page, e.config_id" if fields else "e.element"
-    sql = f"SELECT {columns} FROM amazon_task_element e WHERE e.task_id = %s"  # noqa: S608 - constants
-    params: list[Any] = [task.task_id]
-    if exclude_done:
-        crawl_object = CRAWL_OBJECTS[task.task_type]
-        matches = " AND ".join(f"s.{column} = e.{field}" for field, column in crawl_object.result_keys.items())
-        chain = "SELECT c.task_id FROM amazon_task_information c WHERE c.root_task_id = %s"
-        # Table and column names come from the CRAWL_OBJECTS registry, never from input.
-        sql += "".join(
-            f" AND NOT EXISTS (SELECT 1 FROM {table} s WHERE s.task_id IN ({chain}) AND {matches})"  # noqa: S608
-            for table in (crawl_object.results_table, crawl_object.results_table + "_quarantine")
-        )
-        sql += (
-            f" AND NOT EXISTS (SELECT 1 FROM amazon_task_element a WHERE a.task_id IN ({chain}) "  # noqa: S608
-            "AND a.element_hash = e.element_hash AND a.empty_at IS NOT NULL)"
-            " AND e.element_hash NOT IN (SELECT r.element_hash FROM amazon_task_element r WHERE r.task_id LIKE %s)"
-        )
-        params += [task.root_task_id] * 3 + [_like_prefix(fail_key(task.task_id))]
-    sql += " ORDER BY e.seq"
-    cur = conn.cursor(MySQLdb.cursors.SSCursor)
-    try:
-        cur.execute(sql, params)
-        while rows := cur.fetchmany(batch_size):
-            yield [Element(*row) for row in rows] if fields else [row[0] for row in rows]
-    finally:
-        cur.close()
-
-
-def split_known(
-    conn: Connection, task_id: str, texts: Sequence[str], *, batch_size: int
-) -> tuple[list[str], list[str]]:
-    """``texts`` split into members of the task's manifest and members it does not hold."""
-    known: set[bytes] = set()
-    with conn.cursor() as cur:
-        for batch in batched(list({element_digest(t) for t in texts}), batch_size):
-            cur.execute(
-                "SELECT element_hash FROM amazon_task_element WHERE task_id = %s AND element_hash IN ("  # noqa: S608
-                + ", ".join(["%s"] * len(batch))
-                + ")",
-                [task_id, *batch],
-            )
-            known.update(bytes(h) for (h,) in cur.fetchall())
-    inside = [t for t in texts if element_digest(t) in known]
-    return inside, [t for t in texts if element_digest(t) not in known]
-
-
-def mark_empty(conn: Connection, task_id: str, texts: Sequence[str], *, batch_size: int) -> int:
-    """Record elements of the task's manifest as answered empty (the first answer's time is kept)."""
-    marked = 0
-    with conn.cursor() as cur:
-        for batch in batched([element_digest(t) for t in texts], batch_size):
-            cur.execute(
-                "UPDATE amazon_task_element SET empty_at = UTC_TIMESTAMP() WHERE task_id = %s "  # noqa: S608
-                "AND empty_at IS NULL AND element_hash IN (" + ", ".join(["%s"] * len(batch)) + ")",
-                [task_id, *batch],
-            )
-            marked += cur.rowcount
-    conn.commit()
-    return marked
-
-
-def mark_recrawled(conn: Connection, task_id: str, texts: Sequence[str], *, batch_size: int) -> int:
-    """Note on the task's manifest rows that these elements were sent for one more crawl."""
-    marked = 0
-    with conn.cursor() as cur:
-        for batch in batched([element_digest(t) for t in texts], batch_size):
-            cur.execute(
-                "UPDATE amazon_task_element SET recrawl_at = UTC_TIMESTAMP() WHERE task_id = %s "  # noqa: S608
-                "AND recrawl_at IS NULL AND element_hash IN (" + ", ".join(["%s"] * len(batch)) + ")",
-                [task_id, *batch],
-            )
-            marked += cur.rowcount
-    conn.commit()
-    return marked
-
-
-def recrawled(
-    conn: Connection, root_task_id: str, texts: Sequence[str], *, batch_size: int
-) -> dict[bytes, dt.datetime]:
-    """Those elements already sent for one more crawl by a task of the chain: digest -> when."""
-    found: dict[bytes, dt.datetime] = {}
-    with conn.cursor() as cur:
-        for batch in batched(list({element_digest(t) for t in texts}), batch_size):
-            cur.execute(
-                "SELECT m.element_hash, MIN(m.recrawl_at) FROM amazon_task_information c "  # noqa: S608
-                "JOIN amazon_task_element m ON m.task_id = c.task_id WHERE c.root_task_id = %s "
-                "AND m.recrawl_at IS NOT NULL AND m.element_hash IN (" + ", ".join(["%s"] * len(batch)) + ") "
-                "GROUP BY m.element_hash",
-                [root_task_id, *batch],
-            )
-            found.update((bytes(h), at) for h, at in cur.fetchall())
-    return found
-
-
-def empty_count(conn: Connection, task_id: str) -> int:
-    """Elements of the task's manifest answered empty."""
-    with conn.cursor() as cur:
-        cur.execute("SELECT COUNT(*) FROM amazon_task_element WHERE task_id = %s AND empty_at IS NOT NULL", (task_id,))
-        return int(cur.fetchone()[0])
 
 
 def record_settlement(
@@ -401,20 +235,6 @@ def pushed_and_live(conn: Connection, *, until: dt.datetime, finished_since: dt.
         return list(cur.fetchall())
 
 
-def manifest_marketplaces(conn: Connection, task_ids: Sequence[str]) -> list[str]:
-    """The marketplaces the manifests of these tasks name, sorted."""
-    if not task_ids:
-        return []
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT DISTINCT marketplace FROM amazon_task_element WHERE task_id IN ("  # noqa: S608
-            + ", ".join(["%s"] * len(task_ids))
-            + ")",
-            list(task_ids),
-        )
-        return sorted(str(m) for (m,) in cur.fetchall() if m)
-
-
 def open_counts_by_type(conn: Connection) -> list[tuple[str, int]]:
     """Open (Pending or In Progress) tasks per crawl object."""
     with conn.cursor() as cur:
@@ -499,7 +319,3 @@ def day_task_statistics(
             (percent, percent, start, end, *finished_statuses, percent, percent),
         )
         return rows, list(cur.fetchall())
-
-
-def _like_prefix(prefix: str) -> str:
-    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
