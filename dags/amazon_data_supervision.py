@@ -31,14 +31,20 @@ from __future__ import annotations
 
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
-from airflow.sdk.exceptions import AirflowSkipException
 
 from crawlops.names import SUPERVISION_DAG, cron
 from crawlops.settings import dag_timezone
 from crawlops_airflow.notifiers import DingTalkNotifier
 from crawlops_airflow.operators import RetryTaskOperator, ValidateSuiteOperator
+from crawlops_airflow.runtime import task_run
 
 TZ = dag_timezone()
+
+
+def _day_closed(context) -> bool:
+    return context["ti"].xcom_pull(task_ids="day_closes") is True
+
+
 RESULTS_TABLE = "amazon_search_result"
 SUITE = "amazon_search_result.json"
 
@@ -91,7 +97,6 @@ def amazon_data_supervision():
     @task
     def task_health(**context) -> dict:
         from crawlops import health
-        from crawlops_airflow.runtime import task_run
 
         with task_run(context) as run:
             report = health.check_tasks(run.conn, run.redis, run.settings, run.window.end, dry_run=run.dry_run)
@@ -102,7 +107,6 @@ def amazon_data_supervision():
     def freshness(**context) -> dict:
         """Is data still arriving where crawling is expected, at this run's time?"""
         from crawlops import quality
-        from crawlops_airflow.runtime import task_run
 
         with task_run(context) as run:
             details, findings = quality.check_freshness(run.conn, run.settings, run.window.end)
@@ -131,7 +135,6 @@ def amazon_data_supervision():
         def decorate(check):
             @task(task_id=name, **task_kwargs)
             def run_check(**context) -> dict:
-                from crawlops_airflow.runtime import task_run
 
                 with task_run(context, "closing_hour") as run:
                     details, findings = check(run)
@@ -163,15 +166,14 @@ def amazon_data_supervision():
             run.conn, RESULTS_TABLE, run.window, run.settings, dry_run=run.dry_run, dag_run_id=run.run_id
         )
 
-    # After the closing hour's checks, whatever their outcome, so the day's last hour is in it.
+    # After the closing hour's checks, whatever their outcome, so the day's last hour is in it;
+    # all_done also fires after a failure, so it runs only when the day closes.
+    @task.run_if(_day_closed, skip_message="the day does not close with this run")
     @task(trigger_rule="all_done")
     def daily_report(**context) -> dict:
         """The day's report: stored in MySQL, written as HTML, sent to DingTalk as Markdown."""
         from crawlops import report
-        from crawlops_airflow.runtime import task_run
 
-        if context["ti"].xcom_pull(task_ids="day_closes") is not True:  # all_done also fires after a failure
-            raise AirflowSkipException("the day does not close with this run")
         with task_run(context, "day") as run:
             return report.publish(run.conn, run.redis, run.settings, run.window, tz=TZ, run_url=run.run_url,
                                   robot=run.robot(), dag_run_id=run.run_id)  # fmt: skip
@@ -179,7 +181,6 @@ def amazon_data_supervision():
     @task(trigger_rule="all_done")
     def summarize(system: dict | None, health: dict | None, **context) -> dict:
         """The run's findings by level, delivered; fails the run if the system check or task health did not."""
-        from crawlops_airflow.runtime import task_run
 
         with task_run(context) as run:
             return run.summarize(required={"system_check": system, "task_health": health})

@@ -38,6 +38,7 @@ from crawlops.planning import CRAWL_OBJECTS
 from crawlops.settings import dag_timezone
 from crawlops_airflow.notifiers import DingTalkNotifier
 from crawlops_airflow.operators import RetryTaskOperator
+from crawlops_airflow.runtime import task_run
 
 TZ = dag_timezone()
 
@@ -103,7 +104,6 @@ def amazon_task_dispatch():
     @task
     def record_tasks(**context) -> dict:
         from crawlops import dispatch
-        from crawlops_airflow.runtime import task_run
 
         with task_run(context) as run:
             return dispatch.record_window(run.conn, run.settings, run.window, TZ, crawl_objects=run.params["crawl_objects"],
@@ -114,7 +114,6 @@ def amazon_task_dispatch():
     @task
     def push_tasks(**context) -> dict[str, int]:
         from crawlops import dispatch
-        from crawlops_airflow.runtime import task_run
 
         with task_run(context) as run:
             return dispatch.push_window(run.conn, run.redis, run.settings, run.window)
@@ -122,7 +121,6 @@ def amazon_task_dispatch():
     @task
     def sync_statuses(**context) -> dict:
         from crawlops import lifecycle
-        from crawlops_airflow.runtime import task_run
 
         with task_run(context) as run:
             return lifecycle.sync_statuses(run.conn, run.redis, run.settings)
@@ -130,7 +128,6 @@ def amazon_task_dispatch():
     @task
     def reconcile_lost(**context) -> dict:
         from crawlops import lifecycle
-        from crawlops_airflow.runtime import task_run
 
         with task_run(context) as run:
             return lifecycle.reconcile_summary(lifecycle.reconcile_lost(run.conn, run.redis, run.settings))
@@ -139,13 +136,10 @@ def amazon_task_dispatch():
     def summarize(recorded: dict, synced: dict | None, retried: dict | None, reconciled: dict | None, **context):
         """One summary of the run; its findings recorded and delivered as one message."""
         from crawlops import dispatch
-        from crawlops_airflow.runtime import task_run
 
         with task_run(context) as run:
             summary, findings = dispatch.run_summary(recorded, synced, retried, reconciled, source=DISPATCH_DAG)
-            if not run.dry_run:
-                run.record(None, findings)
-                run.deliver()  # the run's alerts, as one message
+            run.record(None, findings, deliver=True)  # none in a dry run; the run's alerts as one message
         return summary
 
     recorded = record_tasks()

@@ -215,10 +215,12 @@ class TaskRun:
         resolves: Sequence[str] = (),
         status: str | None = None,
         window: Window | None = None,
+        deliver: bool = False,
     ) -> list[Any]:
         """Store the findings (``resolves``: the finding names this check owns, so one a re-run
         no longer makes is resolved) and, with ``check``, its outcome row for the window:
-        ``status`` or else ``fail`` with findings and ``pass`` without."""
+        ``status`` or else ``fail`` with findings and ``pass`` without; ``deliver``: then send
+        the run's alerts."""
         from crawlops.alerts import record_check, record_findings
 
         window = window or self.window
@@ -228,6 +230,8 @@ class TaskRun:
                 self.conn, check, window, status=status or ("fail" if findings else "pass"), findings=len(findings),
                 details=dict(details or {}), dag_run_id=self.run_id,
             )  # fmt: skip
+        if deliver:
+            self.deliver()
         return list(findings)
 
     @property
