@@ -3,7 +3,8 @@
 - :mod:`~crawlops.validation.results`: the report (outcomes per rule), ``ValidationFailed``,
   alert findings;
 - :mod:`~crawlops.validation.suite`: the suite file, its parameters and columns (no GE);
-- :mod:`~crawlops.validation.engine`: GE, imported lazily, and ``validate_window``;
+- :mod:`~crawlops.validation.gx_context`: GE, imported lazily, and its objects cached per process;
+- :mod:`~crawlops.validation.engine`: ``validate_window``, through GE's public API, all in SQL;
 - :mod:`~crawlops.validation.store`: ``store_report`` into ``amazon_validation_run``.
 
 Importing this package imports neither great_expectations nor Airflow: DAG files stay cheap
@@ -12,7 +13,8 @@ to parse. The first validation in a process imports GE (several seconds).
 
 from __future__ import annotations
 
-from crawlops.validation.engine import gx_import_seconds, import_gx, is_hour_window, validate_window
+from crawlops.validation.engine import is_hour_window, validate_window
+from crawlops.validation.gx_context import gx_import_seconds, import_gx
 from crawlops.validation.results import (
     ExpectationOutcome,
     ValidationFailed,

@@ -7,9 +7,12 @@ import dataclasses
 import datetime as dt
 import math
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crawlops.model import Window
+
+if TYPE_CHECKING:
+    from crawlops.alerts import Finding
 
 
 @dataclasses.dataclass
@@ -108,7 +111,7 @@ def raise_for_report(report: ValidationReport) -> ValidationReport:
     return report
 
 
-def report_findings(report: ValidationReport, *, source: str = "amazon_data_supervision") -> list[Any]:
+def report_findings(report: ValidationReport, *, source: str = "amazon_data_supervision") -> list[Finding]:
     """One ERROR :class:`crawlops.alerts.Finding` per failed expectation, its check named by the rule.
 
     The subject is the table (and column), not the window, so the alert suppression window
@@ -155,3 +158,58 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple | set):
         return [_jsonable(v) for v in value]
     return str(value)
+
+
+def _exception_message(info: Any) -> str | None:
+    """The error text of a GE result's exception_info, whichever of its shapes it has."""
+    if not info:
+        return None
+    if "raised_exception" in info:  # one ExceptionInfo (or its dict form)
+        return str(info.get("exception_message") or "error") if info.get("raised_exception") else None
+    messages = [m for m in (_exception_message(v) for v in info.values() if isinstance(v, dict)) if m]
+    return "; ".join(dict.fromkeys(messages)) or None  # {metric id: ExceptionInfo}, one per failed metric
+
+
+def report_from_results(raw: dict[str, Any], table: str, window: Window, results: Any) -> ValidationReport:
+    """The report of a GE suite validation result (``ExpectationSuiteValidationResult``), in suite order.
+
+    ``raw`` is the suite file as loaded: it names the suite and orders the outcomes.
+    """
+    order = {exp["meta"]["name"]: i for i, exp in enumerate(raw["expectations"])}
+    outcomes = []
+    row_count = element_count = None
+    for result in results.results:
+        config = result.expectation_config
+        name = (config.meta or {}).get("name") or config.type
+        res = dict(result.result or {})
+        exception = _exception_message(result.exception_info)
+        unexpected, percent = res.get("unexpected_count"), res.get("unexpected_percent")
+        observed = res.get("observed_value")
+        if config.type == "expect_table_row_count_to_be_between" and observed is not None:
+            row_count = int(observed)
+        if config.type == "expect_column_values_to_not_be_null" and res.get("element_count") is not None:
+            element_count = int(res["element_count"])  # not-null rules see every row of the batch
+        outcomes.append(
+            ExpectationOutcome(
+                name=name,
+                expectation_type=config.type,
+                column=config.kwargs.get("column"),
+                success=bool(result.success) and exception is None,
+                unexpected_count=None if unexpected is None else int(unexpected),
+                unexpected_percent=None if percent is None else float(percent),
+                observed_value=observed,
+                exception=exception,
+            )
+        )
+    outcomes.sort(key=lambda o: order.get(o.name, len(order)))  # GE reorders; report in suite order
+    failed = sum(not o.success for o in outcomes)
+    return ValidationReport(
+        suite_name=raw["name"],
+        table=table,
+        window=window,
+        success=failed == 0 and len(outcomes) == len(raw["expectations"]),
+        evaluated=len(outcomes),
+        failed=failed,
+        row_count=row_count if row_count is not None else element_count,
+        outcomes=outcomes,
+    )
