@@ -6,8 +6,8 @@
 Ours: ``crawlops.validation.validate_window``, the function the supervision DAG calls: GE 1.x
 with SQL pushdown on MariaDB, a TABLE asset partitioned on the indexed ``create_hour`` column
 (and, reported alongside, the QUERY-asset fallback). Floor, measured in the same run on the
-same window: ``floor_counts``, ONE plain SQL statement computing the same counts over the
-``create_time`` index. Both read the same rows; the bench checks that they agree.
+same window: ``floor_counts`` (bench/validation_floor.py), ONE plain SQL statement computing the
+same counts over the ``create_time`` index. Both read the same rows; the bench checks that they agree.
 
 The table in database ``crawlops_bench`` is filled with ``--rows`` rows spread over
 ``rows / 40,000`` hours by INSERT ... SELECT from a generated number series (no Python rows).
@@ -24,6 +24,7 @@ import resource
 import time
 
 from bench.common import BENCH_MYSQL_URL, bench_mysql, write_result
+from bench.validation_floor import floor_counts, outcome_counts
 from crawlops import validation
 from crawlops.model import UTC, Window
 from crawlops.settings import Settings
@@ -158,11 +159,11 @@ def main() -> None:
     rss_after = rss_mb()
     best_query, query_runs, query_report = timed(lambda: ours(None), args.repeat)
     best_floor, floor_runs, floor = timed(
-        lambda: validation.floor_counts(conn, TABLE, window, marketplaces=settings.dispatch.marketplaces),
+        lambda: floor_counts(conn, TABLE, window, marketplaces=settings.dispatch.marketplaces),
         args.repeat,
     )
-    measured = validation.outcome_counts(report)
-    agree = measured == floor == validation.outcome_counts(query_report)
+    measured = outcome_counts(report)
+    agree = measured == floor == outcome_counts(query_report)
     if not agree:
         raise SystemExit(f"GE and floor disagree:\n ours  {measured}\n floor {floor}")
     assert report.strategy == "partition" and query_report.strategy == "query", (report.strategy, query_report.strategy)

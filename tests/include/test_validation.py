@@ -16,9 +16,11 @@ import sys
 
 import pytest
 
+from bench.validation_floor import ASIN_REGEX, floor_counts, outcome_counts
 from crawlops import validation
 from crawlops.model import UTC, Window, hour_window_starting
 from crawlops.settings import Settings
+from crawlops.validation import gx_context
 
 TABLE = "amazon_search_result"
 HOUR = hour_window_starting(dt.datetime(2026, 11, 3, 12, tzinfo=UTC), "UTC")
@@ -134,8 +136,8 @@ def test_each_rule_fails_on_data_that_breaks_it(mysql, case, rule, rows, overrid
     detail = f"{broken.unexpected_count} unexpected" if broken.unexpected_count is not None else "observed"
     assert detail in str(failed.value)
     # The one-statement floor counts exactly what GE counted.
-    floor = validation.floor_counts(mysql, TABLE, HOUR, marketplaces=settings.dispatch.marketplaces)
-    assert floor == validation.outcome_counts(report)
+    floor = floor_counts(mysql, TABLE, HOUR, marketplaces=settings.dispatch.marketplaces)
+    assert floor == outcome_counts(report)
 
 
 def test_failure_message_names_counts_and_observed_values(mysql, settings):
@@ -190,7 +192,7 @@ def test_rows_outside_the_window_are_not_counted(mysql, settings):
     for partition_column in ("create_hour", None):
         report = validate(settings, partition_column=partition_column)
         assert (report.success, report.row_count) == (True, CLEAN), report.failed_outcomes()
-    assert validation.floor_counts(mysql, TABLE, HOUR)["rows"] == CLEAN
+    assert floor_counts(mysql, TABLE, HOUR)["rows"] == CLEAN
 
 
 def test_a_window_that_is_not_one_aligned_hour_uses_the_query_asset(mysql, settings):
@@ -210,7 +212,7 @@ def test_an_empty_hour_fails_volume(mysql, settings):
 
     assert report.row_count == 0
     assert [o.name for o in report.failed_outcomes()] == ["row_count"]
-    floor = validation.floor_counts(mysql, TABLE, HOUR)
+    floor = floor_counts(mysql, TABLE, HOUR)
     assert set(floor.values()) == {0}  # GE reports no unexpected counts for an empty batch; the floor says 0
 
 
@@ -259,7 +261,7 @@ def test_repeated_validations_reuse_the_ge_objects_and_leave_nothing_behind(mysq
     insert(mysql, clean_rows())
     validate(settings)
     validate(settings, partition_column=None)
-    sources = dict(validation._STATE.datasources)
+    sources = dict(gx_context.STATE.datasources)
     created = []
 
     def record(conn, cursor, statement, *args):
@@ -274,12 +276,18 @@ def test_repeated_validations_reuse_the_ge_objects_and_leave_nothing_behind(mysq
     finally:
         sa.event.remove(sa.engine.Engine, "before_cursor_execute", record)
 
-    assert validation._STATE.datasources == sources  # no new data source, engine or connection pool
+    assert gx_context.STATE.datasources == sources  # no new data source, engine or connection pool
     assets = [a.name for s in sources.values() for a in s.assets]
     assert f"{TABLE}__by_create_hour" in assets
     assert [a for a in assets if not a.endswith("__by_create_hour")] == []  # per-window query assets removed
     assert len(created) == 3  # one temp table per query-asset run, none for the partition path
-    engine = validation._datasource(SA_URL, temp_tables=True).get_execution_engine().engine
+    context = gx_context.data_context()
+    validations = [v.data.data_asset.name for v in context.validation_definitions.all()]
+    assert f"{TABLE}__by_create_hour" in validations
+    assert [v for v in validations if not v.endswith("__by_create_hour")] == []  # went with their query assets
+    assert [s.name.split("@")[0] for s in context.suites.all()] == ["amazon_search_result"]
+    assert context.validation_results_store.list_keys() == []  # GE's copies of the results are not kept
+    engine = gx_context.datasource(SA_URL, temp_tables=True).get_execution_engine().engine
     with engine.connect() as conn:  # the temp-table source's one connection: where they were made
         for name in created:
             with pytest.raises(sa.exc.ProgrammingError, match="doesn't exist"):
@@ -318,7 +326,7 @@ def test_suite_file_holds_no_thresholds_and_names_every_rule(mysql, settings):
             assert isinstance(exp["kwargs"]["mostly"], dict), exp["meta"]["name"]
     assert by_name["row_count"]["kwargs"]["min_value"] == {"$PARAMETER": "min_rows"}
     assert by_name["marketplace_known"]["kwargs"]["value_set"] == {"$PARAMETER": "marketplaces"}
-    assert by_name["asin_format"]["kwargs"]["regex"] == validation.ASIN_REGEX
+    assert by_name["asin_format"]["kwargs"]["regex"] == ASIN_REGEX
     assert {f"{c}_not_null" for c in validation.REQUIRED_COLUMNS} <= set(by_name)
     params = validation.suite_parameters(settings, HOUR)
     assert validation.suite_parameter_names(suite) <= set(params)
@@ -335,6 +343,32 @@ def test_suite_file_holds_no_thresholds_and_names_every_rule(mysql, settings):
     expected = validation.expected_columns(suite)
     assert set(expected) == live
     assert set(expected.values()) <= {"string", "numeric", "datetime"}
+
+
+def test_an_edited_suite_file_replaces_its_suite_in_the_ge_context(mysql, settings, tmp_path):
+    insert(mysql, clean_rows())
+    suite = validation.load_suite(validation.DEFAULT_SUITE_PATH)
+    path = tmp_path / "suite.json"
+    path.write_text(json.dumps(suite))
+    params = validation.suite_parameters(settings, HOUR)
+
+    first = validation.validate_window(SA_URL, TABLE, path, HOUR, params)
+    suite["expectations"] = [e for e in suite["expectations"] if e["meta"]["name"] != "rating_range"]
+    path.write_text(json.dumps(suite))
+    os.utime(path, (path.stat().st_atime, path.stat().st_mtime + 10))
+    second = validation.validate_window(SA_URL, TABLE, path, HOUR, params)
+    shipped = validate(settings)
+
+    assert (first.evaluated, second.evaluated, shipped.evaluated) == (14, 13, 14)
+    assert "rating_range" not in [o.name for o in second.outcomes]
+
+    def cached(suite_path):
+        return [ge_suite.name for (p, _), (_, ge_suite) in gx_context.STATE.suites.items() if p == str(suite_path)]
+
+    assert len(cached(path.resolve())) == 1  # the edited file's suite replaced the first one
+    in_context = {s.name: len(s.expectations) for s in gx_context.data_context().suites.all()}
+    assert in_context[cached(path.resolve())[0]] == 13
+    assert in_context[cached(validation.DEFAULT_SUITE_PATH.resolve())[0]] == 14  # same suite name, kept apart
 
 
 def test_missing_parameters_are_refused(settings):

@@ -195,7 +195,7 @@ def test_a_broken_suite_file_is_a_clear_error_naming_it(tmp_path):
     with pytest.raises(ValueError, match=r"unnamed\.json: expectation #0 needs"):
         validation.load_suite(unnamed)
     # The shipped suite still loads.
-    shipped = Path(validation.__file__).resolve().parents[1] / "expectations" / "amazon_search_result.json"
+    shipped = Path(validation.__file__).resolve().parents[2] / "expectations" / "amazon_search_result.json"
     assert validation.load_suite(shipped)["name"] == "amazon_search_result"
 
 

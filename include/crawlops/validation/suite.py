@@ -1,0 +1,110 @@
+"""The suite file and its parameters.
+
+The suite is a JSON file in ``include/expectations/`` whose thresholds are GE suite
+parameters (``{"$PARAMETER": "name"}``), filled at run time from the settings by
+:func:`suite_parameters`, so the numbers live only in ``include/config/crawlops.toml``.
+Reading the file needs no Great Expectations.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+from crawlops.model import Window
+from crawlops.settings import Settings, include_dir
+
+DEFAULT_SUITE_PATH = include_dir() / "expectations" / "amazon_search_result.json"
+
+#: Columns the shipped suite requires to be filled.
+REQUIRED_COLUMNS = ("task_id", "keyword", "marketplace", "asin", "title", "price", "page", "position")
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+def check_identifier(name: str, what: str) -> str:
+    """``name`` if it is a plain SQL identifier (it is put into SQL text); ValueError otherwise."""
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"invalid {what} name {name!r}")
+    return name
+
+
+def load_suite(path: Path | str = DEFAULT_SUITE_PATH) -> dict[str, Any]:
+    """The suite file as a dict, checked for what the rest of this module relies on."""
+    try:
+        suite = json.loads(Path(path).read_text("utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON: {exc}") from exc
+    if not isinstance(suite, dict) or not suite.get("name") or not isinstance(suite.get("expectations"), list):
+        raise ValueError(f"{path}: not an expectation suite (needs 'name' and 'expectations')")
+    names = []
+    for i, exp in enumerate(suite["expectations"]):
+        name = (exp.get("meta") or {}).get("name")
+        if not exp.get("type") or not name:
+            raise ValueError(f"{path}: expectation #{i} needs a 'type' and a meta 'name'")
+        names.append(name)
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"{path}: duplicate expectation names {duplicates}")
+    return suite
+
+
+def suite_parameters(settings: Settings, window: Window) -> dict[str, Any]:
+    """Values for the suite's ``$PARAMETER`` placeholders, from the settings and the window.
+
+    ``min_rows`` is ``min_records_per_hour`` scaled to the window's length (an hour: 1000).
+    ``required_mostly`` and ``validity_mostly`` are both ``1 - error_rate_max`` (0.99): a
+    required column may be null, and each validity rule may fail, in at most
+    ``error_rate_max`` of the rows. Datetimes are naive UTC text, the way the DATETIME
+    columns hold them; GE parses them when it compares them with a datetime metric.
+    """
+    quality = settings.quality
+    _, end = window.naive()
+    validity = round(1.0 - quality.error_rate_max, 10)
+    hours = (window.end - window.start) / dt.timedelta(hours=1)
+    return {
+        "min_rows": math.ceil(quality.min_records_per_hour * hours),
+        "required_mostly": quality.required_mostly,
+        "validity_mostly": validity,
+        "marketplaces": list(settings.dispatch.marketplaces),
+        "window_end": end.isoformat(sep=" "),
+        "window_start": window.naive()[0].isoformat(sep=" "),
+    }
+
+
+def suite_parameter_names(suite: dict[str, Any]) -> set[str]:
+    """Every ``$PARAMETER`` name the suite uses."""
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            if "$PARAMETER" in value:
+                found.add(value["$PARAMETER"])
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    for exp in suite["expectations"]:
+        walk(exp.get("kwargs", {}))
+    return found
+
+
+def required_columns(suite: dict[str, Any]) -> list[str]:
+    """Columns the suite requires (its ``expect_column_values_to_not_be_null`` rules), in order."""
+    columns = [
+        str(exp["kwargs"]["column"])
+        for exp in suite["expectations"]
+        if exp["type"] == "expect_column_values_to_not_be_null" and (exp.get("kwargs") or {}).get("column")
+    ]
+    return [check_identifier(c, "column") for c in dict.fromkeys(columns)]
+
+
+def expected_columns(suite: dict[str, Any]) -> dict[str, str]:
+    """The suite's ``meta.expected_columns``: column -> loose type, for schema-drift checks."""
+    return dict((suite.get("meta") or {}).get("expected_columns") or {})
