@@ -4,8 +4,8 @@
   (``amazon_crawl_config``); ``manifest``: the element manifest ``amazon_task_element``;
 - ``results``: the crawlers' results tables and their quarantine, with the validity rules;
 - ``alerts``: the alert outbox ``amazon_alert``, ``amazon_alert_delivery``, ``amazon_check_run``;
-- ``verdicts``: ``amazon_validation_run`` (read here, written by ``crawlops.validation``) and
-  the volume rollup ``amazon_volume_hourly``;
+- ``verdicts``: suite verdicts ``amazon_validation_run`` and the volume rollup
+  ``amazon_volume_hourly``;
 - ``reports``: ``amazon_daily_report``.
 
 DDL lives in the migrations (``include/sql/migrations``). The tasks module's names are

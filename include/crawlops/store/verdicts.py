@@ -1,6 +1,5 @@
 """What the hourly checks concluded: suite verdicts (``amazon_validation_run``) and the
-volume rollup (``amazon_volume_hourly``). Only this module reads them; the suite's own
-writer is ``crawlops.validation``'s store."""
+volume rollup (``amazon_volume_hourly``). Only this module holds their SQL."""
 
 from __future__ import annotations
 
@@ -8,6 +7,30 @@ import datetime as dt
 from typing import Any
 
 from crawlops.db import Connection
+
+
+def upsert_validation(conn: Connection, row: tuple[Any, ...]) -> None:
+    """One row per (suite, table, window): (suite, table, window_start, window_end, success,
+    evaluated, failed, rows, results JSON, dag_run_id, quality score). Re-validating a window
+    overwrites its counts, results, run id and time, never its history: ``first_success``
+    keeps the first verdict, ``verdict`` reads passed, failed, or repaired (failed first, then
+    passed)."""
+    suite, table, start, end, success, evaluated, failed, rows, results, dag_run_id, score = row
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO amazon_validation_run (suite_name, table_name, window_start, window_end, success, "
+            "evaluated, failed, row_count, results, dag_run_id, validated_at, first_success, verdict, quality_score) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, UTC_TIMESTAMP(), %s, IF(%s, 'passed', 'failed'), %s) "
+            "ON DUPLICATE KEY UPDATE "
+            "verdict = IF(NOT VALUES(success), 'failed', IF(COALESCE(first_success, success), 'passed', 'repaired')), "
+            "first_success = COALESCE(first_success, success), "
+            "success = VALUES(success), evaluated = VALUES(evaluated), "
+            "failed = VALUES(failed), row_count = VALUES(row_count), results = VALUES(results), "
+            "dag_run_id = VALUES(dag_run_id), validated_at = VALUES(validated_at), "
+            "quality_score = VALUES(quality_score)",
+            (suite, table, start, end, success, evaluated, failed, rows, results, dag_run_id, success, success, score),
+        )
+    conn.commit()
 
 
 def upsert_volume(conn: Connection, row: tuple[Any, ...]) -> None:

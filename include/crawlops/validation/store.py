@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from crawlops.db import Connection
+from crawlops.store import verdicts
 from crawlops.validation.results import ValidationReport
 
 
@@ -20,32 +21,19 @@ def store_report(
     validity and required-field rule (``crawlops.quality.quality_score``), the latest run's.
     """
     start, end = report.window.naive()
-    with conn.cursor() as cur:
-        cur.execute(
-            "INSERT INTO amazon_validation_run (suite_name, table_name, window_start, window_end, success, "
-            "evaluated, failed, row_count, results, dag_run_id, validated_at, first_success, verdict, quality_score) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, UTC_TIMESTAMP(), %s, IF(%s, 'passed', 'failed'), %s) "
-            "ON DUPLICATE KEY UPDATE "
-            "verdict = IF(NOT VALUES(success), 'failed', IF(COALESCE(first_success, success), 'passed', 'repaired')), "
-            "first_success = COALESCE(first_success, success), "
-            "success = VALUES(success), evaluated = VALUES(evaluated), "
-            "failed = VALUES(failed), row_count = VALUES(row_count), results = VALUES(results), "
-            "dag_run_id = VALUES(dag_run_id), validated_at = VALUES(validated_at), "
-            "quality_score = VALUES(quality_score)",
-            (
-                report.suite_name[:128],
-                report.table[:128],
-                start,
-                end,
-                int(report.success),
-                report.evaluated,
-                report.failed,
-                report.row_count,
-                json.dumps(report.to_json(), ensure_ascii=False, sort_keys=True),
-                dag_run_id[:250] if dag_run_id else None,
-                int(report.success),
-                int(report.success),
-                quality_score,
-            ),
-        )
-    conn.commit()
+    verdicts.upsert_validation(
+        conn,
+        (
+            report.suite_name[:128],
+            report.table[:128],
+            start,
+            end,
+            int(report.success),
+            report.evaluated,
+            report.failed,
+            report.row_count,
+            json.dumps(report.to_json(), ensure_ascii=False, sort_keys=True),
+            dag_run_id[:250] if dag_run_id else None,
+            quality_score,
+        ),
+    )
