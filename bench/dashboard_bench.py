@@ -43,12 +43,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from validation_bench import CHUNK, FIRST_HOUR, PER_HOUR, _series, hours_for
-from validation_bench import TABLE as RESULTS_TABLE
-from validation_bench import load as load_results
-from validation_bench import loaded as results_loaded
-
 from bench.common import BENCH_MYSQL_URL, bench_mysql, bench_redis, write_result
+from bench.validation_bench import CHUNK, FIRST_HOUR, PER_HOUR, _series, hours_for
+from bench.validation_bench import TABLE as RESULTS_TABLE
+from bench.validation_bench import load as load_results
+from bench.validation_bench import loaded as results_loaded
 from crawlops import dashboard
 from crawlops.model import UTC
 
