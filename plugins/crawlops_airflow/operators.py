@@ -47,10 +47,8 @@ be retried without doing it. The XCom is the JSON summary, with the findings.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -95,22 +93,17 @@ class ValidateSuiteOperator(BaseOperator):
             return Window(dt.datetime.fromisoformat(self.window_start), dt.datetime.fromisoformat(self.window_end))
         return closing_hour(context, self.hour_param)
 
-    def _suite_path(self) -> Path:
-        from crawlops.settings import include_dir
-
-        path = Path(self.suite)
-        return path if path.is_absolute() else include_dir() / "expectations" / path
-
     def execute(self, context: Mapping[str, Any]) -> dict[str, Any]:
         from crawlops import quality, validation
         from crawlops_airflow.runtime import sqlalchemy_url, task_run
 
-        suite = validation.load_suite(self._suite_path())
+        path = validation.suite_path(self.suite)
+        suite = validation.load_suite(path)
         with task_run(context, self._window(context)) as run:
             window, settings = run.window, run.settings
-            self.log.info("validating %s %s with %s", self.table, window, self._suite_path())
+            self.log.info("validating %s %s with %s", self.table, window, path)
             report = validation.validate_window(
-                sqlalchemy_url(), self.table, self._suite_path(), window, validation.suite_parameters(settings, window),
+                sqlalchemy_url(), self.table, path, window, validation.suite_parameters(settings, window),
                 partition_column=self.partition_column, window_column=self.window_column,
             )  # fmt: skip
             findings = validation.report_findings(report)
@@ -176,11 +169,9 @@ class RetryTaskOperator(BaseOperator):
     def _collect(self, run: Any) -> tuple[dict, list, tuple]:
         """(summary, findings, the finding names this step owns for its window)."""
         from crawlops import lifecycle, quality, validation
-        from crawlops.settings import include_dir
 
         if self.elements == "required_fields":
-            path = Path(self.suite or "")
-            suite = validation.load_suite(path if path.is_absolute() else include_dir() / "expectations" / path)
+            suite = validation.load_suite(validation.suite_path(self.suite or ""))
             summary, findings = quality.recrawl_incomplete(
                 run.conn, run.redis, run.settings, self.table or "", run.window,
                 required=validation.required_columns(suite), dry_run=run.dry_run,
@@ -193,14 +184,7 @@ class RetryTaskOperator(BaseOperator):
             return summary, findings, ("missing_data",)
         now = lifecycle.decision_time(run.conn, run.window.end)
         tracking = lifecycle.settle_finished(run.conn, run.redis, run.settings, now=now, dry_run=run.dry_run)
-        summary = {
-            "dry_run": run.dry_run,
-            "settled": len(tracking.settled),
-            "retries": tracking.retries,
-            "dead": [dataclasses.asdict(d) for d in tracking.dead],
-            "waiting": tracking.waiting,
-        }
-        return summary, tracking.findings(self.dag_id), ()
+        return tracking.settle_summary(), tracking.findings(self.dag_id), ()
 
     def execute(self, context: Mapping[str, Any]) -> dict[str, Any]:
         from crawlops.alerts import Level

@@ -154,6 +154,16 @@ class Tracking:
             )
         return found + dead_task_findings([dataclasses.asdict(d) for d in self.dead], source=source)
 
+    def settle_summary(self) -> dict[str, Any]:
+        """What a settle pass did (``dry_run``: would do): retries made, Dead tasks, tasks waiting."""
+        return {
+            "dry_run": self.dry_run,
+            "settled": len(self.settled),
+            "retries": self.retries,
+            "dead": [dataclasses.asdict(d) for d in self.dead],
+            "waiting": self.waiting,
+        }
+
     def to_json(self) -> dict[str, Any]:
         return {
             "dry_run": self.dry_run,

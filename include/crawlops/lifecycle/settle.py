@@ -13,6 +13,7 @@ from crawlops.db import Connection
 from crawlops.lifecycle.common import _OPEN, _db_now, _ingest_empty, _lock, _naive_utc, _reject
 from crawlops.lifecycle.outcomes import DeadTask, Handed, Settled, Tracking
 from crawlops.model import Element, TaskStatus, empty_key, fail_key
+from crawlops.names import DISPATCH_DAG
 from crawlops.queue import RedisClient
 from crawlops.settings import Settings
 
@@ -69,9 +70,7 @@ def retry_failures(conn: Connection, r: RedisClient, settings: Settings, **kwarg
     """The dispatch DAG's step: settle finished tasks (their failures and lost elements become
     retry tasks, or the task is Dead); a JSON summary with the run's findings."""
     tracking = settle_finished(conn, r, settings, **kwargs)
-    return {"retries": tracking.retries, "dead": [dataclasses.asdict(d) for d in tracking.dead],
-            "waiting": tracking.waiting, "settled": len(tracking.settled),
-            "findings": [f.to_json() for f in tracking.findings("amazon_task_dispatch")]}  # fmt: skip
+    return {**tracking.settle_summary(), "findings": [f.to_json() for f in tracking.findings(DISPATCH_DAG)]}
 
 
 def _settle(

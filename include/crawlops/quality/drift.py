@@ -22,9 +22,8 @@ TYPE_FAMILIES = {
 def suite_schema_check(conn: Connection, table: str, suite: str) -> tuple[dict[str, Any], list[Finding]]:
     """``check_schema_drift`` against the columns the suite file (in ``include/expectations/``) expects."""
     from crawlops import validation
-    from crawlops.settings import include_dir
 
-    expected = validation.expected_columns(validation.load_suite(include_dir() / "expectations" / suite))
+    expected = validation.expected_columns(validation.load_suite(validation.suite_path(suite)))
     return {"expected_columns": expected}, check_schema_drift(conn, table, expected)
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from crawlops.alerts import record_check, set_check_status
 from crawlops.db import Connection
-from crawlops.delivery import DingTalkRobot
+from crawlops.delivery import DingTalkRobot, send_document
 from crawlops.model import Window
 from crawlops.queue import RedisClient
 from crawlops.report.collect import DailyReport, build_daily_report
@@ -52,8 +53,6 @@ def publish(
     """Build the day's report, store it, write its HTML page and send it to DingTalk as
     Markdown (``robot`` None: no channel). Its ``daily_report`` check reads ``pass`` once
     sent, ``unsent`` while it could not be (``resend_unsent`` sends it later)."""
-    from crawlops.alerts import record_check
-    from crawlops.delivery import send_document
 
     built = build_daily_report(conn, r, settings, day, tz=tz, run_url=run_url)
     store_report(conn, built, dag_run_id=dag_run_id)
@@ -75,8 +74,6 @@ def resend_unsent(
 ) -> list[str]:
     """Send the daily reports of the last week that did not go out (rate budget spent,
     DingTalk down), oldest first, until one fails; each one sent turns its check ``pass``."""
-    from crawlops.alerts import set_check_status
-    from crawlops.delivery import send_document
 
     sent: list[str] = []
     for day, markdown in unsent_reports(conn):

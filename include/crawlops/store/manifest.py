@@ -134,27 +134,24 @@ def split_known(
 
 def mark_empty(conn: Connection, task_id: str, texts: Sequence[str], *, batch_size: int) -> int:
     """Record elements of the task's manifest as answered empty (the first answer's time is kept)."""
-    marked = 0
-    with conn.cursor() as cur:
-        for batch in batched([element_digest(t) for t in texts], batch_size):
-            cur.execute(
-                "UPDATE amazon_task_element SET empty_at = UTC_TIMESTAMP() WHERE task_id = %s "  # noqa: S608
-                "AND empty_at IS NULL AND element_hash IN (" + ", ".join(["%s"] * len(batch)) + ")",
-                [task_id, *batch],
-            )
-            marked += cur.rowcount
-    conn.commit()
-    return marked
+    return _stamp(conn, task_id, texts, "empty_at", batch_size)
 
 
 def mark_recrawled(conn: Connection, task_id: str, texts: Sequence[str], *, batch_size: int) -> int:
     """Note on the task's manifest rows that these elements were sent for one more crawl."""
+    return _stamp(conn, task_id, texts, "recrawl_at", batch_size)
+
+
+def _stamp(conn: Connection, task_id: str, texts: Sequence[str], column: str, batch_size: int) -> int:
+    """Set ``column`` (``empty_at`` or ``recrawl_at``) to now on those manifest rows where it is unset."""
+    if column not in ("empty_at", "recrawl_at"):
+        raise ValueError(f"not a manifest time column: {column!r}")
     marked = 0
     with conn.cursor() as cur:
         for batch in batched([element_digest(t) for t in texts], batch_size):
             cur.execute(
-                "UPDATE amazon_task_element SET recrawl_at = UTC_TIMESTAMP() WHERE task_id = %s "  # noqa: S608
-                "AND recrawl_at IS NULL AND element_hash IN (" + ", ".join(["%s"] * len(batch)) + ")",
+                f"UPDATE amazon_task_element SET {column} = UTC_TIMESTAMP() WHERE task_id = %s "  # noqa: S608
+                f"AND {column} IS NULL AND element_hash IN (" + ", ".join(["%s"] * len(batch)) + ")",
                 [task_id, *batch],
             )
             marked += cur.rowcount

@@ -32,6 +32,7 @@ from crawlops.validation.suite import (
     required_columns,
     suite_parameter_names,
     suite_parameters,
+    suite_path,
 )
 
 __all__ = [
@@ -52,5 +53,6 @@ __all__ = [
     "store_report",
     "suite_parameter_names",
     "suite_parameters",
+    "suite_path",
     "validate_window",
 ]

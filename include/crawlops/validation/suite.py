@@ -33,6 +33,12 @@ def check_identifier(name: str, what: str) -> str:
     return name
 
 
+def suite_path(suite: Path | str) -> Path:
+    """A suite file: a path as given when absolute, else a file in ``include/expectations/``."""
+    path = Path(suite)
+    return path if path.is_absolute() else include_dir() / "expectations" / path
+
+
 def load_suite(path: Path | str = DEFAULT_SUITE_PATH) -> dict[str, Any]:
     """The suite file as a dict, checked for what the rest of this module relies on."""
     try:
