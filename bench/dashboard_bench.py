@@ -50,6 +50,7 @@ from bench.validation_bench import load as load_results
 from bench.validation_bench import loaded as results_loaded
 from crawlops import dashboard
 from crawlops.model import UTC
+from crawlops.report import model as rm
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULT_ROWS = 10_000_000
@@ -313,32 +314,26 @@ def seed(conn) -> float:
         # One small report per closed day.
         rows = []
         for day in report_days():
-            # Shaped like report.build_daily_report's data (summary_json slims the per-hour detail away).
-            entry = {
-                "tasks": 685,
-                "dispatched": 685,
-                "completed": 630,
-                "failed": 27,
-                "retried": 27,
-                "dead": 1,
-                "open": 0,
-            }
-            summary = {
-                "title": f"Crawl daily report {day}",
-                "tasks": {
-                    "by_type": {
-                        t: entry for t in ("offer_listing", "product_detail", "product_review", "search_result")
-                    },
-                    "total": {k: 4 * v for k, v in entry.items()},
-                },
-                "quality": {"passed": 22, "failed": 2, "not_validated": 0, "suites": {SUITE: {"passed": 22}}},
-                "volume": {"total_rows": 24 * PER_HOUR, "outside_band": 0, "without_band": 0},
-                "alerts": {
-                    "total": 480,
-                    "by_level": {"CRITICAL": 0, "ERROR": 60, "WARNING": 110, "INFO": 310},
-                    "top": [],
-                },
-            }
+            # A slimmed summary, as report.summary_json stores a long one.
+            entry = rm.TaskCounts(tasks=685, dispatched=685, completed=630, failed=27, retried=27, dead=1)
+            total = rm.TaskCounts(tasks=2740, dispatched=2740, completed=2520, failed=108, retried=108, dead=4)
+            data = rm.ReportData(
+                title=f"Crawl daily report {day}",
+                day=day.isoformat(),
+                timezone="UTC",
+                window=rm.Span(f"{day}T00:00:00+00:00", f"{day + dt.timedelta(days=1)}T00:00:00+00:00"),
+                generated_at=f"{day + dt.timedelta(days=1)}T00:05:00+00:00",
+                hours=[f"{h:02d}:00" for h in range(24)],
+                tasks=rm.TaskStatistics(
+                    {t: entry for t in ("offer_listing", "product_detail", "product_review", "search_result")}, total
+                ),
+                quality=rm.Quality({SUITE: rm.SuiteQuality(SUITE, SUITE, passed=22, failed=2)}, passed=22, failed=2),
+                volume=rm.Volume(RESULTS_TABLE, 3.0, total_rows=24 * PER_HOUR),
+                alerts=rm.Alerts(480, {"CRITICAL": 0, "ERROR": 60, "WARNING": 110, "INFO": 310}),
+                system=rm.SystemHealth(),
+                truncated=True,
+            )
+            summary = data.to_json()
             markdown = f"# {summary['title']}\n\n- tasks: 2740\n- rows: {24 * PER_HOUR:,}\n"
             html = f"<!doctype html><title>{summary['title']}</title><h1>{summary['title']}</h1><p>2740 tasks</p>"
             run = f"scheduled__{day + dt.timedelta(days=1)}T00:00:00+00:00"

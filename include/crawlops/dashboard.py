@@ -333,17 +333,24 @@ def latest_report(conn: Connection) -> dict[str, Any] | None:
     if row is None:
         return None
     report_date, created_at, run_id, summary = row
-    data = json.loads(summary) if summary else {}
-    return {
+    facts = {
         "report_date": report_date.isoformat(),
         "created_at": _iso(created_at),
         "dag_run_id": run_id,
         "run": run_path(SUPERVISION_DAG, run_id),
-        "title": data.get("title"),
-        "tasks": (data.get("tasks") or {}).get("total"),
-        "quality": {k: (data.get("quality") or {}).get(k) for k in ("passed", "failed", "not_validated")},
-        "volume": {k: (data.get("volume") or {}).get(k) for k in ("total_rows", "outside_band", "without_band")},
-        "alerts": (data.get("alerts") or {}).get("by_level"),
+    }
+    quality_keys, volume_keys = ("passed", "failed", "not_validated"), ("total_rows", "outside_band", "without_band")
+    if not summary:
+        return {**facts, "title": None, "tasks": None, "quality": dict.fromkeys(quality_keys),
+                "volume": dict.fromkeys(volume_keys), "alerts": None}  # fmt: skip
+    data = report.ReportData.from_json(json.loads(summary))
+    return {
+        **facts,
+        "title": data.title,
+        "tasks": dataclasses.asdict(data.tasks.total),
+        "quality": {k: getattr(data.quality, k) for k in quality_keys},
+        "volume": {k: getattr(data.volume, k) for k in volume_keys},
+        "alerts": data.alerts.by_level,
     }
 
 

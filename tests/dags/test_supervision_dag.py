@@ -329,8 +329,8 @@ def test_a_rerun_after_repair_reads_repaired_and_resolves_what_no_longer_holds(
     }
     day = Window(HOUR.start.replace(hour=0), HOUR.start.replace(hour=0) + dt.timedelta(days=1))
     built = report.build_daily_report(mysql, redis_client, settings, day, tz="UTC")
-    quality = built.data["quality"]
-    assert (quality["passed"], quality["repaired"], quality["failed"]) == (0, 1, 0)
+    quality = built.data.quality
+    assert (quality.passed, quality.repaired, quality.failed) == (0, 1, 0)
     assert "1 repaired" in built.markdown
     span = dashboard.HourRange.of(HOUR.start, HOUR.end)
     (strip,) = [s for s in dashboard.quality_by_hour(mysql, span)["strips"] if s["kind"] == "suite"]

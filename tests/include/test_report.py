@@ -128,7 +128,7 @@ def test_task_statistics_match_the_tables(mysql, redis_client, settings, day):
     built = build(mysql, redis_client, settings)
     start, end = DAY.naive()
     in_day = "interval_start >= %s AND interval_start < %s"
-    stats = built.data["tasks"]["by_type"]["search_result"]
+    stats = built.data.tasks.by_type["search_result"]
 
     def count(where, *params):
         sql = f"SELECT COUNT(*) FROM amazon_task_information WHERE {where}"
@@ -136,13 +136,13 @@ def test_task_statistics_match_the_tables(mysql, redis_client, settings, day):
 
     assert built.day == dt.date(2026, 11, 3)
     assert count(f"NOT ({in_day})", start, end) > 0  # neighbours exist and are left out
-    assert stats["dispatched"] == count(f"{in_day} AND task_source IS NULL", start, end) == 4
-    assert stats["retried"] == count(f"{in_day} AND task_source IS NOT NULL", start, end)
+    assert stats.dispatched == count(f"{in_day} AND task_source IS NULL", start, end) == 4
+    assert stats.retried == count(f"{in_day} AND task_source IS NOT NULL", start, end)
     statuses = {"completed": ["Completed"], "failed": ["Failed"], "dead": ["Dead"], "open": ["Pending", "In Progress"]}
     for key, names in statuses.items():
         marks = ", ".join(["%s"] * len(names))
-        assert stats[key] == count(f"{in_day} AND task_status IN ({marks})", start, end, *names), key
-    assert stats["completed"] > 0 and stats["failed"] > 0 and stats["retried"] > 0 and stats["dead"] > 0
+        assert getattr(stats, key) == count(f"{in_day} AND task_status IN ({marks})", start, end, *names), key
+    assert stats.completed > 0 and stats.failed > 0 and stats.retried > 0 and stats.dead > 0
 
     # Answered = the task's own result rows or empty answers, counted from the tables.
     elements, answered, empty, failed = one(
@@ -154,11 +154,11 @@ def test_task_statistics_match_the_tables(mysql, redis_client, settings, day):
         f"SUM(t.failed_count) FROM amazon_task_information t WHERE {in_day} AND t.settled_at IS NOT NULL",
         (start, end),
     )
-    assert stats["success_rate"] == pytest.approx(float(answered) / float(elements), abs=1e-6)
-    assert stats["empty_elements"] == empty > 0 and stats["lost_elements"] > 0
+    assert stats.success_rate == pytest.approx(float(answered) / float(elements), abs=1e-6)
+    assert stats.empty_elements == empty > 0 and stats.lost_elements > 0
     # Lost elements are not successes: the old "dispatched minus failed" would be higher.
-    assert stats["success_rate"] < (float(elements) - float(failed)) / float(elements)
-    assert 0 < stats["success_rate"] < 1
+    assert stats.success_rate < (float(elements) - float(failed)) / float(elements)
+    assert 0 < stats.success_rate < 1
 
     with mysql.cursor() as cur:
         cur.execute(
@@ -168,32 +168,50 @@ def test_task_statistics_match_the_tables(mysql, redis_client, settings, day):
         )
         durations = sorted(int(d) for (d,) in cur.fetchall())
     assert len(set(durations)) > 3  # the timings differ, so the percentile is tested
-    assert stats["p95_seconds"] == durations[-(-95 * len(durations) // 100) - 1]  # nearest rank
-    assert stats["mean_seconds"] == pytest.approx(statistics.fmean(durations), abs=0.1)
-    assert built.data["tasks"]["total"]["p95_seconds"] == stats["p95_seconds"]  # one crawl object: same figures
-    assert built.data["tasks"]["total"]["dispatched"] == 4
-    json.dumps(built.data)  # JSON-serializable throughout
+    assert stats.p95_seconds == durations[-(-95 * len(durations) // 100) - 1]  # nearest rank
+    assert stats.mean_seconds == pytest.approx(statistics.fmean(durations), abs=0.1)
+    assert built.data.tasks.total.p95_seconds == stats.p95_seconds  # one crawl object: same figures
+    assert built.data.tasks.total.dispatched == 4
+    json.dumps(built.data.to_json())  # JSON-serializable throughout
+
+
+def test_the_stored_summary_reads_back_as_the_same_report(mysql, redis_client, settings, day):
+    built = build(mysql, redis_client, settings)
+
+    stored = report.ReportData.from_json(json.loads(report.summary_json(built.data)))
+
+    assert stored == built.data  # every typed record survives the summary column
+    assert report.render_markdown(stored) == built.markdown and report.render_html(stored) == built.html
+    too_long = dataclasses.replace(
+        built.data, alerts=dataclasses.replace(built.data.alerts, top=built.data.alerts.top * 2000)
+    )
+    slim = report.ReportData.from_json(json.loads(report.summary_json(too_long)))
+    assert slim.truncated and len(slim.alerts.top) == 3 and slim.volume.hours == []
+    assert all(s.hours == [] for s in slim.quality.suites.values())
+    assert (slim.tasks, slim.quality.failed, slim.volume.total_rows) == (
+        built.data.tasks, built.data.quality.failed, built.data.volume.total_rows,
+    )  # fmt: skip
 
 
 def test_volume_quality_and_alerts_match_the_tables(mysql, redis_client, settings, day):
     data = build(mysql, redis_client, settings).data
-    volume = data["volume"]["hours"]
+    volume = data.volume.hours
 
-    assert len(volume) == 24 and data["hours"][0] == "00:00"
-    assert [e["rows"] for e in volume] == [day.get(h, 0) for h in range(24)]
-    assert data["volume"]["total_rows"] == sum(day.values())
+    assert len(volume) == 24 and data.hours[0] == "00:00"
+    assert [e.rows for e in volume] == [day.get(h, 0) for h in range(24)]
+    assert data.volume.total_rows == sum(day.values())
     for h in range(3):
-        assert volume[h]["band_low"] <= volume[h]["rows"] <= volume[h]["band_high"], h
-        assert volume[h]["outside"] is False
-    assert volume[3]["rows"] < volume[3]["band_low"] and volume[3]["outside"] is True
-    assert all(e["band_low"] is None and e["outside"] is None for e in volume[4:])  # too little history
-    assert data["volume"]["outside_band"] == 1
+        assert volume[h].band_low <= volume[h].rows <= volume[h].band_high, h
+        assert volume[h].outside is False
+    assert volume[3].rows < volume[3].band_low and volume[3].outside is True
+    assert all(e.band_low is None and e.outside is None for e in volume[4:])  # too little history
+    assert data.volume.outside_band == 1
 
-    suite = data["quality"]["suites"]["amazon_search_result"]
-    assert [c is not None for c in suite["hours"]] == [h < 4 for h in range(24)]
-    assert [c["success"] for c in suite["hours"][:4]] == [True, False, True, True]
-    assert suite["hours"][1]["failed"] == 2 and suite["hours"][2]["row_count"] == day[2]
-    assert (data["quality"]["passed"], data["quality"]["failed"], data["quality"]["not_validated"]) == (3, 1, 20)
+    suite = data.quality.suites["amazon_search_result"]
+    assert [c is not None for c in suite.hours] == [h < 4 for h in range(24)]
+    assert [c.success for c in suite.hours[:4]] == [True, False, True, True]
+    assert suite.hours[1].failed == 2 and suite.hours[2].row_count == day[2]
+    assert (data.quality.passed, data.quality.failed, data.quality.not_validated) == (3, 1, 20)
 
     start, end = DAY.naive()
     with mysql.cursor() as cur:
@@ -202,29 +220,29 @@ def test_volume_quality_and_alerts_match_the_tables(mysql, redis_client, setting
             (start, end),
         )
         by_level = dict(cur.fetchall())
-    assert data["alerts"]["by_level"] == {"CRITICAL": 1, "ERROR": 3, "WARNING": 5, "INFO": 3} == by_level
-    top = data["alerts"]["top"]
+    assert data.alerts.by_level == {"CRITICAL": 1, "ERROR": 3, "WARNING": 5, "INFO": 3} == by_level
+    top = data.alerts.top
     assert len(top) == 10
-    assert [a["level"] for a in top] == ["CRITICAL"] + ["ERROR"] * 3 + ["WARNING"] * 5 + ["INFO"]
-    assert top[0]["title"] == "task is Dead"  # the day before's CRITICAL is not in this day
-    assert [a["title"] for a in top[1:4]] == ["error 2", "error 1", "error 0"]  # newest first within a level
+    assert [a.level for a in top] == ["CRITICAL"] + ["ERROR"] * 3 + ["WARNING"] * 5 + ["INFO"]
+    assert top[0].title == "task is Dead"  # the day before's CRITICAL is not in this day
+    assert [a.title for a in top[1:4]] == ["error 2", "error 1", "error 0"]  # newest first within a level
 
-    system = data["system"]
-    assert system["mysql"]["reachable"] and system["redis"]["reachable"]
-    assert system["redis"]["used_memory"] > 0
+    system = data.system
+    assert system.mysql.reachable and system.redis.reachable
+    assert system.redis.used_memory > 0
     open_tasks = one(
         mysql, "SELECT COUNT(*) FROM amazon_task_information WHERE task_status IN ('Pending', 'In Progress')"
     )
-    assert system["queues"]["search_result"]["open_tasks"] == open_tasks[0] > 0
+    assert system.queues["search_result"].open_tasks == open_tasks[0] > 0
 
 
 def test_markdown_is_a_compact_summary(mysql, redis_client, settings, day):
     built = build(mysql, redis_client, settings)
-    text, stats = built.markdown, built.data["tasks"]["by_type"]["search_result"]
+    text, stats = built.markdown, built.data.tasks.by_type["search_result"]
 
     assert len(text) < 4000
     assert text.startswith("### Crawl daily report 2026-11-03")
-    assert f"search_result: 4 dispatched, {stats['completed']} completed, {stats['failed']} failed" in text
+    assert f"search_result: 4 dispatched, {stats.completed} completed, {stats.failed} failed" in text
     assert "3 of 4 validated hours passed, 1 failed (amazon_search_result 01:00)" in text
     assert "1 hours outside the expected band: 03:00" in text
     assert "CRITICAL 1 · ERROR 3 · WARNING 5 · INFO 3" in text
@@ -287,12 +305,10 @@ def test_unreachable_redis_still_yields_a_report(mysql, redis_client, settings, 
 
     built = report.build_daily_report(mysql, down, settings, DAY, tz=TZ)
 
-    redis_facts = built.data["system"]["redis"]
-    assert redis_facts["reachable"] is False and "unreachable" in redis_facts["error"]
-    assert built.data["system"]["queues"] == {
-        "search_result": {"open_tasks": 1, "queued": None, "failed_waiting": None}
-    }
-    assert built.data["tasks"]["by_type"]["search_result"]["dispatched"] == 1
+    redis_facts = built.data.system.redis
+    assert redis_facts.reachable is False and "unreachable" in redis_facts.error
+    assert built.data.system.queues == {"search_result": report.model.QueueDepth(open_tasks=1)}
+    assert built.data.tasks.by_type["search_result"].dispatched == 1
     assert "**Redis unreachable**" in built.markdown
     assert "unreachable</b>" in built.html
 
@@ -307,10 +323,10 @@ def test_empty_day_in_a_local_timezone(mysql, redis_client, settings):
     built = report.build_daily_report(mysql, redis_client, settings, day, tz=tz, run_url="javascript:alert(1)")
 
     assert built.day == dt.date(2026, 11, 3)
-    assert built.data["hours"][0] == "00:00" and len(built.data["hours"]) == 24
-    assert built.data["volume"]["hours"][0]["hour"] == "2026-11-02T16:00:00+00:00"
-    assert [e["rows"] for e in built.data["volume"]["hours"]][:2] == [7, 0]
-    assert built.data["alerts"]["total"] == 0
-    assert built.data["tasks"]["total"]["dispatched"] == 0 and built.data["tasks"]["total"]["success_rate"] is None
+    assert built.data.hours[0] == "00:00" and len(built.data.hours) == 24
+    assert built.data.volume.hours[0].hour == "2026-11-02T16:00:00+00:00"
+    assert [e.rows for e in built.data.volume.hours][:2] == [7, 0]
+    assert built.data.alerts.total == 0
+    assert built.data.tasks.total.dispatched == 0 and built.data.tasks.total.success_rate is None
     assert "javascript:" not in built.markdown and 'href="javascript' not in built.html
     assert "no validation runs this day" in built.markdown

@@ -91,5 +91,5 @@ def test_a_day_of_dispatch_crawl_and_supervision(mysql, redis_client, settings, 
             "SELECT COUNT(*) FROM amazon_search_result WHERE create_time >= %s AND create_time < %s", day.naive()
         )
         rows = int(cur.fetchone()[0])
-    assert built.data["tasks"]["total"]["dispatched"] == dispatched == HOURS
-    assert sum(h["rows"] for h in built.data["volume"]["hours"]) == rows
+    assert built.data.tasks.total.dispatched == dispatched == HOURS
+    assert sum(h.rows for h in built.data.volume.hours) == rows

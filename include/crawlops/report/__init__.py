@@ -11,12 +11,12 @@ over that day's rows; nothing loads a whole table. The report is rendered twice:
   in ``amazon_daily_report`` and written to the reports folder.
 
 ``collect`` gathers the numbers, ``markdown`` and ``html`` (with ``charts`` and ``text``)
-render them, ``store`` keeps, writes and sends the report. No Airflow imports.
+render them (``model``'s typed records in between), ``store`` keeps, writes and sends the report. No Airflow imports.
 """
 
 from __future__ import annotations
 
-from crawlops.report import charts
+from crawlops.report import charts, model
 from crawlops.report.collect import (
     RESULTS_TABLE,
     DailyReport,
@@ -31,6 +31,7 @@ from crawlops.report.collect import (
 )
 from crawlops.report.html import render_html
 from crawlops.report.markdown import MARKDOWN_LIMIT, render_markdown
+from crawlops.report.model import ReportData
 from crawlops.report.store import (
     publish,
     record_delivery,
@@ -45,10 +46,12 @@ __all__ = [
     "MARKDOWN_LIMIT",
     "RESULTS_TABLE",
     "DailyReport",
+    "ReportData",
     "alert_counts",
     "alert_summary",
     "build_daily_report",
     "charts",
+    "model",
     "open_tasks_only",
     "publish",
     "quality_by_hour",

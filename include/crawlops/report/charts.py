@@ -6,6 +6,7 @@ import html
 import math
 from typing import Any
 
+from crawlops.report.model import ReportData
 from crawlops.report.text import _num, _one_line, _pct
 
 _LEVEL_COLORS = {"CRITICAL": "#7f1d1d", "ERROR": "#dc2626", "WARNING": "#f59e0b", "INFO": "#0ea5e9"}
@@ -37,11 +38,11 @@ def _legend(items: list[tuple[str, str]]) -> str:
     )
 
 
-def _volume_svg(data: dict[str, Any]) -> str:
-    entries, labels = data["volume"]["hours"], data["hours"]
+def _volume_svg(data: ReportData) -> str:
+    entries, labels = data.volume.hours, data.hours
     width, height, left, right, top, bottom = 1040, 280, 60, 12, 12, 34
     plot_w, plot_h = width - left - right, height - top - bottom
-    peak = max([e["rows"] for e in entries] + [e["band_high"] or 0 for e in entries] + [1])
+    peak = max([e.rows for e in entries] + [e.band_high or 0 for e in entries] + [1])
     y_max, step = _nice_max(peak * 1.05)
     slot = plot_w / max(len(entries), 1)
 
@@ -61,28 +62,28 @@ def _volume_svg(data: dict[str, Any]) -> str:
         tick += step
     for i, (entry, label) in enumerate(zip(entries, labels, strict=True)):
         x = left + i * slot
-        if entry["band_low"] is not None:
-            y_hi, y_lo = y(entry["band_high"]), y(entry["band_low"])
+        if entry.band_low is not None and entry.band_high is not None:
+            y_hi, y_lo = y(entry.band_high), y(entry.band_low)
             parts.append(
                 f'<rect class="band" x="{x + 1:.1f}" y="{y_hi:.1f}" width="{slot - 2:.1f}" '
                 f'height="{max(y_lo - y_hi, 1):.1f}" fill="{_BAND}" opacity="0.7"/>'
             )
-            if entry["mean"] is not None:
+            if entry.mean is not None:
                 parts.append(
-                    f'<line x1="{x + 1:.1f}" x2="{x + slot - 1:.1f}" y1="{y(entry["mean"]):.1f}" '
-                    f'y2="{y(entry["mean"]):.1f}" stroke="#60a5fa" stroke-dasharray="3 2"/>'
+                    f'<line x1="{x + 1:.1f}" x2="{x + slot - 1:.1f}" y1="{y(entry.mean):.1f}" '
+                    f'y2="{y(entry.mean):.1f}" stroke="#60a5fa" stroke-dasharray="3 2"/>'
                 )
         bar_w = slot * 0.56
-        bar_y = y(entry["rows"])
-        color = _BAD if entry["outside"] else _BAR
+        bar_y = y(entry.rows)
+        color = _BAD if entry.outside else _BAR
         band = (
-            f"expected {_num(entry['band_low'])}–{_num(entry['band_high'])}"
-            if entry["band_low"] is not None
-            else f"no band ({entry['history_points']} past hours)"
+            f"expected {_num(entry.band_low)}–{_num(entry.band_high)}"
+            if entry.band_low is not None
+            else f"no band ({entry.history_points} past hours)"
         )
         parts.append(
             f'<rect class="bar" x="{x + (slot - bar_w) / 2:.1f}" y="{bar_y:.1f}" width="{bar_w:.1f}" '
-            f'height="{top + plot_h - bar_y:.1f}" fill="{color}"><title>{_e(label)}: {_num(entry["rows"])} rows, '
+            f'height="{top + plot_h - bar_y:.1f}" fill="{color}"><title>{_e(label)}: {_num(entry.rows)} rows, '
             f"{_e(band)}</title></rect>"
         )
         if len(entries) <= 26 or i % 2 == 0:
@@ -91,14 +92,14 @@ def _volume_svg(data: dict[str, Any]) -> str:
             )
     parts.append(
         f'<line x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}" stroke="#9ca3af"/>'
-        f'<text x="{left + plot_w / 2:.0f}" y="{height - 2}" text-anchor="middle">hour ({_e(data["timezone"])})</text>'
+        f'<text x="{left + plot_w / 2:.0f}" y="{height - 2}" text-anchor="middle">hour ({_e(data.timezone)})</text>'
         "</svg>"
     )
     return "".join(parts)
 
 
-def _quality_svg(data: dict[str, Any]) -> str:
-    suites, labels = data["quality"]["suites"], data["hours"]
+def _quality_svg(data: ReportData) -> str:
+    suites, labels = data.quality.suites, data.hours
     width, left, right, top, row_h = 1040, 200, 12, 6, 30
     names = list(suites) or ["(no validation runs)"]
     height = top + row_h * len(names) + 24
@@ -112,30 +113,30 @@ def _quality_svg(data: dict[str, Any]) -> str:
         parts.append(
             f'<text x="{left - 8}" y="{y + row_h / 2 + 4:.1f}" text-anchor="end">{_e(_one_line(name, 30))}</text>'
         )
-        cells = suites[name]["hours"] if name in suites else [None] * len(labels)
+        cells = suites[name].hours if name in suites else [None] * len(labels)
         for i, cell in enumerate(cells):
             if cell is None:
                 color, tip = _NONE, "not validated"
-            elif cell["verdict"] == "repaired":
+            elif cell.verdict == "repaired":
                 color = _REPAIRED
-                tip = f"repaired: failed first, passed after repair; {_num(cell['row_count'])} rows"
-            elif cell["verdict"] == "passed":
+                tip = f"repaired: failed first, passed after repair; {_num(cell.row_count)} rows"
+            elif cell.verdict == "passed":
                 color = _OK
-                tip = f"passed: {cell['evaluated']} expectations, {_num(cell['row_count'])} rows"
+                tip = f"passed: {cell.evaluated} expectations, {_num(cell.row_count)} rows"
             else:
                 color = _BAD
-                tip = f"failed {cell['failed']} of {cell['evaluated']} expectations, {_num(cell['row_count'])} rows"
-            if cell is not None and cell["quality_score"] is not None:
-                tip += f", quality score {_pct(cell['quality_score'])}"
+                tip = f"failed {cell.failed} of {cell.evaluated} expectations, {_num(cell.row_count)} rows"
+            if cell is not None and cell.quality_score is not None:
+                tip += f", quality score {_pct(cell.quality_score)}"
             parts.append(
                 f'<rect class="cell" x="{left + i * slot + 1:.1f}" y="{y + 2}" width="{slot - 2:.1f}" '
                 f'height="{row_h - 4}" rx="3" fill="{color}">'
                 f"<title>{_e(name)} {_e(labels[i])}: {_e(tip)}</title></rect>"
             )
-            if cell is not None and cell["verdict"] == "failed":
+            if cell is not None and cell.verdict == "failed":
                 parts.append(
                     f'<text x="{left + i * slot + slot / 2:.1f}" y="{y + row_h / 2 + 4:.1f}" text-anchor="middle" '
-                    f'style="fill:#fff;font-weight:600">{cell["failed"]}</text>'
+                    f'style="fill:#fff;font-weight:600">{cell.failed}</text>'
                 )
     for i, label in enumerate(labels):
         if len(labels) <= 26 or i % 2 == 0:
@@ -147,8 +148,8 @@ def _quality_svg(data: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-def _alerts_svg(data: dict[str, Any]) -> str:
-    by_level = data["alerts"]["by_level"]
+def _alerts_svg(data: ReportData) -> str:
+    by_level = data.alerts.by_level
     levels = list(by_level)
     width, height, left, right, top, bottom = 340, 200, 36, 8, 18, 26
     plot_w, plot_h = width - left - right, height - top - bottom

@@ -9,6 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from crawlops.report import charts
+from crawlops.report.model import ReportData
 from crawlops.report.text import _bytes, _duration, _num, _pct, _queue_text, _safe_link
 from crawlops.settings import include_dir
 
@@ -27,39 +28,37 @@ def _template() -> Any:
     return env.get_template("daily_report.html.j2")
 
 
-def render_html(data: dict[str, Any]) -> str:
+def render_html(data: ReportData) -> str:
     """One self-contained page: inline CSS and SVG, no script, no external resource."""
     from markupsafe import Markup
 
-    tasks, q, vol, alerts, system = data["tasks"], data["quality"], data["volume"], data["alerts"], data["system"]
-    total = tasks["total"]
-    severe = alerts["by_level"].get("CRITICAL", 0) + alerts["by_level"].get("ERROR", 0)
-    redis_ok = system["redis"]["reachable"]
+    tasks, q, vol, alerts, system = data.tasks, data.quality, data.volume, data.alerts, data.system
+    total = tasks.total
+    severe = alerts.by_level.get("CRITICAL", 0) + alerts.by_level.get("ERROR", 0)
+    redis_ok = system.redis.reachable
     cards = [
-        ("tasks dispatched", _num(total["dispatched"]), ""),
-        ("success rate", _pct(total["success_rate"]), ""),
-        ("dead tasks", _num(total["dead"]), "bad" if total["dead"] else ""),
-        ("rows", _num(vol["total_rows"]), ""),
-        ("hours outside band", _num(vol["outside_band"]), "bad" if vol["outside_band"] else ""),
-        ("quality hours failed", _num(q["failed"]), "bad" if q["failed"] else ""),
+        ("tasks dispatched", _num(total.dispatched), ""),
+        ("success rate", _pct(total.success_rate), ""),
+        ("dead tasks", _num(total.dead), "bad" if total.dead else ""),
+        ("rows", _num(vol.total_rows), ""),
+        ("hours outside band", _num(vol.outside_band), "bad" if vol.outside_band else ""),
+        ("quality hours failed", _num(q.failed), "bad" if q.failed else ""),
         ("critical + error alerts", _num(severe), "bad" if severe else ""),
         ("Redis", "reachable" if redis_ok else "unreachable", "word ok" if redis_ok else "word bad"),
     ]
-    window = {k: dt.datetime.fromisoformat(v) for k, v in data["window"].items()}
-    utc_span = (
-        "" if data["timezone"] == "UTC" else f" (UTC {window['start']:%Y-%m-%d %H:%M} → {window['end']:%Y-%m-%d %H:%M})"
-    )
-    task_rows = [(name, t, False) for name, t in tasks["by_type"].items()]
+    start, end = dt.datetime.fromisoformat(data.window.start), dt.datetime.fromisoformat(data.window.end)
+    utc_span = "" if data.timezone == "UTC" else f" (UTC {start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M})"
+    task_rows = [(name, t, False) for name, t in tasks.by_type.items()]
     if len(task_rows) != 1:
         task_rows.append(("all", total, True))
-    zone = ZoneInfo(data["timezone"])
+    zone = ZoneInfo(data.timezone)
     alert_rows = [
         (
             a,
-            charts._LEVEL_COLORS.get(a["level"], "#6b7280"),
-            f"{dt.datetime.fromisoformat(a['window_start']).astimezone(zone):%H:%M}",
+            charts._LEVEL_COLORS.get(a.level, "#6b7280"),
+            f"{dt.datetime.fromisoformat(a.window_start).astimezone(zone):%H:%M}",
         )
-        for a in alerts["top"]
+        for a in alerts.top
     ]
     drawn = {
         "volume": charts._volume_svg(data),
@@ -69,7 +68,7 @@ def render_html(data: dict[str, Any]) -> str:
             [
                 (charts._BAR, "rows in the hour"),
                 (charts._BAD, "outside the expected band"),
-                (charts._BAND, f"expected band (mean ± {vol['anomaly_z']:g}σ)"),
+                (charts._BAND, f"expected band (mean ± {vol.anomaly_z:g}σ)"),
             ]
         ),
         "quality_legend": charts._legend(
@@ -86,15 +85,15 @@ def render_html(data: dict[str, Any]) -> str:
             data=data,
             cards=cards,
             utc_span=utc_span,
-            run_link=_safe_link(data.get("run_url")),
+            run_link=_safe_link(data.run_url),
             task_rows=task_rows,
             vol=vol,
             q=q,
             alerts=alerts,
             alert_rows=alert_rows,
             system=system,
-            redis=system["redis"],
-            queue_lines=_queue_text(system["queues"]),
+            redis=system.redis,
+            queue_lines=_queue_text(system.queues),
             # drawn by crawlops.report.charts, which escapes every text it puts in them
             charts={name: Markup(svg) for name, svg in drawn.items()},  # noqa: S704
         )

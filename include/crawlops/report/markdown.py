@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from crawlops.report.model import ReportData
 from crawlops.report.text import (
     _bytes,
     _duration,
@@ -21,66 +22,63 @@ from crawlops.report.text import (
 MARKDOWN_LIMIT = 4000
 
 
-def render_markdown(data: dict[str, Any], *, limit: int = MARKDOWN_LIMIT) -> str:
+def render_markdown(data: ReportData, *, limit: int = MARKDOWN_LIMIT) -> str:
     """Compact Markdown for a DingTalk robot message; text from the data is escaped and single-line."""
 
     def md(text: Any, width: int = 80) -> str:
         return html.escape(_one_line(text, width), quote=False)
 
-    tasks, q, vol, alerts, system = data["tasks"], data["quality"], data["volume"], data["alerts"], data["system"]
+    tasks, q, vol, alerts, system = data.tasks, data.quality, data.volume, data.alerts, data.system
     head = [
-        f"### {md(data['title'])}",
-        f"{md(data['day'])} 00:00 – 24:00 ({md(data['timezone'])})",
+        f"### {md(data.title)}",
+        f"{md(data.day)} 00:00 – 24:00 ({md(data.timezone)})",
         "",
         "**Tasks**",
         "",
     ]
-    rows = list(tasks["by_type"].items()) or [("(none)", tasks["total"])]
+    rows = list(tasks.by_type.items()) or [("(none)", tasks.total)]
     for task_type, t in rows:
         head.append(
-            f"- {md(task_type, 40)}: {t['dispatched']} dispatched, {t['completed']} completed, {t['failed']} failed, "
-            f"{t['retried']} retried, {t['dead']} dead, {t['open']} open; success {_pct(t['success_rate'])} "
-            f"({t['empty_elements']} answered empty, {t['lost_elements']} lost); "
-            f"time to complete mean {_duration(t['mean_seconds'])}, p95 {_duration(t['p95_seconds'])}"
+            f"- {md(task_type, 40)}: {t.dispatched} dispatched, {t.completed} completed, {t.failed} failed, "
+            f"{t.retried} retried, {t.dead} dead, {t.open} open; success {_pct(t.success_rate)} "
+            f"({t.empty_elements} answered empty, {t.lost_elements} lost); "
+            f"time to complete mean {_duration(t.mean_seconds)}, p95 {_duration(t.p95_seconds)}"
         )
     failed = [md(h, 60) for h in _failed_hours(data)]
-    validated = q["passed"] + q["repaired"] + q["failed"]
-    quality_line = f"**Data quality**: {q['passed']} of {validated} validated hours passed"
-    if q["repaired"]:
-        quality_line += f", {q['repaired']} repaired"
+    validated = q.passed + q.repaired + q.failed
+    quality_line = f"**Data quality**: {q.passed} of {validated} validated hours passed"
+    if q.repaired:
+        quality_line += f", {q.repaired} repaired"
     if failed:
-        quality_line += f", {q['failed']} failed ({_listed(failed, 6)})"
-    if q["quality_score_min"] is not None:
-        quality_line += f"; lowest quality score {_pct(q['quality_score_min'])}"
-    if not q["suites"]:
+        quality_line += f", {q.failed} failed ({_listed(failed, 6)})"
+    if q.quality_score_min is not None:
+        quality_line += f"; lowest quality score {_pct(q.quality_score_min)}"
+    if not q.suites:
         quality_line = "**Data quality**: no validation runs this day"
     outside = _outside_hours(data)
-    volume_line = f"**Volume**: {_num(vol['total_rows'])} rows in {md(vol['table'])}; "
+    volume_line = f"**Volume**: {_num(vol.total_rows)} rows in {md(vol.table)}; "
     volume_line += (
         f"{len(outside)} hours outside the expected band: {_listed(outside, 4)}"
         if outside
         else "every hour with a band lies within it"
     )
-    if vol["without_band"]:
-        volume_line += f" ({vol['without_band']} hours without enough history for a band)"
-    levels = " · ".join(f"{level} {count}" for level, count in alerts["by_level"].items())
-    body = ["", quality_line, "", volume_line, "", f"**Alerts** ({alerts['total']}): {levels}", ""]
+    if vol.without_band:
+        volume_line += f" ({vol.without_band} hours without enough history for a band)"
+    levels = " · ".join(f"{level} {count}" for level, count in alerts.by_level.items())
+    body = ["", quality_line, "", volume_line, "", f"**Alerts** ({alerts.total}): {levels}", ""]
     alert_lines = [
-        f"- {md(a['level'], 10)} {md(a['check_name'], 40)} {md(a['subject'], 60)}: {md(a['title'], 120)}"
-        for a in alerts["top"][:5]
+        f"- {md(a.level, 10)} {md(a.check_name, 40)} {md(a.subject, 60)}: {md(a.title, 120)}" for a in alerts.top[:5]
     ]
-    redis = system["redis"]
-    if redis["reachable"]:
-        memory = f"memory {_bytes(redis['used_memory'])}"
-        memory += f" of {_bytes(redis['maxmemory'])}" if redis["maxmemory"] else " (no maxmemory)"
-        redis_text = f"Redis reachable, {memory}" + (
-            " **above the memory limit ratio**" if redis["memory_alarm"] else ""
-        )
+    redis = system.redis
+    if redis.reachable:
+        memory = f"memory {_bytes(redis.used_memory)}"
+        memory += f" of {_bytes(redis.maxmemory)}" if redis.maxmemory else " (no maxmemory)"
+        redis_text = f"Redis reachable, {memory}" + (" **above the memory limit ratio**" if redis.memory_alarm else "")
     else:
-        redis_text = f"**Redis unreachable** ({md(redis['error'], 120)})"
-    queue_text = "; ".join(md(line, 100) for line in _queue_text(system["queues"])) or "no open tasks"
+        redis_text = f"**Redis unreachable** ({md(redis.error, 120)})"
+    queue_text = "; ".join(md(line, 100) for line in _queue_text(system.queues)) or "no open tasks"
     tail = ["", f"**System**: MySQL reachable · {redis_text} · queues: {queue_text}"]
-    link = _safe_link(data.get("run_url"))
+    link = _safe_link(data.run_url)
     if link:
         tail += ["", f"[Open the run in Airflow]({link})"]
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from crawlops.alerts import record_check, set_check_status
@@ -15,6 +15,7 @@ from crawlops.delivery import DingTalkRobot, send_document
 from crawlops.model import Window
 from crawlops.queue import RedisClient
 from crawlops.report.collect import DailyReport, build_daily_report
+from crawlops.report.model import ReportData
 from crawlops.settings import Settings
 from crawlops.store import reports
 
@@ -89,18 +90,23 @@ def resend_unsent(
     return sent
 
 
-def summary_json(data: dict[str, Any]) -> str:
-    """The report's numbers as JSON for the summary column; per-hour detail is dropped if too long."""
-    text = json.dumps(data, ensure_ascii=False, sort_keys=True)
+def summary_json(data: ReportData) -> str:
+    """The report's numbers as JSON for the summary column (``ReportData.from_json`` reads it
+    back); if too long, the per-hour detail is dropped and ``truncated`` set. Keys keep their
+    order (alert levels most severe first), so a read-back renders as the original did."""
+    text = json.dumps(data.to_json(), ensure_ascii=False)
     if len(text.encode("utf-8")) <= SUMMARY_LIMIT:
         return text
-    slim = json.loads(text)
-    slim["volume"].pop("hours", None)
-    for suite in slim["quality"]["suites"].values():
-        suite.pop("hours", None)
-    slim["alerts"]["top"] = slim["alerts"]["top"][:3]
-    slim["truncated"] = True
-    return json.dumps(slim, ensure_ascii=False, sort_keys=True)
+    slim = dataclasses.replace(
+        data,
+        volume=dataclasses.replace(data.volume, hours=[]),
+        quality=dataclasses.replace(
+            data.quality, suites={k: dataclasses.replace(s, hours=[]) for k, s in data.quality.suites.items()}
+        ),
+        alerts=dataclasses.replace(data.alerts, top=data.alerts.top[:3]),
+        truncated=True,
+    )
+    return json.dumps(slim.to_json(), ensure_ascii=False)
 
 
 def write_html(report: DailyReport, reports_dir: Path) -> Path:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+
+from crawlops.report.model import QueueDepth, ReportData
 
 
 def _num(value: float | None) -> str:
@@ -51,28 +54,27 @@ def _listed(items: list[str], limit: int) -> str:
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
-def _failed_hours(data: dict[str, Any]) -> list[str]:
-    hours = data["hours"]
+def _failed_hours(data: ReportData) -> list[str]:
     return [
-        f"{label} {hours[i]}"
-        for label, suite in data["quality"]["suites"].items()
-        for i, cell in enumerate(suite["hours"])
-        if cell and cell["verdict"] == "failed"
+        f"{label} {data.hours[i]}"
+        for label, suite in data.quality.suites.items()
+        for i, cell in enumerate(suite.hours)
+        if cell and cell.verdict == "failed"
     ]
 
 
-def _outside_hours(data: dict[str, Any]) -> list[str]:
+def _outside_hours(data: ReportData) -> list[str]:
     return [
-        f"{data['hours'][i]} {_num(e['rows'])} rows (expected {_num(e['band_low'])}–{_num(e['band_high'])})"
-        for i, e in enumerate(data["volume"]["hours"])
-        if e["outside"]
+        f"{data.hours[i]} {_num(e.rows)} rows (expected {_num(e.band_low)}–{_num(e.band_high)})"
+        for i, e in enumerate(data.volume.hours)
+        if e.outside
     ]
 
 
-def _queue_text(queues: dict[str, dict[str, Any]]) -> list[str]:
+def _queue_text(queues: Mapping[str, QueueDepth]) -> list[str]:
     lines = []
     for task_type, q in queues.items():
-        queued = "queued unknown" if q["queued"] is None else f"{_num(q['queued'])} queued"
-        failing = "" if q["failed_waiting"] is None else f", {_num(q['failed_waiting'])} failed waiting"
-        lines.append(f"{task_type}: {_num(q['open_tasks'])} open tasks, {queued}{failing}")
+        queued = "queued unknown" if q.queued is None else f"{_num(q.queued)} queued"
+        failing = "" if q.failed_waiting is None else f", {_num(q.failed_waiting)} failed waiting"
+        lines.append(f"{task_type}: {_num(q.open_tasks)} open tasks, {queued}{failing}")
     return lines
