@@ -85,12 +85,17 @@ class LockTimeout(RuntimeError):
     """Another run holds the lock for longer than the configured wait."""
 
 
+# A named lock is server-wide: scope it to the database, so two installations (or test
+# sessions) on one server never wait on each other. MySQL caps lock names at 64 characters.
+_SCOPED = "LEFT(CONCAT(IFNULL(DATABASE(), ''), '/', %s), 64)"
+
+
 @contextlib.contextmanager
 def named_lock(conn: Connection, name: str, timeout_seconds: int) -> Iterator[None]:
-    """Hold a server-side named lock, so concurrent DAG runs take turns on shared state."""
+    """Hold a named lock of this database, so concurrent DAG runs take turns on shared state."""
     conn.commit()  # end any open transaction: what follows must see the previous holder's writes
     with conn.cursor() as cur:
-        cur.execute("SELECT GET_LOCK(%s, %s)", (name, timeout_seconds))
+        cur.execute(f"SELECT GET_LOCK({_SCOPED}, %s)", (name, timeout_seconds))
         (got,) = cur.fetchone()
     if got != 1:
         raise LockTimeout(f"could not take lock {name!r} within {timeout_seconds}s")
@@ -98,7 +103,7 @@ def named_lock(conn: Connection, name: str, timeout_seconds: int) -> Iterator[No
         yield
     finally:
         with conn.cursor() as cur:
-            cur.execute("SELECT RELEASE_LOCK(%s)", (name,))
+            cur.execute(f"SELECT RELEASE_LOCK({_SCOPED})", (name,))
             cur.fetchall()
 
 
