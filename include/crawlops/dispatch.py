@@ -203,7 +203,7 @@ def publish(
             store.stream_elements(conn, task, batch_size=settings.dispatch.redis_batch_size, exclude_done=exclude_done)
         ) as manifest:
             batches = ([m for m in batch if element_digest(m) not in skip] for batch in manifest) if skip else manifest
-            count = queue.push_members(r, task.task_id, batches, epoch=epoch)
+            count = queue.push_members(r, task.task_id, batches, epoch=epoch, priority=task.priority)
     status = TaskStatus.PENDING if task.push_count == 0 else TaskStatus.IN_PROGRESS
     if count == 0:
         status = TaskStatus.COMPLETED

@@ -202,6 +202,12 @@ class PlannedTask:
     def element_count(self) -> int:
         return sum(t.max_pages for t in self.targets)
 
+    @property
+    def priority(self) -> int:
+        """The most urgent of its targets' priorities (higher is more urgent): a task is one
+        Redis set, so priority orders tasks for workers, not elements within a task."""
+        return max((t.priority for t in self.targets), default=0)
+
 
 def plan_tasks(targets: Iterable[CrawlTarget], window: Window, tz: str) -> list[PlannedTask]:
     """Group the due targets into one task per (crawl object, frequency) for the window."""

@@ -14,7 +14,7 @@ whose epoch still matches was drained by workers.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal, Protocol, overload
 
 EPOCH_KEY = "crawlops:epoch"
@@ -22,6 +22,9 @@ EPOCH_KEY = "crawlops:epoch"
 # by publish (atomically with the set), by status sync (rebuilt from the ledger) and by
 # settling (a retry task joins, its finished source leaves).
 OPEN_INDEX = "crawlops:open_tasks"
+# Open task id -> its priority (the highest of its config rows; absent: 0), kept beside the
+# index, so workers take from the most urgent task first (``open_tasks_by_urgency``).
+PRIORITY_KEY = "crawlops:task_priority"
 STAGING_PREFIX = "crawlops:staging:"
 # "This task was published in this epoch", written atomically with the publish itself so a
 # push interrupted before its ledger update is adopted instead of repeated.
@@ -53,6 +56,10 @@ class RedisClient(Protocol):
     def eval(self, script: Any, numkeys: Any, *keys_and_args: Any) -> Any: ...
     def pipeline(self, transaction: Any = True) -> Any: ...
     def ping(self) -> Any: ...
+    def hset(self, name: Any, key: Any = None, value: Any = None, mapping: Any = None) -> Any: ...
+    def hdel(self, name: Any, *keys: Any) -> Any: ...
+    def hgetall(self, name: Any) -> Any: ...
+    def scard(self, name: Any) -> Any: ...
 
 
 def _raw(texts: Sequence[str]) -> list[bytes]:
@@ -107,7 +114,7 @@ def pushed_in(r: RedisClient, key: str) -> str | None:
     return _text(r.get(PUSHED_PREFIX + key))
 
 
-def push_members(r: RedisClient, key: str, batches: Iterable[Sequence[str]], *, epoch: str) -> int:
+def push_members(r: RedisClient, key: str, batches: Iterable[Sequence[str]], *, epoch: str, priority: int = 0) -> int:
     """Publish members under ``key`` atomically: fill a staging key, then move it into place
     and list it in the open-task index.
 
@@ -129,6 +136,7 @@ def push_members(r: RedisClient, key: str, batches: Iterable[Sequence[str]], *, 
     pipe.execute()
     if pushed == 0:
         return 0
+    set_priorities(r, {key: priority})  # before the index lists it
     return int(r.eval(_PUBLISH, 4, staging, key, PUSHED_PREFIX + key, OPEN_INDEX, epoch, PUSHED_MARKER_TTL_SECONDS))
 
 
@@ -137,9 +145,11 @@ def open_index(r: RedisClient) -> set[str]:
     return {_text(m) for m in r.smembers(OPEN_INDEX)}  # type: ignore[misc]
 
 
-def index_open(r: RedisClient, task_ids: Iterable[str]) -> None:
+def index_open(r: RedisClient, task_ids: Iterable[str], priorities: Mapping[str, int] | None = None) -> None:
+    """List tasks as open, with their priority (``PRIORITY_KEY``; 0 is not stored)."""
     ids = list(task_ids)
     if ids:
+        set_priorities(r, {t: (priorities or {}).get(t, 0) for t in ids})
         r.sadd(OPEN_INDEX, *ids)
 
 
@@ -147,16 +157,45 @@ def index_closed(r: RedisClient, task_ids: Iterable[str]) -> None:
     ids = list(task_ids)
     if ids:
         r.srem(OPEN_INDEX, *ids)
+        r.hdel(PRIORITY_KEY, *ids)
 
 
-def rebuild_open_index(r: RedisClient, open_ids: Iterable[str]) -> dict[str, int]:
-    """Make the index hold exactly ``open_ids`` (the ledger's open tasks); returns what changed."""
-    wanted = set(open_ids)
+def set_priorities(r: RedisClient, priorities: Mapping[str, int]) -> None:
+    urgent = {t: p for t, p in priorities.items() if p}
+    if urgent:
+        r.hset(PRIORITY_KEY, mapping=urgent)
+    plain = [t for t, p in priorities.items() if not p]
+    if plain:
+        r.hdel(PRIORITY_KEY, *plain)
+
+
+def rebuild_open_index(r: RedisClient, open_tasks: Mapping[str, int]) -> dict[str, int]:
+    """Make the index hold exactly the ledger's open tasks (id -> priority), and the priority
+    hash exactly their non-zero priorities; returns what changed in the index."""
     listed = open_index(r)
-    stale, missing = listed - wanted, wanted - listed
+    stale, missing = listed - open_tasks.keys(), open_tasks.keys() - listed
     index_closed(r, stale)
-    index_open(r, missing)
+    index_open(r, missing, open_tasks)
+    known = {_text(k): int(v) for k, v in r.hgetall(PRIORITY_KEY).items()}
+    wrong = {t: p for t, p in open_tasks.items() if known.get(t, 0) != p}
+    set_priorities(r, wrong)
+    orphans = [t for t in known if t not in open_tasks]
+    if orphans:
+        r.hdel(PRIORITY_KEY, *orphans)
     return {"added": len(missing), "removed": len(stale)}
+
+
+def open_tasks_by_urgency(r: RedisClient) -> list[str]:
+    """The open task ids as a worker should take them: higher priority first, then shorter
+    ids (a task before its retries), then by id (within a crawl object and frequency, the
+    older interval first)."""
+    pipe = r.pipeline(transaction=False)
+    pipe.smembers(OPEN_INDEX)
+    pipe.hgetall(PRIORITY_KEY)
+    members, priorities = pipe.execute()
+    priority = {_text(k): int(v) for k, v in priorities.items()}
+    ids = [t for t in (_text(m) for m in members) if t]
+    return sorted(ids, key=lambda t: (-priority.get(t, 0), len(t), t))
 
 
 def remove_members(r: RedisClient, key: str, texts: Sequence[str], batch_size: int = 2000) -> None:

@@ -1,30 +1,30 @@
 """A SIMULATED crawler: plays the crawler fleet's side of the protocol for demos, tests and benchmarks.
 
-It is not a crawler: it fetches nothing. It follows the protocol exactly as the real
-workers do: find open task ids in the Redis index ``crawlops:open_tasks``, take elements
-from the set named by a task id (SPOP), write result rows with that task id into
-``amazon_search_result``, add the elements it fails on to ``<task_id>_fail`` and those it
-found nothing on to ``<task_id>_empty``. Knobs make it fail, answer empty, write broken
-rows, or take elements and never answer (a worker that died).
+It is not a crawler: it fetches nothing (unless ``--search-url`` points it at the kit's
+fake search site). It is a worker built on the worker kit (``crawlops.worker``), so it
+takes and answers elements through the same client a real worker uses: open tasks from
+the Redis index, ``SPOP``, result rows with the element's fields and a UTC
+``create_time``, byte-identical members in ``<task_id>_fail`` and ``<task_id>_empty``.
+Knobs make it fail, answer empty, write broken rows, or take elements and never answer
+(a worker that died).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import random
 import string
 from collections.abc import Callable
 from typing import Any
 
-from crawlops import queue
 from crawlops.db import Connection
-from crawlops.model import empty_key, fail_key
-from crawlops.queue import RedisClient
-from crawlops.store import results
+from crawlops.queue import RedisClient, open_tasks_by_urgency
+from crawlops.worker import Element, Result, Stop, WorkerClient
+from crawlops.worker.client import utc_now
 
 _ASIN_ALPHABET = string.digits + string.ascii_uppercase
+_CURRENCY = {"US": "USD", "UK": "GBP", "DE": "EUR", "JP": "JPY"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,9 +43,9 @@ def _asin(rng: random.Random) -> str:
     return "B0" + "".join(rng.choices(_ASIN_ALPHABET, k=8))
 
 
-def _row(rng: random.Random, task_id: str, element: dict[str, Any], position: int, behaviour: Behaviour) -> tuple:
+def _result(rng: random.Random, element: Element, position: int, behaviour: Behaviour) -> Result:
     asin, price, rating = _asin(rng), round(rng.uniform(3, 300), 2), round(rng.uniform(1, 5), 1)
-    title: str | None = f"{element['keyword']} item {position}"
+    title: str | None = f"{element.keyword} item {position}"
     if rng.random() < behaviour.invalid_rate:
         broken = rng.choice(("price", "rating", "asin"))
         price = -price if broken == "price" else price
@@ -53,25 +53,13 @@ def _row(rng: random.Random, task_id: str, element: dict[str, Any], position: in
         asin = asin.lower() if broken == "asin" else asin
     if rng.random() < behaviour.null_rate:
         title = None
-    currency = {"US": "USD", "UK": "GBP", "DE": "EUR", "JP": "JPY"}.get(element["marketplace"], "USD")
-    return (
-        task_id,
-        element["keyword"],
-        element["marketplace"],
-        asin,
-        title,
-        price,
-        currency,
-        rating,
-        rng.randint(0, 50_000),
-        element["page"],
-        position,
-    )
+    currency = _CURRENCY.get(element.marketplace, "USD")
+    return Result(asin, title, price, currency, rating, rng.randint(0, 50_000), position)
 
 
 def open_task_ids(r: RedisClient) -> list[str]:
-    """What a worker polls: the open-task index in Redis (no MySQL needed), oldest id first."""
-    return sorted(queue.open_index(r), key=lambda t: (len(t), t))
+    """What a worker polls: the open-task index in Redis (no MySQL needed), most urgent first."""
+    return open_tasks_by_urgency(r)
 
 
 def crawl(
@@ -83,52 +71,42 @@ def crawl(
     max_elements: int | None = None,
     clock: Callable[[], dt.datetime] | None = None,
     batch: int = 50,
+    client: WorkerClient | None = None,
 ) -> dict[str, int]:
     """Work through open tasks until they are empty (or ``max_elements`` were taken).
 
-    ``clock`` gives each row's create_time (default: the database's current time).
-    Returns counts of elements answered, answered empty, failed and vanished, and rows written.
+    ``clock`` gives each row's create_time (default: now, UTC). Returns counts of elements
+    answered, answered empty, failed and vanished, and rows written.
     """
     rng = rng or random.Random()
+    client = client or WorkerClient(r, conn, clock=clock or utc_now, flush_every=10 * batch)
     counts = {"answered": 0, "empty": 0, "failed": 0, "vanished": 0, "rows": 0}
     taken_total = 0
-    for task_id in open_task_ids(r):
-        while max_elements is None or taken_total < max_elements:
-            want = batch if max_elements is None else min(batch, max_elements - taken_total)
-            members = r.spop(task_id, want) or []
-            if not members:
-                break
-            taken_total += len(members)
-            rows, failed, empty = [], [], []
-            for member in members:
-                text = member.decode("utf-8") if isinstance(member, bytes) else member
-                roll = rng.random()
-                if roll < behaviour.vanish_rate:
-                    counts["vanished"] += 1
-                elif roll < behaviour.vanish_rate + behaviour.fail_rate:
-                    failed.append(text)
-                elif roll < behaviour.vanish_rate + behaviour.fail_rate + behaviour.empty_rate:
-                    empty.append(text)
-                else:
-                    element = json.loads(text)
-                    rows += [
-                        _row(rng, task_id, element, p, behaviour) for p in range(1, behaviour.results_per_page + 1)
-                    ]
-                    counts["answered"] += 1
-            if rows:
-                _write(conn, rows, clock)
-                counts["rows"] += len(rows)
-            if failed:
-                r.sadd(fail_key(task_id), *failed)
-                counts["failed"] += len(failed)
-            if empty:
-                r.sadd(empty_key(task_id), *empty)
-                counts["empty"] += len(empty)
+    while max_elements is None or taken_total < max_elements:
+        want = batch if max_elements is None else min(batch, max_elements - taken_total)
+        elements = client.take(want)
+        if not elements:
+            break
+        taken_total += len(elements)
+        for element in elements:
+            roll = rng.random()
+            if roll < behaviour.vanish_rate:
+                client.abandon(element)
+                counts["vanished"] += 1
+            elif roll < behaviour.vanish_rate + behaviour.fail_rate:
+                client.fail(element)
+                counts["failed"] += 1
+            elif roll < behaviour.vanish_rate + behaviour.fail_rate + behaviour.empty_rate:
+                client.empty(element)
+                counts["empty"] += 1
+            else:
+                client.answer(
+                    element, [_result(rng, element, p, behaviour) for p in range(1, behaviour.results_per_page + 1)]
+                )
+                counts["answered"] += 1
+                counts["rows"] += behaviour.results_per_page
+        client.flush()
     return counts
-
-
-def _write(conn: Connection, rows: list[tuple], clock: Callable[[], dt.datetime] | None) -> None:
-    results.insert_rows(conn, "amazon_search_result", rows, clock)
 
 
 def run_worker(
@@ -140,31 +118,37 @@ def run_worker(
     stop_after_seconds: float | None = None,
     seed: int | None = None,
 ) -> None:
-    """One simulated worker process: poll open tasks, crawl at the given pace, forever (or for a while)."""
+    """One simulated worker process: poll open tasks, crawl at the given pace, until SIGTERM
+    (or for a while); what it holds when stopped is reported failed, as the kit's loop does."""
     import time
 
-    import redis
+    from crawlops.worker.loop import stop_on_signals
 
-    from crawlops.db import connect
-
-    conn, r = connect(mysql_url), redis.Redis.from_url(redis_url)
+    client = WorkerClient.from_urls(mysql_url, redis_url)
     rng = random.Random(seed)
     started = time.monotonic()
     batch = max(1, int(elements_per_second))
-    while stop_after_seconds is None or time.monotonic() - started < stop_after_seconds:
-        tick = time.monotonic()
-        counts = crawl(conn, r, behaviour=behaviour, rng=rng, max_elements=batch, batch=batch)
-        taken = counts["answered"] + counts["empty"] + counts["failed"] + counts["vanished"]
-        # Idle workers poll every 2 s; busy ones keep their pace.
-        pause = 2.0 if taken == 0 else max(0.0, taken / elements_per_second - (time.monotonic() - tick))
-        time.sleep(pause)
+    stop = Stop()
+    with stop_on_signals(stop):
+        try:
+            while not stop and (stop_after_seconds is None or time.monotonic() - started < stop_after_seconds):
+                tick = time.monotonic()
+                counts = crawl(client.mysql, client.redis, behaviour=behaviour, rng=rng, max_elements=batch,
+                               batch=batch, client=client)  # fmt: skip
+                taken = counts["answered"] + counts["empty"] + counts["failed"] + counts["vanished"]
+                # Idle workers poll every 2 s; busy ones keep their pace.
+                stop.wait(2.0 if taken == 0 else max(0.0, taken / elements_per_second - (time.monotonic() - tick)))
+        finally:
+            client.release("simulated worker stopping")
+            client.close()
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     """``python -m crawlops.simulator --workers N``: a SIMULATED crawler fleet of N processes."""
     import argparse
-    import multiprocessing
     import os
+
+    from crawlops.worker.loop import run_processes
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--workers", type=int, default=2)
@@ -177,9 +161,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--null-rate", type=float, default=0.0, help="rows with a missing title")
     parser.add_argument("--seconds", type=float, default=None, help="stop after this long (default: run until killed)")
     parser.add_argument(
+        "--search-url",
+        default=os.environ.get("CRAWLOPS_SEARCH_URL"),
+        help="fetch and parse each element's page from the kit's fake search site instead of making results up",
+    )
+    parser.add_argument(
         "--mysql-url", default=os.environ.get("CRAWLOPS_MYSQL_URL", "mysql://crawlops:crawlops@127.0.0.1/crawl")
     )
-    parser.add_argument("--redis-url", default=f"redis://127.0.0.1:6379/{os.environ.get('CRAWLOPS_REDIS_DB', '1')}")
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get(
+            "CRAWLOPS_REDIS_URL", f"redis://127.0.0.1:6379/{os.environ.get('CRAWLOPS_REDIS_DB', '1')}"
+        ),
+    )
     args = parser.parse_args(argv)
     behaviour = Behaviour(
         results_per_page=args.results_per_page,
@@ -189,26 +183,43 @@ def main(argv: list[str] | None = None) -> None:
         invalid_rate=args.invalid_rate,
         null_rate=args.null_rate,
     )
-    workers = [
-        multiprocessing.Process(
-            target=run_worker,
-            args=(args.mysql_url, args.redis_url),
-            kwargs={
-                "behaviour": behaviour,
-                "elements_per_second": args.elements_per_second,
-                "stop_after_seconds": args.seconds,
-                "seed": n,
-            },
-            name=f"simulated-crawler-{n}",
-        )
-        for n in range(args.workers)
-    ]
-    for worker in workers:
-        worker.start()
     print(f"simulated crawler fleet: {args.workers} workers, pid {os.getpid()}", flush=True)
-    for worker in workers:
-        worker.join()
+    if args.search_url:
+        options = {"threads": 4, "batch": 8, "poll_seconds": 1.0}
+        return run_processes(
+            _search_worker, (args.mysql_url, args.redis_url, args.search_url, options), args.workers,
+            name="search-worker",
+        )  # fmt: skip
+    sim = {"behaviour": behaviour, "elements_per_second": args.elements_per_second, "stop_after_seconds": args.seconds}
+    return run_processes(
+        _simulated_worker, (args.mysql_url, args.redis_url, sim), args.workers, name="simulated-crawler"
+    )
+
+
+def _simulated_worker(mysql_url: str, redis_url: str, options: dict[str, Any]) -> None:
+    import os
+
+    run_worker(mysql_url, redis_url, seed=os.getpid(), **options)
+
+
+def _search_worker(mysql_url: str, redis_url: str, search_url: str, options: dict[str, Any]) -> None:
+    """A plain worker of the kit's fake search site: fetch the page, parse it (no Scrapy)."""
+    import urllib.request
+
+    from crawlops.worker import run
+    from crawlops.worker.fakesite import page_url, parse
+
+    def fetch(element: Element) -> list[Result]:
+        url = page_url(search_url, element.keyword, element.marketplace, element.page)
+        with urllib.request.urlopen(url, timeout=20) as response:  # noqa: S310 - an http:// URL we were given
+            return parse(response.read().decode("utf-8"))
+
+    client = WorkerClient.from_urls(mysql_url, redis_url)
+    try:
+        run(fetch, client, **options)
+    finally:
+        client.close()
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -239,11 +239,12 @@ def test_a_malformed_settings_variable_fails_at_once_naming_it(dag, mysql, redis
 
 
 def test_a_database_behind_the_package_fails_the_run_at_once_and_changes_nothing(dag, mysql, redis_client, config):
-    from crawlops.migrations import VERSION_TABLE, migrate
+    from crawlops.migrations import VERSION_TABLE, expected_version, migrate
 
     config(ROWS)
+    newest = expected_version()
     with mysql.cursor() as cur:  # as if the deploy had not applied the newest migration
-        cur.execute(f"DELETE FROM {VERSION_TABLE} WHERE version = 2")
+        cur.execute(f"DELETE FROM {VERSION_TABLE} WHERE version = %s", (newest,))
     mysql.commit()
     try:
         dag_run = dag.test(logical_date=NOON)
@@ -251,6 +252,6 @@ def test_a_database_behind_the_package_fails_the_run_at_once_and_changes_nothing
         assert failed_at_once(dag_run, "check_schema") == ("failed", 1)
         assert state(mysql, redis_client)[0] == ()  # no task recorded: no DDL, no DML in a behind schema
         (title,) = failure_titles(mysql, "check_schema")
-        assert "needs 2" in title and "python -m crawlops.migrations" in title
+        assert f"needs {newest}" in title and "python -m crawlops.migrations" in title
     finally:
         migrate(mysql)

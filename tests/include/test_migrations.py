@@ -50,26 +50,34 @@ def test_migrating_twice_applies_nothing_the_second_time_and_keeps_rows(mysql, c
         assert cur.fetchone() == (1,)
 
 
+def names(first: int = 1) -> list[str]:
+    """The migrations from version ``first`` on, as ``migrate`` reports them."""
+    return [f"{m.version:04d}_{m.name}" for m in migrations.migrations() if m.version >= first]
+
+
 def test_a_database_behind_is_refused_with_the_command_to_run(mysql):
-    forget_versions(mysql, 2)
+    newest = migrations.expected_version()
+    forget_versions(mysql, newest)
+    behind = rf"version {newest - 1}, this package needs {newest}.*{names(newest)[0]}.*python -m crawlops.migrations"
     try:
-        with pytest.raises(SchemaBehind, match=r"version 1, this package needs 2.*0002_element_recrawl_at.*"
-                           r"python -m crawlops.migrations"):  # fmt: skip
+        with pytest.raises(SchemaBehind, match=behind):
             check(mysql)
     finally:
-        # The column is there already (as after a migration stopped before it was recorded): re-run, skipped.
-        assert migrate(mysql) == ["0002_element_recrawl_at"]
-    assert check(mysql) == 2 and "recrawl_at" in table_columns(mysql, "amazon_task_element")
+        # The change is there already (as after a migration stopped before it was recorded): re-run, skipped.
+        assert migrate(mysql) == names(newest)
+    assert check(mysql) == newest
 
 
-def test_a_migration_adds_its_column_once(mysql):
+@pytest.mark.parametrize(("version", "table", "column"), [(2, "amazon_task_element", "recrawl_at"),
+                                                          (3, "amazon_task_information", "priority")])  # fmt: skip
+def test_a_migration_adds_its_column_once(mysql, version, table, column):
     with mysql.cursor() as cur:
-        cur.execute("ALTER TABLE amazon_task_element DROP COLUMN recrawl_at")
-    forget_versions(mysql, 2)
+        cur.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    forget_versions(mysql, *range(version, migrations.expected_version() + 1))
 
-    assert migrate(mysql) == ["0002_element_recrawl_at"]
+    assert migrate(mysql) == names(version)  # the later ones find their change made: skipped, recorded
 
-    assert "recrawl_at" in table_columns(mysql, "amazon_task_element")
+    assert column in table_columns(mysql, table)
     assert migrate(mysql) == []
 
 
@@ -77,8 +85,8 @@ def test_an_unversioned_database_gets_every_migration(mysql):
     forget_versions(mysql)
     assert current_version(mysql) == 0
 
-    assert migrate(mysql) == ["0001_baseline", "0002_element_recrawl_at"]
-    assert current_version(mysql) == 2
+    assert migrate(mysql) == names()
+    assert current_version(mysql) == migrations.expected_version()
 
 
 def test_an_older_results_table_gets_the_hour_column(mysql):

@@ -201,7 +201,7 @@ def _hand_over(
         if write:
             store.add_to_manifest(conn, tail.task_id, elements, batch_size=limits.mysql_batch_size)
             queue.add_members(r, tail.task_id, texts, limits.redis_batch_size)
-            queue.index_open(r, [tail.task_id])
+            queue.index_open(r, [tail.task_id], {tail.task_id: tail.priority})
             log.info("%d elements of %s joined the open task %s of its chain", len(texts), task.task_id, tail.task_id)
         return Handed(task.task_id, tail.task_id, len(texts), "joined")
     if tail.task_status == TaskStatus.DEAD.value or tail.retry_count >= limits.retry_limit:
@@ -213,7 +213,7 @@ def _hand_over(
         count = (
             store.record_retry_task(conn, tail, elements, epoch=epoch or "", batch_size=limits.mysql_batch_size) or 0
         )
-        queue.index_open(r, [retry_id])
+        queue.index_open(r, [retry_id], {retry_id: tail.priority})
         log.info("retry task %s created with %d elements of %s (retry %d)", retry_id, count, task.task_id,
                  tail.retry_count + 1)  # fmt: skip
     return Handed(task.task_id, retry_id, count, "created")

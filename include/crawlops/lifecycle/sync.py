@@ -86,7 +86,7 @@ def sync_open_tasks(conn: Connection, r: RedisClient, settings: Settings, *, wri
             )
             if late:
                 log.info("recorded late failures in retry manifests: %s", late)
-            changed = queue.rebuild_open_index(r, [t.task_id for t in still_open])
+            changed = queue.rebuild_open_index(r, {t.task_id: t.priority for t in still_open})
             if any(changed.values()):
                 log.info("open-task index %s: %s", queue.OPEN_INDEX, changed)
     if lost:

@@ -193,3 +193,20 @@ def insert_rows(
                 [(*row, clock().replace(tzinfo=None)) for row in rows],
             )
     conn.commit()
+
+
+def rows_of_tasks(conn: Connection, table: str, task_ids: Sequence[str]) -> list[tuple[Any, ...]]:
+    """(task_id, keyword, marketplace, page, asin, position, create_time) of the tasks' rows
+    (for checking a worker against a small, known set of tasks)."""
+    if not task_ids:
+        return []
+    marks = ", ".join(["%s"] * len(task_ids))
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT task_id, keyword, marketplace, page, asin, position, create_time "  # noqa: S608
+            f"FROM {table} WHERE task_id IN ({marks})",
+            list(task_ids),
+        )
+        rows = list(cur.fetchall())
+    conn.commit()
+    return rows

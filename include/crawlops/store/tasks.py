@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 TASK_COLUMNS = (
     "task_id, task_type, task_source, root_task_id, frequency, task_status, element_count, "
     "remaining_count, failed_count, retry_count, interval_start, interval_end, redis_epoch, "
-    "push_count, pushed_at, progress_at, started_at, finished_at, settled_at"
+    "push_count, pushed_at, progress_at, started_at, finished_at, settled_at, priority"
 )
 
 
@@ -48,6 +48,7 @@ class TaskRow:
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
     settled_at: dt.datetime | None = None
+    priority: int = 0
 
 
 def load_config_rows(conn: Connection) -> list[ConfigRow]:
@@ -58,6 +59,20 @@ def load_config_rows(conn: Connection) -> list[ConfigRow]:
             "FROM amazon_crawl_config WHERE enabled = 1 ORDER BY id"
         )
         return [ConfigRow(*row) for row in cur.fetchall()]
+
+
+def add_config_rows(conn: Connection, rows: Sequence[tuple[str, str, str, str, int, int]], *, only: bool) -> None:
+    """Insert config rows (crawl_object, target, marketplace, frequency, priority, max_pages);
+    ``only``: disable every other row first."""
+    with conn.cursor() as cur:
+        if only:
+            cur.execute("UPDATE amazon_crawl_config SET enabled = 0")
+        cur.executemany(
+            "INSERT INTO amazon_crawl_config (crawl_object, target, marketplace, frequency, priority, max_pages) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            rows,
+        )
+    conn.commit()
 
 
 def select_tasks(conn: Connection, where: str, params: Sequence[Any] = ()) -> list[TaskRow]:
@@ -77,8 +92,8 @@ def record_task(conn: Connection, task: PlannedTask, *, batch_size: int, dag_run
     with conn.cursor() as cur:
         cur.execute(
             "INSERT INTO amazon_task_information (task_id, task_type, task_source, root_task_id, frequency, "
-            "task_status, element_count, interval_start, interval_end, dag_run_id) "
-            "VALUES (%s, %s, NULL, %s, %s, %s, %s, %s, %s, %s) "
+            "task_status, element_count, interval_start, interval_end, dag_run_id, priority) "
+            "VALUES (%s, %s, NULL, %s, %s, %s, %s, %s, %s, %s, %s) "
             "ON DUPLICATE KEY UPDATE task_id = task_id",
             (
                 task.task_id,
@@ -90,6 +105,7 @@ def record_task(conn: Connection, task: PlannedTask, *, batch_size: int, dag_run
                 start,
                 end,
                 dag_run_id,
+                task.priority,
             ),
         )
         if cur.rowcount != 1:
@@ -117,8 +133,8 @@ def record_retry_task(
         cur.execute(
             "INSERT INTO amazon_task_information (task_id, task_type, task_source, root_task_id, frequency, "
             "task_status, element_count, remaining_count, retry_count, interval_start, interval_end, "
-            "redis_epoch, push_count, pushed_at, dag_run_id) "
-            "VALUES (%s, %s, %s, %s, %s, %s, 0, 0, %s, %s, %s, %s, 1, UTC_TIMESTAMP(), NULL) "
+            "redis_epoch, push_count, pushed_at, dag_run_id, priority) "
+            "VALUES (%s, %s, %s, %s, %s, %s, 0, 0, %s, %s, %s, %s, 1, UTC_TIMESTAMP(), NULL, %s) "
             "ON DUPLICATE KEY UPDATE task_id = task_id",
             (
                 retry_id,
@@ -131,6 +147,7 @@ def record_retry_task(
                 source.interval_start,
                 source.interval_end,
                 epoch,
+                source.priority,
             ),
         )
         if cur.rowcount != 1:

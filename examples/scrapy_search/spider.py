@@ -1,0 +1,64 @@
+"""An example crawl worker: a Scrapy spider fed by the package's open tasks.
+
+    CRAWLOPS_MYSQL_URL=mysql://... CRAWLOPS_REDIS_URL=redis://... \\
+    CRAWLOPS_SEARCH_URL=https://... python examples/scrapy_search/spider.py [--processes N]
+
+The crawl team writes only what is below: the request of an element's page and the
+parsing of that page. Taking elements from every open task, tagging requests, reporting
+failures and empty pages, writing rows and stopping cleanly are ``crawlops.worker.scrapy``'s.
+
+The selectors are those of the fake search site the contract kit serves
+(``crawlops.worker.fakesite``); a real spider parses the real site's pages. Check a
+worker with ``python -m crawlops.worker.check -- python examples/scrapy_search/spider.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import scrapy
+
+from crawlops.worker import Element
+from crawlops.worker.fakesite import page_url
+from crawlops.worker.scrapy import TaskSpider, run_spider
+
+
+class SearchSpider(TaskSpider):
+    name = "search_result"
+    custom_settings = {  # noqa: RUF012 - Scrapy's own convention
+        "CONCURRENT_REQUESTS": 8,
+        "DOWNLOAD_TIMEOUT": 20,
+        "RETRY_TIMES": 1,
+        "ROBOTSTXT_OBEY": False,
+    }
+
+    def request_for(self, element: Element) -> scrapy.Request:
+        base = os.environ.get("CRAWLOPS_SEARCH_URL", "http://127.0.0.1:8000")
+        return scrapy.Request(page_url(base, element.keyword, element.marketplace, element.page))
+
+    def parse(self, response: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        if response.css("div.no-results"):
+            return  # nothing on this page: the element is answered empty
+        results = response.css("div.s-result")
+        if not results:
+            raise ValueError(f"not a search page: {response.url}")  # reported failed, retried
+        for result in results:
+            price = result.css("span.price")
+            yield {
+                "asin": result.attrib["data-asin"],  # a result without one raises: reported failed
+                "title": result.css("h2.title::text").get(),
+                "price": float(price.css("::text").get()),
+                "currency": price.attrib.get("data-currency"),
+                "rating": float(result.css("span.rating::text").get()),
+                "review_count": int(result.css("span.reviews::text").get()),
+                "position": int(result.attrib["data-position"]),
+            }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--processes", type=int, default=1)
+    raise SystemExit(run_spider(SearchSpider, processes=parser.parse_args().processes))

@@ -1,0 +1,519 @@
+"""The worker contract test: run a crawl team's worker against known work and say, per rule,
+what held.
+
+    python -m crawlops.worker.check [--mysql-url URL] [--redis-url URL] -- <worker command>
+
+It dispatches a known set of elements with this package's own dispatch into a SCRATCH
+MySQL database and Redis db (both are emptied: the defaults are ``crawlops_check`` and db
+11), serves fake search pages on 127.0.0.1 (some fail with 503, some are empty, some are
+broken so a parser raises, some are slow; ``crawlops.worker.fakesite``), and starts the
+worker command with ``CRAWLOPS_MYSQL_URL``, ``CRAWLOPS_REDIS_URL`` and
+``CRAWLOPS_SEARCH_URL`` (the fake site's base URL) in its environment. Once the worker has
+answered the first round it dispatches slow pages, sends SIGTERM to the worker's process
+group while it holds some, and checks that nothing it took was left unanswered.
+
+Output: one line per rule, ``PASS`` or ``FAIL`` with what was seen; exit status 0 when
+every rule held, 1 otherwise, 2 when the check itself could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from crawlops.db import Connection
+from crawlops.model import Window, empty_key, fail_key
+from crawlops.queue import RedisClient
+from crawlops.worker.client import RESULTS_TABLE
+from crawlops.worker.fakesite import Key, PageKind, SearchSite, expected
+
+DEFAULT_MYSQL_URL = "mysql://root@127.0.0.1:3306/crawlops_check"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/11"
+MARKER = "crawlops:check:scratch"  # set in Redis and as a table in MySQL: "this is a check's scratch space"
+MARKER_TABLE = "crawlops_check_scratch"
+TABLES = (
+    "amazon_crawl_config", "amazon_task_information", "amazon_task_element", "amazon_search_result",
+    "amazon_search_result_quarantine", "amazon_alert", "amazon_check_run",
+)  # fmt: skip
+
+# The first round: keywords chosen to catch re-encoding (spaces, quotes, backslash, accents,
+# CJK, emoji), three marketplaces, three pages each.
+KEYWORDS = (
+    ("usb c cable", "US"), ('cable 12" \\ braided', "US"), ("café crème", "DE"), ("Ärger über Öl", "DE"),
+    ("充電ケーブル", "JP"), ("ケース 🎧", "JP"), ("  spaced  out ", "US"), ("o'reilly book", "US"),
+)  # fmt: skip
+PAGES = 3
+# The second round: slow pages, dispatched as another task, during which the worker is stopped.
+SLOW_KEYWORDS = tuple((f"slow keyword {n}", "US") for n in range(12))
+SLOW_PAGES = 2
+QUIET_SECONDS = 5.0  # drained, and no new answer for this long: the first round is over
+
+
+def plan_pages() -> dict[Key, PageKind]:
+    """What each first-round page does: every kind appears, with a fixed layout."""
+    kinds = [PageKind.RESULTS, PageKind.RESULTS, PageKind.EMPTY, PageKind.FAIL, PageKind.BROKEN, PageKind.SLOW]
+    plan = {}
+    for n, (keyword, marketplace) in enumerate(KEYWORDS):
+        for page in range(1, PAGES + 1):
+            plan[(keyword, marketplace, page)] = kinds[(n + 2 * page) % len(kinds)]
+    for keyword, marketplace in SLOW_KEYWORDS:
+        for page in range(1, SLOW_PAGES + 1):
+            plan[(keyword, marketplace, page)] = PageKind.SLOW
+    return plan
+
+
+@dataclasses.dataclass
+class Rule:
+    name: str
+    held: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"{'PASS' if self.held else 'FAIL'} {self.name}: {self.detail}"
+
+
+@dataclasses.dataclass
+class Scratch:
+    conn: Connection
+    r: RedisClient
+    mysql_url: str
+    redis_url: str
+
+
+def _examples(items: Sequence[Any], n: int = 2) -> str:
+    shown = ", ".join(str(i) for i in items[:n])
+    return shown + (f" and {len(items) - n} more" if len(items) > n else "")
+
+
+def _url_with_db(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+def open_scratch(mysql_url: str, redis_url: str, *, force: bool) -> Scratch:
+    """Connect, create the scratch database if needed, migrate it, and empty both; refuse a
+    database or Redis db that holds data and was not a check's scratch space (``force``)."""
+    import MySQLdb
+    import redis
+
+    from crawlops.db import connect
+    from crawlops.migrations import migrate
+
+    database = urlsplit(mysql_url).path.lstrip("/")
+    if not database:
+        raise SystemExit("the MySQL URL names no database")
+    try:
+        conn = connect(mysql_url)
+    except MySQLdb.OperationalError as exc:
+        if exc.args[0] != 1049:  # unknown database: make it
+            raise
+        server = connect(_url_with_db(mysql_url, ""))
+        with server.cursor() as cur:
+            cur.execute(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        server.close()
+        conn = connect(mysql_url)
+    r = redis.Redis.from_url(redis_url)
+    with conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE()")
+        (tables,) = cur.fetchone()
+        cur.execute(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = %s",
+            (MARKER_TABLE,),
+        )
+        (marked,) = cur.fetchone()
+    if not force and tables and not marked:
+        raise SystemExit(f"refusing to use {database!r}: it has tables and is not a check's scratch database")
+    if not force and r.dbsize() and not r.exists(MARKER):
+        raise SystemExit(f"refusing to use {redis_url}: it has keys and is not a check's scratch db")
+    migrate(conn)
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE IF NOT EXISTS {MARKER_TABLE} (made_at DATETIME NOT NULL)")
+        for table in TABLES:
+            cur.execute(f"TRUNCATE TABLE {table}")
+    conn.commit()
+    r.flushdb()
+    r.set(MARKER, "1")
+    return Scratch(conn, r, mysql_url, redis_url)
+
+
+def dispatch(scratch: Scratch, keywords: Sequence[tuple[str, str]], pages: int, window: Window) -> list[str]:
+    """Config rows for ``keywords``, planned, recorded and pushed by this package's dispatch."""
+    from crawlops import dispatch as dispatch_
+    from crawlops.settings import Settings
+    from crawlops.store import tasks as store_tasks
+
+    settings = Settings.load()
+    store_tasks.add_config_rows(
+        scratch.conn, [("search_result", k, m, "hourly", 0, pages) for k, m in keywords], only=True
+    )
+    plan = dispatch_.plan_window(scratch.conn, settings, window, "UTC")
+    dispatch_.record_plan(scratch.conn, settings, plan)
+    return list(dispatch_.push_window(scratch.conn, scratch.r, settings, window))
+
+
+@dataclasses.dataclass
+class Ledger:
+    """What the scratch space says about the tasks' elements, read after the worker ran."""
+
+    elements: dict[str, dict[bytes, Key]]  # task id -> member bytes -> (keyword, marketplace, page)
+    queued: dict[str, set[bytes]]
+    failed: dict[str, set[bytes]]
+    empty: dict[str, set[bytes]]
+    rows: list[tuple[str, str, str, int, str, int, dt.datetime]]  # task, keyword, mp, page, asin, position, time
+
+    @classmethod
+    def read(cls, scratch: Scratch, task_ids: Sequence[str]) -> Ledger:
+        from crawlops import store
+        from crawlops.store import results as store_results
+
+        elements: dict[str, dict[bytes, Key]] = {}
+        for task in store.select_tasks(
+            scratch.conn, "task_id IN (" + ", ".join(["%s"] * len(task_ids)) + ")", task_ids
+        ):
+            elements[task.task_id] = {}
+            for batch in store.stream_elements(scratch.conn, task, batch_size=1000, exclude_done=False):
+                for text in batch:
+                    fields = json.loads(text)
+                    elements[task.task_id][text.encode("utf-8")] = (
+                        fields["keyword"], fields["marketplace"], fields["page"],
+                    )  # fmt: skip
+        rows = store_results.rows_of_tasks(scratch.conn, RESULTS_TABLE, task_ids)
+        r = scratch.r
+        return cls(
+            elements,
+            {t: set(r.smembers(t)) for t in task_ids},
+            {t: set(r.smembers(fail_key(t))) for t in task_ids},
+            {t: set(r.smembers(empty_key(t))) for t in task_ids},
+            rows,
+        )
+
+    def answers(self, task_id: str) -> dict[bytes, list[str]]:
+        """Each element's answers: ``rows``, ``empty``, ``failed`` (none: unanswered)."""
+        by_key = {key: member for member, key in self.elements[task_id].items()}
+        out: dict[bytes, list[str]] = {m: [] for m in self.elements[task_id]}
+        for member in self.failed[task_id] & out.keys():
+            out[member].append("failed")
+        for member in self.empty[task_id] & out.keys():
+            out[member].append("empty")
+        with_rows = {by_key[(k, m, p)] for t, k, m, p, *_ in self.rows if t == task_id and (k, m, p) in by_key}
+        for member in with_rows:
+            out[member].append("rows")
+        return out
+
+
+def judge(
+    ledger: Ledger,
+    first: Sequence[str],
+    plan: dict[Key, PageKind],
+    *,
+    started: dt.datetime,
+    finished: dt.datetime,
+) -> list[Rule]:
+    """The rules of the contract over the first round's tasks."""
+    rules = []
+    undrained = [t for t in first if ledger.queued[t]]
+    rules.append(
+        Rule(
+            "finds every open task",
+            not undrained,
+            f"took every element of {len(first)} tasks listed in crawlops:open_tasks"
+            if not undrained
+            else f"{_examples(undrained)} still hold elements: read the open-task index every poll",
+        )
+    )
+    answers = {(t, m): a for t in first for m, a in ledger.answers(t).items()}
+    key_of = {(t, m): ledger.elements[t][m] for t in first for m in ledger.elements[t]}
+    taken = [e for e in answers if e[1] not in ledger.queued[e[0]]]
+    unanswered = [key_of[e] for e in taken if not answers[e]]
+    rules.append(
+        Rule(
+            "every element taken is answered",
+            bool(taken) and not unanswered,
+            "nothing was taken: nothing to judge"
+            if not taken
+            else f"{len(taken)} elements taken, each answered"
+            if not unanswered
+            else f"{len(unanswered)} taken and never answered (rows, _empty or _fail), e.g. {_examples(unanswered)}",
+        )
+    )
+    twice = [(key_of[e], "+".join(a)) for e, a in answers.items() if len(a) > 1]
+    positions = Counter((t, k, m, p, pos) for t, k, m, p, _, pos, _ in ledger.rows)
+    repeated = [k for k, n in positions.items() if n > 1]
+    rules.append(
+        Rule(
+            "answered once",
+            not twice and not repeated,
+            "no element has two answers and no result row is written twice"
+            if not twice and not repeated
+            else "; ".join(
+                part
+                for part in (
+                    f"{len(twice)} elements answered more than one way, e.g. {_examples(twice)}" if twice else "",
+                    f"{len(repeated)} result rows written twice, e.g. {_examples(repeated)}" if repeated else "",
+                )
+                if part
+            ),
+        )
+    )
+    known = {m for t in first for m in ledger.elements[t]}
+    stray = sorted(
+        m.decode("utf-8", "replace")
+        for t in first
+        for m in (ledger.failed[t] | ledger.empty[t]) - ledger.elements[t].keys()
+    )
+    rules.append(
+        Rule(
+            "members byte-identical",
+            not stray,
+            f"every _fail and _empty member is one of the {len(known)} elements as popped"
+            if not stray
+            else f"{len(stray)} _fail/_empty members are no element (re-encoded?), e.g. {_examples(stray)}",
+        )
+    )
+    for rule_name, kinds, want, why in (
+        ("failures reported", {PageKind.FAIL}, "failed", "pages answered 503"),
+        ("exceptions reported", {PageKind.BROKEN}, "failed", "pages whose parsing raises"),
+        ("empties reported", {PageKind.EMPTY}, "empty", "pages with no results"),
+    ):
+        wrong = [
+            (key_of[e], "+".join(a) or "nothing")
+            for e, a in answers.items()
+            if plan.get(key_of[e]) in kinds and a != [want]
+        ]
+        total = sum(1 for e in answers if plan.get(key_of[e]) in kinds)
+        rules.append(
+            Rule(
+                rule_name,
+                not wrong,
+                f"{total} {why} ended in _{'fail' if want == 'failed' else 'empty'} only"
+                if not wrong
+                else f"{len(wrong)} of {total} {why} did not end in _{'fail' if want == 'failed' else 'empty'}"
+                f" only, e.g. {_examples([f'{k} -> {a}' for k, a in wrong])}",
+            )
+        )
+    if not ledger.rows:
+        for name in ("fields equal", "results match the page", "UTC timestamps"):
+            rules.append(Rule(name, False, "no result rows were written: nothing to judge"))
+        return rules
+    by_element = {(t, k): [] for t in first for k in ledger.elements[t].values()}  # type: dict[tuple[str, Key], list]
+    strays = []
+    for t, k, m, p, asin, pos, _ in ledger.rows:
+        if (t, (k, m, p)) in by_element:
+            by_element[(t, (k, m, p))].append((pos, asin))
+        else:
+            strays.append((t, k, m, p))
+    rules.append(
+        Rule(
+            "fields equal",
+            not strays,
+            f"{len(ledger.rows)} rows name their element exactly (task_id, keyword, marketplace, page)"
+            if not strays
+            else f"{len(strays)} rows match no element byte for byte, e.g. {_examples(strays)}",
+        )
+    )
+    mismatched = []
+    for (_, key), got in by_element.items():
+        if got and plan.get(key) in {PageKind.RESULTS, PageKind.SLOW}:
+            page = sorted((r.position, r.asin) for r in expected(*key))
+            if sorted(got) != page:
+                mismatched.append(key)
+    rules.append(
+        Rule(
+            "results match the page",
+            not mismatched,
+            "every answered page's rows are its results (asin by position)"
+            if not mismatched
+            else f"{len(mismatched)} pages' rows differ from the page's results, e.g. {_examples(mismatched)}",
+        )
+    )
+    slack = dt.timedelta(minutes=2)
+    stamps = [row[-1] for row in ledger.rows]
+    off = [s for s in stamps if not started - slack <= s <= finished + slack]
+    worst = max((abs((s - finished).total_seconds()) for s in off), default=0.0)
+    rules.append(
+        Rule(
+            "UTC timestamps",
+            not off,
+            f"{len(stamps)} create_time values within the run, in UTC"
+            if not off
+            else f"{len(off)} of {len(stamps)} create_time values are up to {worst / 3600:.1f} h off UTC "
+            f"(run {started:%H:%M:%S}-{finished:%H:%M:%S} UTC), e.g. {_examples(off)}",
+        )
+    )
+    return rules
+
+
+@contextlib.contextmanager
+def worker_process(command: Sequence[str], env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(  # noqa: S603 - the caller's own worker command
+            list(command), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def _wait(condition: Any, timeout: float, process: subprocess.Popen[bytes]) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        if process.poll() is not None:
+            return bool(condition())
+        time.sleep(0.2)
+    return bool(condition())
+
+
+def check(
+    command: Sequence[str],
+    *,
+    mysql_url: str = DEFAULT_MYSQL_URL,
+    redis_url: str = DEFAULT_REDIS_URL,
+    timeout: float = 120.0,
+    stop_timeout: float = 30.0,
+    force: bool = False,
+    out: Any = sys.stdout,
+) -> list[Rule]:
+    """Run the contract test against ``command``; returns the rules (and prints them)."""
+    scratch = open_scratch(mysql_url, redis_url, force=force)
+    plan = plan_pages()
+    now = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    hours = [Window(now - dt.timedelta(hours=n + 1), now - dt.timedelta(hours=n)) for n in range(3)]
+    first: list[str] = []
+    half = len(KEYWORDS) // 2
+    first += dispatch(scratch, KEYWORDS[:half], PAGES, hours[2])  # two open tasks: the worker must read the index
+    first += dispatch(scratch, KEYWORDS[half:], PAGES, hours[1])
+    total = len(KEYWORDS) * PAGES
+    print(f"check: {len(first)} tasks, {total} elements dispatched into {mysql_url} and {redis_url}", file=out)
+    log_path = Path(tempfile.mkstemp(prefix="crawlops-worker-check-", suffix=".log")[1])
+    rules: list[Rule] = []
+    with SearchSite(plan=plan, slow_seconds=1.0) as site:
+        env = {
+            **os.environ,
+            "CRAWLOPS_MYSQL_URL": mysql_url,
+            "CRAWLOPS_REDIS_URL": redis_url,
+            "CRAWLOPS_SEARCH_URL": site.url,
+            "PYTHONUNBUFFERED": "1",
+        }
+        print(f"check: fake search site at {site.url}; worker: {shlex.join(command)} (log {log_path})", file=out)
+        started = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+        with worker_process(command, env, log_path) as process:
+            progress: dict[str, Any] = {"answered": -1, "since": time.monotonic()}
+
+            def first_round_done() -> bool:
+                """Every element answered; or the sets drained and no answer came for QUIET_SECONDS
+                (an element taken and never answered stays so: the rules below say which)."""
+                ledger = Ledger.read(scratch, first)
+                answered = sum(1 for t in first for a in ledger.answers(t).values() if a)
+                if answered != progress["answered"]:
+                    progress.update(answered=answered, since=time.monotonic())
+                drained = all(not ledger.queued[t] for t in first)
+                everything = sum(len(ledger.elements[t]) for t in first)
+                return drained and (answered == everything or time.monotonic() - progress["since"] > QUIET_SECONDS)
+
+            settled = _wait(first_round_done, timeout, process)
+            time.sleep(1.0)  # let a late double answer show
+            finished = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+            ledger = Ledger.read(scratch, first)
+            if process.poll() is not None:
+                rules.append(
+                    Rule("keeps running", False, f"the worker exited with {process.returncode} before it was stopped")
+                )
+            elif not settled:
+                rules.append(
+                    Rule("keeps up", False, f"the first round's tasks were not drained within {timeout:.0f} s")
+                )
+            rules += judge(ledger, first, plan, started=started, finished=finished)
+            rules.append(stop_rule(scratch, process, hours[0], stop_timeout, timeout))
+    print(*(rule.line() for rule in rules), sep="\n", file=out)
+    if not all(rule.held for rule in rules):
+        tail = log_path.read_text("utf-8", "replace").splitlines()[-15:]
+        print("check: last lines of the worker's output:", *(f"  | {line}" for line in tail), sep="\n", file=out)
+    scratch.conn.close()
+    return rules
+
+
+def stop_rule(
+    scratch: Scratch, process: subprocess.Popen[bytes], window: Window, stop_timeout: float, timeout: float
+) -> Rule:
+    """Dispatch slow pages, SIGTERM the worker while it holds some, and look for lost elements."""
+    name = "nothing left after SIGTERM"
+    if process.poll() is not None:
+        return Rule(name, False, "the worker was not running to be stopped")
+    (task_id,) = dispatch(scratch, SLOW_KEYWORDS, SLOW_PAGES, window)
+    size = len(SLOW_KEYWORDS) * SLOW_PAGES
+    if not _wait(lambda: scratch.r.scard(task_id) < size, timeout, process):
+        return Rule(name, False, f"the worker took nothing of a new task within {timeout:.0f} s")
+    time.sleep(0.3)  # mid-fetch: the slow pages take a second each
+    os.killpg(process.pid, signal.SIGTERM)
+    stopped_at = time.monotonic()
+    try:
+        process.wait(stop_timeout)
+    except subprocess.TimeoutExpired:
+        return Rule(name, False, f"the worker did not exit within {stop_timeout:.0f} s of SIGTERM")
+    took = time.monotonic() - stopped_at
+    ledger = Ledger.read(scratch, [task_id])
+    answers = ledger.answers(task_id)
+    taken = [m for m in answers if m not in ledger.queued[task_id]]
+    lost = [ledger.elements[task_id][m] for m in taken if not answers[m]]
+    if lost:
+        return Rule(name, False, f"{len(lost)} of {len(taken)} elements taken were neither answered nor reported "
+                    f"failed when it exited, e.g. {_examples(lost)}")  # fmt: skip
+    failed = sum(1 for m in taken if answers[m] == ["failed"])
+    return Rule(
+        name,
+        True,
+        f"exited {took:.1f} s after SIGTERM; the {len(taken)} elements it took were answered "
+        f"({failed} of them reported failed), none lost",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m crawlops.worker.check",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--mysql-url", default=os.environ.get("CRAWLOPS_CHECK_MYSQL_URL", DEFAULT_MYSQL_URL))
+    parser.add_argument("--redis-url", default=os.environ.get("CRAWLOPS_CHECK_REDIS_URL", DEFAULT_REDIS_URL))
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds for the first round (default 120)")
+    parser.add_argument("--stop-timeout", type=float, default=30.0, help="seconds to exit after SIGTERM (default 30)")
+    parser.add_argument("--force", action="store_true", help="use a database / Redis db that holds other data")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then the worker command")
+    args = parser.parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        parser.error("give the worker command after --")
+    try:
+        rules = check(
+            command, mysql_url=args.mysql_url, redis_url=args.redis_url, timeout=args.timeout,
+            stop_timeout=args.stop_timeout, force=args.force,
+        )  # fmt: skip
+    except SystemExit as exc:
+        print(f"check: {exc}", file=sys.stderr)
+        return 2
+    return 0 if all(rule.held for rule in rules) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

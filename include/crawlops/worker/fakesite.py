@@ -1,0 +1,189 @@
+"""A fake search site on 127.0.0.1 for the contract kit, the simulator and the example spider.
+
+``GET /s?k=<keyword>&mp=<marketplace>&page=<n>`` serves one results page. What a page does
+is decided per element by a ``plan`` (``PageKind``), the same for every request:
+
+- ``results``: 1-16 results, each a ``div.s-result`` with ``data-asin``, ``h2.title``,
+  ``span.price`` (``data-currency``), ``span.rating`` and ``span.reviews``;
+- ``empty``: a page that says there are no results (``div.no-results``);
+- ``fail``: HTTP 503 (a blocked or broken fetch);
+- ``broken``: HTTP 200, but a result lacks its ASIN, so a parser that checks raises;
+- ``slow``: results after ``slow_seconds``.
+
+The results of a page are derived from its element, so a checker knows what rows to expect
+(``expected``). Selectors are the fake site's, not Amazon's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import html
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping
+from enum import StrEnum
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
+
+from crawlops.worker.client import Result
+
+CURRENCY = {"US": "USD", "UK": "GBP", "DE": "EUR", "FR": "EUR", "JP": "JPY"}
+
+
+class PageKind(StrEnum):
+    RESULTS = "results"
+    EMPTY = "empty"
+    FAIL = "fail"
+    BROKEN = "broken"
+    SLOW = "slow"
+
+
+Key = tuple[str, str, int]  # keyword, marketplace, page
+
+
+def page_url(base: str, keyword: str, marketplace: str, page: int) -> str:
+    """The fake site's URL of an element's page."""
+    return f"{base.rstrip('/')}/s?k={quote(keyword, safe='')}&mp={quote(marketplace, safe='')}&page={page}"
+
+
+def expected(keyword: str, marketplace: str, page: int) -> list[Result]:
+    """The results the site serves for a ``results`` or ``slow`` page (deterministic)."""
+    seed = hashlib.sha256(f"{keyword}\x00{marketplace}\x00{page}".encode()).digest()
+    count = 1 + seed[0] % 16
+    out = []
+    for position in range(1, count + 1):
+        h = hashlib.sha256(seed + position.to_bytes(2, "big")).hexdigest().upper()
+        asin = "B0" + "".join(c for c in h if c.isalnum())[:8]
+        out.append(
+            Result(
+                asin=asin,
+                title=f"{keyword} — result {position}",
+                price=round(1 + int(h[8:14], 16) % 30000 / 100, 2),
+                currency=CURRENCY.get(marketplace, "USD"),
+                rating=round(1 + int(h[14:16], 16) % 41 / 10, 1),
+                review_count=int(h[16:22], 16) % 50_000,
+                position=position,
+            )
+        )
+    return out
+
+
+def render(keyword: str, marketplace: str, page: int, kind: PageKind) -> str:
+    """The HTML of a page (``fail`` pages are not rendered: they are a 503)."""
+    head = f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(keyword)}</title></head><body>'
+    if kind is PageKind.EMPTY:
+        return head + f'<div class="no-results">No results for {html.escape(keyword)}.</div></body></html>'
+    parts = [head, f'<div id="search" data-page="{page}">']
+    for r in expected(keyword, marketplace, page):
+        asin = "" if kind is PageKind.BROKEN and r.position == 1 else f' data-asin="{r.asin}"'
+        parts.append(
+            f'<div class="s-result"{asin} data-position="{r.position}">'
+            f'<h2 class="title">{html.escape(r.title or "")}</h2>'
+            f'<span class="price" data-currency="{r.currency}">{r.price:.2f}</span>'
+            f'<span class="rating">{r.rating}</span><span class="reviews">{r.review_count}</span></div>'
+        )
+    return "".join([*parts, "</div></body></html>"])
+
+
+_RESULT = re.compile(r'<div class="s-result"([^>]*)>(.*?)</div>', re.S)
+_ATTR = re.compile(r'([a-z-]+)="([^"]*)"')
+
+
+def parse(page: str) -> list[Result]:
+    """The site's results (a plain parser, for workers without Scrapy). A result without an
+    ASIN raises ``ValueError``; a page with neither results nor a no-results notice too."""
+    results = []
+    for attrs_text, body in _RESULT.findall(page):
+        attrs = dict(_ATTR.findall(attrs_text))
+        if "data-asin" not in attrs:
+            raise ValueError("a result without data-asin: the page layout changed")
+        title = re.search(r'<h2 class="title">(.*?)</h2>', body, re.S)
+        price = re.search(r'<span class="price" data-currency="([^"]*)">([^<]*)</span>', body)
+        rating = re.search(r'<span class="rating">([^<]*)</span>', body)
+        reviews = re.search(r'<span class="reviews">([^<]*)</span>', body)
+        results.append(
+            Result(
+                asin=attrs["data-asin"],
+                title=html.unescape(title.group(1)) if title else None,
+                price=float(price.group(2)) if price else None,
+                currency=price.group(1) if price else None,
+                rating=float(rating.group(1)) if rating else None,
+                review_count=int(reviews.group(1)) if reviews else None,
+                position=int(attrs["data-position"]),
+            )
+        )
+    if not results and 'class="no-results"' not in page:
+        raise ValueError("neither results nor a no-results notice: not a search page")
+    return results
+
+
+@dataclasses.dataclass
+class SearchSite:
+    """The site, serving in a thread; ``plan`` maps an element to its page's kind (default results)."""
+
+    plan: Mapping[Key, PageKind] = dataclasses.field(default_factory=dict)
+    slow_seconds: float = 1.0
+    requests: Counter[Key] = dataclasses.field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        site = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                site.answer(self)
+
+            def log_message(self, *_: Any) -> None:  # quiet: the checker reports, not the server
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-search-site", daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def kind(self, key: Key) -> PageKind:
+        return self.plan.get(key, PageKind.RESULTS)
+
+    def answer(self, request: BaseHTTPRequestHandler) -> None:
+        parts = urlsplit(request.path)
+        query = parse_qs(parts.query)
+        try:
+            key = (query["k"][0], query["mp"][0], int(query["page"][0]))
+        except (KeyError, ValueError, IndexError):
+            self._send(request, 404, "not a search URL: /s?k=<keyword>&mp=<marketplace>&page=<n>")
+            return
+        self.requests[key] += 1
+        kind = self.kind(key)
+        if kind is PageKind.FAIL:
+            self._send(request, 503, "Service Unavailable")
+            return
+        if kind is PageKind.SLOW:
+            time.sleep(self.slow_seconds)
+        self._send(request, 200, render(*key, kind))
+
+    @staticmethod
+    def _send(request: BaseHTTPRequestHandler, status: int, body: str) -> None:
+        data = body.encode("utf-8")
+        request.send_response(status)
+        request.send_header("Content-Type", "text/html; charset=utf-8")
+        request.send_header("Content-Length", str(len(data)))
+        request.end_headers()
+        request.wfile.write(data)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> SearchSite:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

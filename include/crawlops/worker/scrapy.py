@@ -1,0 +1,296 @@
+"""Scrapy integration: a spider that takes its work from every open task, and reports back
+through the kit. ``pip install .[scrapy]`` (Scrapy is not in the Airflow image).
+
+Subclass ``TaskSpider``, implement ``request_for(element)`` (the request of one element's
+page) and ``parse(response)`` (yield one mapping of result fields per result; yield nothing
+when the page has none). The rest is done here, as Scrapy users expect it:
+
+- ``start()`` pulls elements from all open tasks, most urgent first, never more than
+  ``CRAWLOPS_MAX_HELD`` at a time (default ``CONCURRENT_REQUESTS``), so nothing waits in
+  Scrapy's scheduler where the package cannot see it; there is no per-task process and no
+  scrapy-redis;
+- every request carries its element (``request.meta["crawlops_element"]``) and is
+  ``dont_filter`` (an hourly repeat of the same page is new work, not a duplicate);
+- a download failure (the errback), an HTTP error, or an exception in ``parse``
+  (``CrawlopsSpiderMiddleware.process_spider_exception``: it never reaches an errback)
+  reports the element failed;
+- ``CrawlopsPipeline`` writes each result row through the kit (fields copied from the
+  element, UTC ``create_time``); an element is answered when its callback has finished and
+  its items have passed the pipeline; none: it is answered empty;
+- on shutdown (SIGTERM: Scrapy's graceful stop) whatever is still held is reported failed.
+
+Run it with ``run_spider(MySpider, processes=N)`` (``examples/scrapy_search/spider.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Any
+
+import scrapy
+from scrapy import signals
+from scrapy.crawler import Crawler
+from scrapy.http import Response
+from scrapy.utils.asyncio import create_looping_call
+from scrapy.utils.asyncio import sleep as scrapy_sleep
+from twisted.python.failure import Failure
+
+from crawlops.worker.client import Element, Result, WorkerClient
+from crawlops.worker.loop import run_processes
+
+log = logging.getLogger(__name__)
+
+META_KEY = "crawlops_element"
+MIDDLEWARE = "crawlops.worker.scrapy.CrawlopsSpiderMiddleware"
+PIPELINE = "crawlops.worker.scrapy.CrawlopsPipeline"
+
+
+@dataclasses.dataclass
+class ResultItem:
+    """A result of an element's page, as it travels through the item pipelines."""
+
+    element: Element
+    result: Result
+
+
+@dataclasses.dataclass
+class _Pending:
+    results: list[Result] = dataclasses.field(default_factory=list)
+    items: int = 0  # items the callback yielded
+    seen: int = 0  # of those, how many reached CrawlopsPipeline or were dropped on the way
+    finished: bool = False
+
+
+class TaskSpider(scrapy.Spider):
+    """A spider fed by the open tasks. Settings: ``CRAWLOPS_MAX_HELD`` (elements held at
+    once), ``CRAWLOPS_POLL_SECONDS`` (pause when there is no work, default 2),
+    ``CRAWLOPS_FLUSH_SECONDS`` (how often answers are written, default 1)."""
+
+    client: WorkerClient
+    _pending: dict[tuple[str, bytes], _Pending]
+    _stopping: bool
+    _flusher: Any
+
+    @classmethod
+    def update_settings(cls, settings: Any) -> None:
+        super().update_settings(settings)
+        middlewares = dict(settings.getdict("SPIDER_MIDDLEWARES"))
+        middlewares.setdefault(MIDDLEWARE, 950)  # next to the spider: sees its output and exceptions first
+        settings.set("SPIDER_MIDDLEWARES", middlewares, priority="spider")
+        pipelines = dict(settings.getdict("ITEM_PIPELINES"))
+        pipelines.setdefault(PIPELINE, 900)  # after the team's own pipelines
+        settings.set("ITEM_PIPELINES", pipelines, priority="spider")
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Any:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        spider.client = kwargs.get("client") or WorkerClient.from_env()
+        spider._pending = {}
+        spider._stopping = False
+        spider._flusher = None
+        crawler.signals.connect(spider._opened, signal=signals.spider_opened)
+        crawler.signals.connect(spider._closing, signal=signals.engine_stopped)
+        crawler.signals.connect(spider._item_dropped, signal=signals.item_dropped)
+        crawler.signals.connect(spider._item_error, signal=signals.item_error)
+        return spider
+
+    # -- what a team writes -----------------------------------------------------------
+
+    def request_for(self, element: Element) -> scrapy.Request:
+        """The request of ``element``'s page (its callback defaults to ``parse``)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement request_for(element)")
+
+    # -- work in ----------------------------------------------------------------------
+
+    async def start(self) -> AsyncIterator[Any]:
+        held_limit = self.settings.getint("CRAWLOPS_MAX_HELD") or self.settings.getint("CONCURRENT_REQUESTS")
+        poll = self.settings.getfloat("CRAWLOPS_POLL_SECONDS", 2.0)
+        while not self._stopping:
+            room = held_limit - len(self.client.held)
+            elements = self.client.take(room) if room > 0 else []
+            if not elements:
+                await scrapy_sleep(poll if room > 0 else 0.1)
+                continue
+            for element in elements:
+                request = self._request(element)
+                if request is not None:
+                    yield request
+
+    def _request(self, element: Element) -> scrapy.Request | None:
+        try:
+            request = self.request_for(element)
+        except Exception as exc:
+            self.client.fail(element, f"request_for raised {type(exc).__name__}: {exc}")
+            return None
+        request.meta[META_KEY] = element
+        return request.replace(dont_filter=True, errback=self._download_failed)
+
+    def _download_failed(self, failure: Failure) -> None:
+        request = getattr(failure, "request", None)
+        element = request.meta.get(META_KEY) if request is not None else None
+        if element is not None:
+            self._fail(element, f"download failed: {failure.getErrorMessage()}")
+
+    # -- answers out ------------------------------------------------------------------
+
+    def _produced(self, element: Element) -> _Pending:
+        return self._pending.setdefault((element.task_id, element.member), _Pending())
+
+    def _fail(self, element: Element, reason: object) -> None:
+        if self._pending.pop((element.task_id, element.member), None) is not None or self._holds(element):
+            self.client.fail(element, reason)
+
+    def _holds(self, element: Element) -> bool:
+        return (element.task_id, element.member) in self.client.held
+
+    def _add_result(self, element: Element, result: Result | None) -> None:
+        pending = self._pending.get((element.task_id, element.member))
+        if pending is None:
+            return  # failed meanwhile (another item's pipeline error)
+        pending.seen += 1
+        if result is not None:
+            pending.results.append(result)
+        self._maybe_answer(element, pending)
+
+    def _finished(self, element: Element, items: int) -> None:
+        pending = self._produced(element)
+        pending.items, pending.finished = items, True
+        self._maybe_answer(element, pending)
+
+    def _maybe_answer(self, element: Element, pending: _Pending) -> None:
+        if pending.finished and pending.seen >= pending.items:
+            del self._pending[(element.task_id, element.member)]
+            if self._holds(element):
+                self.client.answer(element, pending.results)
+
+    def _item_dropped(self, item: Any, response: Response, exception: BaseException, **_: Any) -> None:
+        if isinstance(item, ResultItem):
+            self._add_result(item.element, None)  # a team's pipeline filtered it: not a row
+
+    def _item_error(self, item: Any, response: Response, failure: Failure, **_: Any) -> None:
+        if isinstance(item, ResultItem):
+            self._fail(item.element, f"item pipeline error: {failure.getErrorMessage()}")
+
+    def _flush(self) -> None:
+        try:
+            self.client.flush()
+        except Exception:  # the next flush retries; answers stay buffered
+            log.exception("writing answers failed")
+
+    def _opened(self, spider: scrapy.Spider) -> None:
+        self._flusher = create_looping_call(self._flush)  # the reactor is running by now
+        self._flusher.start(self.settings.getfloat("CRAWLOPS_FLUSH_SECONDS", 1.0), now=False)
+
+    def _closing(self) -> None:
+        self._stopping = True
+        if self._flusher is not None and self._flusher.running:
+            self._flusher.stop()
+        self._pending.clear()
+        released = self.client.release("spider closed")
+        log.info("crawlops: %s (released %d)", self.client.tally, released)
+        self.client.close()
+
+    def closed(self, reason: str) -> None:
+        self._stopping = True
+
+
+class CrawlopsSpiderMiddleware:
+    """Turns a callback's output for an element into ``ResultItem`` s and tells the spider
+    when the callback is done; an exception in the callback reports the element failed."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> CrawlopsSpiderMiddleware:
+        return cls(crawler)
+
+    def _spider(self) -> TaskSpider | None:
+        spider = self.crawler.spider
+        return spider if isinstance(spider, TaskSpider) else None
+
+    def process_spider_output(self, response: Response, result: Iterable[Any]) -> Iterable[Any]:
+        element, spider = response.meta.get(META_KEY), self._spider()
+        if element is None or spider is None:
+            yield from result
+            return
+        items = 0
+        spider._produced(element)
+        for out in result:
+            if isinstance(out, scrapy.Request):
+                yield out
+                continue
+            items += 1
+            yield _result_item(element, out)
+        spider._finished(element, items)
+
+    async def process_spider_output_async(self, response: Response, result: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        element, spider = response.meta.get(META_KEY), self._spider()
+        if element is None or spider is None:
+            async for out in result:
+                yield out
+            return
+        items = 0
+        spider._produced(element)
+        async for out in result:
+            if isinstance(out, scrapy.Request):
+                yield out
+                continue
+            items += 1
+            yield _result_item(element, out)
+        spider._finished(element, items)
+
+    def process_spider_exception(self, response: Response, exception: Exception) -> Iterable[Any] | None:
+        element, spider = response.meta.get(META_KEY), self._spider()
+        if element is None or spider is None:
+            return None
+        spider._fail(element, f"{type(exception).__name__}: {exception}")
+        return ()  # handled: the element is retried as a task of its own
+
+
+def _result_item(element: Element, out: Any) -> ResultItem:
+    if isinstance(out, ResultItem):
+        return out
+    if isinstance(out, Result):
+        return ResultItem(element, out)
+    if isinstance(out, Mapping):
+        return ResultItem(element, Result.of(out))
+    from itemadapter import ItemAdapter
+
+    return ResultItem(element, Result.of(ItemAdapter(out).asdict()))
+
+
+class CrawlopsPipeline:
+    """Writes each ``ResultItem`` through the kit (batched; committed before the element counts)."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> CrawlopsPipeline:
+        return cls(crawler)
+
+    def process_item(self, item: Any) -> Any:
+        spider = self.crawler.spider
+        if isinstance(item, ResultItem) and isinstance(spider, TaskSpider):
+            spider._add_result(item.element, item.result)
+        return item
+
+
+def run_spider(spider_cls: type[TaskSpider], settings: Mapping[str, Any] | None = None, *, processes: int = 1) -> int:
+    """Run ``spider_cls`` until SIGTERM / SIGINT (Scrapy's graceful stop), in this process or
+    in ``processes`` child processes (each its own Scrapy); returns how many failed."""
+    if processes > 1:
+        return run_processes(_crawl, (spider_cls, settings), processes, name=f"crawlops-{spider_cls.name}")
+    _crawl(spider_cls, settings)
+    return 0
+
+
+def _crawl(spider_cls: type[TaskSpider], settings: Mapping[str, Any] | None) -> None:
+    from scrapy.crawler import CrawlerProcess
+
+    process = CrawlerProcess({"LOG_LEVEL": "INFO", "TELNETCONSOLE_ENABLED": False, **(settings or {})})
+    process.crawl(spider_cls)
+    process.start()
