@@ -82,7 +82,7 @@ bench: venv services
 
 # make test runs the same test scaled down (6 hours x 1,000 elements).
 soak: venv services
-	SOAK_HOURS=24 SOAK_KEYWORDS=20000 $(VENV)/bin/pytest tests/reliability/test_soak.py -v
+	SOAK_HOURS=24 SOAK_KEYWORDS=20000 SOAK_RECORD=1 $(VENV)/bin/pytest tests/reliability/test_soak.py -v -s
 
 lock:
 	uv pip compile requirements.txt --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
