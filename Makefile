@@ -78,6 +78,7 @@ bench: venv services
 	$(PY) -m bench.health_bench
 	$(PY) -m bench.parse_bench --repeat 10
 	$(PY) -m bench.dashboard_bench
+	$(PY) -m bench.worker_bench
 	$(PY) -m bench.report
 
 # make test runs the same test scaled down (6 hours x 1,000 elements).
