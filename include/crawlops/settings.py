@@ -236,7 +236,8 @@ def _check_ranges(section: Any, where: str) -> None:
 def _check_retention(settings: Settings) -> None:
     """Retention periods that would break what reads the rows (0 = kept forever, where allowed).
 
-    - the manifest goes at least a day after its chain closed (late empty answers still land);
+    - the manifest goes at least a day after its chain closed, and not before late empty
+      answers stop being recorded in it (``dispatch.late_failure_window_seconds``);
     - a task row outlives its manifest: the manifest is found through its task's retry chain;
     - quarantined and result rows outlive the manifest: they are its elements' answers;
     - result rows cover the volume check's history (it counts it live from the results
@@ -248,6 +249,9 @@ def _check_retention(settings: Settings) -> None:
     history = settings.quality.anomaly_history_days
     rules = [
         ("manifest_days", manifest >= 1, "must be at least 1"),
+        ("manifest_days", manifest * 86400 >= settings.dispatch.late_failure_window_seconds,
+         "must cover dispatch.late_failure_window_seconds (empty answers reported after a task "
+         f"settled are still recorded in its manifest: {settings.dispatch.late_failure_window_seconds} s)"),
         ("task_days", keep.task_days == 0 or keep.task_days >= manifest,
          f"must be 0 (kept) or at least manifest_days ({manifest})"),
         ("quarantine_days", keep.quarantine_days == 0 or keep.quarantine_days >= manifest,

@@ -44,6 +44,10 @@ def test_list_settings_come_from_json_in_the_environment():
         ({"dispatch": {"redis_batch_size": 0}}, "at least 1"),
         ({"dispatch": {"marketplaces": "US"}}, "list of non-empty strings"),
         ({"retention": {"manifest_days": 0}}, r"retention\.manifest_days: must be at least 1"),
+        (
+            {"dispatch": {"late_failure_window_seconds": 3 * 86400}, "retention": {"manifest_days": 2}},
+            r"retention\.manifest_days: must cover dispatch\.late_failure_window_seconds",
+        ),
         ({"retention": {"task_days": 7}}, r"retention\.task_days: must be 0 \(kept\) or at least manifest_days \(14\)"),
         ({"retention": {"quarantine_days": 7}}, r"retention\.quarantine_days: .* at least manifest_days"),
         ({"retention": {"volume_days": 13}}, r"retention\.volume_days: .* quality\.anomaly_history_days \(14\)"),
