@@ -2,7 +2,7 @@
 ### Amazon crawl data supervision
 
 Every 5 minutes: is the crawl healthy? At each hour's close: is the hour's data good, and
-what needs repair? At each day's close: the daily report.
+what needs repair? At each day's close: the daily report, then retention.
 
 | step | cadence | what it does |
 |---|---|---|
@@ -17,13 +17,14 @@ what needs repair? At each day's close: the daily report.
 | `recrawl_incomplete` | hourly | `RetryTaskOperator(elements="required_fields")`: the hour's rows lacking a column the suite requires (not-null rules), traced to their elements (task, keyword, marketplace, page) and crawled once more through the task's retry chain (usual budget); INFO while all are on their way, WARNING for rows naming no element, still incomplete after their one re-crawl, or out of budget |
 | `quarantine_invalid` | hourly | invalid rows moved to `amazon_search_result_quarantine` with the rule they failed |
 | `day_closes` / `daily_report` | daily | after the closing hour's checks, in the run whose window ends at 00:00 (or `run_daily`: the day so far; with `check_hour`: that hour's whole day): task statistics, quality per hour (passed / repaired / failed, quality score), volume against its band, alerts, system health; stored in `amazon_daily_report`, written as one self-contained HTML page under the reports folder, sent to DingTalk as Markdown (a report that could not be sent is sent by a later run, and its check reads `unsent` until then) |
+| `retention` | daily | after the report, in the same runs: rows past their retention (`[retention]` in the settings: manifest 14 days after its retry chain closed, task rows, alerts, check and validation runs 90, volume rollup 400, quarantine 30; daily reports and the crawlers' results table kept) deleted in batches of `batch_size`, each its own transaction, for at most about `max_seconds`; what is left is taken up by the next day's run. Nothing of a retry chain with an open task is touched. Recorded as the `retention` check (`unfinished` when the time ran out), with rows per table |
 | `summarize` | every run | the run's findings by level, delivered to DingTalk (WARNING and above, batched, suppressed, rate-limited); fails the run if the system check failed |
 
 Every finding is stored in `amazon_alert` (one row per check, subject and window) and
 every check's outcome in `amazon_check_run`, so re-running or backfilling a window
 recomputes the same rows instead of adding copies. `dry_run` reports what would be
-repaired (retries, timeouts, quarantine) without doing it; checks and findings are still
-recorded. Thresholds: `include/config/crawlops.toml`, overridable by the Variable
+repaired (retries, timeouts, quarantine) or deleted (retention) without doing it; checks
+and findings are still recorded. Thresholds: `include/config/crawlops.toml`, overridable by the Variable
 `crawlops_settings` or `CRAWLOPS__...` environment variables.
 """
 
@@ -178,6 +179,18 @@ def amazon_data_supervision():
             return report.publish(run.conn, run.redis, run.settings, run.window, tz=TZ, run_url=run.run_url,
                                   robot=run.robot(), dag_run_id=run.run_id)  # fmt: skip
 
+    # Once a day, after the report (whatever its outcome), gated like it.
+    @task.run_if(_day_closed, skip_message="the day does not close with this run")
+    @task(trigger_rule="all_done")
+    def retention(**context) -> dict:
+        """Rows past their retention deleted in batches (``dry_run``: counted), resumed by the next day's run."""
+        from crawlops.retention import check_status, purge
+
+        with task_run(context, "day") as run:
+            summary = purge(run.conn, run.settings, run.window.end, dry_run=run.dry_run)
+            run.record("retention", [], details=summary, status=check_status(summary))
+        return summary
+
     @task(trigger_rule="all_done")
     def summarize(system: dict | None, health: dict | None, **context) -> dict:
         """The run's findings by level, delivered; fails the run if the system check or task health did not."""
@@ -205,14 +218,15 @@ def amazon_data_supervision():
     )  # fmt: skip
     checks = [validate, volume_anomaly(), schema_drift(), completeness, recrawl, quarantine_invalid()]
     report = daily_report()
+    purge = retention()
 
     system >> health >> [hourly, daily]
     system >> fresh
     hourly >> checks
     validate >> recrawl >> checks[-1]  # after the suite has judged the hour, whatever its verdict
-    daily >> report
+    daily >> report >> purge
     checks >> report
-    [*checks, report, fresh] >> summarize(system, health)
+    [*checks, report, purge, fresh] >> summarize(system, health)
 
 
 amazon_data_supervision()

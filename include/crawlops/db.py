@@ -11,7 +11,7 @@ import contextlib
 import itertools
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote, urlsplit
@@ -73,6 +73,20 @@ def connect(url: str | None = None) -> Connection:
         charset="utf8mb4",
     )
     return prepare(conn)
+
+
+def delete_batch(conn: Connection, sql: str, params: Sequence[Any]) -> int:
+    """One bounded DELETE (``sql`` carries its LIMIT) as its own short transaction; the rows it deleted."""
+    with conn.cursor() as cur:
+        cur.execute(sql, params)
+        deleted = int(cur.rowcount)
+    conn.commit()
+    return deleted
+
+
+def marks(values: Sequence[Any]) -> str:
+    """``%s, %s, ...``: one placeholder per value, for an ``IN (...)`` list."""
+    return ", ".join(["%s"] * len(values))
 
 
 def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:

@@ -94,6 +94,25 @@ class ReportSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class RetentionSettings:
+    """How long each table family keeps its rows, in days (0: kept forever, where allowed);
+    ``crawlops.retention`` deletes what is older, ``batch_size`` rows per transaction, for at
+    most about ``max_seconds`` a run."""
+
+    manifest_days: int
+    task_days: int
+    alert_days: int
+    check_run_days: int
+    validation_days: int
+    volume_days: int
+    quarantine_days: int
+    report_days: int
+    results_days: int
+    batch_size: int
+    max_seconds: int
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     """All settings; the values live in the TOML file only, so there is one place to read them."""
 
@@ -102,6 +121,7 @@ class Settings:
     quality: QualitySettings
     alerts: AlertSettings
     report: ReportSettings
+    retention: RetentionSettings
 
     @classmethod
     def load(
@@ -148,6 +168,7 @@ _SECTIONS = {
     "quality": QualitySettings,
     "alerts": AlertSettings,
     "report": ReportSettings,
+    "retention": RetentionSettings,
 }
 
 
@@ -167,7 +188,9 @@ def _build(cls: type, raw: Mapping[str, Any], where: str) -> Any:
         else:
             values[field.name] = _coerce(raw[field.name], str(field.type), label)
     built = cls(**values)
-    if cls is not Settings:
+    if cls is Settings:
+        _check_retention(built)
+    else:
         _check_ranges(built, where)
     return built
 
@@ -208,3 +231,38 @@ def _check_ranges(section: Any, where: str) -> None:
             raise ValueError(f"{label}: must lie in [0, 1], got {value}")
         if field.name.endswith(("batch_size", "max_target_length", "max_pages_limit", "per_minute")) and value < 1:
             raise ValueError(f"{label}: must be at least 1, got {value}")
+
+
+def _check_retention(settings: Settings) -> None:
+    """Retention periods that would break what reads the rows (0 = kept forever, where allowed).
+
+    - the manifest goes at least a day after its chain closed, and not before late empty
+      answers stop being recorded in it (``dispatch.late_failure_window_seconds``);
+    - a task row outlives its manifest: the manifest is found through its task's retry chain;
+    - quarantined and result rows outlive the manifest: they are its elements' answers;
+    - result rows cover the volume check's history (it counts it live from the results
+      table), and the volume rollup keeps at least that much;
+    - a run has some time: ``max_seconds`` at least 1.
+    """
+    keep = settings.retention
+    manifest = keep.manifest_days
+    history = settings.quality.anomaly_history_days
+    rules = [
+        ("manifest_days", manifest >= 1, "must be at least 1"),
+        ("manifest_days", manifest * 86400 >= settings.dispatch.late_failure_window_seconds,
+         "must cover dispatch.late_failure_window_seconds (empty answers reported after a task "
+         f"settled are still recorded in its manifest: {settings.dispatch.late_failure_window_seconds} s)"),
+        ("task_days", keep.task_days == 0 or keep.task_days >= manifest,
+         f"must be 0 (kept) or at least manifest_days ({manifest})"),
+        ("quarantine_days", keep.quarantine_days == 0 or keep.quarantine_days >= manifest,
+         f"must be 0 (kept) or at least manifest_days ({manifest})"),
+        ("results_days", keep.results_days == 0 or keep.results_days >= max(manifest, history + 1),
+         f"must be 0 (never purged) or at least {max(manifest, history + 1)} (manifest_days, and "
+         f"quality.anomaly_history_days + 1: the volume check counts its history there)"),
+        ("volume_days", keep.volume_days == 0 or keep.volume_days >= history,
+         f"must be 0 (kept) or at least quality.anomaly_history_days ({history})"),
+        ("max_seconds", keep.max_seconds >= 1, "must be at least 1"),
+    ]  # fmt: skip
+    for name, ok, rule in rules:
+        if not ok:
+            raise ValueError(f"settings.retention.{name}: {rule}, got {getattr(keep, name)}")

@@ -64,3 +64,18 @@ def test_dag_files_import_nothing_heavy_at_module_level():
         )
         out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
         assert out.stdout.strip() == "", f"{path.name} imports {out.stdout.strip()} at parse time"
+
+
+def test_supervision_tasks_and_the_daily_ones_after_the_closing_hours_checks(dagbag):
+    dag = dagbag.dags["amazon_data_supervision"]
+
+    assert set(dag.task_ids) == {
+        "system_check", "task_health", "freshness", "hour_closes", "day_closes", "validate_results",
+        "volume_anomaly", "schema_drift", "completeness", "recrawl_incomplete", "quarantine_invalid",
+        "daily_report", "retention", "summarize",
+    }  # fmt: skip
+    report, retention = dag.get_task("daily_report"), dag.get_task("retention")
+    # retention runs after the day's report, whatever its outcome, and before the run's summary
+    assert retention.upstream_task_ids == {"daily_report"} and retention.trigger_rule == "all_done"
+    assert "day_closes" in report.upstream_task_ids
+    assert "retention" in dag.get_task("summarize").upstream_task_ids

@@ -68,7 +68,7 @@ def test_hour_close_runs_every_check_and_a_clean_hour_passes(dag, mysql, redis_c
     assert {t: tis[t] for t in ["system_check", "task_health", *HOURLY, "summarize"]} == dict.fromkeys(
         ["system_check", "task_health", *HOURLY, "summarize"], "success"
     )
-    assert tis["daily_report"] == "skipped"
+    assert tis["daily_report"] == tis["retention"] == "skipped"  # the day does not close with this run
     assert rows(mysql, "SELECT suite_name, success, row_count FROM amazon_validation_run") == (
         ("amazon_search_result", 1, 150),
     )
@@ -202,7 +202,7 @@ def test_the_run_closing_a_day_writes_stores_and_sends_the_report(
     state, tis = run(dag, midnight)
     run(dag, midnight)  # re-running the day rewrites its report
 
-    assert state == "success" and tis["daily_report"] == "success"
+    assert state == "success" and tis["daily_report"] == tis["retention"] == "success"
     (html_file,) = tmp_path.glob("daily-report-2026-11-03.html")
     html = html_file.read_text()
     for chart in ("chart-volume", "chart-quality", "chart-alerts"):
@@ -214,6 +214,41 @@ def test_the_run_closing_a_day_writes_stores_and_sends_the_report(
     )
     reports = [m for m in dingtalk.messages if "2026-11-03" in m["markdown"]["title"]]
     assert len(reports) == 2 and "150" in reports[0]["markdown"]["text"].replace(",", "")
+
+
+def test_the_run_closing_a_day_purges_what_is_past_retention_and_a_dry_run_only_counts_it(dag, mysql):
+    import json
+
+    midnight = dt.datetime(2026, 11, 4, tzinfo=UTC)
+    with mysql.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO amazon_alert (level, source, check_name, subject, title, fingerprint, window_start, "
+            "window_end, created_at) VALUES ('INFO', 's', 'old_check', %s, 't', %s, %s, %s, %s)",
+            [(name, name * 40, at, at, at) for name, at in (("a", dt.datetime(2026, 8, 5)),  # 91 days before
+                                                            ("b", dt.datetime(2026, 8, 7)))],  # 89 days before
+        )  # fmt: skip
+    mysql.commit()
+
+    _, dry = run(dag, midnight, dry_run=True)
+    assert dry["retention"] == "success"
+    assert rows(mysql, "SELECT subject FROM amazon_alert WHERE check_name = 'old_check' ORDER BY subject") == (
+        ("a",), ("b",))  # fmt: skip
+    ((status, details),) = rows(mysql, "SELECT status, details FROM amazon_check_run WHERE check_name = 'retention'")
+    counted = json.loads(details)
+    assert status == "pass" and counted["dry_run"] is True and counted["tables"]["amazon_alert"]["rows"] == 1
+
+    _, real = run(dag, midnight, dry_run=False)  # the same logical date: its run again, with this conf
+
+    assert real["retention"] == "success"
+    assert rows(mysql, "SELECT subject FROM amazon_alert WHERE check_name = 'old_check'") == (("b",),)
+    ((window_start, window_end, details),) = rows(
+        mysql, "SELECT window_start, window_end, details FROM amazon_check_run WHERE check_name = 'retention'"
+    )  # one row per day: the real run rewrote the dry run's
+    deleted = json.loads(details)
+    assert (window_start, window_end) == (dt.datetime(2026, 11, 3), dt.datetime(2026, 11, 4))
+    assert deleted["dry_run"] is False and deleted["now"] == "2026-11-04T00:00:00"
+    assert deleted["tables"]["amazon_alert"] == {**deleted["tables"]["amazon_alert"], "rows": 1, "finished": True}
+    assert deleted["tables"]["amazon_search_result"]["cutoff"] is None  # the crawlers' table: off
 
 
 @pytest.fixture

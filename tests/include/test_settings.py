@@ -43,6 +43,19 @@ def test_list_settings_come_from_json_in_the_environment():
         ({"health": {"success_rate_min": 1.5}}, r"\[0, 1\]"),
         ({"dispatch": {"redis_batch_size": 0}}, "at least 1"),
         ({"dispatch": {"marketplaces": "US"}}, "list of non-empty strings"),
+        ({"retention": {"manifest_days": 0}}, r"retention\.manifest_days: must be at least 1"),
+        (
+            {"dispatch": {"late_failure_window_seconds": 3 * 86400}, "retention": {"manifest_days": 2}},
+            r"retention\.manifest_days: must cover dispatch\.late_failure_window_seconds",
+        ),
+        ({"retention": {"task_days": 7}}, r"retention\.task_days: must be 0 \(kept\) or at least manifest_days \(14\)"),
+        ({"retention": {"quarantine_days": 7}}, r"retention\.quarantine_days: .* at least manifest_days"),
+        ({"retention": {"volume_days": 13}}, r"retention\.volume_days: .* quality\.anomaly_history_days \(14\)"),
+        ({"retention": {"results_days": 14}}, r"retention\.results_days: .* at least 15"),
+        ({"quality": {"anomaly_history_days": 28}, "retention": {"results_days": 20}}, r"results_days: .* at least 29"),
+        ({"retention": {"alert_days": -1}}, "must not be negative"),
+        ({"retention": {"batch_size": 0}}, "at least 1"),
+        ({"retention": {"max_seconds": 0}}, r"retention\.max_seconds: must be at least 1"),
     ],
 )
 def test_bad_overrides_fail_loudly(overrides, message):
@@ -58,3 +71,14 @@ def test_malformed_environment_name_is_rejected():
 def test_choice_settings_reject_unknown_values():
     with pytest.raises(ValueError, match="anomaly_direction"):
         Settings.load(environ={}, overrides={"quality": {"anomaly_direction": "sideways"}})
+
+
+def test_retention_defaults_keep_what_the_checks_read_and_leave_the_results_table_alone():
+    keep = Settings.load(environ={}).retention
+
+    assert (keep.manifest_days, keep.task_days, keep.alert_days, keep.check_run_days, keep.validation_days) == (
+        14, 90, 90, 90, 90)  # fmt: skip
+    assert (keep.volume_days, keep.quarantine_days, keep.report_days, keep.results_days) == (400, 30, 0, 0)
+    # 0 keeps a table forever, where allowed; opting the results table in past the history is fine
+    kept = Settings.load(environ={}, overrides={"retention": {"task_days": 0, "volume_days": 0, "results_days": 15}})
+    assert (kept.retention.task_days, kept.retention.volume_days, kept.retention.results_days) == (0, 0, 15)

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from crawlops.db import Connection, Cursor, batched
+from crawlops.db import Connection, Cursor, batched, delete_batch, marks
 from crawlops.model import Element, element_digest, fail_key
 from crawlops.planning import CRAWL_OBJECTS
 
@@ -207,3 +207,42 @@ def manifest_marketplaces(conn: Connection, task_ids: Sequence[str]) -> list[str
 
 def _like_prefix(prefix: str) -> str:
     return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+# --- retention: which tasks may lose their manifest is decided by their chain (store.tasks) ----
+
+
+def task_ids_after(conn: Connection, after: str, *, limit: int) -> list[str]:
+    """Up to ``limit`` task ids holding manifest rows, in id order after ``after`` (a loose scan
+    of the primary key: one index dive per task, however many elements it holds)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT DISTINCT task_id FROM amazon_task_element WHERE task_id > %s ORDER BY task_id LIMIT %s",
+            (after, limit),
+        )
+        return [str(task_id) for (task_id,) in cur.fetchall()]
+
+
+def counts_of_tasks(conn: Connection, task_ids: Sequence[str]) -> dict[str, int]:
+    """Manifest rows per task (tasks without any are left out)."""
+    if not task_ids:
+        return {}
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT task_id, COUNT(*) FROM amazon_task_element WHERE task_id IN ({marks(task_ids)}) "  # noqa: S608
+            "GROUP BY task_id",
+            list(task_ids),
+        )
+        return {str(task_id): int(count) for task_id, count in cur.fetchall()}
+
+
+def purge_tasks(conn: Connection, task_ids: Sequence[str], *, limit: int) -> int:
+    """Delete up to ``limit`` manifest rows of those tasks, in key order (a root's before its
+    retries'), in one short transaction; the rows deleted."""
+    if not task_ids:
+        return 0
+    return delete_batch(
+        conn,
+        f"DELETE FROM amazon_task_element WHERE task_id IN ({marks(task_ids)}) ORDER BY task_id, seq LIMIT %s",  # noqa: S608
+        [*task_ids, limit],
+    )

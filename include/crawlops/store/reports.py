@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from crawlops.db import Connection
+from crawlops.db import Connection, delete_batch
 
 
 def upsert(conn: Connection, day: dt.date, *, markdown: str, html: str, summary: str, dag_run_id: str | None) -> None:
@@ -58,3 +58,18 @@ def latest_html(conn: Connection) -> str | None:
         cur.execute("SELECT html FROM amazon_daily_report ORDER BY report_date DESC LIMIT 1")
         row = cur.fetchone()
     return None if row is None else str(row[0])
+
+
+def purge_before(conn: Connection, before: dt.date, *, limit: int) -> int:
+    """Delete up to ``limit`` reports of days before ``before``, oldest first, in one short
+    transaction; the rows deleted."""
+    return delete_batch(
+        conn, "DELETE FROM amazon_daily_report WHERE report_date < %s ORDER BY report_date LIMIT %s", (before, limit)
+    )
+
+
+def count_before(conn: Connection, before: dt.date) -> int:
+    """Reports of days before ``before``."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM amazon_daily_report WHERE report_date < %s", (before,))
+        return int(cur.fetchone()[0])

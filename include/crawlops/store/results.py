@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from crawlops.db import Connection, batched
+from crawlops.db import Connection, batched, delete_batch
 
 log = logging.getLogger(__name__)
 
@@ -210,3 +210,30 @@ def rows_of_tasks(conn: Connection, table: str, task_ids: Sequence[str]) -> list
         rows = list(cur.fetchall())
     conn.commit()
     return rows
+
+
+# --- retention ---------------------------------------------------------------------------------
+
+
+def _expires_by(table: str) -> str:
+    """A results table's rows expire by ``create_time``, its quarantine's by ``quarantined_at``
+    (both indexed: idx_result_create_time, idx_quarantine_time)."""
+    return "quarantined_at" if table.endswith("_quarantine") else "create_time"
+
+
+def purge_before(conn: Connection, table: str, before: dt.datetime, *, limit: int) -> int:
+    """Delete up to ``limit`` rows of a results table or its quarantine older than ``before``,
+    oldest first, in one short transaction; the rows deleted."""
+    column = _expires_by(table)
+    return delete_batch(
+        conn,
+        f"DELETE FROM {table} WHERE {column} < %s ORDER BY {column} LIMIT %s",  # noqa: S608 - constants
+        (before, limit),
+    )
+
+
+def count_before(conn: Connection, table: str, before: dt.datetime) -> int:
+    """Rows of a results table or its quarantine older than ``before``."""
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT COUNT(*) FROM {table} WHERE {_expires_by(table)} < %s", (before,))  # noqa: S608
+        return int(cur.fetchone()[0])
