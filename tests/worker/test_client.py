@@ -14,7 +14,7 @@ import pytest
 
 from crawlops import dispatch, lifecycle, queue
 from crawlops.model import UTC, empty_key, fail_key, hour_window_starting
-from crawlops.store import tasks as store_tasks
+from crawlops.store import config as store_config
 from crawlops.worker import Element, Result, Stop, WorkerClient, run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,7 +124,7 @@ def test_stopping_mid_batch_reports_the_rest_failed(mysql, redis_client, setting
 
 
 def test_priority_orders_open_tasks_and_survives_retries_and_a_flushed_index(mysql, redis_client, settings):
-    store_tasks.add_config_rows(
+    store_config.add_config_rows(
         mysql, [("search_result", "plain", "US", "hourly", 0, 2), ("search_result", "urgent", "US", "daily", 5, 2),
                 ("search_result", "minor", "US", "daily", 1, 2)],
         only=True,

@@ -1,19 +1,20 @@
 """The MySQL ledger, one module per table family; only that module holds its tables' SQL.
 
-- ``tasks``: ``amazon_task_information`` and the config rows tasks are planned from
-  (``amazon_crawl_config``); ``manifest``: the element manifest ``amazon_task_element``;
+- ``tasks``: ``amazon_task_information``; ``config``: the config rows tasks are planned
+  from (``amazon_crawl_config``); ``manifest``: the element manifest ``amazon_task_element``;
 - ``results``: the crawlers' results tables and their quarantine, with the validity rules;
 - ``alerts``: the alert outbox ``amazon_alert``, ``amazon_alert_delivery``, ``amazon_check_run``;
 - ``verdicts``: suite verdicts ``amazon_validation_run`` and the volume rollup
   ``amazon_volume_hourly``;
 - ``reports``: ``amazon_daily_report``.
 
-DDL lives in the migrations (``include/sql/migrations``). The tasks module's names are
-and the manifest module's names are re-exported here (``store.select_tasks``...), as callers use them.
+DDL lives in the migrations (``include/sql/migrations``). The names of the tasks, config and
+manifest modules are re-exported here (``store.select_tasks``...), as callers use them.
 """
 
 from __future__ import annotations
 
+from crawlops.store.config import add_config_rows, load_config_rows
 from crawlops.store.manifest import (
     add_to_manifest,
     element_from_text,
@@ -29,7 +30,6 @@ from crawlops.store.tasks import (
     TASK_COLUMNS,
     TaskRow,
     day_task_statistics,
-    load_config_rows,
     open_counts_by_type,
     outcome_counts_by_interval,
     pushed_and_live,
@@ -47,6 +47,7 @@ from crawlops.store.tasks import (
 __all__ = [
     "TASK_COLUMNS",
     "TaskRow",
+    "add_config_rows",
     "add_to_manifest",
     "day_task_statistics",
     "element_from_text",

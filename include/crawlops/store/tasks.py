@@ -1,5 +1,4 @@
-"""Task rows, ``amazon_task_information``, and the config rows tasks are planned from
-(``amazon_crawl_config``).
+"""Task rows: ``amazon_task_information``.
 
 MySQL is the ledger: a task and its elements are committed here before any element
 reaches Redis, and every later decision (status, retry, reconcile) is written here.
@@ -15,7 +14,7 @@ from typing import Any
 
 from crawlops.db import Connection, batched, delete_batch, marks
 from crawlops.model import FAIL_SUFFIX, Element, TaskStatus, element_digest, fail_key
-from crawlops.planning import ConfigRow, PlannedTask
+from crawlops.planning import PlannedTask
 from crawlops.store.manifest import _INSERT_ELEMENTS, _manifest_rows, _next_seq
 
 log = logging.getLogger(__name__)
@@ -49,30 +48,6 @@ class TaskRow:
     finished_at: dt.datetime | None
     settled_at: dt.datetime | None = None
     priority: int = 0
-
-
-def load_config_rows(conn: Connection) -> list[ConfigRow]:
-    """Every enabled row, as stored; validation decides what is usable."""
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT id, crawl_object, target, marketplace, frequency, priority, max_pages "
-            "FROM amazon_crawl_config WHERE enabled = 1 ORDER BY id"
-        )
-        return [ConfigRow(*row) for row in cur.fetchall()]
-
-
-def add_config_rows(conn: Connection, rows: Sequence[tuple[str, str, str, str, int, int]], *, only: bool) -> None:
-    """Insert config rows (crawl_object, target, marketplace, frequency, priority, max_pages);
-    ``only``: disable every other row first."""
-    with conn.cursor() as cur:
-        if only:
-            cur.execute("UPDATE amazon_crawl_config SET enabled = 0")
-        cur.executemany(
-            "INSERT INTO amazon_crawl_config (crawl_object, target, marketplace, frequency, priority, max_pages) "
-            "VALUES (%s, %s, %s, %s, %s, %s)",
-            rows,
-        )
-    conn.commit()
 
 
 def select_tasks(conn: Connection, where: str, params: Sequence[Any] = ()) -> list[TaskRow]:

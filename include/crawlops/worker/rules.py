@@ -1,0 +1,221 @@
+"""The worker contract's rules, judged from what a worker left in the ledger (MySQL and
+Redis) after ``crawlops.worker.check`` ran it: one ``Rule`` per line of the report."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from crawlops.db import Connection
+from crawlops.model import empty_key, fail_key
+from crawlops.queue import RedisClient
+from crawlops.worker.client import RESULTS_TABLE
+from crawlops.worker.fakesite import Key, PageKind, expected
+
+
+@dataclasses.dataclass
+class Rule:
+    name: str
+    held: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"{'PASS' if self.held else 'FAIL'} {self.name}: {self.detail}"
+
+
+def examples(items: Sequence[Any], n: int = 2) -> str:
+    shown = ", ".join(str(i) for i in items[:n])
+    return shown + (f" and {len(items) - n} more" if len(items) > n else "")
+
+
+@dataclasses.dataclass
+class Ledger:
+    """What the scratch space says about the tasks' elements, read after the worker ran."""
+
+    elements: dict[str, dict[bytes, Key]]  # task id -> member bytes -> (keyword, marketplace, page)
+    queued: dict[str, set[bytes]]
+    failed: dict[str, set[bytes]]
+    empty: dict[str, set[bytes]]
+    rows: list[tuple[str, str, str, int, str, int, dt.datetime]]  # task, keyword, mp, page, asin, position, time
+
+    @classmethod
+    def read(cls, conn: Connection, r: RedisClient, task_ids: Sequence[str]) -> Ledger:
+        from crawlops import store
+        from crawlops.store import results as store_results
+
+        elements: dict[str, dict[bytes, Key]] = {}
+        for task in store.select_tasks(conn, "task_id IN (" + ", ".join(["%s"] * len(task_ids)) + ")", task_ids):
+            elements[task.task_id] = {}
+            for batch in store.stream_elements(conn, task, batch_size=1000, exclude_done=False):
+                for text in batch:
+                    fields = json.loads(text)
+                    elements[task.task_id][text.encode("utf-8")] = (
+                        fields["keyword"], fields["marketplace"], fields["page"],
+                    )  # fmt: skip
+        rows = store_results.rows_of_tasks(conn, RESULTS_TABLE, task_ids)
+        return cls(
+            elements,
+            {t: set(r.smembers(t)) for t in task_ids},
+            {t: set(r.smembers(fail_key(t))) for t in task_ids},
+            {t: set(r.smembers(empty_key(t))) for t in task_ids},
+            rows,
+        )
+
+    def answers(self, task_id: str) -> dict[bytes, list[str]]:
+        """Each element's answers: ``rows``, ``empty``, ``failed`` (none: unanswered)."""
+        by_key = {key: member for member, key in self.elements[task_id].items()}
+        out: dict[bytes, list[str]] = {m: [] for m in self.elements[task_id]}
+        for member in self.failed[task_id] & out.keys():
+            out[member].append("failed")
+        for member in self.empty[task_id] & out.keys():
+            out[member].append("empty")
+        with_rows = {by_key[(k, m, p)] for t, k, m, p, *_ in self.rows if t == task_id and (k, m, p) in by_key}
+        for member in with_rows:
+            out[member].append("rows")
+        return out
+
+
+def judge(
+    ledger: Ledger,
+    first: Sequence[str],
+    plan: dict[Key, PageKind],
+    *,
+    started: dt.datetime,
+    finished: dt.datetime,
+) -> list[Rule]:
+    """The rules of the contract over the first round's tasks."""
+    rules = []
+    undrained = [t for t in first if ledger.queued[t]]
+    rules.append(
+        Rule(
+            "finds every open task",
+            not undrained,
+            f"took every element of {len(first)} tasks listed in crawlops:open_tasks"
+            if not undrained
+            else f"{examples(undrained)} still hold elements: read the open-task index every poll",
+        )
+    )
+    answers = {(t, m): a for t in first for m, a in ledger.answers(t).items()}
+    key_of = {(t, m): ledger.elements[t][m] for t in first for m in ledger.elements[t]}
+    taken = [e for e in answers if e[1] not in ledger.queued[e[0]]]
+    unanswered = [key_of[e] for e in taken if not answers[e]]
+    rules.append(
+        Rule(
+            "every element taken is answered",
+            bool(taken) and not unanswered,
+            "nothing was taken: nothing to judge"
+            if not taken
+            else f"{len(taken)} elements taken, each answered"
+            if not unanswered
+            else f"{len(unanswered)} taken and never answered (rows, _empty or _fail), e.g. {examples(unanswered)}",
+        )
+    )
+    twice = [(key_of[e], "+".join(a)) for e, a in answers.items() if len(a) > 1]
+    positions = Counter((t, k, m, p, pos) for t, k, m, p, _, pos, _ in ledger.rows)
+    repeated = [k for k, n in positions.items() if n > 1]
+    rules.append(
+        Rule(
+            "answered once",
+            not twice and not repeated,
+            "no element has two answers and no result row is written twice"
+            if not twice and not repeated
+            else "; ".join(
+                part
+                for part in (
+                    f"{len(twice)} elements answered more than one way, e.g. {examples(twice)}" if twice else "",
+                    f"{len(repeated)} result rows written twice, e.g. {examples(repeated)}" if repeated else "",
+                )
+                if part
+            ),
+        )
+    )
+    known = {m for t in first for m in ledger.elements[t]}
+    stray = sorted(
+        m.decode("utf-8", "replace")
+        for t in first
+        for m in (ledger.failed[t] | ledger.empty[t]) - ledger.elements[t].keys()
+    )
+    rules.append(
+        Rule(
+            "members byte-identical",
+            not stray,
+            f"every _fail and _empty member is one of the {len(known)} elements as popped"
+            if not stray
+            else f"{len(stray)} _fail/_empty members are no element (re-encoded?), e.g. {examples(stray)}",
+        )
+    )
+    for rule_name, kinds, want, why in (
+        ("failures reported", {PageKind.FAIL}, "failed", "pages answered 503"),
+        ("exceptions reported", {PageKind.BROKEN}, "failed", "pages whose parsing raises"),
+        ("empties reported", {PageKind.EMPTY}, "empty", "pages with no results"),
+    ):
+        wrong = [
+            (key_of[e], "+".join(a) or "nothing")
+            for e, a in answers.items()
+            if plan.get(key_of[e]) in kinds and a != [want]
+        ]
+        total = sum(1 for e in answers if plan.get(key_of[e]) in kinds)
+        rules.append(
+            Rule(
+                rule_name,
+                not wrong,
+                f"{total} {why} ended in _{'fail' if want == 'failed' else 'empty'} only"
+                if not wrong
+                else f"{len(wrong)} of {total} {why} did not end in _{'fail' if want == 'failed' else 'empty'}"
+                f" only, e.g. {examples([f'{k} -> {a}' for k, a in wrong])}",
+            )
+        )
+    if not ledger.rows:
+        for name in ("fields equal", "results match the page", "UTC timestamps"):
+            rules.append(Rule(name, False, "no result rows were written: nothing to judge"))
+        return rules
+    by_element = {(t, k): [] for t in first for k in ledger.elements[t].values()}  # type: dict[tuple[str, Key], list]
+    strays = []
+    for t, k, m, p, asin, pos, _ in ledger.rows:
+        if (t, (k, m, p)) in by_element:
+            by_element[(t, (k, m, p))].append((pos, asin))
+        else:
+            strays.append((t, k, m, p))
+    rules.append(
+        Rule(
+            "fields equal",
+            not strays,
+            f"{len(ledger.rows)} rows name their element exactly (task_id, keyword, marketplace, page)"
+            if not strays
+            else f"{len(strays)} rows match no element byte for byte, e.g. {examples(strays)}",
+        )
+    )
+    mismatched = []
+    for (_, key), got in by_element.items():
+        if got and plan.get(key) in {PageKind.RESULTS, PageKind.SLOW}:
+            page = sorted((r.position, r.asin) for r in expected(*key))
+            if sorted(got) != page:
+                mismatched.append(key)
+    rules.append(
+        Rule(
+            "results match the page",
+            not mismatched,
+            "every answered page's rows are its results (asin by position)"
+            if not mismatched
+            else f"{len(mismatched)} pages' rows differ from the page's results, e.g. {examples(mismatched)}",
+        )
+    )
+    slack = dt.timedelta(minutes=2)
+    stamps = [row[-1] for row in ledger.rows]
+    off = [s for s in stamps if not started - slack <= s <= finished + slack]
+    worst = max((abs((s - finished).total_seconds()) for s in off), default=0.0)
+    rules.append(
+        Rule(
+            "UTC timestamps",
+            not off,
+            f"{len(stamps)} create_time values within the run, in UTC"
+            if not off
+            else f"{len(off)} of {len(stamps)} create_time values are up to {worst / 3600:.1f} h off UTC "
+            f"(run {started:%H:%M:%S}-{finished:%H:%M:%S} UTC), e.g. {examples(off)}",
+        )
+    )
+    return rules
