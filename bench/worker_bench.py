@@ -25,7 +25,8 @@ table in the README uses it. The worker processes' own CPU seconds (user + syste
 ``RUSAGE_CHILDREN``; MariaDB's and Redis's work is not in them) are printed beside the
 times: on a small machine shared with the servers the wall times wander by 10-20 % from run
 to run, the CPU seconds much less, so their ratio is the steadier reading of the kit's cost.
-Writes bench/results/worker.json.
+Runs in its own database, ``crawlops_bench_worker`` (``CRAWLOPS_BENCH_WORKER_MYSQL_URL``): it empties the
+results table every run. Writes bench/results/worker.json.
 """
 
 from __future__ import annotations
@@ -70,7 +71,11 @@ FLOOR_INSERT = (
 
 
 def mysql_url() -> str:
-    return os.environ.get("CRAWLOPS_BENCH_MYSQL_URL", BENCH_MYSQL_URL)
+    # A database of its own: the runs empty the results table, which in crawlops_bench holds
+    # the 10M rows the validation and dashboard benchmarks load once and reuse.
+    return os.environ.get(
+        "CRAWLOPS_BENCH_WORKER_MYSQL_URL", BENCH_MYSQL_URL.rsplit("/", 1)[0] + "/crawlops_bench_worker"
+    )
 
 
 def redis_url(r: Any) -> str:
@@ -208,7 +213,7 @@ def main() -> None:
     if args.elements % args.pages:
         parser.error(f"--elements {args.elements} is not a multiple of --pages {args.pages}")
 
-    conn, r = bench_mysql(), bench_redis()
+    conn, r = bench_mysql(mysql_url()), bench_redis()
     redis_at = redis_url(r)
     settings = Settings.load()
     truncate(conn, TABLES)
