@@ -54,6 +54,7 @@ def _sync(conn: Connection, r: RedisClient, settings: Settings, *, epoch: str | 
     still_open: list[store.TaskRow] = []
     queued: dict[str, int] = {}
     failed_waiting: dict[str, int] = {}
+    changes: list[store.StatusChange] = []
     now = None
     for task, remaining, failed, empty in zip(tasks, sizes[::3], sizes[1::3], sizes[2::3], strict=True):
         kept = task  # as it stays open: the row as read, or as this sync changed it
@@ -70,9 +71,7 @@ def _sync(conn: Connection, r: RedisClient, settings: Settings, *, epoch: str | 
             unchanged = status == task.task_status and remaining == task.remaining_count and failed == task.failed_count
             progressed = task.remaining_count is None or remaining < task.remaining_count
             if not unchanged and write:
-                store.record_status(
-                    conn, task.task_id, status=status, remaining=remaining, failed=failed, progressed=progressed
-                )
+                changes.append(store.StatusChange(task.task_id, status, remaining, failed, progressed))
             if status != task.task_status:
                 moved[status] = moved.get(status, 0) + 1
             if status in _FINISHED:
@@ -88,6 +87,7 @@ def _sync(conn: Connection, r: RedisClient, settings: Settings, *, epoch: str | 
         still_open.append(kept)
         queued[task.task_id], failed_waiting[task.task_id] = remaining, failed
     if write:
+        store.record_statuses(conn, changes)
         conn.commit()
         late = _record_late_members(
             conn, r, settings, [t for t in still_open if t.task_source and t.task_id not in lost], rejected

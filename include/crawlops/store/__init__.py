@@ -27,6 +27,7 @@ from crawlops.store.manifest import (
 )
 from crawlops.store.tasks import (
     TASK_COLUMNS,
+    StatusChange,
     TaskRow,
     day_task_statistics,
     load_config_rows,
@@ -36,7 +37,7 @@ from crawlops.store.tasks import (
     record_push,
     record_retry_task,
     record_settlement,
-    record_status,
+    record_statuses,
     record_task,
     select_tasks,
     settled_between,
@@ -46,6 +47,7 @@ from crawlops.store.tasks import (
 
 __all__ = [
     "TASK_COLUMNS",
+    "StatusChange",
     "TaskRow",
     "add_to_manifest",
     "day_task_statistics",
@@ -61,7 +63,7 @@ __all__ = [
     "record_push",
     "record_retry_task",
     "record_settlement",
-    "record_status",
+    "record_statuses",
     "record_task",
     "recrawled",
     "select_tasks",
