@@ -98,15 +98,16 @@ def check_tasks(
     synced = tracking.open or lifecycle.OpenTasks([], {}, {}, {}, [])
     ref = reference.astimezone(dt.UTC).replace(tzinfo=None)
     open_tasks = [t for t in synced.tasks if t.task_id not in tracking.repushed]
-    timeout = dt.timedelta(seconds=health.task_timeout_seconds)
-    stall = dt.timedelta(seconds=health.stall_seconds)
+    began_by = ref - dt.timedelta(seconds=health.task_timeout_seconds)  # began by then: timed out
+    last_by = ref - dt.timedelta(seconds=health.stall_seconds)  # last progress by then: stalled
+    in_progress = TaskStatus.IN_PROGRESS.value
     timed_out, stalled = [], []
     for task in open_tasks:
         began = task.started_at or task.pushed_at
         last = task.progress_at or began
-        if began is not None and began <= ref - timeout:
+        if began is not None and began <= began_by:
             timed_out.append(task)
-        elif task.task_status == TaskStatus.IN_PROGRESS.value and last is not None and last <= ref - stall:
+        elif task.task_status == in_progress and last is not None and last <= last_by:
             stalled.append(task)
 
     findings: list[Finding] = tracking.findings(SOURCE)

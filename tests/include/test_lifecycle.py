@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
-from crawlops import dispatch, lifecycle, queue
+from crawlops import dispatch, lifecycle, queue, store
 from crawlops.model import UTC, hour_window_starting
 
 NOON = hour_window_starting(dt.datetime(2026, 11, 3, 12, tzinfo=UTC), "UTC")
@@ -183,3 +184,54 @@ def test_recorded_but_never_pushed_task_is_pushed_by_reconcile(mysql, redis_clie
     assert result.repushed == {TASK: 3}
     assert task_row(mysql)[0] == "Pending"
     assert dispatch.push_window(mysql, redis_client, settings, NOON) == {}
+
+
+def test_statuses_are_recorded_by_the_rules_of_one_update_a_task_in_batches(mysql):
+    # 450 tasks (five UPDATEs of 100) in every kind of change a sync records
+    then = dt.datetime(2026, 1, 1, 12)
+    kinds = [  # status before, started_at before, finished_at before, change
+        ("Pending", None, None, store.StatusChange("", "In Progress", 30, 2, progressed=True)),
+        ("Pending", None, None, store.StatusChange("", "Pending", 40, 0, progressed=False)),
+        ("In Progress", then, None, store.StatusChange("", "In Progress", 10, 1, progressed=True)),
+        ("In Progress", then, None, store.StatusChange("", "Completed", 0, 0, progressed=True)),
+        ("In Progress", then, None, store.StatusChange("", "Failed", 0, 4, progressed=False)),
+        ("Completed", then, then, store.StatusChange("", "In Progress", 3, 0, progressed=False)),  # elements joined
+    ]
+    tasks = {f"task_{i:03}": kinds[i % len(kinds)] for i in range(450)}
+    with mysql.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO amazon_task_information (task_id, task_type, root_task_id, frequency, task_status, "
+            "element_count, remaining_count, interval_start, interval_end, started_at, progress_at, finished_at) "
+            "VALUES (%s, 'search_result', %s, 'hourly', %s, 40, 40, %s, %s, %s, %s, %s)",
+            [
+                (t, t, status, then, then, started, then, finished)
+                for t, (status, started, finished, _) in tasks.items()
+            ],
+        )
+        cur.execute("SELECT UTC_TIMESTAMP()")
+        (before,) = cur.fetchone()
+    mysql.commit()
+
+    store.record_statuses(mysql, [dataclasses.replace(k[3], task_id=t) for t, k in tasks.items()])
+    mysql.commit()
+
+    with mysql.cursor() as cur:
+        cur.execute(
+            "SELECT task_id, task_status, remaining_count, failed_count, started_at, progress_at, finished_at "
+            "FROM amazon_task_information ORDER BY task_id"
+        )
+        rows = cur.fetchall()
+    assert len(rows) == len(tasks)
+    for task_id, status, remaining, failed, started, progress, finished in rows:
+        _, started_before, _, change = tasks[task_id]
+        assert (status, remaining, failed) == (change.status, change.remaining, change.failed)
+        # progress_at when it progressed, started_at once it left Pending, finished_at while Completed/Failed
+        assert progress >= before if change.progressed else progress == then
+        if started_before is not None or change.status == "Pending":
+            assert started == started_before
+        else:
+            assert started >= before
+        if change.status in ("Completed", "Failed"):
+            assert finished >= before
+        else:
+            assert finished is None

@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import pytest
+
 from crawlops import dispatch, health, invariant, lifecycle, queue
 from crawlops.model import UTC, hour_window_starting
 
@@ -197,6 +199,26 @@ def test_the_open_task_index_follows_every_task(mysql, redis_client, settings, c
         lifecycle.track(mysql, redis_client, settings)
     assert row(mysql, TASK + "_fail" * settings.dispatch.retry_limit)[0] == "Dead"
     assert queue.open_index(redis_client) == set()
+
+
+@pytest.mark.parametrize("odd", ["", "a\nb"], ids=["compared-in-redis", "id-with-a-newline"])
+def test_the_index_rebuild_leaves_exactly_the_open_tasks_and_their_priorities(redis_client, odd):
+    redis_client.sadd(queue.OPEN_INDEX, "kept", "kept_urgent", "stale", "stale_urgent", "now_plain")
+    redis_client.hset(
+        queue.PRIORITY_KEY,
+        mapping={"kept_urgent": 3, "stale_urgent": 2, "now_plain": 4, "orphan": 1, "kept": 9, "wrong": 1},
+    )
+    wanted = {"kept": 0, "kept_urgent": 3, "now_plain": 0, "new": 0, "new_urgent": 7, "wrong": 5}
+    if odd:
+        wanted[odd] = 2
+
+    changed = queue.rebuild_open_index(redis_client, wanted)
+
+    assert queue.open_index(redis_client) == set(wanted)
+    stored = {k.decode(): int(v) for k, v in redis_client.hgetall(queue.PRIORITY_KEY).items()}
+    assert stored == {t: p for t, p in wanted.items() if p}
+    assert changed == {"added": 3 + bool(odd), "removed": 2}
+    assert queue.rebuild_open_index(redis_client, wanted) == {"added": 0, "removed": 0}
 
 
 def test_members_that_are_not_the_tasks_elements_are_never_dispatched_and_reported_once(

@@ -11,8 +11,8 @@ from crawlops.db import Connection
 from crawlops.dispatch import publish
 from crawlops.lifecycle.common import _fail_set_digests, _lock
 from crawlops.lifecycle.outcomes import Tracking
-from crawlops.lifecycle.settle import settle_finished
-from crawlops.lifecycle.sync import sync_open_tasks
+from crawlops.lifecycle.settle import _settle_finished
+from crawlops.lifecycle.sync import _sync
 from crawlops.model import TaskStatus, element_digest, fail_key
 from crawlops.queue import RedisClient
 from crawlops.settings import Settings
@@ -23,12 +23,21 @@ log = logging.getLogger(__name__)
 def track(
     conn: Connection, r: RedisClient, settings: Settings, *, now: dt.datetime | None = None, dry_run: bool = False
 ) -> Tracking:
-    """Sync, settle and reconcile in one pass under the dispatch lock (what a supervision run does)."""
-    with _lock(conn, settings, not dry_run):
-        synced = sync_open_tasks(conn, r, settings, write=not dry_run)
+    """Sync, settle and reconcile in one pass under the dispatch lock (what a supervision run does).
+
+    The lock is taken once and the Redis epoch read once for the three steps: each step on
+    its own takes the lock and reads the epoch itself, which inside this pass would only
+    repeat the same answers. The epoch is read as settling and reconciling need it (created
+    when missing or outdated, unless ``dry_run``); the sync tells drained from lost sets the
+    same way against a fresh epoch as against a missing one: neither is a task's recorded epoch.
+    """
+    write = not dry_run
+    with _lock(conn, settings, write):
+        epoch, facts = queue.epoch_and_facts(r, create=write)
+        synced = _sync(conn, r, settings, epoch=epoch, write=write)
         tracking = Tracking(dry_run=dry_run, open=synced, rejected=list(synced.rejected))
-        tracking.merge(settle_finished(conn, r, settings, now=now, dry_run=dry_run))
-        tracking.merge(reconcile_lost(conn, r, settings, dry_run=dry_run))
+        tracking.merge(_settle_finished(conn, r, settings, epoch=epoch, now=now, dry_run=dry_run))
+        tracking.merge(_reconcile(conn, r, settings, epoch=epoch, facts=facts, dry_run=dry_run))
     return tracking
 
 
@@ -41,32 +50,38 @@ def reconcile_lost(conn: Connection, r: RedisClient, settings: Settings, *, dry_
     fail set, or handed to a retry task are not pushed again. Parents go before their
     retries, so a retry is published with them.
     """
-    tracking = Tracking(dry_run=dry_run)
     with _lock(conn, settings, not dry_run):
-        epoch = queue.current_epoch(r, create=not dry_run)
-        candidates = store.select_tasks(
-            conn,
-            "(redis_epoch IS NULL OR redis_epoch <> %s) AND task_status IN (%s, %s)",
-            (epoch or "", TaskStatus.PENDING.value, TaskStatus.IN_PROGRESS.value),
-        )
-        candidates.sort(key=lambda t: (len(t.task_id), t.task_id))
-        failed_sizes = queue.set_sizes(r, [fail_key(t.task_id) for t in candidates])
-        for task, failed in zip(candidates, failed_sizes, strict=True):
-            waiting = _fail_set_digests(r, fail_key(task.task_id), settings) if failed else set()
-            if task.pushed_at is not None:
-                tracking.lost_queues.append(task.task_id)
-            if dry_run or epoch is None:
-                tracking.repushed[task.task_id] = sum(
-                    1
-                    for part in store.stream_elements(conn, task, batch_size=5000, exclude_done=True)
-                    for m in part
-                    if element_digest(m) not in waiting
-                )
-                continue
-            tracking.repushed[task.task_id] = publish(
-                conn, r, settings, task, epoch=epoch, exclude_done=True, skip=waiting
+        epoch, facts = queue.epoch_and_facts(r, create=not dry_run)
+        return _reconcile(conn, r, settings, epoch=epoch, facts=facts, dry_run=dry_run)
+
+
+def _reconcile(
+    conn: Connection, r: RedisClient, settings: Settings, *, epoch: str | None, facts: dict[str, Any], dry_run: bool
+) -> Tracking:
+    """``reconcile_lost`` under a lock the caller holds, against the Redis epoch it read
+    (``facts``: the server facts of the same INFO reply, recorded as the evidence)."""
+    tracking = Tracking(dry_run=dry_run)
+    candidates = store.select_tasks(
+        conn,
+        "(redis_epoch IS NULL OR redis_epoch <> %s) AND task_status IN (%s, %s)",
+        (epoch or "", TaskStatus.PENDING.value, TaskStatus.IN_PROGRESS.value),
+    )
+    candidates.sort(key=lambda t: (len(t.task_id), t.task_id))
+    failed_sizes = queue.set_sizes(r, [fail_key(t.task_id) for t in candidates])
+    for task, failed in zip(candidates, failed_sizes, strict=True):
+        waiting = _fail_set_digests(r, fail_key(task.task_id), settings) if failed else set()
+        if task.pushed_at is not None:
+            tracking.lost_queues.append(task.task_id)
+        if dry_run or epoch is None:
+            tracking.repushed[task.task_id] = sum(
+                1
+                for part in store.stream_elements(conn, task, batch_size=5000, exclude_done=True)
+                for m in part
+                if element_digest(m) not in waiting
             )
-        tracking.redis = queue.server_facts(r)
+            continue
+        tracking.repushed[task.task_id] = publish(conn, r, settings, task, epoch=epoch, exclude_done=True, skip=waiting)
+    tracking.redis = facts
     if tracking.repushed:
         log.warning("re-published tasks whose Redis set was lost or never pushed: %s", tracking.repushed)
     return tracking

@@ -31,21 +31,29 @@ def settle_finished(
 ) -> Tracking:
     """Judge every finished task not yet settled (``now``: the time the grace counts from;
     default the database's clock)."""
-    tracking = Tracking(dry_run=dry_run)
     with _lock(conn, settings, not dry_run):
         epoch = queue.current_epoch(r, create=not dry_run)
-        now = _naive_utc(now) if now is not None else _db_now(conn)
-        tasks = store.select_tasks(
-            conn,
-            "settled_at IS NULL AND task_status IN (%s, %s)",
-            (TaskStatus.COMPLETED.value, TaskStatus.FAILED.value),
-        )
-        for task in sorted(tasks, key=lambda t: (len(t.task_id), t.task_id)):
-            _settle(conn, r, settings, task, tracking, epoch=epoch, now=now, force_reason=None)
-        if not dry_run:
-            _ingest_late_empties(conn, r, settings, now, tracking)
+        tracking = _settle_finished(conn, r, settings, epoch=epoch, now=now, dry_run=dry_run)
     if tracking.dead and on_dead is not None and not dry_run:
         on_dead(tracking.dead)
+    return tracking
+
+
+def _settle_finished(
+    conn: Connection, r: RedisClient, settings: Settings, *, epoch: str | None, now: dt.datetime | None, dry_run: bool
+) -> Tracking:
+    """``settle_finished`` under a lock the caller holds, against the Redis epoch it read."""
+    tracking = Tracking(dry_run=dry_run)
+    now = _naive_utc(now) if now is not None else _db_now(conn)
+    tasks = store.select_tasks(
+        conn,
+        "settled_at IS NULL AND task_status IN (%s, %s)",
+        (TaskStatus.COMPLETED.value, TaskStatus.FAILED.value),
+    )
+    for task in sorted(tasks, key=lambda t: (len(t.task_id), t.task_id)):
+        _settle(conn, r, settings, task, tracking, epoch=epoch, now=now, force_reason=None)
+    if not dry_run:
+        _ingest_late_empties(conn, r, settings, now, tracking)
     return tracking
 
 

@@ -34,69 +34,76 @@ def sync_statuses(conn: Connection, r: RedisClient, settings: Settings) -> dict[
 def sync_open_tasks(conn: Connection, r: RedisClient, settings: Settings, *, write: bool = True) -> OpenTasks:
     """The sync itself; returns the tasks still open afterwards (``write=False``: judge, change nothing)."""
     with _lock(conn, settings, write):
-        epoch = queue.current_epoch(r, create=False)
-        tasks = _open_tasks(conn)
-        keys = [k for t in tasks for k in (t.task_id, fail_key(t.task_id), empty_key(t.task_id))]
-        sizes = queue.set_sizes(r, keys)
-        moved: dict[str, int] = {}
-        lost: list[str] = []
-        emptied: dict[str, int] = {}
-        rejected: list[Rejected] = []
-        still_open: list[store.TaskRow] = []
-        now = None
-        for task, remaining, failed, empty in zip(tasks, sizes[::3], sizes[1::3], sizes[2::3], strict=True):
-            if remaining == 0 and task.redis_epoch != epoch:
-                lost.append(task.task_id)
-                still_open.append(task)
-                continue
+        return _sync(conn, r, settings, epoch=queue.current_epoch(r, create=False), write=write)
+
+
+_PENDING, _IN_PROGRESS = TaskStatus.PENDING.value, TaskStatus.IN_PROGRESS.value
+_COMPLETED, _FAILED = TaskStatus.COMPLETED.value, TaskStatus.FAILED.value
+_FINISHED = (_COMPLETED, _FAILED)
+
+
+def _sync(conn: Connection, r: RedisClient, settings: Settings, *, epoch: str | None, write: bool) -> OpenTasks:
+    """``sync_open_tasks`` under a lock the caller holds, against the Redis epoch it read."""
+    tasks = _open_tasks(conn)
+    keys = [k for t in tasks for k in (t.task_id, fail_key(t.task_id), empty_key(t.task_id))]
+    sizes = queue.set_sizes(r, keys)
+    moved: dict[str, int] = {}
+    lost: list[str] = []
+    emptied: dict[str, int] = {}
+    rejected: list[Rejected] = []
+    still_open: list[store.TaskRow] = []
+    queued: dict[str, int] = {}
+    failed_waiting: dict[str, int] = {}
+    changes: list[store.StatusChange] = []
+    now = None
+    for task, remaining, failed, empty in zip(tasks, sizes[::3], sizes[1::3], sizes[2::3], strict=True):
+        kept = task  # as it stays open: the row as read, or as this sync changed it
+        if remaining == 0 and task.redis_epoch != epoch:
+            lost.append(task.task_id)
+        else:
             if empty and write:
                 emptied[task.task_id] = _ingest_empty(conn, r, settings, task.task_id, rejected)
             if remaining > 0:
                 taken = remaining < task.element_count or failed > 0 or empty > 0
-                status = (
-                    TaskStatus.IN_PROGRESS
-                    if taken or task.task_status == TaskStatus.IN_PROGRESS
-                    else (TaskStatus.PENDING)
-                )
+                status = _IN_PROGRESS if taken or task.task_status == _IN_PROGRESS else _PENDING
             else:
-                status = TaskStatus.FAILED if failed else TaskStatus.COMPLETED
-            unchanged = (status.value, remaining, failed) == (task.task_status, task.remaining_count, task.failed_count)
+                status = _FAILED if failed else _COMPLETED
+            unchanged = status == task.task_status and remaining == task.remaining_count and failed == task.failed_count
             progressed = task.remaining_count is None or remaining < task.remaining_count
             if not unchanged and write:
-                store.record_status(
-                    conn, task.task_id, status=status.value, remaining=remaining, failed=failed, progressed=progressed
-                )
-            if status.value != task.task_status:
-                moved[status.value] = moved.get(status.value, 0) + 1
-            if status in (TaskStatus.COMPLETED, TaskStatus.FAILED):
+                changes.append(store.StatusChange(task.task_id, status, remaining, failed, progressed))
+            if status != task.task_status:
+                moved[status] = moved.get(status, 0) + 1
+            if status in _FINISHED:
                 continue
-            times = {}
-            if progressed and not unchanged and write:
-                now = now or _db_now(conn)
-                times = {"progress_at": now, "started_at": task.started_at or now}
-            still_open.append(
-                dataclasses.replace(
-                    task, task_status=status.value, remaining_count=remaining, failed_count=failed, **times
+            if not unchanged:  # an unchanged row is left as read
+                times = {}
+                if progressed and write:
+                    now = now or _db_now(conn)
+                    times = {"progress_at": now, "started_at": task.started_at or now}
+                kept = dataclasses.replace(
+                    task, task_status=status, remaining_count=remaining, failed_count=failed, **times
                 )
-            )
-        if write:
-            conn.commit()
-            late = _record_late_members(
-                conn, r, settings, [t for t in still_open if t.task_source and t.task_id not in lost], rejected
-            )
-            if late:
-                log.info("recorded late failures in retry manifests: %s", late)
-            changed = queue.rebuild_open_index(r, {t.task_id: t.priority for t in still_open})
-            if any(changed.values()):
-                log.info("open-task index %s: %s", queue.OPEN_INDEX, changed)
+        still_open.append(kept)
+        queued[task.task_id], failed_waiting[task.task_id] = remaining, failed
+    if write:
+        store.record_statuses(conn, changes)
+        conn.commit()
+        late = _record_late_members(
+            conn, r, settings, [t for t in still_open if t.task_source and t.task_id not in lost], rejected
+        )
+        if late:
+            log.info("recorded late failures in retry manifests: %s", late)
+        changed = queue.rebuild_open_index(r, {t.task_id: t.priority for t in still_open})
+        if any(changed.values()):
+            log.info("open-task index %s: %s", queue.OPEN_INDEX, changed)
     if lost:
         log.warning("%d open tasks lost their Redis set (epoch changed): %s", len(lost), lost[:20])
     log.info("synced %d open tasks; status changes %s; empty answers %s", len(tasks), moved, emptied)
-    size_of = dict(zip(keys, sizes, strict=True))
     return OpenTasks(
         tasks=still_open,
-        queued={t.task_id: size_of[t.task_id] for t in still_open},
-        failed={t.task_id: size_of[fail_key(t.task_id)] for t in still_open},
+        queued=queued,
+        failed=failed_waiting,
         moved=moved,
         lost=lost,
         emptied=emptied,

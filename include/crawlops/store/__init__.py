@@ -28,6 +28,7 @@ from crawlops.store.manifest import (
 )
 from crawlops.store.tasks import (
     TASK_COLUMNS,
+    StatusChange,
     TaskRow,
     day_task_statistics,
     open_counts_by_type,
@@ -36,7 +37,7 @@ from crawlops.store.tasks import (
     record_push,
     record_retry_task,
     record_settlement,
-    record_status,
+    record_statuses,
     record_task,
     select_tasks,
     settled_between,
@@ -46,6 +47,7 @@ from crawlops.store.tasks import (
 
 __all__ = [
     "TASK_COLUMNS",
+    "StatusChange",
     "TaskRow",
     "add_config_rows",
     "add_to_manifest",
@@ -62,7 +64,7 @@ __all__ = [
     "record_push",
     "record_retry_task",
     "record_settlement",
-    "record_status",
+    "record_statuses",
     "record_task",
     "recrawled",
     "select_tasks",

@@ -176,20 +176,56 @@ def record_push(conn: Connection, task_id: str, *, epoch: str, remaining: int, s
     conn.commit()
 
 
-def record_status(
-    conn: Connection, task_id: str, *, status: str, remaining: int, failed: int, progressed: bool
-) -> None:
-    """What a status sync saw; the caller commits (one commit per sync). ``started_at`` is set
-    on leaving Pending, ``finished_at`` on Completed/Failed, ``progress_at`` when it progressed."""
-    finished = status in (TaskStatus.COMPLETED.value, TaskStatus.FAILED.value)
+@dataclasses.dataclass(frozen=True)
+class StatusChange:
+    """What a status sync saw of one task: its new status and counts; ``progressed``: fewer elements queued."""
+
+    task_id: str
+    status: str
+    remaining: int
+    failed: int
+    progressed: bool
+
+
+# Tasks an UPDATE. Each CASE below scans its WHEN list for every row, so a statement costs
+# rows x batch: 2,000 tasks take 41 ms in batches of 100, 46 ms of 200, 143 ms in one, and
+# 265 ms as one UPDATE a task (MariaDB 10.11, 100k task rows).
+_STATUS_BATCH = 100
+
+
+def record_statuses(conn: Connection, changes: Sequence[StatusChange]) -> None:
+    """What a status sync saw, one UPDATE per 100 tasks; the caller commits (one commit per
+    sync). ``started_at`` is set on leaving Pending, ``finished_at`` on Completed/Failed
+    (cleared otherwise), ``progress_at`` when it progressed: the rules of one UPDATE a task,
+    without a round trip a task (every active task changes between two syncs)."""
+    finished_statuses = (TaskStatus.COMPLETED.value, TaskStatus.FAILED.value)
     with conn.cursor() as cur:
-        cur.execute(
-            "UPDATE amazon_task_information SET task_status = %s, remaining_count = %s, "
-            "failed_count = %s, progress_at = IF(%s, UTC_TIMESTAMP(), progress_at), "
-            "started_at = COALESCE(started_at, IF(%s, UTC_TIMESTAMP(), NULL)), "
-            "finished_at = IF(%s, UTC_TIMESTAMP(), NULL) WHERE task_id = %s",
-            (status, remaining, failed, progressed, status != TaskStatus.PENDING.value, finished, task_id),
-        )
+        for batch in batched(changes, _STATUS_BATCH):
+            ids = [c.task_id for c in batch]
+            progressed = [c.task_id for c in batch if c.progressed]
+            started = [c.task_id for c in batch if c.status != TaskStatus.PENDING.value]
+            finished = [c.task_id for c in batch if c.status in finished_statuses]
+            params: list[Any] = []
+            sets = []
+            for column, field in (
+                ("task_status", "status"),
+                ("remaining_count", "remaining"),
+                ("failed_count", "failed"),
+            ):
+                sets.append(f"{column} = CASE task_id{' WHEN %s THEN %s' * len(batch)} END")
+                params += [v for c in batch for v in (c.task_id, getattr(c, field))]
+            sets.append(f"progress_at = IF({_among(progressed, params)}, UTC_TIMESTAMP(), progress_at)")
+            sets.append(f"started_at = COALESCE(started_at, IF({_among(started, params)}, UTC_TIMESTAMP(), NULL))")
+            sets.append(f"finished_at = IF({_among(finished, params)}, UTC_TIMESTAMP(), NULL)")
+            where = _among(ids, params)
+            # Only placeholders and constant column names are built here; every value is a parameter.
+            cur.execute(f"UPDATE amazon_task_information SET {', '.join(sets)} WHERE {where}", params)  # noqa: S608
+
+
+def _among(task_ids: list[str], params: list[Any]) -> str:
+    """``task_id IN (...)`` for these ids (their values appended to ``params``); FALSE for none."""
+    params += task_ids
+    return f"task_id IN ({', '.join(['%s'] * len(task_ids))})" if task_ids else "FALSE"
 
 
 def settled_between(conn: Connection, start: dt.datetime, end: dt.datetime) -> list[tuple[Any, ...]]:
