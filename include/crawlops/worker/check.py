@@ -209,18 +209,20 @@ def check(
         print(f"check: fake search site at {site.url}; worker: {shlex.join(command)} (log {log_path})", file=out)
         started = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
         with worker_process(command, env, log_path) as process:
-            progress: dict[str, Any] = {"answered": -1, "since": time.monotonic()}
+            progress: dict[str, Any] = {"seen": None, "since": time.monotonic()}
 
             def first_round_done() -> bool:
-                """Every element answered; or the sets drained and no answer came for QUIET_SECONDS
-                (an element taken and never answered stays so: the rules below say which)."""
+                """Every element answered; or the sets drained and nothing changed (no element
+                taken, none answered) for QUIET_SECONDS: an element taken and never answered
+                stays so, and the rules below say which."""
                 ledger = Ledger.read(scratch.conn, scratch.r, first)
                 answered = sum(1 for t in first for a in ledger.answers(t).values() if a)
-                if answered != progress["answered"]:
-                    progress.update(answered=answered, since=time.monotonic())
-                drained = all(not ledger.queued[t] for t in first)
+                queued = sum(len(ledger.queued[t]) for t in first)
+                if (answered, queued) != progress["seen"]:
+                    progress.update(seen=(answered, queued), since=time.monotonic())
                 everything = sum(len(ledger.elements[t]) for t in first)
-                return drained and (answered == everything or time.monotonic() - progress["since"] > QUIET_SECONDS)
+                quiet = time.monotonic() - progress["since"] > QUIET_SECONDS
+                return queued == 0 and (answered == everything or quiet)
 
             settled = _wait(first_round_done, timeout, process)
             time.sleep(1.0)  # let a late double answer show
