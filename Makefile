@@ -22,7 +22,7 @@ help:
 	@echo "make demo-once - in-process: one dispatch run, a simulated crawl, one supervision run, printed"
 	@echo "make test      - lint + the whole test suite against the local MariaDB and Redis"
 	@echo "make e2e       - start the stack, drive the UI in headless Chromium, stop"
-	@echo "make bench     - benchmarks against floors measured in the same run (about 4 minutes)"
+	@echo "make bench     - benchmarks against floors measured in the same run (about 7 minutes)"
 	@echo "make bench-scale - one manifest day: batched DELETE vs DROP PARTITION at 2M and 20M rows; capacity (8-13 min)"
 	@echo "make soak      - a full day at 100k elements an hour through the simulator"
 	@echo "make schema - apply pending schema migrations to the demo database (python -m crawlops.migrations)"
@@ -76,7 +76,7 @@ bench: venv services
 	$(PY) -m bench.dispatch_bench --keywords 200000 --pages 5 --repeat 1
 	$(PY) -m bench.validation_bench --rows 1000000
 	$(PY) -m bench.validation_bench --rows 10000000
-	$(PY) -m bench.health_bench
+	$(PY) -m bench.health_bench --sizes 100000:200 1000000:2000
 	$(PY) -m bench.parse_bench --repeat 10
 	$(PY) -m bench.dashboard_bench
 	$(PY) -m bench.worker_bench
