@@ -14,7 +14,7 @@ export CRAWLOPS_REDIS_DB ?= 1
 export AIRFLOW_CONN_CRAWL_MYSQL ?= {"conn_type":"mysql","host":"127.0.0.1","port":3306,"login":"crawlops","password":"crawlops","schema":"crawl","extra":{"charset":"utf8mb4"}}
 export AIRFLOW_CONN_CRAWL_REDIS ?= {"conn_type":"redis","host":"127.0.0.1","port":6379,"extra":{"db":$(CRAWLOPS_REDIS_DB)}}
 
-.PHONY: help venv services schema demo demo-once stop status e2e bench bench-scale soak test lint format lock clean
+.PHONY: help venv services schema demo demo-once stop status e2e bench bench-scale bench-history soak test lint format lock clean
 
 help:
 	@echo "make demo      - .venv, MariaDB, Redis, schema, demo config, simulated crawlers and Airflow (UI on :8080)"
@@ -24,6 +24,7 @@ help:
 	@echo "make e2e       - start the stack, drive the UI in headless Chromium, stop"
 	@echo "make bench     - benchmarks against floors measured in the same run (about 7 minutes)"
 	@echo "make bench-scale - one manifest day: batched DELETE vs DROP PARTITION at 2M and 20M rows; capacity (8-13 min)"
+	@echo "make bench-history - the checks at 1, 7 and 30 days of 1M elements a day (about 12 minutes)"
 	@echo "make soak      - a full day at 100k elements an hour through the simulator"
 	@echo "make schema - apply pending schema migrations to the demo database (python -m crawlops.migrations)"
 	@echo "make lock   - re-resolve requirements.lock from requirements.txt"
@@ -89,6 +90,11 @@ bench: venv services
 bench-scale: venv
 	CRAWLOPS_DATABASES=crawlops_scale bash scripts/services.sh
 	$(PY) -m bench.scale_bench --rows 20000000 --also-tenth --redis-elements 1000000 --result-rows 1000000
+
+# Do the 5-minute and hourly checks stay flat as history grows? 1, 7 and 30 days of 1M elements a day
+# (30M manifest rows at the end); smaller: make bench-history HISTORY_ARGS="--elements-per-day 300000".
+bench-history: venv services
+	$(PY) -m bench.history_bench $(HISTORY_ARGS)
 
 # make test runs the same test scaled down (6 hours x 1,000 elements).
 soak: venv services

@@ -5,7 +5,7 @@ set -euo pipefail
 
 MYSQL_USER=${CRAWLOPS_MYSQL_USER:-crawlops}
 MYSQL_PASSWORD=${CRAWLOPS_MYSQL_PASSWORD:-crawlops}
-DATABASES=${CRAWLOPS_DATABASES:-"crawl crawlops_test crawlops_bench crawlops_bench_worker crawlops_check"}
+DATABASES=${CRAWLOPS_DATABASES:-"crawl crawlops_test crawlops_bench crawlops_bench_worker crawlops_check crawlops_history"}
 
 mysql_up() { mysqladmin --protocol=tcp -h 127.0.0.1 -P 3306 -u root status >/dev/null 2>&1 || mysqladmin status >/dev/null 2>&1; }
 wait_for() { # name, check command
