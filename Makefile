@@ -14,11 +14,13 @@ export CRAWLOPS_REDIS_DB ?= 1
 export AIRFLOW_CONN_CRAWL_MYSQL ?= {"conn_type":"mysql","host":"127.0.0.1","port":3306,"login":"crawlops","password":"crawlops","schema":"crawl","extra":{"charset":"utf8mb4"}}
 export AIRFLOW_CONN_CRAWL_REDIS ?= {"conn_type":"redis","host":"127.0.0.1","port":6379,"extra":{"db":$(CRAWLOPS_REDIS_DB)}}
 
-.PHONY: help venv services schema demo demo-once stop status e2e bench bench-scale bench-history soak test lint format lock clean
+.PHONY: help venv services schema demo demo-once cluster cluster-test stop status e2e bench bench-scale bench-history soak test lint format lock clean
 
 help:
 	@echo "make demo      - .venv, MariaDB, Redis, schema, demo config, simulated crawlers and Airflow (UI on :8080)"
-	@echo "make stop      - stop what make demo started"
+	@echo "make cluster   - the distributed deployment natively: PostgreSQL, Celery (2 workers), scheduler, ... (UI on :8080)"
+	@echo "make cluster-test - start the cluster, kill a Celery worker mid-task, backfill 6 hours, stop"
+	@echo "make stop      - stop what make demo or make cluster started"
 	@echo "make demo-once - in-process: one dispatch run, a simulated crawl, one supervision run, printed"
 	@echo "make test      - lint + the whole test suite against the local MariaDB and Redis"
 	@echo "make e2e       - start the stack, drive the UI in headless Chromium, stop"
@@ -43,11 +45,28 @@ schema: venv services
 demo: venv services
 	$(PY) -m crawlops_dev.stack start
 
+# CeleryExecutor with a PostgreSQL metadata database and a broker Redis on :6380, every component
+# its own process group under .airflow-cluster (tools/crawlops_dev/cluster.py).
+cluster: venv services
+	bash scripts/bootstrap.sh --cluster
+	bash scripts/cluster-services.sh
+	$(PY) -m crawlops_dev.cluster start
+
+# The tests against the running cluster; the cluster is stopped whatever the outcome.
+cluster-test: venv services
+	bash scripts/bootstrap.sh --cluster
+	bash scripts/cluster-services.sh
+	$(PY) -m crawlops_dev.cluster stop >/dev/null
+	$(PY) -m crawlops_dev.cluster start && $(VENV)/bin/pytest -m cluster tests/cluster; \
+		status=$$?; $(PY) -m crawlops_dev.cluster stop; exit $$status
+
 stop:
 	$(PY) -m crawlops_dev.stack stop
+	$(PY) -m crawlops_dev.cluster stop
 
 status:
 	$(PY) -m crawlops_dev.stack status
+	$(PY) -m crawlops_dev.cluster status
 
 demo-once: venv services
 	$(PY) -m crawlops_dev.demo run

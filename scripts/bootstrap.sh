@@ -11,6 +11,8 @@ command -v "$PYTHON" >/dev/null || PYTHON=python3
 need=()
 # --browser: also Debian's chromium, for the browser test (make e2e).
 [ "${1:-}" = "--browser" ] && { command -v chromium >/dev/null || need+=(chromium); }
+# --cluster: also PostgreSQL, Airflow's metadata database in the distributed deployment (make cluster).
+[ "${1:-}" = "--cluster" ] && { command -v pg_ctlcluster >/dev/null || need+=(postgresql); }
 command -v pkg-config >/dev/null || need+=(pkg-config)
 dpkg -s default-libmysqlclient-dev >/dev/null 2>&1 || need+=(default-libmysqlclient-dev)
 [ -x /usr/sbin/mariadbd ] || [ -x /usr/sbin/mysqld ] || need+=(mariadb-server mariadb-client)

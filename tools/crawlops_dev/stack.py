@@ -51,25 +51,44 @@ def airflow_env() -> dict[str, str]:
     }
 
 
-def _spawn(name: str, command: list[str]) -> int:
-    log = (HOME / f"{name}.log").open("ab")
+def _spawn(name: str, command: list[str], env: dict[str, str] | None = None, home: Path = HOME) -> int:
+    """Start ``command`` in a session of its own, its output in ``home/<name>.log``, its pid in ``home/pids``."""
+    log = (home / f"{name}.log").open("ab")
     process = subprocess.Popen(
-        command, env=airflow_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=HOME.parent
+        command,
+        env=env or airflow_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        cwd=home.parent,
     )
-    (PIDS / f"{name}.pid").write_text(str(process.pid))
+    (home / "pids" / f"{name}.pid").write_text(str(process.pid))
     return process.pid
 
 
-def _running() -> dict[str, int]:
+def _running(home: Path = HOME) -> dict[str, int]:
     alive = {}
-    for pid_file in sorted(PIDS.glob("*.pid")) if PIDS.exists() else []:
+    pids = home / "pids"
+    for pid_file in sorted(pids.glob("*.pid")) if pids.exists() else []:
         pid = int(pid_file.read_text())
-        try:
-            os.kill(pid, 0)
+        if _alive(pid):
             alive[pid_file.stem] = pid
-        except ProcessLookupError:
+        else:
             pid_file.unlink()
     return alive
+
+
+def _alive(pid: int) -> bool:
+    """The process exists and has not exited: a child that exited stays a zombie (and answers
+    ``kill(pid, 0)``) until its parent reaps it, so it is reaped here when it is ours."""
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _session_members(sessions: set[int]) -> dict[int, int]:
@@ -90,19 +109,20 @@ def _session_members(sessions: set[int]) -> dict[int, int]:
     return members
 
 
-def memory_mb() -> float:
+def memory_mb(home: Path = HOME) -> float:
     """Resident memory of every process in the stack's sessions (process groups), in MB."""
-    return sum(_session_members(set(_running().values())).values()) / 1024
+    return sum(_session_members(set(_running(home).values())).values()) / 1024
 
 
 class Api:
     """Just enough of Airflow's REST API to wait for runs and trigger one."""
 
-    def __init__(self) -> None:
+    def __init__(self, url: str = URL, password: str = PASSWORD) -> None:
         import requests
 
+        self.url = url
         self.http = requests.Session()
-        token = self.http.post(f"{URL}/auth/token", json={"username": USER, "password": PASSWORD}, timeout=10)
+        token = self.http.post(f"{url}/auth/token", json={"username": USER, "password": password}, timeout=10)
         token.raise_for_status()
         self.http.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
 
@@ -110,7 +130,7 @@ class Api:
         """One API call; a 5xx is retried a few times (standalone's SQLite answers "database is
         locked" while the scheduler writes)."""
         for attempt in range(5):
-            response = self.http.request(method, f"{URL}/api/v2{path}", timeout=10, **kwargs)
+            response = self.http.request(method, f"{self.url}/api/v2{path}", timeout=10, **kwargs)
             if response.status_code < 500 or attempt == 4:
                 break
             time.sleep(2)
@@ -130,24 +150,30 @@ class Api:
         return str(self.get(f"/dags/{dag_id}/dagRuns/{run_id}")["state"])
 
 
-def _wait(what: str, check, timeout: float, every: float = 3.0) -> Any:
+class Died(RuntimeError):
+    """A component of the stack exited while the stack was waiting for it: no use waiting longer."""
+
+
+def _wait(what: str, check, timeout: float, every: float = 3.0, home: Path = HOME) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         try:
             result = check()
             if result:
                 return result
+        except Died:
+            raise
         except Exception as exc:  # the API may not be up yet
             result = exc
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not ready after {timeout:.0f} s (last: {result!r}); see {HOME}/*.log")
+            raise TimeoutError(f"{what}: not ready after {timeout:.0f} s (last: {result!r}); see {home}/*.log")
         time.sleep(every)
 
 
-def _healthy() -> bool:
+def _healthy(url: str = URL) -> bool:
     import requests
 
-    return requests.get(f"{URL}/api/v2/monitor/health", timeout=5).status_code == 200
+    return requests.get(f"{url}/api/v2/monitor/health", timeout=5).status_code == 200
 
 
 def start() -> int:
@@ -201,13 +227,13 @@ def start() -> int:
     return 0
 
 
-def stop() -> int:
+def stop(home: Path = HOME) -> int:
     """SIGTERM each process group, wait until every process of the sessions is gone, SIGKILL what is left.
 
     Waiting only for the recorded pid is not enough: Airflow standalone's children (the
     api-server above all) keep shutting down after their parent has exited.
     """
-    running = _running()
+    running = _running(home)
     sessions = set(running.values())
     for pid in sessions:
         with contextlib.suppress(ProcessLookupError):
@@ -219,8 +245,8 @@ def stop() -> int:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     for name in running:
-        (PIDS / f"{name}.pid").unlink(missing_ok=True)
-    print(f"stopped: {', '.join(running) or 'nothing was running'}")
+        (home / "pids" / f"{name}.pid").unlink(missing_ok=True)
+    print(f"stopped ({home.name}): {', '.join(running) or 'nothing was running'}")
     return 0
 
 
@@ -231,4 +257,5 @@ def status() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit({"start": start, "stop": stop, "status": status}[sys.argv[1] if len(sys.argv) > 1 else "status"]())
+    command = sys.argv[1] if len(sys.argv) > 1 else "status"
+    sys.exit(start() if command == "start" else stop() if command == "stop" else status())
