@@ -57,7 +57,7 @@ cluster-test: venv services
 	bash scripts/bootstrap.sh --cluster
 	bash scripts/cluster-services.sh
 	$(PY) -m crawlops_dev.cluster stop >/dev/null
-	$(PY) -m crawlops_dev.cluster start && $(VENV)/bin/pytest -m cluster tests/cluster; \
+	$(PY) -m crawlops_dev.cluster start && $(VENV)/bin/pytest -m cluster -v -s tests/cluster; \
 		status=$$?; $(PY) -m crawlops_dev.cluster stop; exit $$status
 
 stop:

@@ -68,12 +68,35 @@ def _secrets() -> dict[str, str]:
     return json.loads(path.read_text())
 
 
+# Where the crawl data lives, as ``start`` found it in the environment (the Makefile's defaults or
+# the user's): kept in the home, so a worker started later (restart-worker, a test) joins the
+# same MySQL and Redis whatever its own environment says.
+CRAWL_SETTINGS = (
+    "AIRFLOW_CONN_CRAWL_MYSQL",
+    "AIRFLOW_CONN_CRAWL_REDIS",
+    "CRAWLOPS_MYSQL_URL",
+    "CRAWLOPS_REDIS_URL",
+    "CRAWLOPS_REDIS_DB",
+    "CRAWLOPS_TIMEZONE",
+)
+
+
+def _crawl_settings() -> dict[str, str]:
+    path = HOME / "crawl-env.json"
+    if not path.exists():
+        HOME.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({name: os.environ[name] for name in CRAWL_SETTINGS if name in os.environ}))
+        path.chmod(0o600)
+    return json.loads(path.read_text())
+
+
 def cluster_env(worker: int | None = None) -> dict[str, str]:
     """The environment of every component; ``worker`` (0-based) adds a Celery worker's own settings."""
     keys = _secrets()
     pg = PG_URL.split("://", 1)[1]
     env = {
         **stack.airflow_env(),
+        **_crawl_settings(),
         "AIRFLOW_HOME": str(HOME),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
@@ -120,7 +143,7 @@ def _broker_up() -> bool:
 
 
 def _crawl_redis_url() -> str:
-    extra = json.loads(os.environ.get("AIRFLOW_CONN_CRAWL_REDIS", "{}"))
+    extra = json.loads(_crawl_settings().get("AIRFLOW_CONN_CRAWL_REDIS", "{}"))
     host, port = extra.get("host", "127.0.0.1"), extra.get("port", 6379)
     return f"redis://{host}:{port}/{extra.get('extra', {}).get('db', 1)}"
 
@@ -155,6 +178,8 @@ def start() -> int:
         print(f"port {PORT} or {BROKER_PORT} is taken (make stop, or set CRAWLOPS_UI_PORT / CRAWLOPS_BROKER_PORT)")
         return 1
     (HOME / "pids").mkdir(parents=True, exist_ok=True)
+    (HOME / "crawl-env.json").unlink(missing_ok=True)  # this start's environment decides
+    os.environ.update(_crawl_settings())
     (HOME / "passwords.json").write_text(json.dumps({stack.USER: stack.PASSWORD}))
     broker = ["redis-server", "--bind", "127.0.0.1", "--port", str(BROKER_PORT), "--save", "", "--appendonly", "no"]
     stack._spawn("broker", broker, env=cluster_env(), home=HOME)
@@ -184,7 +209,7 @@ def start() -> int:
             {
                 "url": URL,
                 "password": stack.PASSWORD,
-                "mysql_url": os.environ.get("CRAWLOPS_MYSQL_URL", ""),
+                "mysql_url": _crawl_settings().get("CRAWLOPS_MYSQL_URL", "mysql://root@127.0.0.1:3306/crawl"),
                 "redis_url": _crawl_redis_url(),
                 "broker_port": BROKER_PORT,
                 "workers": list(WORKERS),

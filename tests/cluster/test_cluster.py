@@ -1,0 +1,225 @@
+"""The distributed deployment, running: CeleryExecutor, two workers, PostgreSQL metadata.
+
+Run by `make cluster-test`, which starts the cluster (`make cluster`), runs this file and stops
+it. Where everything is comes from ``$CRAWLOPS_CLUSTER_HOME/cluster.json``, written by
+``crawlops_dev.cluster start``: the tests' own conftest points the package at the test
+databases, this file talks to the cluster's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+pytestmark = pytest.mark.cluster
+
+HOME = Path(os.environ.get("CRAWLOPS_CLUSTER_HOME", Path(__file__).resolve().parents[2] / ".airflow-cluster"))
+DISPATCH, SUPERVISION = "amazon_task_dispatch", "amazon_data_supervision"
+TERMINAL = ("success", "failed")
+
+
+@pytest.fixture(scope="module")
+def cluster() -> dict[str, Any]:
+    info = json.loads((HOME / "cluster.json").read_text())
+    from crawlops_dev.stack import Api
+
+    info["api"] = Api(info["url"], info["password"])
+    return info
+
+
+@pytest.fixture(scope="module")
+def crawl_db(cluster):
+    from crawlops.db import connect
+
+    conn = connect(cluster["mysql_url"])
+    yield conn
+    conn.close()
+
+
+@pytest.fixture(scope="module")
+def crawl_redis(cluster):
+    import redis
+
+    return redis.Redis.from_url(cluster["redis_url"])
+
+
+def task_instances(api, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+    return api.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", limit=100)["task_instances"]
+
+
+def wait_for_runs(api, runs: dict[str, str], timeout: float) -> dict[str, str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        states = {dag_id: api.run_state(dag_id, run_id) for dag_id, run_id in runs.items()}
+        if all(state in TERMINAL for state in states.values()) or time.monotonic() > deadline:
+            return states
+        time.sleep(3)
+
+
+def hour_floor(moment: dt.datetime) -> dt.datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def window_tasks(conn, start: dt.datetime, end: dt.datetime) -> list[tuple]:
+    conn.commit()  # a fresh snapshot
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT task_id, element_count, task_status FROM amazon_task_information "
+            "WHERE interval_start >= %s AND interval_start < %s ORDER BY task_id",
+            (start.replace(tzinfo=None), end.replace(tzinfo=None)),
+        )
+        return list(cur.fetchall())
+
+
+def assert_dispatched_once(conn, crawl_redis, task_ids: list[str]) -> None:
+    """Each task's manifest holds its element count of distinct elements, its Redis set holds
+    only manifest elements, and no element was answered twice (a second push would hand the
+    fleet taken elements again)."""
+    with conn.cursor() as cur:
+        for task_id in task_ids:
+            cur.execute(
+                "SELECT t.element_count, COUNT(e.element), COUNT(DISTINCT e.element) FROM amazon_task_information t "
+                "LEFT JOIN amazon_task_element e ON e.task_id = t.task_id WHERE t.task_id = %s GROUP BY t.task_id",
+                (task_id,),
+            )
+            count, rows, distinct = cur.fetchone()
+            assert count == rows == distinct, (task_id, count, rows, distinct)
+            cur.execute("SELECT element FROM amazon_task_element WHERE task_id = %s", (task_id,))
+            manifest = {row[0] for row in cur.fetchall()}
+            queued = {m.decode() for m in crawl_redis.smembers(task_id)}
+            assert queued <= manifest, (task_id, sorted(queued - manifest)[:3])
+            cur.execute(
+                "SELECT keyword, marketplace, page, position, COUNT(*) FROM amazon_search_result "
+                "WHERE task_id = %s GROUP BY keyword, marketplace, page, position HAVING COUNT(*) > 1 LIMIT 3",
+                (task_id,),
+            )
+            assert cur.fetchall() == (), f"{task_id}: result rows answered twice"
+
+
+def test_both_dags_ran_green_on_the_celery_workers(cluster):
+    api = cluster["api"]
+    workers = set(cluster["workers"])
+    used: set[str] = set()
+    for dag_id in (DISPATCH, SUPERVISION):
+        runs = api.get(f"/dags/{dag_id}/dagRuns", order_by="-run_after", limit=1)["dag_runs"]
+        assert runs and runs[0]["state"] == "success", (dag_id, runs[:1])
+        tis = task_instances(api, dag_id, runs[0]["dag_run_id"])
+        ran = [ti for ti in tis if ti["state"] == "success"]
+        assert ran, dag_id
+        for ti in ran:
+            assert ti["hostname"] in workers, (dag_id, ti["task_id"], ti["hostname"])
+            assert ti["executor"] in (None, "CeleryExecutor"), ti["executor"]
+        used |= {ti["hostname"] for ti in ran}
+    print(f"task instances ran on: {sorted(used)}")
+
+
+def test_a_celery_worker_killed_mid_task_is_recovered_by_the_other(cluster, crawl_db, crawl_redis):
+    api = cluster["api"]
+    # An hour no other run dispatches: three days back, away from the demo's 48 hours of history.
+    start = hour_floor(dt.datetime.now(dt.UTC)) - dt.timedelta(hours=72)
+    runs = {
+        DISPATCH: api.trigger(DISPATCH, {"interval_start": start.isoformat()}),
+        SUPERVISION: api.trigger(SUPERVISION, {"run_hourly": True}),
+    }
+    from crawlops_dev.stack import _running
+
+    pids = _running(HOME)
+    victim = None
+    deadline = time.monotonic() + 240
+    while victim is None and time.monotonic() < deadline:
+        for dag_id, run_id in runs.items():
+            running = [ti for ti in task_instances(api, dag_id, run_id) if ti["state"] == "running"]
+            if running and running[0]["hostname"] in pids:
+                victim = (dag_id, running[0]["task_id"], running[0]["hostname"])
+                break
+        else:
+            time.sleep(0.3)
+    assert victim, "no task instance was seen running on a worker"
+    dag_id, task_id, worker = victim
+    killed_at = time.monotonic()
+    os.killpg(pids[worker], signal.SIGKILL)  # the worker and the task processes it forked
+    print(f"killed {worker} while it ran {dag_id}.{task_id}")
+    try:
+        states = wait_for_runs(api, runs, timeout=600)
+        recovered = time.monotonic() - killed_at
+        assert states == {DISPATCH: "success", SUPERVISION: "success"}, states
+        killed_ti = next(ti for ti in task_instances(api, dag_id, runs[dag_id]) if ti["task_id"] == task_id)
+        survivor = next(w for w in cluster["workers"] if w != worker)
+        assert killed_ti["try_number"] >= 2, killed_ti
+        assert killed_ti["hostname"] == survivor, killed_ti
+        tries = killed_ti["try_number"]
+        print(f"{dag_id}.{task_id}: try {tries} succeeded on {survivor}, {recovered:.0f} s after the kill")
+    finally:
+        # leave the cluster whole for the next test
+        subprocess.run(
+            [sys.executable, "-m", "crawlops_dev.cluster", "restart-worker", worker.rsplit("-", 1)[1]], check=False
+        )
+
+    tasks = window_tasks(crawl_db, start, start + dt.timedelta(hours=1))
+    assert tasks, f"nothing dispatched for {start}"
+    assert len({t[0] for t in tasks}) == len(tasks)
+    assert_dispatched_once(crawl_db, crawl_redis, [t[0] for t in tasks])
+
+
+def test_a_backfill_of_six_hours_gives_six_tasks(cluster, crawl_db, crawl_redis):
+    # Six hours four days back, none of them starting a day (a daily task would join the hourly ones).
+    first = hour_floor(dt.datetime.now(dt.UTC)) - dt.timedelta(hours=96)
+    if first.hour > 18:
+        first -= dt.timedelta(hours=6)
+    last = first + dt.timedelta(hours=5)
+    from crawlops_dev.cluster import cluster_env
+
+    backfill = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("airflow")),
+            *("backfill", "create", "--dag-id", DISPATCH),
+            *("--from-date", first.isoformat(), "--to-date", last.isoformat()),
+            *("--reprocess-behavior", "completed"),
+        ],
+        env=cluster_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert backfill.returncode == 0, backfill.stdout[-2000:] + backfill.stderr[-2000:]
+    api = cluster["api"]
+    found: dict[str, str] = {}
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        runs = api.get(f"/dags/{DISPATCH}/dagRuns", run_type="backfill", order_by="-run_after", limit=50)["dag_runs"]
+        found = {
+            run["dag_run_id"]: run["state"]
+            for run in runs
+            if first <= dt.datetime.fromisoformat(run["data_interval_start"]) <= last
+        }
+        if len(found) == 6 and all(state in TERMINAL for state in found.values()):
+            break
+        time.sleep(5)
+    assert len(found) == 6, found
+    assert set(found.values()) == {"success"}, found
+
+    tasks = window_tasks(crawl_db, first, last + dt.timedelta(hours=1))
+    assert len(tasks) == 6, tasks
+    assert all(task_id.endswith("_hourly") for task_id, _, _ in tasks), tasks
+    assert_dispatched_once(crawl_db, crawl_redis, [t[0] for t in tasks])
+
+
+def test_the_cluster_uses_its_own_metadata_database_and_broker(cluster):
+    from crawlops_dev.cluster import PG_URL, cluster_env
+
+    env = cluster_env()
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert urlsplit(PG_URL).scheme.startswith("postgresql")
+    broker = urlsplit(env["AIRFLOW__CELERY__BROKER_URL"])
+    assert broker.port == cluster["broker_port"]
+    assert broker.port != urlsplit(cluster["redis_url"]).port  # never the crawl queues' Redis
