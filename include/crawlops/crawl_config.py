@@ -13,47 +13,37 @@ from __future__ import annotations
 
 import sys
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from crawlops import store
+from crawlops.db import Connection
 from crawlops.settings import include_dir
 
 STARTER_CONFIG = include_dir() / "config" / "starter_config.toml"
-COLUMNS = ("crawl_object", "target", "marketplace", "frequency", "priority", "max_pages", "enabled")
-REQUIRED = ("crawl_object", "target", "marketplace", "frequency")
+# The columns a file names, in this order (those of crawlops.store.add_config_rows).
+COLUMNS = ("crawl_object", "target", "marketplace", "frequency", "priority", "max_pages")
 
 
-def read_rows(path: Path = STARTER_CONFIG) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
-    """The file's column names and rows; ValueError names what is wrong with the file."""
+def read_rows(path: Path = STARTER_CONFIG) -> list[tuple[Any, ...]]:
+    """The file's rows, in COLUMNS order; ValueError names what is wrong with the file."""
     raw = tomllib.loads(Path(path).read_text("utf-8"))
     columns = tuple(raw.get("columns", ()))
+    if columns != COLUMNS:
+        raise ValueError(f"{path}: columns must be {list(COLUMNS)}, got {list(columns)}")
     rows = raw.get("rows", [])
-    unknown = sorted(set(columns) - set(COLUMNS))
-    missing = sorted(set(REQUIRED) - set(columns))
-    if unknown or missing or len(set(columns)) != len(columns):
-        raise ValueError(f"{path}: columns {list(columns)}: unknown {unknown}, missing {missing}, or repeated")
     for number, row in enumerate(rows, 1):
-        if not isinstance(row, list) or len(row) != len(columns):
-            raise ValueError(f"{path}: row {number} has not {len(columns)} values: {row!r}")
-    return columns, [tuple(row) for row in rows]
+        if not isinstance(row, list) or len(row) != len(COLUMNS):
+            raise ValueError(f"{path}: row {number} has not {len(COLUMNS)} values: {row!r}")
+    return [tuple(row) for row in rows]
 
 
-def load_if_empty(conn, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> int:
+def load_if_empty(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> int:
     """Insert ``rows`` when ``amazon_crawl_config`` has none; the number inserted (0: left alone)."""
-    unknown = set(columns) - set(COLUMNS)
-    if unknown:
-        raise ValueError(f"unknown columns {sorted(unknown)}")
-    with conn.cursor() as cur:
-        cur.execute("SELECT COUNT(*) FROM amazon_crawl_config")
-        (existing,) = cur.fetchone()
-        if existing or not rows:
-            return 0
-        cur.executemany(
-            f"INSERT INTO amazon_crawl_config ({', '.join(columns)}) "  # noqa: S608 - names checked above
-            f"VALUES ({', '.join(['%s'] * len(columns))})",
-            rows,
-        )
-    conn.commit()
+    if not rows or store.count_config_rows(conn):
+        return 0
+    store.add_config_rows(conn, rows, only=False)
     return len(rows)
 
 
@@ -68,13 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     load.add_argument("file", nargs="?", type=Path, default=STARTER_CONFIG)
     args = parser.parse_args(argv)
     try:
-        columns, rows = read_rows(args.file)
+        rows = read_rows(args.file)
     except (OSError, ValueError, tomllib.TOMLDecodeError) as exc:
         print(exc, file=sys.stderr)
         return 2
     conn = connect()
     try:
-        loaded = load_if_empty(conn, columns, rows)
+        loaded = load_if_empty(conn, rows)
     finally:
         conn.close()
     if loaded:

@@ -8,8 +8,7 @@ from crawlops.crawl_config import STARTER_CONFIG, load_if_empty, main, read_rows
 
 
 def test_the_starter_file_has_good_and_deliberately_malformed_rows():
-    columns, rows = read_rows(STARTER_CONFIG)
-    assert columns == ("crawl_object", "target", "marketplace", "frequency", "priority", "max_pages")
+    rows = read_rows(STARTER_CONFIG)
     good = [row for row in rows if row[0] == "search_result" and row[1].strip() and row[2] != "XX"]
     assert len(good) >= 5
     assert any(row[1] == "ワイヤレスイヤホン" for row in rows)  # UTF-8 survives the file
@@ -27,18 +26,19 @@ def test_loads_into_an_empty_table_once(mysql, monkeypatch, capsys):
     with mysql.cursor() as cur:
         cur.execute("SELECT target, marketplace, frequency, priority, max_pages, enabled FROM amazon_crawl_config")
         stored = cur.fetchall()
-    columns, rows = read_rows(STARTER_CONFIG)
+    rows = read_rows(STARTER_CONFIG)
     assert len(stored) == len(rows)
     assert ("ワイヤレスイヤホン", "JP", "hourly", 5, 3, 1) in stored
-    assert load_if_empty(mysql, columns, rows) == 0
+    assert load_if_empty(mysql, rows) == 0
 
 
 @pytest.mark.parametrize(
     "text",
     [
         'columns = ["crawl_object", "target", "marketplace"]\nrows = []',  # frequency missing
-        'columns = ["crawl_object", "target", "marketplace", "frequency", "colour"]\nrows = []',
-        'columns = ["crawl_object", "target", "marketplace", "frequency"]\nrows = [["search_result", "x", "US"]]',
+        'columns = ["target", "crawl_object", "marketplace", "frequency", "priority", "max_pages"]\nrows = []',
+        'columns = ["crawl_object", "target", "marketplace", "frequency", "priority", "max_pages"]\n'
+        'rows = [["search_result", "x", "US", "hourly", 1]]',
     ],
 )
 def test_a_bad_file_is_refused_with_its_reason(tmp_path, text, capsys):

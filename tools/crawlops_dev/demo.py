@@ -27,7 +27,7 @@ from crawlops.settings import dag_timezone
 
 # The starter config (a few keywords, plus malformed rows that are skipped with their reasons),
 # the same file the compose init step loads: include/config/starter_config.toml.
-DEMO_COLUMNS, DEMO_CONFIG = read_rows(STARTER_CONFIG)
+DEMO_CONFIG = read_rows(STARTER_CONFIG)
 
 
 def _schema() -> None:
@@ -38,7 +38,7 @@ def _schema() -> None:
 
 
 def _load_demo_config(conn) -> int:
-    return load_if_empty(conn, DEMO_COLUMNS, DEMO_CONFIG)
+    return load_if_empty(conn, DEMO_CONFIG)
 
 
 def _run_dag(dag_id: str, logical_date: dt.datetime, log_path: Path, conf: dict | None = None, **env: str) -> int:
