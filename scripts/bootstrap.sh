@@ -16,7 +16,7 @@ dpkg -s default-libmysqlclient-dev >/dev/null 2>&1 || need+=(default-libmysqlcli
 [ -x /usr/sbin/mariadbd ] || [ -x /usr/sbin/mysqld ] || need+=(mariadb-server mariadb-client)
 command -v redis-server >/dev/null || need+=(redis-server)
 # The compose CLI that tests/test_compose.py runs (`docker-compose config`: no engine needed).
-command -v docker-compose >/dev/null || need+=(docker-compose)
+command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || need+=(docker-compose)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "missing system packages: ${need[*]} (run as root, or install them)" >&2
