@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepare a Debian machine (as root) for this package: the system packages mysqlclient
-# builds against, MariaDB and Redis when they are missing, then the Python environment
-# in .venv from requirements.lock. Safe to run again: it only does what is missing.
+# builds against, MariaDB, Redis and the compose CLI when they are missing, then the Python
+# environment in .venv from requirements.lock. Safe to run again: it only does what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +17,8 @@ command -v pkg-config >/dev/null || need+=(pkg-config)
 dpkg -s default-libmysqlclient-dev >/dev/null 2>&1 || need+=(default-libmysqlclient-dev)
 [ -x /usr/sbin/mariadbd ] || [ -x /usr/sbin/mysqld ] || need+=(mariadb-server mariadb-client)
 command -v redis-server >/dev/null || need+=(redis-server)
+# The compose CLI that tests/test_compose.py runs (`docker-compose config`: no engine needed).
+command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || need+=(docker-compose)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "missing system packages: ${need[*]} (run as root, or install them)" >&2

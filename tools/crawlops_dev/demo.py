@@ -19,28 +19,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from crawlops.crawl_config import STARTER_CONFIG, load_if_empty, read_rows
 from crawlops.db import connect
 from crawlops.migrations import current_version, migrate
 from crawlops.model import UTC, last_complete_hour
 from crawlops.settings import dag_timezone
 
-DEMO_CONFIG = [
-    # crawl_object, target, marketplace, frequency, priority, max_pages
-    ("search_result", "usb c cable", "US", "hourly", 10, 5),
-    ("search_result", "wireless earbuds", "US", "hourly", 10, 5),
-    ("search_result", "laptop stand", "US", "hourly", 5, 3),
-    ("search_result", "Kaffeemaschine", "DE", "hourly", 5, 3),
-    ("search_result", "ワイヤレスイヤホン", "JP", "hourly", 5, 3),
-    ("search_result", "phone case", "UK", "daily", 1, 5),
-    ("search_result", "yoga mat", "US", "weekly", 1, 5),
-    # Malformed rows: each is skipped with its reason, and the run goes on.
-    ("search_result", "   ", "US", "hourly", 0, 3),
-    ("product_detail", "B0CHX1W1XY", "US", "hourly", 0, 1),
-    ("search_result", "USB C  Cable", "US", "hourly", 0, 5),
-    ("search_result", "gaming mouse", "XX", "hourly", 0, 3),
-    ("search_result", "desk lamp", "US", "monthly", 0, 3),
-    ("search_result", "monitor arm", "US", "hourly", 0, 99),
-]
+# The starter config (a few keywords, plus malformed rows that are skipped with their reasons),
+# the same file the compose init step loads: include/config/starter_config.toml.
+DEMO_CONFIG = read_rows(STARTER_CONFIG)
 
 
 def _schema() -> None:
@@ -51,18 +38,7 @@ def _schema() -> None:
 
 
 def _load_demo_config(conn) -> int:
-    with conn.cursor() as cur:
-        cur.execute("SELECT COUNT(*) FROM amazon_crawl_config")
-        (existing,) = cur.fetchone()
-        if existing:
-            return 0
-        cur.executemany(
-            "INSERT INTO amazon_crawl_config (crawl_object, target, marketplace, frequency, priority, max_pages) "
-            "VALUES (%s, %s, %s, %s, %s, %s)",
-            DEMO_CONFIG,
-        )
-    conn.commit()
-    return len(DEMO_CONFIG)
+    return load_if_empty(conn, DEMO_CONFIG)
 
 
 def _run_dag(dag_id: str, logical_date: dt.datetime, log_path: Path, conf: dict | None = None, **env: str) -> int:

@@ -14,7 +14,7 @@ manifest modules are re-exported here (``store.select_tasks``...), as callers us
 
 from __future__ import annotations
 
-from crawlops.store.config import add_config_rows, load_config_rows
+from crawlops.store.config import add_config_rows, count_config_rows, load_config_rows
 from crawlops.store.manifest import (
     add_to_manifest,
     element_from_text,
@@ -51,6 +51,7 @@ __all__ = [
     "TaskRow",
     "add_config_rows",
     "add_to_manifest",
+    "count_config_rows",
     "day_task_statistics",
     "element_from_text",
     "empty_count",

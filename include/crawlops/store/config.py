@@ -18,6 +18,13 @@ def load_config_rows(conn: Connection) -> list[ConfigRow]:
         return [ConfigRow(*row) for row in cur.fetchall()]
 
 
+def count_config_rows(conn: Connection) -> int:
+    """Every row, enabled or not."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM amazon_crawl_config")
+        return int(cur.fetchone()[0])
+
+
 def add_config_rows(conn: Connection, rows: Sequence[tuple[str, str, str, str, int, int]], *, only: bool) -> None:
     """Insert config rows (crawl_object, target, marketplace, frequency, priority, max_pages);
     ``only``: disable every other row first."""
