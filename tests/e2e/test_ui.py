@@ -15,7 +15,7 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 
-URL = os.environ.get("CRAWLOPS_E2E_URL", "http://localhost:8080")
+URL = os.environ.get("CRAWLOPS_E2E_URL", f"http://localhost:{os.environ.get('CRAWLOPS_UI_PORT', '8080')}")
 SHOTS = Path(os.environ.get("CRAWLOPS_E2E_SHOTS", Path(__file__).resolve().parents[2] / ".airflow" / "e2e"))
 CHROMIUM_ARGS = [
     "--no-sandbox",
