@@ -215,12 +215,13 @@ class Story:
         start = crawl_hour + 2 * MINUTE
 
         def inside() -> dt.datetime:
-            return start + dt.timedelta(seconds=rng.uniform(0, 43 * 60))
+            return start + dt.timedelta(seconds=rng.uniform(0, 53 * 60))
 
         since = _db_now(self.conn)
-        counts = simulator.crawl(self.conn, self.r, behaviour=behaviour, rng=rng, clock=inside)
+        # one element a batch: the kit stamps a batch's rows at once, so they spread over the hour
+        counts = simulator.crawl(self.conn, self.r, behaviour=behaviour, rng=rng, clock=inside, batch=1)
         lifecycle.sync_statuses(self.conn, self.r, self.settings)
-        _backdate(self.conn, since, crawl_hour + 45 * MINUTE, started_at=start)
+        _backdate(self.conn, since, crawl_hour + 55 * MINUTE, started_at=start)
         return counts
 
     # --- the 5-minute supervision checks (only where the story needs them) ----------------------
@@ -277,8 +278,8 @@ class Story:
         moved, found = quality.quarantine_invalid(conn, TABLE, window, settings)
         _record(conn, "quarantine_invalid", found, window, details=moved, resolves=("invalid_data",))
         rechecked = self.validate(window) if recheck and moved["invalid"] else None
-        # settling happened in the 5-minute run after the tasks finished; the checks at the hour's close
-        _backdate(conn, since, min(crawl_hour + HOUR + MINUTE, self.now), tasks=crawl_hour + 50 * MINUTE)
+        # settled by the 5-minute run after the tasks finished; the checks ran at the hour's close
+        _backdate(conn, since, min(crawl_hour + HOUR + MINUTE, self.now), tasks=crawl_hour + 58 * MINUTE)
         return {"suite": suite, "volume": volume, "moved": moved, "dead": dead, "rechecked": rechecked}
 
     # --- one hour -------------------------------------------------------------------------------
