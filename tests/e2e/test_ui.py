@@ -120,6 +120,10 @@ def test_crawl_ops_page_from_the_navigation(page):
     assert status in judged.locator("title").text_content()  # what the hover shows
     judged.click()
     assert f"· {status}" in frame.locator("#quality-detail").inner_text()  # and a click keeps it on the page
+    # make demo's seeded history: each injected fault told in the "Demo story" panel
+    story = page.request.get(URL + "/crawl-ops/api/story").json()
+    assert frame.locator("#story li").count() == len(story["faults"])
+    assert frame.locator("#story-panel").is_visible() == bool(story["faults"])
     page.wait_for_timeout(500)
     page.screenshot(path=str(SHOTS / "crawl-ops.png"))
 

@@ -116,7 +116,9 @@ class Seeded:
     seconds: float = 0.0
 
     def summary(self) -> str:
-        faults = ", ".join(f"{name} {hour:%d %H}:00" for name, hour in self.faults.items()) or "none (seeded before)"
+        faults = (
+            ", ".join(f"{name} {hour:%m-%d %H}:00 UTC" for name, hour in self.faults.items()) or "none (seeded before)"
+        )
         return (
             f"{len(self.hours)} hours seeded ({self.skipped} already there), {self.rows:,} result rows, "
             f"faults: {faults}; {self.seconds:.1f} s"
