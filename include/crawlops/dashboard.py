@@ -31,6 +31,7 @@ from crawlops.queue import RedisClient
 from crawlops.report import RESULTS_TABLE
 from crawlops.store import alerts as store_alerts
 from crawlops.store import reports as store_reports
+from crawlops.store import story as store_story
 from crawlops.store import verdicts
 
 HOUR = dt.timedelta(hours=1)
@@ -356,3 +357,15 @@ def latest_report(conn: Connection) -> dict[str, Any] | None:
 
 def latest_report_html(conn: Connection) -> str | None:
     return store_reports.latest_html(conn)
+
+
+def story(conn: Connection, span: HourRange) -> dict[str, Any]:
+    """The faults ``make demo`` injected into its seeded history in the range, each with what the
+    package did about it (``crawlops_demo_story``); none outside a demo database."""
+    start, end = span.naive()
+    return {
+        "faults": [
+            {"hour": _iso(hour), "fault": fault, "title": title, "story": text}
+            for hour, fault, title, text in store_story.faults_between(conn, start, end)
+        ]
+    }

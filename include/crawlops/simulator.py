@@ -37,6 +37,8 @@ class Behaviour:
     empty_rate: float = 0.0
     invalid_rate: float = 0.005
     null_rate: float = 0.0
+    # Elements this is true of always fail (a page the site keeps blocking), whatever the rates.
+    fail_if: Callable[[Element], bool] | None = None
 
 
 def _asin(rng: random.Random) -> str:
@@ -90,7 +92,10 @@ def crawl(
         taken_total += len(elements)
         for element in elements:
             roll = rng.random()
-            if roll < behaviour.vanish_rate:
+            if behaviour.fail_if is not None and behaviour.fail_if(element):
+                client.fail(element)
+                counts["failed"] += 1
+            elif roll < behaviour.vanish_rate:
                 client.abandon(element)
                 counts["vanished"] += 1
             elif roll < behaviour.vanish_rate + behaviour.fail_rate:

@@ -164,6 +164,17 @@ class LatestReport(_Model):
     alerts: dict[str, int] | None
 
 
+class StoryFault(_Model):
+    hour: dt.datetime
+    fault: str
+    title: str | None
+    story: str | None
+
+
+class Story(_Model):
+    faults: list[StoryFault]
+
+
 # ---------------------------------------------------------------------------------------
 # Dependencies
 
@@ -265,6 +276,14 @@ def create_app(reader: Any | None = None) -> FastAPI:
         span: Span, conn: Conn, limit: Annotated[int, Query(ge=1, le=1000)] = dashboard.ALERT_LIMIT
     ) -> dict[str, Any]:
         return dashboard.alerts(conn, span, limit=limit)
+
+    @app.get(
+        "/api/story",
+        response_model=Story,
+        summary="The faults make demo injected into its seeded history (none outside a demo database)",
+    )
+    def story(span: Span, conn: Conn) -> dict[str, Any]:
+        return dashboard.story(conn, span)
 
     @app.get(
         "/api/report/latest",

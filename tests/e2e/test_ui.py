@@ -15,7 +15,7 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 
-URL = os.environ.get("CRAWLOPS_E2E_URL", "http://localhost:8080")
+URL = os.environ.get("CRAWLOPS_E2E_URL", f"http://localhost:{os.environ.get('CRAWLOPS_UI_PORT', '8080')}")
 SHOTS = Path(os.environ.get("CRAWLOPS_E2E_SHOTS", Path(__file__).resolve().parents[2] / ".airflow" / "e2e"))
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -120,6 +120,10 @@ def test_crawl_ops_page_from_the_navigation(page):
     assert status in judged.locator("title").text_content()  # what the hover shows
     judged.click()
     assert f"· {status}" in frame.locator("#quality-detail").inner_text()  # and a click keeps it on the page
+    # make demo's seeded history: each injected fault told in the "Demo story" panel
+    story = page.request.get(URL + "/crawl-ops/api/story").json()
+    assert frame.locator("#story li").count() == len(story["faults"])
+    assert frame.locator("#story-panel").is_visible() == bool(story["faults"])
     page.wait_for_timeout(500)
     page.screenshot(path=str(SHOTS / "crawl-ops.png"))
 

@@ -26,7 +26,7 @@ HOURS = [H0 + dt.timedelta(hours=k) for k in range(6)]
 RANGE = {"start": H0.isoformat(), "end": (H0 + dt.timedelta(hours=6)).isoformat()}
 RUN = "scheduled__2026-10-05T07:00:00+00:00"
 ROUTES = ["/", "/openapi.json", "/api/overview", "/api/tasks/hourly", "/api/quality/hourly", "/api/volume/hourly",
-          "/api/alerts", "/api/report/latest", "/report/latest"]  # fmt: skip
+          "/api/alerts", "/api/report/latest", "/report/latest", "/api/story"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -322,6 +322,24 @@ def test_alerts_newest_first_with_links_to_their_runs(client, seeded):
     assert dead["dag_id"] == "amazon_task_dispatch" and dead["run"].startswith("dags/amazon_task_dispatch/runs/")
     limited = get(client, "/api/alerts", limit=2)
     assert [a["title"] for a in limited["alerts"]] == ["info", "3 rows quarantined"] and limited["truncated"]
+
+
+def test_demo_story_only_where_make_demo_seeded_one(client, mysql):
+    from crawlops.store import story
+
+    with mysql.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS {story.TABLE}")
+    assert get(client, "/api/story") == {"faults": []}  # a real deployment: no table, no story
+    story.ensure_table(mysql)
+    try:
+        story.record_hour(mysql, dt.datetime(2026, 10, 5, 6), fault=None, title=None, story=None)
+        story.record_hour(mysql, dt.datetime(2026, 10, 5, 7), fault="volume_drop", title="Volume drop", story="why")
+        assert get(client, "/api/story")["faults"] == [
+            {"hour": "2026-10-05T07:00:00Z", "fault": "volume_drop", "title": "Volume drop", "story": "why"}
+        ]
+    finally:
+        with mysql.cursor() as cur:
+            cur.execute(f"DROP TABLE {story.TABLE}")
 
 
 def test_latest_report_headline_and_page(client, mysql, redis_client, settings, seeded):

@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from crawlops_dev.story import DEMO_SETTINGS
+
 HOME = Path(os.environ.get("AIRFLOW_HOME", ".airflow")).resolve()
 PIDS = HOME / "pids"
 PORT = int(os.environ.get("CRAWLOPS_UI_PORT", "8080"))
@@ -46,8 +48,9 @@ def airflow_env() -> dict[str, str]:
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(HOME / "passwords.json"),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
-        # The demo's hours are small: lower the volume floor through the settings override.
-        "CRAWLOPS__QUALITY__MIN_RECORDS_PER_HOUR": os.environ.get("CRAWLOPS__QUALITY__MIN_RECORDS_PER_HOUR", "100"),
+        # The demo's hours are small and its history two days: a lower volume floor, and
+        # volume bands from one past point (crawlops_dev.story.DEMO_SETTINGS).
+        **{name: os.environ.get(name, value) for name, value in DEMO_SETTINGS.items()},
     }
 
 
@@ -176,6 +179,31 @@ def _healthy(url: str = URL) -> bool:
     return requests.get(f"{url}/api/v2/monitor/health", timeout=5).status_code == 200
 
 
+def _seed_history(conn: Any) -> None:
+    """The last 48 hours, through the package's code (crawlops_dev.story), before anything else
+    runs: neither the simulator nor a scheduled run may touch the hours while they are seeded."""
+    import logging
+
+    import redis
+
+    from crawlops.settings import Settings, dag_timezone
+    from crawlops_dev import story
+
+    for name, value in DEMO_SETTINGS.items():
+        os.environ.setdefault(name, value)
+    r = redis.Redis(host="127.0.0.1", port=6379, db=int(os.environ.get("CRAWLOPS_REDIS_DB", "1")))
+    url = os.environ.get("CRAWLOPS_MYSQL_URL", "mysql://crawlops:crawlops@127.0.0.1:3306/crawl")
+    print(f"seeding the last {story.HOURS} hours of history (dispatch, simulated crawl, checks) ...", flush=True)
+    logging.getLogger("crawlops").setLevel(logging.CRITICAL + 1)  # the checks log every finding
+    try:
+        done = story.seed(conn, r, Settings.load(), sa_url=story.sqlalchemy_url(url), tz=dag_timezone(),
+                          progress=lambda line: print(line, flush=True))  # fmt: skip
+    finally:
+        logging.getLogger("crawlops").setLevel(logging.NOTSET)
+        r.close()
+    print(f"demo history: {done.summary()}", flush=True)
+
+
 def start() -> int:
     from crawlops.db import connect
     from crawlops.migrations import migrate
@@ -184,15 +212,24 @@ def start() -> int:
     if _running():
         print(f"already running: {_running()} (make stop first)")
         return 1
+    began = time.monotonic()
     PIDS.mkdir(parents=True, exist_ok=True)
     (HOME / "passwords.json").write_text(json.dumps({USER: PASSWORD}))
     airflow = str(Path(sys.executable).with_name("airflow"))
-    subprocess.run([airflow, "db", "migrate"], env=airflow_env(), check=True, capture_output=True)
+    # Airflow's metadata database migrates while the history is seeded.
+    airflow_db = subprocess.Popen(
+        [airflow, "db", "migrate"], env=airflow_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     conn = connect()
     migrate(conn)
     loaded = _load_demo_config(conn)
-    conn.close()
     print(f"schema applied; demo config: {loaded or 'already there'}")
+    _seed_history(conn)
+    conn.close()
+    output, _ = airflow_db.communicate()
+    if airflow_db.returncode:
+        print(output.decode(errors="replace")[-2000:], file=sys.stderr)
+        raise subprocess.CalledProcessError(airflow_db.returncode, airflow_db.args)
     _spawn("simulator", [sys.executable, "-m", "crawlops.simulator", "--workers", "2", "--elements-per-second", "5"])
     _spawn("airflow", [airflow, "standalone"])
     print(f"Airflow starting on {URL} (log: {HOME}/airflow.log) ...", flush=True)
@@ -223,7 +260,7 @@ def start() -> int:
     print("both DAGs are unpaused and run on schedule; the simulated crawler fleet answers their tasks")
     print(f"daily report: {reports[-1] if reports else 'not written yet'}")
     print(f"memory of the whole stack: {memory_mb():.0f} MB")
-    print("make stop stops it all")
+    print(f"make demo took {time.monotonic() - began:.0f} s; make stop stops it all")
     return 0
 
 
