@@ -63,7 +63,7 @@ def _secrets() -> dict[str, str]:
     if not path.exists():
         from cryptography.fernet import Fernet
 
-        path.write_text(json.dumps({"jwt": secrets.token_urlsafe(32), "fernet": Fernet.generate_key().decode()}))
+        path.write_text(json.dumps({"jwt": secrets.token_urlsafe(64), "fernet": Fernet.generate_key().decode()}))
         path.chmod(0o600)
     return json.loads(path.read_text())
 
