@@ -193,6 +193,7 @@ def start() -> int:
     conn = connect()
     migrate(conn)
     loaded = _load_demo_config(conn)
+    stack._seed_history(conn)  # the demo's 48 hours, so the first view has history (skipped when seeded)
     conn.close()
     print(
         f"metadata on {urlsplit(PG_URL).hostname}:{urlsplit(PG_URL).port}; crawl schema applied; "
