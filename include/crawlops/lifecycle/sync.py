@@ -9,7 +9,7 @@ from crawlops import queue, store
 from crawlops.db import Connection
 from crawlops.lifecycle.common import _db_now, _ingest_empty, _lock, _reject
 from crawlops.lifecycle.outcomes import OpenTasks, Rejected, Tracking
-from crawlops.model import TaskStatus, empty_key, fail_key
+from crawlops.model import TaskStatus
 from crawlops.queue import RedisClient
 from crawlops.settings import Settings
 
@@ -54,8 +54,7 @@ def _sync(
     (``open_rows``: the open tasks the caller read under that lock, else read here)."""
     rows = store.select_open_tasks(conn) if open_rows is None else open_rows
     tasks = [t for t in rows if t.pushed_at is not None]  # never pushed: reconcile's, it has no set to judge
-    keys = [k for t in tasks for k in (t.task_id, fail_key(t.task_id), empty_key(t.task_id))]
-    sizes = queue.set_sizes(r, keys)
+    sizes = queue.task_set_sizes(r, [t.task_id for t in tasks])
     moved: dict[str, int] = {}
     lost: list[str] = []
     emptied: dict[str, int] = {}
