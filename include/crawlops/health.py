@@ -209,7 +209,9 @@ def _depth(
 ) -> dict[str, dict[str, int]]:
     depth: dict[str, dict[str, int]] = {}
     for task in tasks:
-        entry = depth.setdefault(task.task_type, {"open_tasks": 0, "queued": 0, "failed_waiting": 0})
+        entry = depth.get(task.task_type) or depth.setdefault(
+            task.task_type, {"open_tasks": 0, "queued": 0, "failed_waiting": 0}
+        )
         entry["open_tasks"] += 1
         entry["queued"] += queued[task.task_id]
         entry["failed_waiting"] += failed[task.task_id]

@@ -275,8 +275,10 @@ def set_sizes(r: RedisClient, keys: Sequence[str]) -> list[int]:
 _TASK_SIZES = """
 local fail, empty, out, n = ARGV[2], ARGV[3], {}, 0
 for id in string.gmatch(ARGV[1], '[^\\n]+') do
-  n = n + 1
-  out[n] = redis.call('SCARD', id) .. ',' .. redis.call('SCARD', id .. fail) .. ',' .. redis.call('SCARD', id .. empty)
+  out[n + 1] = redis.call('SCARD', id)
+  out[n + 2] = redis.call('SCARD', id .. fail)
+  out[n + 3] = redis.call('SCARD', id .. empty)
+  n = n + 3
 end
 return table.concat(out, ',')
 """

@@ -82,7 +82,8 @@ def _reconcile(
     if open_rows is None:
         candidates = store.select_tasks(conn, _CANDIDATES, params)
     else:
-        ids = [t.task_id for t in open_rows if t.redis_epoch is None or t.redis_epoch != params[0]]
+        current = params[0]  # NULL in the column: never pushed, a candidate too (None != any text)
+        ids = [t.task_id for t in open_rows if t.redis_epoch != current]
         candidates = (
             store.select_tasks(conn, f"task_id IN ({marks(ids)}) AND {_CANDIDATES}", ids + params) if ids else []
         )
