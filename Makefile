@@ -23,7 +23,7 @@ help:
 	@echo "make test      - lint + the whole test suite against the local MariaDB and Redis"
 	@echo "make e2e       - start the stack, drive the UI in headless Chromium, stop"
 	@echo "make bench     - benchmarks against floors measured in the same run (about 7 minutes)"
-	@echo "make bench-dispatch-10m - dispatch of 10M elements in one window against its floor, RSS per element (15-25 min)"
+	@echo "make bench-dispatch-10m - dispatch of 10M elements in one window against its floor, RSS per element (about 30 min)"
 	@echo "make bench-scale - one manifest day: batched DELETE vs DROP PARTITION at 2M and 20M rows; capacity (8-13 min)"
 	@echo "make bench-history - the checks at 1, 7 and 30 days of 1M elements a day (about 12 minutes)"
 	@echo "make soak      - a full day at 100k elements an hour through the simulator"
