@@ -284,14 +284,23 @@ return table.concat(out, ',')
 """
 
 
+# Task ids a script: 6,000 SCARDs take Redis about 3 ms, during which it serves nobody else.
+_IDS_PER_SCRIPT = 2000
+
+
 def task_set_sizes(r: RedisClient, task_ids: Sequence[str]) -> list[int]:
     """For each task, the sizes of its queue, fail and empty sets (0 for a missing set), flat:
-    ``[queued_1, failed_1, empty_1, queued_2, ...]``, in one round trip and one reply."""
-    lines = "\n".join(task_ids)
-    if lines.count("\n") != len(task_ids) - 1 or "" in task_ids:  # an id the lines cannot carry: named as keys
-        return set_sizes(r, [k for t in task_ids for k in (t, fail_key(t), empty_key(t))])
-    reply = _text(r.eval(_TASK_SIZES, 0, _raw([lines])[0], FAIL_SUFFIX, EMPTY_SUFFIX)) if task_ids else ""
-    return list(map(int, reply.split(","))) if reply else []
+    ``[queued_1, failed_1, empty_1, queued_2, ...]``, one round trip and one reply per 2,000 tasks."""
+    sizes: list[int] = []
+    for start in range(0, len(task_ids), _IDS_PER_SCRIPT):
+        chunk = task_ids[start : start + _IDS_PER_SCRIPT]
+        lines = "\n".join(chunk)
+        if lines.count("\n") != len(chunk) - 1 or "" in chunk:  # an id the lines cannot carry: named as keys
+            sizes += set_sizes(r, [k for t in chunk for k in (t, fail_key(t), empty_key(t))])
+            continue
+        reply = _text(r.eval(_TASK_SIZES, 0, _raw([lines])[0], FAIL_SUFFIX, EMPTY_SUFFIX))
+        sizes += map(int, reply.split(",")) if reply else []
+    return sizes
 
 
 def members(r: RedisClient, key: str, batch_size: int = 2000) -> Iterator[str]:
