@@ -14,7 +14,7 @@ export CRAWLOPS_REDIS_DB ?= 1
 export AIRFLOW_CONN_CRAWL_MYSQL ?= {"conn_type":"mysql","host":"127.0.0.1","port":3306,"login":"crawlops","password":"crawlops","schema":"crawl","extra":{"charset":"utf8mb4"}}
 export AIRFLOW_CONN_CRAWL_REDIS ?= {"conn_type":"redis","host":"127.0.0.1","port":6379,"extra":{"db":$(CRAWLOPS_REDIS_DB)}}
 
-.PHONY: help venv services schema demo demo-once cluster cluster-test stop status e2e bench bench-scale bench-history soak test lint format lock clean
+.PHONY: help venv services schema demo demo-once cluster cluster-test stop status e2e bench bench-dispatch-10m bench-scale bench-history soak test lint format lock clean
 
 help:
 	@echo "make demo      - .venv, MariaDB, Redis, schema, demo config, simulated crawlers and Airflow (UI on :8080)"
@@ -25,6 +25,7 @@ help:
 	@echo "make test      - lint + the whole test suite against the local MariaDB and Redis"
 	@echo "make e2e       - start the stack, drive the UI in headless Chromium, stop"
 	@echo "make bench     - benchmarks against floors measured in the same run (about 7 minutes)"
+	@echo "make bench-dispatch-10m - dispatch of 10M elements in one window against its floor, RSS per element (about 30 min)"
 	@echo "make bench-scale - one manifest day: batched DELETE vs DROP PARTITION at 2M and 20M rows; capacity (8-13 min)"
 	@echo "make bench-history - the checks at 1, 7 and 30 days of 1M elements a day (about 12 minutes)"
 	@echo "make soak      - a full day at 100k elements an hour through the simulator"
@@ -101,6 +102,12 @@ bench: venv services
 	$(PY) -m bench.dashboard_bench
 	$(PY) -m bench.worker_bench
 	$(PY) -m bench.report
+
+# 10M elements in one window (2M config rows x 5 pages), one run of each: too long for make bench.
+# Prints the RSS after planning (the config rows) and what record and push add beyond it, to
+# compare with the 1M run of make bench; about 3 GB of manifest in the bench database while it runs.
+bench-dispatch-10m: venv services
+	$(PY) -m bench.dispatch_bench --keywords 2000000 --pages 5 --repeat 1
 
 # Deleting one day of a 20M-row manifest (and of a 2M one, to see the scaling): batched DELETE
 # against DROP PARTITION, plus bytes per element in Redis and per row in MySQL. Its own

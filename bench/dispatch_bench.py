@@ -7,14 +7,30 @@ push_window) on the real local MariaDB and Redis. Floor, measured in the same ru
 same rows: a plain batched executemany of the manifest rows into the same table plus a
 plain batched SADD of the same members. Prints both times and the ratio; writes JSON to
 bench/results/.
+
+Memory: the process's resident set is sampled every 20 ms during ours (a thread reading
+/proc/self/statm), from a baseline taken after the config rows are in MySQL (they are
+streamed there, so loading them leaves no peak behind). Planning holds the config rows;
+what record and push add beyond the planned config is what must not grow with the element
+count. Both are printed, per element and per config row, so runs of 1M and 10M elements
+can be compared:
+
+    python -m bench.dispatch_bench --keywords 2000000 --pages 5 --repeat 1   # 10M, make bench-dispatch-10m
+
+The floor's rows are prepared beforehand in chunks of 500,000 written to a temporary file
+(at 10M elements, all of them in memory would take several GB), and only the writes are timed.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import resource
+import marshal
+import os
+import tempfile
+import threading
 import time
+from collections.abc import Iterator
 
 from bench.common import bench_mysql, bench_redis, write_result
 from crawlops import dispatch
@@ -35,7 +51,7 @@ def reset(conn, r) -> None:
 
 
 def load_config(conn, keywords: int, pages: int) -> None:
-    rows = [("search_result", f"bench keyword {i:07d}", "US", "hourly", pages) for i in range(keywords)]
+    rows = (("search_result", f"bench keyword {i:07d}", "US", "hourly", pages) for i in range(keywords))
     with conn.cursor() as cur:
         for batch in batched(rows, 10_000):
             cur.executemany(
@@ -46,38 +62,101 @@ def load_config(conn, keywords: int, pages: int) -> None:
     conn.commit()
 
 
-def ours(conn, r, settings: Settings) -> tuple[float, int]:
-    started = time.perf_counter()
-    plan = dispatch.plan_window(conn, settings, WINDOW, "UTC")
-    dispatch.record_plan(conn, settings, plan, dag_run_id="bench")
-    pushed = dispatch.push_window(conn, r, settings, WINDOW)
-    return time.perf_counter() - started, sum(pushed.values())
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * _PAGE
+
+
+class RssPeak:
+    """The highest resident set seen while the block runs, sampled every 20 ms by a thread."""
+
+    def __init__(self) -> None:
+        self.peak = rss_bytes()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._done.wait(0.02):
+            self.peak = max(self.peak, rss_bytes())
+
+    def __enter__(self) -> RssPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_bytes())
+
+
+def ours(conn, r, settings: Settings) -> tuple[float, int, dict[str, int]]:
+    """Our time, the elements pushed, and memory: the baseline, after planning, and the peak."""
+    baseline = rss_bytes()
+    with RssPeak() as peak:
+        started = time.perf_counter()
+        plan = dispatch.plan_window(conn, settings, WINDOW, "UTC")
+        planned = rss_bytes()
+        dispatch.record_plan(conn, settings, plan, dag_run_id="bench")
+        pushed = dispatch.push_window(conn, r, settings, WINDOW)
+        elapsed = time.perf_counter() - started
+    return elapsed, sum(pushed.values()), {"baseline": baseline, "planned": planned, "peak": peak.peak}
+
+
+_FLOOR_CHUNK = 500_000
+
+
+def _manifest_chunks(conn) -> Iterator[list[tuple]]:
+    """The manifest as the floor writes it, read in primary-key order, one chunk at a time."""
+    last: tuple[str, int] = ("", 0)
+    while True:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT task_id, seq, element, target, marketplace, page, config_id FROM amazon_task_element "
+                "WHERE task_id > %s OR (task_id = %s AND seq > %s) ORDER BY task_id, seq LIMIT %s",
+                (last[0], *last, _FLOOR_CHUNK),
+            )
+            rows = [(t, n, element_digest(e), e, tg, mp, p, c) for t, n, e, tg, mp, p, c in cur.fetchall()]
+        if not rows:
+            return
+        last = (rows[-1][0], rows[-1][1])
+        yield rows
 
 
 def floor(conn, r, settings: Settings) -> float:
     """The same manifest rows and members, prepared beforehand, written with no logic around them."""
-    with conn.cursor() as cur:
-        cur.execute("SELECT task_id, seq, element, target, marketplace, page, config_id FROM amazon_task_element")
-        rows = [(t, n, element_digest(e), e, tg, mp, p, c) for t, n, e, tg, mp, p, c in cur.fetchall()]
-        cur.execute("TRUNCATE TABLE amazon_task_element")
-    conn.commit()
-    r.flushdb()
-    members = [row[3] for row in rows]
-    key = rows[0][0]
-    started = time.perf_counter()
-    with conn.cursor() as cur:
-        for batch in batched(rows, settings.dispatch.mysql_batch_size):
-            cur.executemany(
-                "INSERT INTO amazon_task_element (task_id, seq, element_hash, element, target, marketplace, page, "
-                "config_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                batch,
-            )
-    conn.commit()
-    pipe = r.pipeline(transaction=False)
-    for batch in batched(members, settings.dispatch.redis_batch_size):
-        pipe.sadd(key, *batch)
-    pipe.execute()
-    return time.perf_counter() - started
+    with tempfile.TemporaryFile() as prepared:
+        for chunk in _manifest_chunks(conn):
+            marshal.dump(chunk, prepared)
+        with conn.cursor() as cur:
+            cur.execute("TRUNCATE TABLE amazon_task_element")
+        conn.commit()
+        r.flushdb()
+        prepared.seek(0)
+        elapsed = 0.0
+        while True:
+            try:
+                rows = marshal.load(prepared)  # noqa: S302 (a file this run just wrote); not timed: prepared beforehand
+            except EOFError:
+                break
+            members, key = [row[3] for row in rows], rows[0][0]
+            started = time.perf_counter()
+            with conn.cursor() as cur:
+                for batch in batched(rows, settings.dispatch.mysql_batch_size):
+                    cur.executemany(
+                        "INSERT INTO amazon_task_element (task_id, seq, element_hash, element, target, marketplace, "
+                        "page, config_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                        batch,
+                    )
+            conn.commit()
+            pipe = r.pipeline(transaction=False)
+            for batch in batched(members, settings.dispatch.redis_batch_size):
+                pipe.sadd(key, *batch)
+            pipe.execute()
+            elapsed += time.perf_counter() - started
+    return elapsed
 
 
 def main() -> None:
@@ -90,33 +169,46 @@ def main() -> None:
     conn, r = bench_mysql(), bench_redis()
     settings = Settings.load()
     ours_times, floor_times = [], []
-    rss_growth_kb = None
+    memory: dict[str, int] | None = None
     for _ in range(args.repeat):
         reset(conn, r)
         load_config(conn, args.keywords, args.pages)
-        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        elapsed, pushed = ours(conn, r, settings)
-        if rss_growth_kb is None:  # the first run, before the floor's prepared rows inflate the peak
-            rss_growth_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before
+        elapsed, pushed, rss = ours(conn, r, settings)
+        memory = memory or rss  # the first run, before the floor's prepared rows have been in memory
         ours_times.append(elapsed)
         assert pushed == args.keywords * args.pages, pushed
         assert r.scard(f"search_result_{WINDOW.epoch}_hourly") == pushed
         floor_times.append(floor(conn, r, settings))
     reset(conn, r)
     best_ours, best_floor = min(ours_times), min(floor_times)
+    assert memory is not None
+    elements = args.keywords * args.pages
+    mb = 1024 * 1024
+    growth, planning = memory["peak"] - memory["baseline"], memory["planned"] - memory["baseline"]
+    beyond = memory["peak"] - memory["planned"]  # what record and push add beyond the planned config
     result = {
         "benchmark": "dispatch",
-        "elements": args.keywords * args.pages,
+        "elements": elements,
+        "config_rows": args.keywords,
         "ours_seconds": round(best_ours, 3),
         "floor_seconds": round(best_floor, 3),
         "ratio": round(best_ours / best_floor, 2),
         "ours_runs": [round(t, 3) for t in ours_times],
         "floor_runs": [round(t, 3) for t in floor_times],
-        "peak_rss_growth_mb_during_ours": round(rss_growth_kb / 1024, 1),
+        "peak_rss_growth_mb_during_ours": round(growth / mb, 1),
+        "rss_growth_mb_planning": round(planning / mb, 1),
+        "rss_growth_mb_beyond_planning": round(beyond / mb, 1),
+        "rss_growth_bytes_per_element": round(growth / elements, 1),
+        "rss_growth_bytes_per_config_row": round(growth / args.keywords, 1),
+        "baseline_rss_mb": round(memory["baseline"] / mb, 1),
     }
     print(
-        f"dispatch {result['elements']:>9,} elements: ours {best_ours:7.2f} s   floor {best_floor:7.2f} s   "
-        f"ratio {result['ratio']:.2f}x   peak RSS growth {result['peak_rss_growth_mb_during_ours']} MB"
+        f"dispatch {elements:>9,} elements: ours {best_ours:7.2f} s   floor {best_floor:7.2f} s   "
+        f"ratio {result['ratio']:.2f}x   peak RSS growth {result['peak_rss_growth_mb_during_ours']} MB\n"
+        f"  RSS: {result['rss_growth_mb_planning']} MB after planning {args.keywords:,} config rows "
+        f"({planning / args.keywords:.0f} bytes a row), {result['rss_growth_mb_beyond_planning']} MB more at the "
+        f"peak of record and push; {growth / elements:.1f} bytes an element in all "
+        f"(baseline {result['baseline_rss_mb']} MB)"
     )
     write_result(f"dispatch-{result['elements']}", result)
 

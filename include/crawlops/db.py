@@ -84,6 +84,45 @@ def delete_batch(conn: Connection, sql: str, params: Sequence[Any]) -> int:
     return deleted
 
 
+def purge_expired(conn: Connection, table: str, column: str, before: Any, limit: int, *, per: str | None = None) -> int:
+    """Delete up to ``limit`` rows of ``table`` whose ``column`` is before ``before``, oldest
+    first, in one short transaction; the rows deleted.
+
+    ``per``: the column that heads the table's index before ``column``; the rows then go one of
+    its values at a time, each DELETE a range of that index. ``table`` and the columns are
+    constants of the calling store module, never input.
+    """
+    deleted = 0
+    with conn.cursor() as cur:
+        for where, params in _expired_ranges(cur, table, column, before, per):
+            if deleted >= limit:
+                break
+            cur.execute(f"DELETE FROM {table} WHERE {where} ORDER BY {column} LIMIT %s", (*params, limit - deleted))  # noqa: S608
+            deleted += int(cur.rowcount)
+    conn.commit()
+    return deleted
+
+
+def count_expired(conn: Connection, table: str, column: str, before: Any, *, per: str | None = None) -> int:
+    """The rows ``purge_expired`` with the same arguments would delete, with no limit."""
+    total = 0
+    with conn.cursor() as cur:
+        for where, params in _expired_ranges(cur, table, column, before, per):
+            cur.execute(f"SELECT COUNT(*) FROM {table} WHERE {where}", params)  # noqa: S608 - constants
+            total += int(cur.fetchone()[0])
+    return total
+
+
+def _expired_ranges(
+    cur: Cursor, table: str, column: str, before: Any, per: str | None
+) -> list[tuple[str, tuple[Any, ...]]]:
+    """The conditions of the expired rows: one, or one per value of ``per`` (read by a loose index scan)."""
+    if per is None:
+        return [(f"{column} < %s", (before,))]
+    cur.execute(f"SELECT DISTINCT {per} FROM {table} ORDER BY {per}")  # noqa: S608 - constants
+    return [(f"{per} = %s AND {column} < %s", (key, before)) for (key,) in cur.fetchall()]
+
+
 def marks(values: Sequence[Any]) -> str:
     """``%s, %s, ...``: one placeholder per value, for an ``IN (...)`` list."""
     return ", ".join(["%s"] * len(values))

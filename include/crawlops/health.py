@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from crawlops import lifecycle, queue, store
@@ -203,10 +204,14 @@ def queue_depth(conn: Connection, r: RedisClient) -> dict[str, dict[str, int]]:
     return _depth(open_tasks, queued, failed)
 
 
-def _depth(tasks: list[store.TaskRow], queued: dict[str, int], failed: dict[str, int]) -> dict[str, dict[str, int]]:
+def _depth(
+    tasks: Sequence[store.TaskRow | store.OpenTask], queued: dict[str, int], failed: dict[str, int]
+) -> dict[str, dict[str, int]]:
     depth: dict[str, dict[str, int]] = {}
     for task in tasks:
-        entry = depth.setdefault(task.task_type, {"open_tasks": 0, "queued": 0, "failed_waiting": 0})
+        entry = depth.get(task.task_type) or depth.setdefault(
+            task.task_type, {"open_tasks": 0, "queued": 0, "failed_waiting": 0}
+        )
         entry["open_tasks"] += 1
         entry["queued"] += queued[task.task_id]
         entry["failed_waiting"] += failed[task.task_id]

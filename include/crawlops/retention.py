@@ -221,9 +221,9 @@ class _Purge:
                     return
                 rows = manifest.purge_tasks(conn, expired, limit=batch)
                 budget.spent(table, rows)
-                if rows < batch:
+                if not rows:
                     break
-                # More to come: check again that no chain re-opened meanwhile (a re-crawl).
+                # Maybe more to come: check again that no chain re-opened meanwhile (a re-crawl).
                 still = tasks.closed_roots(conn, {roots[t] for t in expired}, settled_before=cutoff)
                 expired = [t for t in expired if roots[t] in still]
 
@@ -252,8 +252,6 @@ class _Purge:
             chain = tasks.closed_chain_tasks(conn, roots, settled_before=cutoff)
             while rows := manifest.purge_tasks(conn, chain, limit=batch):
                 budget.spent(elements, rows)
-                if rows < batch:
-                    break
                 if not budget.allows():
                     return
             budget.spent(table, tasks.delete_chains(conn, roots, settled_before=cutoff))

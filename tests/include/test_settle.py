@@ -290,3 +290,20 @@ def test_an_element_whose_rows_were_quarantined_was_answered(mysql, redis_client
 
     assert tracking.retries == {} and row(mysql, TASK)[:3] == ("Completed", 2, 2)
     assert invariant.element_fates(mysql)["answered"] == 2
+
+
+def test_the_sizes_of_each_tasks_three_sets_come_in_one_reply_as_the_keys_themselves_give_them(
+    redis_client, monkeypatch
+):
+    ids = ["task_a", "task_b", "odd\nid", "task_c"]
+    redis_client.sadd("task_a", "x", "y")
+    redis_client.sadd("task_a_fail", "z")
+    redis_client.sadd("task_b_empty", "p", "q", "r")
+    redis_client.sadd("odd\nid_fail", "w")
+    named = [k for t in ids for k in (t, t + "_fail", t + "_empty")]
+
+    assert queue.task_set_sizes(redis_client, ids[:2] + ids[3:]) == [2, 1, 0, 0, 0, 3, 0, 0, 0]
+    assert queue.task_set_sizes(redis_client, ids) == queue.set_sizes(redis_client, named)  # the keys named instead
+    assert queue.task_set_sizes(redis_client, []) == []
+    monkeypatch.setattr(queue, "_IDS_PER_SCRIPT", 2)  # a script per two tasks: the same answer
+    assert queue.task_set_sizes(redis_client, ids) == queue.set_sizes(redis_client, named)

@@ -18,14 +18,6 @@ from crawlops.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def _open_tasks(conn: Connection) -> list[store.TaskRow]:
-    return store.select_tasks(
-        conn,
-        "task_status IN (%s, %s) AND pushed_at IS NOT NULL",
-        (TaskStatus.PENDING.value, TaskStatus.IN_PROGRESS.value),
-    )
-
-
 def _lock(conn: Connection, settings: Settings, write: bool) -> Any:
     return named_lock(conn, DISPATCH_LOCK, settings.dispatch.lock_timeout_seconds) if write else nullcontext()
 

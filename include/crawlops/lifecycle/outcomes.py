@@ -67,7 +67,7 @@ class Handed:
 class OpenTasks:
     """Open tasks as the sync left them, with their queue and fail-set sizes."""
 
-    tasks: list[store.TaskRow]
+    tasks: list[store.OpenTask]
     queued: dict[str, int]
     failed: dict[str, int]
     moved: dict[str, int]

@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from crawlops import queue, store
-from crawlops.db import Connection
+from crawlops.db import Connection, marks
 from crawlops.dispatch import publish
 from crawlops.lifecycle.common import _fail_set_digests, _lock
 from crawlops.lifecycle.outcomes import Tracking
@@ -34,10 +34,11 @@ def track(
     write = not dry_run
     with _lock(conn, settings, write):
         epoch, facts = queue.epoch_and_facts(r, create=write)
-        synced = _sync(conn, r, settings, epoch=epoch, write=write)
+        open_rows = store.select_open_tasks(conn)
+        synced = _sync(conn, r, settings, epoch=epoch, write=write, open_rows=open_rows)
         tracking = Tracking(dry_run=dry_run, open=synced, rejected=list(synced.rejected))
         tracking.merge(_settle_finished(conn, r, settings, epoch=epoch, now=now, dry_run=dry_run))
-        tracking.merge(_reconcile(conn, r, settings, epoch=epoch, facts=facts, dry_run=dry_run))
+        tracking.merge(_reconcile(conn, r, settings, epoch=epoch, facts=facts, dry_run=dry_run, open_rows=open_rows))
     return tracking
 
 
@@ -55,17 +56,37 @@ def reconcile_lost(conn: Connection, r: RedisClient, settings: Settings, *, dry_
         return _reconcile(conn, r, settings, epoch=epoch, facts=facts, dry_run=dry_run)
 
 
+_CANDIDATES = "(redis_epoch IS NULL OR redis_epoch <> %s) AND task_status IN (%s, %s)"
+
+
 def _reconcile(
-    conn: Connection, r: RedisClient, settings: Settings, *, epoch: str | None, facts: dict[str, Any], dry_run: bool
+    conn: Connection,
+    r: RedisClient,
+    settings: Settings,
+    *,
+    epoch: str | None,
+    facts: dict[str, Any],
+    dry_run: bool,
+    open_rows: list[store.OpenTask] | None = None,
 ) -> Tracking:
     """``reconcile_lost`` under a lock the caller holds, against the Redis epoch it read
-    (``facts``: the server facts of the same INFO reply, recorded as the evidence)."""
+    (``facts``: the server facts of the same INFO reply, recorded as the evidence).
+
+    ``open_rows``: the open tasks ``track`` read under the same lock. The candidates are then
+    those of them in another epoch, re-read whole (and re-tested) only when there are any:
+    in the usual pass, none, and no statement. The steps between (sync, settle) make no
+    candidate: a task they move stays in its epoch, a retry they create is in the current one.
+    """
     tracking = Tracking(dry_run=dry_run)
-    candidates = store.select_tasks(
-        conn,
-        "(redis_epoch IS NULL OR redis_epoch <> %s) AND task_status IN (%s, %s)",
-        (epoch or "", TaskStatus.PENDING.value, TaskStatus.IN_PROGRESS.value),
-    )
+    params: list[Any] = [epoch or "", TaskStatus.PENDING.value, TaskStatus.IN_PROGRESS.value]
+    if open_rows is None:
+        candidates = store.select_tasks(conn, _CANDIDATES, params)
+    else:
+        current = params[0]  # NULL in the column: never pushed, a candidate too (None != any text)
+        ids = [t.task_id for t in open_rows if t.redis_epoch != current]
+        candidates = (
+            store.select_tasks(conn, f"task_id IN ({marks(ids)}) AND {_CANDIDATES}", ids + params) if ids else []
+        )
     candidates.sort(key=lambda t: (len(t.task_id), t.task_id))
     failed_sizes = queue.set_sizes(r, [fail_key(t.task_id) for t in candidates])
     for task, failed in zip(candidates, failed_sizes, strict=True):

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import Any
 
 from crawlops import queue, store
 from crawlops.db import Connection
-from crawlops.lifecycle.common import _db_now, _ingest_empty, _lock, _open_tasks, _reject
+from crawlops.lifecycle.common import _db_now, _ingest_empty, _lock, _reject
 from crawlops.lifecycle.outcomes import OpenTasks, Rejected, Tracking
-from crawlops.model import TaskStatus, empty_key, fail_key
+from crawlops.model import TaskStatus
 from crawlops.queue import RedisClient
 from crawlops.settings import Settings
 
@@ -42,16 +41,25 @@ _COMPLETED, _FAILED = TaskStatus.COMPLETED.value, TaskStatus.FAILED.value
 _FINISHED = (_COMPLETED, _FAILED)
 
 
-def _sync(conn: Connection, r: RedisClient, settings: Settings, *, epoch: str | None, write: bool) -> OpenTasks:
-    """``sync_open_tasks`` under a lock the caller holds, against the Redis epoch it read."""
-    tasks = _open_tasks(conn)
-    keys = [k for t in tasks for k in (t.task_id, fail_key(t.task_id), empty_key(t.task_id))]
-    sizes = queue.set_sizes(r, keys)
+def _sync(
+    conn: Connection,
+    r: RedisClient,
+    settings: Settings,
+    *,
+    epoch: str | None,
+    write: bool,
+    open_rows: list[store.OpenTask] | None = None,
+) -> OpenTasks:
+    """``sync_open_tasks`` under a lock the caller holds, against the Redis epoch it read
+    (``open_rows``: the open tasks the caller read under that lock, else read here)."""
+    rows = store.select_open_tasks(conn) if open_rows is None else open_rows
+    tasks = [t for t in rows if t.pushed_at is not None]  # never pushed: reconcile's, it has no set to judge
+    sizes = queue.task_set_sizes(r, [t.task_id for t in tasks])
     moved: dict[str, int] = {}
     lost: list[str] = []
     emptied: dict[str, int] = {}
     rejected: list[Rejected] = []
-    still_open: list[store.TaskRow] = []
+    still_open: list[store.OpenTask] = []
     queued: dict[str, int] = {}
     failed_waiting: dict[str, int] = {}
     changes: list[store.StatusChange] = []
@@ -81,9 +89,7 @@ def _sync(conn: Connection, r: RedisClient, settings: Settings, *, epoch: str | 
                 if progressed and write:
                     now = now or _db_now(conn)
                     times = {"progress_at": now, "started_at": task.started_at or now}
-                kept = dataclasses.replace(
-                    task, task_status=status, remaining_count=remaining, failed_count=failed, **times
-                )
+                kept = task._replace(task_status=status, remaining_count=remaining, failed_count=failed, **times)
         still_open.append(kept)
         queued[task.task_id], failed_waiting[task.task_id] = remaining, failed
     if write:
@@ -112,7 +118,7 @@ def _sync(conn: Connection, r: RedisClient, settings: Settings, *, epoch: str | 
 
 
 def _record_late_members(
-    conn: Connection, r: RedisClient, settings: Settings, retry_tasks: list[store.TaskRow], rejected: list[Rejected]
+    conn: Connection, r: RedisClient, settings: Settings, retry_tasks: list[store.OpenTask], rejected: list[Rejected]
 ) -> dict[str, int]:
     """Workers may report a failure into a retry task's set after it was recorded: add such
     members to its manifest, so the ledger still holds every element Redis holds. Members

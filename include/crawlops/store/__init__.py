@@ -28,6 +28,7 @@ from crawlops.store.manifest import (
 )
 from crawlops.store.tasks import (
     TASK_COLUMNS,
+    OpenTask,
     StatusChange,
     TaskRow,
     day_task_statistics,
@@ -39,6 +40,7 @@ from crawlops.store.tasks import (
     record_settlement,
     record_statuses,
     record_task,
+    select_open_tasks,
     select_tasks,
     settled_between,
     settled_totals_by_type,
@@ -47,6 +49,7 @@ from crawlops.store.tasks import (
 
 __all__ = [
     "TASK_COLUMNS",
+    "OpenTask",
     "StatusChange",
     "TaskRow",
     "add_config_rows",
@@ -68,6 +71,7 @@ __all__ = [
     "record_statuses",
     "record_task",
     "recrawled",
+    "select_open_tasks",
     "select_tasks",
     "settled_between",
     "settled_totals_by_type",

@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from crawlops.db import Connection, delete_batch
+from crawlops.db import Connection, count_expired, purge_expired
 
 LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO")  # most severe first
 _RANK = "FIELD({}, 'INFO', 'WARNING', 'ERROR', 'CRITICAL')"
@@ -291,49 +291,16 @@ def hourly_checks(conn: Connection, start: dt.datetime, end: dt.datetime, *, exc
 #: The time column each table's rows expire by, each the head of an index (the delivery log's
 #: index is (channel, sent_at): it is read one channel at a time).
 EXPIRES_BY = {"amazon_alert": "created_at", "amazon_alert_delivery": "sent_at", "amazon_check_run": "window_end"}
+#: Tables purged one value of a column at a time (the column heading their expiry index).
+PER = {"amazon_alert_delivery": "channel"}
 
 
 def purge_before(conn: Connection, table: str, before: dt.datetime, *, limit: int) -> int:
     """Delete up to ``limit`` rows of ``table`` (one of ``EXPIRES_BY``) older than ``before``,
     oldest first, in one short transaction; the rows deleted."""
-    column = EXPIRES_BY[table]
-    if table != "amazon_alert_delivery":
-        return delete_batch(
-            conn,
-            f"DELETE FROM {table} WHERE {column} < %s ORDER BY {column} LIMIT %s",  # noqa: S608 - constants
-            (before, limit),
-        )
-    deleted = 0
-    with conn.cursor() as cur:
-        for channel in _channels(cur):
-            if deleted >= limit:
-                break
-            cur.execute(
-                "DELETE FROM amazon_alert_delivery WHERE channel = %s AND sent_at < %s ORDER BY sent_at LIMIT %s",
-                (channel, before, limit - deleted),
-            )
-            deleted += int(cur.rowcount)
-    conn.commit()
-    return deleted
+    return purge_expired(conn, table, EXPIRES_BY[table], before, limit, per=PER.get(table))
 
 
 def count_before(conn: Connection, table: str, before: dt.datetime) -> int:
     """Rows of ``table`` (one of ``EXPIRES_BY``) older than ``before``."""
-    column = EXPIRES_BY[table]
-    with conn.cursor() as cur:
-        if table != "amazon_alert_delivery":
-            cur.execute(f"SELECT COUNT(*) FROM {table} WHERE {column} < %s", (before,))  # noqa: S608
-            return int(cur.fetchone()[0])
-        total = 0
-        for channel in _channels(cur):
-            cur.execute(
-                "SELECT COUNT(*) FROM amazon_alert_delivery WHERE channel = %s AND sent_at < %s", (channel, before)
-            )
-            total += int(cur.fetchone()[0])
-        return total
-
-
-def _channels(cur: Any) -> list[str]:
-    # a loose scan of idx_delivery_time (channel, sent_at)
-    cur.execute("SELECT DISTINCT channel FROM amazon_alert_delivery ORDER BY channel")
-    return [str(channel) for (channel,) in cur.fetchall()]
+    return count_expired(conn, table, EXPIRES_BY[table], before, per=PER.get(table))

@@ -238,11 +238,40 @@ def counts_of_tasks(conn: Connection, task_ids: Sequence[str]) -> dict[str, int]
 
 def purge_tasks(conn: Connection, task_ids: Sequence[str], *, limit: int) -> int:
     """Delete up to ``limit`` manifest rows of those tasks, in key order (a root's before its
-    retries'), in one short transaction; the rows deleted."""
+    retries'), in one short transaction; the rows deleted, 0 once none of them holds any.
+
+    While the first task holding rows has more than ``limit`` left, a batch is the range of
+    ``limit`` seqs from its first row left (a task's seqs run on without gaps, and a purge only
+    ever removes the front of what is left): deleting a day of a 20M-row manifest that way was
+    1.1-2.4x faster than ``ORDER BY task_id, seq LIMIT n`` (bench/scale_bench.py). The batch
+    that reaches the end of a task is the ``LIMIT`` one, so it takes the next tasks' rows with
+    it and many small tasks (retries) still go ``limit`` rows a statement. Every batch but the
+    last is full, as before.
+    """
     if not task_ids:
         return 0
+    among = f"task_id IN ({marks(task_ids)})"
+    with conn.cursor() as cur:
+        # two index dives: where the first task's rows left start and end
+        cur.execute(
+            f"SELECT task_id, seq FROM amazon_task_element WHERE {among} ORDER BY task_id, seq LIMIT 1",  # noqa: S608
+            list(task_ids),
+        )
+        first = cur.fetchone()
+        if first is None:
+            conn.commit()
+            return 0
+        task_id, low = first
+        cur.execute("SELECT MAX(seq) FROM amazon_task_element WHERE task_id = %s", (task_id,))
+        (top,) = cur.fetchone()
+    if top - low + 1 > limit:
+        return delete_batch(
+            conn,
+            "DELETE FROM amazon_task_element WHERE task_id = %s AND seq >= %s AND seq < %s",
+            (task_id, low, low + limit),
+        )
     return delete_batch(
         conn,
-        f"DELETE FROM amazon_task_element WHERE task_id IN ({marks(task_ids)}) ORDER BY task_id, seq LIMIT %s",  # noqa: S608
+        f"DELETE FROM amazon_task_element WHERE {among} ORDER BY task_id, seq LIMIT %s",  # noqa: S608
         [*task_ids, limit],
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from crawlops.db import Connection, delete_batch
+from crawlops.db import Connection, count_expired, purge_expired
 
 
 def upsert(conn: Connection, day: dt.date, *, markdown: str, html: str, summary: str, dag_run_id: str | None) -> None:
@@ -63,13 +63,9 @@ def latest_html(conn: Connection) -> str | None:
 def purge_before(conn: Connection, before: dt.date, *, limit: int) -> int:
     """Delete up to ``limit`` reports of days before ``before``, oldest first, in one short
     transaction; the rows deleted."""
-    return delete_batch(
-        conn, "DELETE FROM amazon_daily_report WHERE report_date < %s ORDER BY report_date LIMIT %s", (before, limit)
-    )
+    return purge_expired(conn, "amazon_daily_report", "report_date", before, limit)
 
 
 def count_before(conn: Connection, before: dt.date) -> int:
     """Reports of days before ``before``."""
-    with conn.cursor() as cur:
-        cur.execute("SELECT COUNT(*) FROM amazon_daily_report WHERE report_date < %s", (before,))
-        return int(cur.fetchone()[0])
+    return count_expired(conn, "amazon_daily_report", "report_date", before)

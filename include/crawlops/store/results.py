@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from crawlops.db import Connection, batched, delete_batch
+from crawlops.db import Connection, batched, count_expired, purge_expired
 
 log = logging.getLogger(__name__)
 
@@ -224,16 +224,9 @@ def _expires_by(table: str) -> str:
 def purge_before(conn: Connection, table: str, before: dt.datetime, *, limit: int) -> int:
     """Delete up to ``limit`` rows of a results table or its quarantine older than ``before``,
     oldest first, in one short transaction; the rows deleted."""
-    column = _expires_by(table)
-    return delete_batch(
-        conn,
-        f"DELETE FROM {table} WHERE {column} < %s ORDER BY {column} LIMIT %s",  # noqa: S608 - constants
-        (before, limit),
-    )
+    return purge_expired(conn, table, _expires_by(table), before, limit)
 
 
 def count_before(conn: Connection, table: str, before: dt.datetime) -> int:
     """Rows of a results table or its quarantine older than ``before``."""
-    with conn.cursor() as cur:
-        cur.execute(f"SELECT COUNT(*) FROM {table} WHERE {_expires_by(table)} < %s", (before,))  # noqa: S608
-        return int(cur.fetchone()[0])
+    return count_expired(conn, table, _expires_by(table), before)

@@ -10,7 +10,7 @@ import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from crawlops.db import Connection, batched, delete_batch, marks
 from crawlops.model import FAIL_SUFFIX, Element, TaskStatus, element_digest, fail_key
@@ -55,6 +55,48 @@ def select_tasks(conn: Connection, where: str, params: Sequence[Any] = ()) -> li
         # ``where`` is a constant fragment of this package's modules; values travel as params.
         cur.execute(f"SELECT {TASK_COLUMNS} FROM amazon_task_information WHERE {where}", params)  # noqa: S608
         return [TaskRow(*row) for row in cur.fetchall()]
+
+
+class OpenTask(NamedTuple):
+    """An open task as the 5-minute pass reads it: the columns the status sync, the reconcile
+    candidate test and the health check use, not the whole row (``select_tasks`` has that).
+
+    A tuple, not a frozen dataclass: it is built for every open task on every check, and a
+    frozen dataclass of this size takes about 1 us to build against 0.2 us."""
+
+    task_id: str
+    task_type: str
+    task_source: str | None
+    task_status: str
+    element_count: int
+    remaining_count: int | None
+    failed_count: int
+    redis_epoch: str | None
+    priority: int
+    pushed_at: dt.datetime | None
+    started_at: dt.datetime | None
+    progress_at: dt.datetime | None
+
+
+# The DATETIMEs travel as text and are parsed by datetime.fromisoformat (C): MySQLdb's own
+# converter parses them in Python, about 0.85 us each against 0.1 (2,000 open tasks: 5.1 ms
+# of the 13.7 ms the whole row took, which also carried four DATETIMEs this pass never uses).
+_OPEN_SELECT = (
+    "SELECT task_id, task_type, task_source, task_status, element_count, remaining_count, failed_count, "
+    "redis_epoch, priority, CAST(pushed_at AS CHAR), CAST(started_at AS CHAR), CAST(progress_at AS CHAR) "
+    "FROM amazon_task_information WHERE task_status IN (%s, %s)"
+)
+
+
+def select_open_tasks(conn: Connection) -> list[OpenTask]:
+    """Every open task (``Pending`` or ``In Progress``), pushed or not, through ``idx_task_status``."""
+    parse = dt.datetime.fromisoformat
+    with conn.cursor() as cur:
+        cur.execute(_OPEN_SELECT, (TaskStatus.PENDING.value, TaskStatus.IN_PROGRESS.value))
+        return [
+            OpenTask._make((*head, pushed and parse(pushed), started and parse(started), progress and parse(progress)))
+            for *head, pushed, started, progress in cur.fetchall()
+        ]
 
 
 def record_task(conn: Connection, task: PlannedTask, *, batch_size: int, dag_run_id: str | None) -> bool:

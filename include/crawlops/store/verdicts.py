@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from crawlops.db import Connection, delete_batch
+from crawlops.db import Connection, count_expired, purge_expired
 
 
 def upsert_validation(conn: Connection, row: tuple[Any, ...]) -> None:
@@ -93,46 +93,16 @@ def day_verdicts(conn: Connection, start: dt.datetime, end: dt.datetime) -> list
 #: The time column each table's rows expire by: idx_validation_time, and the rollup's primary
 #: key (table_name, hour), read one results table at a time.
 EXPIRES_BY = {"amazon_validation_run": "window_start", "amazon_volume_hourly": "hour"}
+#: Tables purged one value of a column at a time (the column heading their expiry index).
+PER = {"amazon_volume_hourly": "table_name"}
 
 
 def purge_before(conn: Connection, table: str, before: dt.datetime, *, limit: int) -> int:
     """Delete up to ``limit`` rows of ``table`` (one of ``EXPIRES_BY``) older than ``before``,
     oldest first, in one short transaction; the rows deleted."""
-    column = EXPIRES_BY[table]
-    if table != "amazon_volume_hourly":
-        return delete_batch(
-            conn,
-            f"DELETE FROM {table} WHERE {column} < %s ORDER BY {column} LIMIT %s",  # noqa: S608 - constants
-            (before, limit),
-        )
-    deleted = 0
-    with conn.cursor() as cur:
-        for name in _rolled_up(cur):
-            if deleted >= limit:
-                break
-            cur.execute(
-                "DELETE FROM amazon_volume_hourly WHERE table_name = %s AND hour < %s ORDER BY hour LIMIT %s",
-                (name, before, limit - deleted),
-            )
-            deleted += int(cur.rowcount)
-    conn.commit()
-    return deleted
+    return purge_expired(conn, table, EXPIRES_BY[table], before, limit, per=PER.get(table))
 
 
 def count_before(conn: Connection, table: str, before: dt.datetime) -> int:
     """Rows of ``table`` (one of ``EXPIRES_BY``) older than ``before``."""
-    column = EXPIRES_BY[table]
-    with conn.cursor() as cur:
-        if table != "amazon_volume_hourly":
-            cur.execute(f"SELECT COUNT(*) FROM {table} WHERE {column} < %s", (before,))  # noqa: S608
-            return int(cur.fetchone()[0])
-        total = 0
-        for name in _rolled_up(cur):
-            cur.execute("SELECT COUNT(*) FROM amazon_volume_hourly WHERE table_name = %s AND hour < %s", (name, before))
-            total += int(cur.fetchone()[0])
-        return total
-
-
-def _rolled_up(cur: Any) -> list[str]:
-    cur.execute("SELECT DISTINCT table_name FROM amazon_volume_hourly ORDER BY table_name")  # loose scan of the key
-    return [str(name) for (name,) in cur.fetchall()]
+    return count_expired(conn, table, EXPIRES_BY[table], before, per=PER.get(table))
