@@ -8,6 +8,11 @@ PG_DB=${CRAWLOPS_CLUSTER_PG_DB:-airflow_crawlops}
 PG_USER=${CRAWLOPS_CLUSTER_PG_USER:-airflow}
 PG_PASSWORD=${CRAWLOPS_CLUSTER_PG_PASSWORD:-airflow}
 
+if [ -n "${CRAWLOPS_CLUSTER_PG_URL:-}" ]; then
+  echo "CRAWLOPS_CLUSTER_PG_URL is set: using that PostgreSQL, nothing started or created here"
+  exit 0
+fi
+
 pg_up() { pg_isready -h 127.0.0.1 -p 5432 -q; }
 
 if ! pg_up; then
@@ -19,8 +24,8 @@ if ! pg_up; then
 fi
 
 # As the postgres superuser: over TCP where trust auth allows it, else through the local socket.
-if psql -h 127.0.0.1 -U postgres -d postgres -c "SELECT 1" >/dev/null 2>&1; then
-  admin=(psql -h 127.0.0.1 -U postgres -d postgres -v ON_ERROR_STOP=1 -qtA)
+if psql -w -h 127.0.0.1 -U postgres -d postgres -c "SELECT 1" >/dev/null 2>&1; then
+  admin=(psql -w -h 127.0.0.1 -U postgres -d postgres -v ON_ERROR_STOP=1 -qtA)
 else
   admin=(runuser -u postgres -- psql -d postgres -v ON_ERROR_STOP=1 -qtA)
 fi

@@ -349,7 +349,8 @@ def test_the_image_builds_from_the_locks_versions():
         providers
     )
     installed = {name_of(package) for package in packages}
-    assert providers | {"great-expectations", "pymysql", "psycopg2-binary"} <= installed
+    # Airflow 3 opens a PostgreSQL metadata database with psycopg2 and, asynchronously, asyncpg.
+    assert providers | {"great-expectations", "pymysql", "psycopg2-binary", "asyncpg"} <= installed
     assert not installed & {"scrapy", "pytest", "playwright", "ruff", "mypy"}
 
 
@@ -457,3 +458,20 @@ def test_the_compose_cli_refuses_a_broken_copy(tmp_path, compose, break_it):
     result = compose_config(path)
     assert result.returncode != 0, "a broken compose file passed"
     assert result.stderr.strip()
+
+
+def test_the_airflow_services_share_their_secrets_and_recover_a_dead_worker_as_make_cluster_does(compose):
+    """Each container writes its own airflow.cfg: whatever must be equal across them (the API's
+    secret key signs log requests to the workers, the JWT secret the tasks' tokens) comes from
+    the shared environment; a dead worker's task is failed and retried after the same heartbeat
+    timeout that tests/cluster measures."""
+    from crawlops_dev.cluster import HEARTBEAT_TIMEOUT
+
+    envs = [svc["environment"] for svc in airflow_services(compose).values()]
+    for key in ("AIRFLOW__API__SECRET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET"):
+        values = {env.get(key) for env in envs}
+        assert len(values) == 1 and None not in values, (key, values)
+    for env in envs:
+        assert env["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"] == str(HEARTBEAT_TIMEOUT)
+        # The result backend names the driver: SQLAlchemy 2.1's bare postgresql means psycopg 3.
+        assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql+psycopg2://")

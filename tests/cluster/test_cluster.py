@@ -11,13 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -107,14 +107,13 @@ def assert_dispatched_once(conn, crawl_redis, task_ids: list[str]) -> None:
 
 
 def test_both_dags_ran_green_on_the_celery_workers(cluster):
+    """The first runs `make cluster` waited for (scheduled runs may be under way beside them)."""
     api = cluster["api"]
     workers = set(cluster["workers"])
     used: set[str] = set()
-    for dag_id in (DISPATCH, SUPERVISION):
-        runs = api.get(f"/dags/{dag_id}/dagRuns", order_by="-run_after", limit=1)["dag_runs"]
-        assert runs and runs[0]["state"] == "success", (dag_id, runs[:1])
-        tis = task_instances(api, dag_id, runs[0]["dag_run_id"])
-        ran = [ti for ti in tis if ti["state"] == "success"]
+    for dag_id, run_id in cluster["first_runs"].items():
+        assert api.run_state(dag_id, run_id) == "success", (dag_id, run_id)
+        ran = [ti for ti in task_instances(api, dag_id, run_id) if ti["state"] == "success"]
         assert ran, dag_id
         for ti in ran:
             assert ti["hostname"] in workers, (dag_id, ti["task_id"], ti["hostname"])
@@ -123,7 +122,19 @@ def test_both_dags_ran_green_on_the_celery_workers(cluster):
     print(f"task instances ran on: {sorted(used)}")
 
 
+def running_on_workers(api, runs: dict[str, str], workers: list[str]) -> list[tuple[str, str, str]]:
+    """(dag id, task id, worker) of every task instance of ``runs`` running on one of ``workers``."""
+    return [
+        (dag_id, ti["task_id"], ti["hostname"])
+        for dag_id, run_id in runs.items()
+        for ti in task_instances(api, dag_id, run_id)
+        if ti["state"] == "running" and ti["hostname"] in workers
+    ]
+
+
 def test_a_celery_worker_killed_mid_task_is_recovered_by_the_other(cluster, crawl_db, crawl_redis):
+    from crawlops_dev.cluster import kill_worker, restart_worker
+
     api = cluster["api"]
     # An hour no other run dispatches: three days back, away from the demo's 48 hours of history.
     start = hour_floor(dt.datetime.now(dt.UTC)) - dt.timedelta(hours=72)
@@ -131,39 +142,40 @@ def test_a_celery_worker_killed_mid_task_is_recovered_by_the_other(cluster, craw
         DISPATCH: api.trigger(DISPATCH, {"interval_start": start.isoformat()}),
         SUPERVISION: api.trigger(SUPERVISION, {"run_hourly": True}),
     }
-    from crawlops_dev.stack import _running
-
-    pids = _running(HOME)
-    victim = None
+    # Kill the worker of the first task seen running. A task takes about 2 s: if it finished
+    # between the look and the kill, nothing of it was lost; start the worker again and wait
+    # for the next one.
+    killed: list[tuple[str, str, str]] = []
     deadline = time.monotonic() + 240
-    while victim is None and time.monotonic() < deadline:
-        for dag_id, run_id in runs.items():
-            running = [ti for ti in task_instances(api, dag_id, run_id) if ti["state"] == "running"]
-            if running and running[0]["hostname"] in pids:
-                victim = (dag_id, running[0]["task_id"], running[0]["hostname"])
-                break
-        else:
+    while not killed and time.monotonic() < deadline:
+        seen = running_on_workers(api, runs, cluster["workers"])
+        if not seen:
             time.sleep(0.3)
-    assert victim, "no task instance was seen running on a worker"
-    dag_id, task_id, worker = victim
-    killed_at = time.monotonic()
-    os.killpg(pids[worker], signal.SIGKILL)  # the worker and the task processes it forked
-    print(f"killed {worker} while it ran {dag_id}.{task_id}")
+            continue
+        worker = seen[0][2]
+        kill_worker(worker)
+        killed_at = time.monotonic()
+        time.sleep(1)  # what had reported its end before the kill shows it now
+        killed = [ti for ti in running_on_workers(api, runs, [worker]) if ti in seen]
+        if not killed:
+            restart_worker(int(worker.rsplit("-", 1)[1]))
+            time.sleep(10)
+    assert killed, "no task instance was caught running on a worker"
+    worker = killed[0][2]
+    print(f"killed {worker} while it ran {', '.join(f'{d}.{t}' for d, t, _ in killed)}")
     try:
         states = wait_for_runs(api, runs, timeout=600)
         recovered = time.monotonic() - killed_at
         assert states == {DISPATCH: "success", SUPERVISION: "success"}, states
-        killed_ti = next(ti for ti in task_instances(api, dag_id, runs[dag_id]) if ti["task_id"] == task_id)
         survivor = next(w for w in cluster["workers"] if w != worker)
-        assert killed_ti["try_number"] >= 2, killed_ti
-        assert killed_ti["hostname"] == survivor, killed_ti
-        tries = killed_ti["try_number"]
-        print(f"{dag_id}.{task_id}: try {tries} succeeded on {survivor}, {recovered:.0f} s after the kill")
+        for dag_id, task_id, _ in killed:
+            ti = next(ti for ti in task_instances(api, dag_id, runs[dag_id]) if ti["task_id"] == task_id)
+            assert ti["try_number"] >= 2, ti
+            assert ti["hostname"] == survivor, ti
+            tries = ti["try_number"]
+            print(f"{dag_id}.{task_id}: try {tries} succeeded on {survivor}, {recovered:.0f} s after the kill")
     finally:
-        # leave the cluster whole for the next test
-        subprocess.run(
-            [sys.executable, "-m", "crawlops_dev.cluster", "restart-worker", worker.rsplit("-", 1)[1]], check=False
-        )
+        restart_worker(int(worker.rsplit("-", 1)[1]))  # leave the cluster whole for the next test
 
     tasks = window_tasks(crawl_db, start, start + dt.timedelta(hours=1))
     assert tasks, f"nothing dispatched for {start}"
@@ -172,10 +184,12 @@ def test_a_celery_worker_killed_mid_task_is_recovered_by_the_other(cluster, craw
 
 
 def test_a_backfill_of_six_hours_gives_six_tasks(cluster, crawl_db, crawl_redis):
-    # Six hours four days back, none of them starting a day (a daily task would join the hourly ones).
+    # Six hours four days back, none of them starting a day in the DAG's timezone (a daily task,
+    # or on Mondays a weekly one, would join the hourly ones).
+    tz = ZoneInfo(cluster["timezone"])
     first = hour_floor(dt.datetime.now(dt.UTC)) - dt.timedelta(hours=96)
-    if first.hour > 18:
-        first -= dt.timedelta(hours=6)
+    while any((first + dt.timedelta(hours=h)).astimezone(tz).hour == 0 for h in range(6)):
+        first -= dt.timedelta(hours=1)
     last = first + dt.timedelta(hours=5)
     from crawlops_dev.cluster import cluster_env
 
@@ -216,12 +230,25 @@ def test_a_backfill_of_six_hours_gives_six_tasks(cluster, crawl_db, crawl_redis)
     assert_dispatched_once(crawl_db, crawl_redis, [t[0] for t in tasks])
 
 
-def test_the_cluster_uses_its_own_metadata_database_and_broker(cluster):
-    from crawlops_dev.cluster import PG_URL, cluster_env
+def test_the_cluster_keeps_its_metadata_in_postgresql_and_its_broker_apart(cluster):
+    """Asked of the running servers: the runs are rows of the PostgreSQL metadata database, the
+    Celery workers hold connections to the broker Redis, which is not the crawl queues' Redis."""
+    import psycopg2
+    import redis
 
-    env = cluster_env()
-    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
-    assert urlsplit(PG_URL).scheme.startswith("postgresql")
-    broker = urlsplit(env["AIRFLOW__CELERY__BROKER_URL"])
-    assert broker.port == cluster["broker_port"]
-    assert broker.port != urlsplit(cluster["redis_url"]).port  # never the crawl queues' Redis
+    pg = urlsplit(cluster["pg_url"])
+    conn = psycopg2.connect(
+        host=pg.hostname, port=pg.port or 5432, user=pg.username, password=pg.password, dbname=pg.path.lstrip("/")
+    )
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT dag_id, run_id FROM dag_run WHERE run_id = ANY(%s)", (list(cluster["first_runs"].values()),)
+            )
+            assert {run_id for _, run_id in cur.fetchall()} == set(cluster["first_runs"].values())
+    finally:
+        conn.close()
+    broker = redis.Redis(host="127.0.0.1", port=cluster["broker_port"])
+    clients = broker.client_list()
+    assert len(clients) >= 1 + len(cluster["workers"]), clients  # this one, and each worker's
+    assert cluster["broker_port"] != urlsplit(cluster["redis_url"]).port  # never the crawl queues' Redis

@@ -23,9 +23,11 @@ on another machine; ``cluster.json`` in the home says where everything is, for t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -45,7 +47,9 @@ PG_URL = os.environ.get(
     "CRAWLOPS_CLUSTER_PG_URL", "postgresql+psycopg2://airflow:airflow@127.0.0.1:5432/airflow_crawlops"
 )
 WORKERS = ("worker-1", "worker-2")
-LOG_SERVER_PORT = 8793  # worker-1's; worker-2 serves on the next port
+# Each worker serves its task logs on a port of its own: worker-1 on 8795, worker-2 on 8796
+# (Airflow's defaults, 8793 for a worker and 8794 for the triggerer, stay free).
+LOG_SERVER_PORT = 8795
 # A task instance whose worker died is failed (and retried) after this many seconds without
 # a heartbeat; Airflow's default is 300.
 HEARTBEAT_TIMEOUT = int(os.environ.get("CRAWLOPS_HEARTBEAT_TIMEOUT", "60"))
@@ -166,17 +170,27 @@ def worker_tasks(api: stack.Api, dag_id: str, run_id: str) -> list[dict[str, Any
 
 
 def start() -> int:
+    """Start everything, wait for both DAGs' first runs; whatever fails, nothing is left running."""
+    if stack._running(HOME):
+        print(f"already running: {stack._running(HOME)} (make stop first)")
+        return 1
+    ports = [PORT, BROKER_PORT, *(LOG_SERVER_PORT + i for i in range(len(WORKERS)))]
+    if taken := [port for port in ports if _port_taken(port)]:
+        print(f"port(s) {taken} taken (make stop, or set CRAWLOPS_UI_PORT / CRAWLOPS_BROKER_PORT)")
+        return 1
+    try:
+        return _start()
+    except BaseException:
+        stack.stop(HOME)
+        raise
+
+
+def _start() -> int:
     from crawlops.db import connect
     from crawlops.migrations import migrate
     from crawlops_dev.demo import _load_demo_config
 
     started = time.monotonic()
-    if stack._running(HOME):
-        print(f"already running: {stack._running(HOME)} (make stop first)")
-        return 1
-    if _port_taken(PORT) or _port_taken(BROKER_PORT):
-        print(f"port {PORT} or {BROKER_PORT} is taken (make stop, or set CRAWLOPS_UI_PORT / CRAWLOPS_BROKER_PORT)")
-        return 1
     (HOME / "pids").mkdir(parents=True, exist_ok=True)
     (HOME / "crawl-env.json").unlink(missing_ok=True)  # this start's environment decides
     os.environ.update(_crawl_settings())
@@ -205,20 +219,18 @@ def start() -> int:
         _spawn_worker(index)
     simulator = [sys.executable, "-m", "crawlops.simulator", "--workers", "2", "--elements-per-second", "5"]
     stack._spawn("simulator", simulator, env=cluster_env(), home=HOME)
-    (HOME / "cluster.json").write_text(
-        json.dumps(
-            {
-                "url": URL,
-                "password": stack.PASSWORD,
-                "mysql_url": _crawl_settings().get("CRAWLOPS_MYSQL_URL", "mysql://root@127.0.0.1:3306/crawl"),
-                "redis_url": _crawl_redis_url(),
-                "broker_port": BROKER_PORT,
-                "workers": list(WORKERS),
-                "heartbeat_timeout": HEARTBEAT_TIMEOUT,
-            },
-            indent=2,
-        )
-    )
+    facts: dict[str, Any] = {
+        "url": URL,
+        "password": stack.PASSWORD,
+        "mysql_url": _crawl_settings().get("CRAWLOPS_MYSQL_URL", "mysql://root@127.0.0.1:3306/crawl"),
+        "redis_url": _crawl_redis_url(),
+        "pg_url": PG_URL,
+        "broker_port": BROKER_PORT,
+        "workers": list(WORKERS),
+        "heartbeat_timeout": HEARTBEAT_TIMEOUT,
+        "timezone": _crawl_settings().get("CRAWLOPS_TIMEZONE", "UTC"),
+    }
+    (HOME / "cluster.json").write_text(json.dumps(facts, indent=2))
     print(f"Airflow (CeleryExecutor) starting on {URL}; logs in {HOME}/*.log ...", flush=True)
     components = [*stack._running(HOME)]
     stack._wait("Airflow API", lambda: _all_alive(components) or stack._healthy(URL), timeout=300, home=HOME)
@@ -251,6 +263,8 @@ def start() -> int:
                 hosts[ti["hostname"]] = hosts.get(ti["hostname"], 0) + 1
         print(f"  {dag_id}: {run_id} {state}; task instances per worker: {hosts}", flush=True)
         green = green and state == "success"
+    facts["first_runs"] = runs
+    (HOME / "cluster.json").write_text(json.dumps(facts, indent=2))
     print(f"\nAirflow UI: {URL}  (login {stack.USER} / {stack.PASSWORD})")
     print(f"Crawl Ops page: {URL}/plugin/crawl-ops")
     print(
@@ -267,6 +281,18 @@ def _memory_by_component() -> str:
     for name, pid in stack._running(HOME).items():
         parts.append(f"{name} {sum(stack._session_members({pid}).values()) / 1024:.0f}")
     return ", ".join(parts) + " MB"
+
+
+def kill_worker(name: str) -> list[int]:
+    """SIGKILL every process of a worker's session, as if its machine died: the Celery worker, its
+    pool processes and the task processes they run (each in a process group of its own)."""
+    pid = stack._running(HOME)[name]
+    members = [pid, *(member for member in stack._session_members({pid}) if member != pid)]
+    for member in members:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(member, signal.SIGKILL)
+    stack._alive(pid)  # reaped when it is ours
+    return members
 
 
 def restart_worker(number: int) -> int:

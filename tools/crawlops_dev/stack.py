@@ -179,19 +179,29 @@ def _healthy(url: str = URL) -> bool:
     return requests.get(f"{url}/api/v2/monitor/health", timeout=5).status_code == 200
 
 
+def crawl_redis() -> Any:
+    """The crawl queues' Redis as the stack's components see it: ``CRAWLOPS_REDIS_URL``, else the
+    ``crawl_redis`` connection (``AIRFLOW_CONN_CRAWL_REDIS``), else the local one's ``CRAWLOPS_REDIS_DB``."""
+    import redis
+
+    if url := os.environ.get("CRAWLOPS_REDIS_URL"):
+        return redis.Redis.from_url(url)
+    conn = json.loads(os.environ.get("AIRFLOW_CONN_CRAWL_REDIS") or "{}")
+    db = conn.get("extra", {}).get("db", os.environ.get("CRAWLOPS_REDIS_DB", "1"))
+    return redis.Redis(host=conn.get("host", "127.0.0.1"), port=int(conn.get("port", 6379)), db=int(db))
+
+
 def _seed_history(conn: Any) -> None:
     """The last 48 hours, through the package's code (crawlops_dev.story), before anything else
     runs: neither the simulator nor a scheduled run may touch the hours while they are seeded."""
     import logging
-
-    import redis
 
     from crawlops.settings import Settings, dag_timezone
     from crawlops_dev import story
 
     for name, value in DEMO_SETTINGS.items():
         os.environ.setdefault(name, value)
-    r = redis.Redis(host="127.0.0.1", port=6379, db=int(os.environ.get("CRAWLOPS_REDIS_DB", "1")))
+    r = crawl_redis()
     url = os.environ.get("CRAWLOPS_MYSQL_URL", "mysql://crawlops:crawlops@127.0.0.1:3306/crawl")
     print(f"seeding the last {story.HOURS} hours of history (dispatch, simulated crawl, checks) ...", flush=True)
     logging.getLogger("crawlops").setLevel(logging.CRITICAL + 1)  # the checks log every finding
