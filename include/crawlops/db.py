@@ -8,6 +8,7 @@ All SQL is parameterized with ``%s`` placeholders.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import os
 import re
@@ -82,6 +83,26 @@ def delete_batch(conn: Connection, sql: str, params: Sequence[Any]) -> int:
         deleted = int(cur.rowcount)
     conn.commit()
     return deleted
+
+
+@dataclasses.dataclass(frozen=True)
+class Expiry:
+    """How one table's rows expire: by ``column``, one value of ``per`` at a time when the
+    table's index on ``column`` is headed by ``per`` (see ``purge_expired``). Declared by the
+    store module that owns the table."""
+
+    table: str
+    column: str
+    per: str | None = None
+
+    def purge(self, conn: Connection, before: Any, *, limit: int) -> int:
+        """Delete up to ``limit`` rows older than ``before``, oldest first, in one short
+        transaction; the rows deleted."""
+        return purge_expired(conn, self.table, self.column, before, limit, per=self.per)
+
+    def count(self, conn: Connection, before: Any) -> int:
+        """Rows older than ``before``."""
+        return count_expired(conn, self.table, self.column, before, per=self.per)
 
 
 def purge_expired(conn: Connection, table: str, column: str, before: Any, limit: int, *, per: str | None = None) -> int:

@@ -29,10 +29,9 @@ import math
 import time
 from collections.abc import Callable
 from functools import partial
-from types import ModuleType
 from typing import Any
 
-from crawlops.db import Connection
+from crawlops.db import Connection, Expiry
 from crawlops.planning import CRAWL_OBJECTS
 from crawlops.settings import Settings
 from crawlops.store import alerts, manifest, reports, results, tasks, verdicts
@@ -113,23 +112,23 @@ def purge(
     )
     started = clock()
 
-    def expiry(store: ModuleType, *table: str) -> tuple[Callable[..., int], Callable[..., int]]:
-        """The store module's ``purge_before`` and ``count_before`` of one of its tables."""
-        return partial(store.purge_before, conn, *table), partial(store.count_before, conn, *table)
+    def by_time(expiry: Expiry, days: int) -> None:
+        """A table whose rows expire by a time column, as its store module declares it."""
+        run.by_time(expiry.table, days, partial(expiry.purge, conn), partial(expiry.count, conn))
 
-    run.by_time("amazon_alert_delivery", keep.alert_days, *expiry(alerts, "amazon_alert_delivery"))
-    run.by_time("amazon_alert", keep.alert_days, *expiry(alerts, "amazon_alert"))
-    run.by_time("amazon_check_run", keep.check_run_days, *expiry(alerts, "amazon_check_run"))
-    run.by_time("amazon_validation_run", keep.validation_days, *expiry(verdicts, "amazon_validation_run"))
-    run.by_time("amazon_volume_hourly", keep.volume_days, *expiry(verdicts, "amazon_volume_hourly"))
-    run.by_time("amazon_daily_report", keep.report_days, *expiry(reports))
+    by_time(alerts.EXPIRY["amazon_alert_delivery"], keep.alert_days)
+    by_time(alerts.EXPIRY["amazon_alert"], keep.alert_days)
+    by_time(alerts.EXPIRY["amazon_check_run"], keep.check_run_days)
+    by_time(verdicts.EXPIRY["amazon_validation_run"], keep.validation_days)
+    by_time(verdicts.EXPIRY["amazon_volume_hourly"], keep.volume_days)
+    by_time(reports.EXPIRY, keep.report_days)
     results_tables = sorted({c.results_table for c in CRAWL_OBJECTS.values()})
     for table in results_tables:
-        run.by_time(table + "_quarantine", keep.quarantine_days, *expiry(results, table + "_quarantine"))
+        by_time(results.expiry(table + "_quarantine"), keep.quarantine_days)
     run.step(MANIFEST, keep.manifest_days, run.manifest)
     run.step(TASKS, keep.task_days, run.task_rows)
     for table in results_tables:  # the crawlers' own table, last: off unless its owners opt in
-        run.by_time(table, keep.results_days, *expiry(results, table))
+        by_time(results.expiry(table), keep.results_days)
     done = run.done
     summary = {
         "dry_run": dry_run,

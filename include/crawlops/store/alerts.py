@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from crawlops.db import Connection, count_expired, purge_expired
+from crawlops.db import Connection, Expiry
 
 LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO")  # most severe first
 _RANK = "FIELD({}, 'INFO', 'WARNING', 'ERROR', 'CRITICAL')"
@@ -288,19 +288,10 @@ def hourly_checks(conn: Connection, start: dt.datetime, end: dt.datetime, *, exc
 
 # --- retention ---------------------------------------------------------------------------------
 
-#: The time column each table's rows expire by, each the head of an index (the delivery log's
-#: index is (channel, sent_at): it is read one channel at a time).
-EXPIRES_BY = {"amazon_alert": "created_at", "amazon_alert_delivery": "sent_at", "amazon_check_run": "window_end"}
-#: Tables purged one value of a column at a time (the column heading their expiry index).
-PER = {"amazon_alert_delivery": "channel"}
-
-
-def purge_before(conn: Connection, table: str, before: dt.datetime, *, limit: int) -> int:
-    """Delete up to ``limit`` rows of ``table`` (one of ``EXPIRES_BY``) older than ``before``,
-    oldest first, in one short transaction; the rows deleted."""
-    return purge_expired(conn, table, EXPIRES_BY[table], before, limit, per=PER.get(table))
-
-
-def count_before(conn: Connection, table: str, before: dt.datetime) -> int:
-    """Rows of ``table`` (one of ``EXPIRES_BY``) older than ``before``."""
-    return count_expired(conn, table, EXPIRES_BY[table], before, per=PER.get(table))
+#: How each table's rows expire, each by the head of an index (the delivery log's index is
+#: (channel, sent_at): it is read one channel at a time).
+EXPIRY = {
+    "amazon_alert": Expiry("amazon_alert", "created_at"),
+    "amazon_alert_delivery": Expiry("amazon_alert_delivery", "sent_at", per="channel"),
+    "amazon_check_run": Expiry("amazon_check_run", "window_end"),
+}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from crawlops.db import Connection, count_expired, purge_expired
+from crawlops.db import Connection, Expiry
 
 
 def upsert(conn: Connection, day: dt.date, *, markdown: str, html: str, summary: str, dag_run_id: str | None) -> None:
@@ -60,12 +60,5 @@ def latest_html(conn: Connection) -> str | None:
     return None if row is None else str(row[0])
 
 
-def purge_before(conn: Connection, before: dt.date, *, limit: int) -> int:
-    """Delete up to ``limit`` reports of days before ``before``, oldest first, in one short
-    transaction; the rows deleted."""
-    return purge_expired(conn, "amazon_daily_report", "report_date", before, limit)
-
-
-def count_before(conn: Connection, before: dt.date) -> int:
-    """Reports of days before ``before``."""
-    return count_expired(conn, "amazon_daily_report", "report_date", before)
+#: Reports expire by their day (the primary key).
+EXPIRY = Expiry("amazon_daily_report", "report_date")

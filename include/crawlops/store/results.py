@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from crawlops.db import Connection, batched, count_expired, purge_expired
+from crawlops.db import Connection, Expiry, batched
 
 log = logging.getLogger(__name__)
 
@@ -215,18 +215,7 @@ def rows_of_tasks(conn: Connection, table: str, task_ids: Sequence[str]) -> list
 # --- retention ---------------------------------------------------------------------------------
 
 
-def _expires_by(table: str) -> str:
+def expiry(table: str) -> Expiry:
     """A results table's rows expire by ``create_time``, its quarantine's by ``quarantined_at``
     (both indexed: idx_result_create_time, idx_quarantine_time)."""
-    return "quarantined_at" if table.endswith("_quarantine") else "create_time"
-
-
-def purge_before(conn: Connection, table: str, before: dt.datetime, *, limit: int) -> int:
-    """Delete up to ``limit`` rows of a results table or its quarantine older than ``before``,
-    oldest first, in one short transaction; the rows deleted."""
-    return purge_expired(conn, table, _expires_by(table), before, limit)
-
-
-def count_before(conn: Connection, table: str, before: dt.datetime) -> int:
-    """Rows of a results table or its quarantine older than ``before``."""
-    return count_expired(conn, table, _expires_by(table), before)
+    return Expiry(table, "quarantined_at" if table.endswith("_quarantine") else "create_time")

@@ -35,20 +35,21 @@ def ensure_table(conn: Connection) -> None:
     conn.commit()
 
 
-def _missing_table(exc: Exception) -> bool:
-    return bool(getattr(exc, "args", None)) and exc.args[0] == _NO_SUCH_TABLE
+def _rows(conn: Connection, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """The query's rows; none when the table does not exist (every real deployment)."""
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, params)
+            return list(cur.fetchall())
+    except Exception as exc:
+        if getattr(exc, "args", None) and exc.args[0] == _NO_SUCH_TABLE:
+            return []
+        raise
 
 
 def seeded_hours(conn: Connection, start: dt.datetime, end: dt.datetime) -> set[dt.datetime]:
     """Hours in [start, end) the demo seeded (naive UTC); none when the table does not exist."""
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f"SELECT hour FROM {TABLE} WHERE hour >= %s AND hour < %s", (start, end))  # noqa: S608
-            return {row[0] for row in cur.fetchall()}
-    except Exception as exc:
-        if _missing_table(exc):
-            return set()
-        raise
+    return {row[0] for row in _rows(conn, f"SELECT hour FROM {TABLE} WHERE hour >= %s AND hour < %s", (start, end))}  # noqa: S608
 
 
 def record_hour(
@@ -67,16 +68,9 @@ def record_hour(
 def faults_between(conn: Connection, start: dt.datetime, end: dt.datetime) -> list[tuple[Any, ...]]:
     """(hour, fault, title, story) of the injected faults in [start, end), oldest first; none
     when the table does not exist (a real deployment)."""
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                f"SELECT hour, fault, title, story FROM {TABLE} WHERE fault IS NOT NULL "  # noqa: S608 - a constant
-                "AND hour >= %s AND hour < %s "
-                "ORDER BY hour",
-                (start, end),
-            )
-            return list(cur.fetchall())
-    except Exception as exc:
-        if _missing_table(exc):
-            return []
-        raise
+    return _rows(
+        conn,
+        f"SELECT hour, fault, title, story FROM {TABLE} WHERE fault IS NOT NULL "  # noqa: S608 - a constant
+        "AND hour >= %s AND hour < %s ORDER BY hour",
+        (start, end),
+    )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from crawlops.db import Connection, count_expired, purge_expired
+from crawlops.db import Connection, Expiry
 
 
 def upsert_validation(conn: Connection, row: tuple[Any, ...]) -> None:
@@ -90,19 +90,9 @@ def day_verdicts(conn: Connection, start: dt.datetime, end: dt.datetime) -> list
 
 # --- retention ---------------------------------------------------------------------------------
 
-#: The time column each table's rows expire by: idx_validation_time, and the rollup's primary
-#: key (table_name, hour), read one results table at a time.
-EXPIRES_BY = {"amazon_validation_run": "window_start", "amazon_volume_hourly": "hour"}
-#: Tables purged one value of a column at a time (the column heading their expiry index).
-PER = {"amazon_volume_hourly": "table_name"}
-
-
-def purge_before(conn: Connection, table: str, before: dt.datetime, *, limit: int) -> int:
-    """Delete up to ``limit`` rows of ``table`` (one of ``EXPIRES_BY``) older than ``before``,
-    oldest first, in one short transaction; the rows deleted."""
-    return purge_expired(conn, table, EXPIRES_BY[table], before, limit, per=PER.get(table))
-
-
-def count_before(conn: Connection, table: str, before: dt.datetime) -> int:
-    """Rows of ``table`` (one of ``EXPIRES_BY``) older than ``before``."""
-    return count_expired(conn, table, EXPIRES_BY[table], before, per=PER.get(table))
+#: How each table's rows expire: by idx_validation_time, and by the rollup's primary key
+#: (table_name, hour), read one results table at a time.
+EXPIRY = {
+    "amazon_validation_run": Expiry("amazon_validation_run", "window_start"),
+    "amazon_volume_hourly": Expiry("amazon_volume_hourly", "hour", per="table_name"),
+}
