@@ -14,7 +14,7 @@ from crawlops.settings import Settings
 from crawlops.validation import REQUIRED_COLUMNS, ValidationReport, check_identifier
 
 #: The compound key the suite requires to be unique.
-RESULT_KEY = ("task_id", "keyword", "page", "position")
+RESULT_KEY = ("task_id", "keyword", "marketplace", "page", "position")
 
 #: The suite's asin rule; a test keeps the two equal. ``(?-i:...)``: MariaDB/MySQL REGEXP
 #: follows the column collation, and utf8mb4_unicode_ci would accept lower-case ASINs.
@@ -35,7 +35,7 @@ def floor_counts(
 
     Reads the window through the ``create_time`` index. Keys: ``rows``, ``null_<column>``
     for each required column, ``price_negative``, ``rating_out_of_range``, ``asin_invalid``,
-    ``marketplace_unknown``, ``duplicate_rows`` (rows whose (task_id, keyword, page, position)
+    ``marketplace_unknown``, ``duplicate_rows`` (rows whose (task_id, keyword, marketplace, page, position)
     occurs more than once, rows with the whole key null left out, as GE counts them).
     Nulls are not counted as invalid by the validity rules.
     """

@@ -4,8 +4,10 @@
     CRAWLOPS_SEARCH_URL=https://... python examples/scrapy_search/spider.py [--processes N]
 
 The crawl team writes only what is below: the request of an element's page and the
-parsing of that page. Taking elements from every open task, tagging requests, reporting
-failures and empty pages, writing rows and stopping cleanly are ``crawlops.worker.scrapy``'s.
+parsing of that page, which yields ``EMPTY`` where the page says it has no results. Taking
+elements from every open task, tagging requests, recognising robot-check pages, honouring
+Retry-After and throttles, reporting failures with their reasons, writing rows and stopping
+cleanly are ``crawlops.worker.scrapy``'s.
 
 The selectors are those of the fake search site the contract kit serves
 (``crawlops.worker.fakesite``); a real spider parses the real site's pages. Check a
@@ -21,7 +23,7 @@ from typing import Any
 
 import scrapy
 
-from crawlops.worker import Element
+from crawlops.worker import EMPTY, Element
 from crawlops.worker.fakesite import page_url
 from crawlops.worker.scrapy import TaskSpider, run_spider
 
@@ -39,13 +41,12 @@ class SearchSpider(TaskSpider):
         base = os.environ.get("CRAWLOPS_SEARCH_URL", "http://127.0.0.1:8000")
         return scrapy.Request(page_url(base, element.keyword, element.marketplace, element.page))
 
-    def parse(self, response: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    def parse(self, response: Any, **kwargs: Any) -> Iterator[Any]:
         if response.css("div.no-results"):
-            return  # nothing on this page: the element is answered empty
-        results = response.css("div.s-result")
-        if not results:
-            raise ValueError(f"not a search page: {response.url}")  # reported failed, retried
-        for result in results:
+            yield EMPTY  # the page says there is nothing: the element is answered empty
+            return
+        # Nothing found and no notice (a changed layout): the kit fails it as nothing_parsed.
+        for result in response.css("div.s-result"):
             price = result.css("span.price")
             yield {
                 "asin": result.attrib["data-asin"],  # a result without one raises: reported failed

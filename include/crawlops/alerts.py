@@ -167,17 +167,33 @@ def _row(finding: Finding, start: dt.datetime, end: dt.datetime, dag_run_id: str
     )
 
 
+def reason_summary(reasons: dict[str, int]) -> str:
+    """`` (blocked 3, http_503 2)``: failures by reason class, most first; empty without any."""
+    ranked = sorted(reasons.items(), key=lambda item: (-item[1], item[0]))
+    return " (" + ", ".join(f"{reason} {n}" for reason, n in ranked) + ")" if ranked else ""
+
+
+def example_lines(examples: Iterable[dict[str, str]]) -> str:
+    """Example elements with their reasons, for an alert's text: ``{...} blocked (robot check); ...``."""
+    return "; ".join(
+        f"{e['element']} {e['reason']}" + (f" ({e['detail']})" if e.get("detail") else "") for e in examples
+    )
+
+
 def dead_task_findings(dead: Iterable[dict[str, Any]], *, source: str) -> list[Finding]:
-    """CRITICAL findings naming each task whose retry budget is spent."""
+    """CRITICAL findings naming each task whose retry budget is spent, why its elements failed
+    and a few of them."""
     return [
         Finding(
             Level.CRITICAL,
             source,
             "task_dead",
-            f"{d['task_id']} is Dead: {d['failed_elements']} elements still failing after {d['retry_count']} retries",
+            f"{d['task_id']} is Dead: {d['failed_elements']} elements still failing after {d['retry_count']} retries"
+            + reason_summary(d.get("reasons") or {}),
             subject=d["task_id"],
             details=dict(d),
-            action=f"no more retries; failed elements kept in {d['task_id']}_fail for inspection",
+            action=f"no more retries; failed elements kept in {d['task_id']}_fail for inspection"
+            + (f"; e.g. {example_lines(d['examples'])}" if d.get("examples") else ""),
         )
         for d in dead
     ]

@@ -114,6 +114,14 @@ def task_id_for(crawl_object: str, window: Window, frequency: str) -> str:
     return f"{crawl_object}_{window.epoch}_{frequency}"
 
 
+def crawl_object_of(task_id: str) -> str:
+    """The crawl object a task id names: ``search_result`` of ``search_result_1793707200_hourly_fail``."""
+    root = task_id
+    while root.endswith(FAIL_SUFFIX):
+        root = root[: -len(FAIL_SUFFIX)]
+    return root.rsplit("_", 2)[0]
+
+
 def fail_key(task_id: str) -> str:
     """Name of the Redis set workers add failed elements to; also the id of the retry task."""
     return task_id + FAIL_SUFFIX

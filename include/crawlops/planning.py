@@ -83,6 +83,15 @@ class CrawlObject:
     results_table: str
     # How a result row names its element: results column for each element field.
     result_keys: dict[str, str]
+    # The column that orders a result row within its element's page (None: one row an element).
+    position_column: str | None = "position"
+
+    @property
+    def unique_key(self) -> tuple[str, ...]:
+        """The columns that identify one result row: its task, every element field and its
+        position; the uniqueness rule of the suite and of quarantine, never a subset."""
+        position = (self.position_column,) if self.position_column else ()
+        return ("task_id", *self.result_keys.values(), *position)
 
 
 CRAWL_OBJECTS: dict[str, CrawlObject] = {
@@ -93,6 +102,14 @@ CRAWL_OBJECTS: dict[str, CrawlObject] = {
         result_keys={"target": "keyword", "marketplace": "marketplace", "page": "page"},
     ),
 }
+
+
+def crawl_object_for_table(table: str) -> CrawlObject:
+    """The crawl object whose results land in ``table``."""
+    for crawl_object in CRAWL_OBJECTS.values():
+        if crawl_object.results_table == table:
+            return crawl_object
+    raise KeyError(f"no crawl object writes {table!r}")
 
 
 def known_crawl_objects(settings: DispatchSettings) -> tuple[str, ...]:

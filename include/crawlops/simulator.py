@@ -212,9 +212,10 @@ def _search_worker(mysql_url: str, redis_url: str, search_url: str, options: dic
     import urllib.request
 
     from crawlops.worker import run
+    from crawlops.worker.client import Empty
     from crawlops.worker.fakesite import page_url, parse
 
-    def fetch(element: Element) -> list[Result]:
+    def fetch(element: Element) -> list[Result] | Empty:
         url = page_url(search_url, element.keyword, element.marketplace, element.page)
         with urllib.request.urlopen(url, timeout=20) as response:  # noqa: S310 - an http:// URL we were given
             return parse(response.read().decode("utf-8"))

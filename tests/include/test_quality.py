@@ -148,9 +148,10 @@ def test_missing_elements_of_finished_tasks_become_a_retry(mysql, redis_client, 
     summary, findings = quality.check_completeness(mysql, redis_client, settings, hour)
 
     assert summary["missing"] == {TASK: 3}
-    assert [(f.check, f.subject, f.action) for f in findings] == [
-        ("missing_data", TASK, f"create retry task {TASK}_fail with its 3 unanswered elements")
-    ]
+    assert [(f.check, f.subject) for f in findings] == [("missing_data", TASK)]
+    assert findings[0].title == f"{TASK}: 3 elements taken and never answered (lost 3)"
+    assert findings[0].action.startswith(f"create retry task {TASK}_fail with its 3 unanswered elements, e.g. ")
+    assert findings[0].action.count(" lost (taken by a worker and never answered)") == 3  # examples, with reasons
     assert sorted(m.decode() for m in redis_client.smembers(TASK + "_fail")) == sorted(taken[7:])
     # The next hour's account names the task settled in it; nothing is retried twice.
     next_hour = Window(later - dt.timedelta(minutes=1), later + dt.timedelta(minutes=59))

@@ -22,6 +22,7 @@ import urllib.request
 import redis
 
 from crawlops.db import connect
+from crawlops.reasons import Failed
 from crawlops.worker.fakesite import page_url, parse
 
 
@@ -56,14 +57,14 @@ def main() -> None:
                 url = page_url(base, e["keyword"], e["marketplace"], e["page"])
                 with urllib.request.urlopen(url) as page:  # noqa: S310 - the check's http:// site
                     results = parse(page.read().decode())
-            except urllib.error.HTTPError:
+            except (urllib.error.HTTPError, Failed):  # reported failed, like a seed worker: no reason
                 report(task_id + "_fail", member)
                 continue
             except ValueError:
                 if not args.swallow:
                     report(task_id + "_fail", member)
                 continue
-            if not results:
+            if not isinstance(results, list) or not results:  # "nothing parsed, so it is empty": wrong
                 report(task_id + "_empty", member)
                 continue
             stamp = dt.datetime.now(dt.UTC).replace(tzinfo=None) + offset

@@ -8,14 +8,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from crawlops import dispatch, lifecycle, queue
+from crawlops import dispatch, lifecycle, queue, telemetry
 from crawlops.model import UTC, empty_key, fail_key, hour_window_starting
 from crawlops.store import config as store_config
-from crawlops.worker import Element, Result, Stop, WorkerClient, run
+from crawlops.worker import EMPTY, Blocked, Element, Result, Stop, WorkerClient, run
 
 ROOT = Path(__file__).resolve().parents[2]
 HOUR = hour_window_starting(dt.datetime(2026, 11, 3, 12, tzinfo=UTC), "UTC")
@@ -92,20 +93,37 @@ def test_release_reports_what_it_holds_and_supervision_retries_exactly_that(mysq
 
 
 def test_run_answers_each_element_by_what_fetch_did(mysql, redis_client, settings, config):
-    config([("search_result", f"kw {i}", "US", "hourly", 3) for i in range(4)])
+    config([("search_result", f"kw {i}", "US", "hourly", 5) for i in range(4)])
     dispatch_window(mysql, redis_client, settings)
 
-    def fetch(element: Element) -> list[dict]:
+    def fetch(element: Element) -> list[dict] | object:
         if element.page == 2:
-            raise ConnectionError("blocked")
-        return [] if element.page == 3 else [{"asin": "B0AAAAAAA1"}, {"asin": "B0AAAAAAA2"}]
+            raise ConnectionError("refused")
+        if element.page == 4:
+            raise Blocked("robot check")
+        if element.page == 5:
+            return []  # parsed to nothing, and the crawler did not say empty: a failure
+        return EMPTY if element.page == 3 else [{"asin": "B0AAAAAAA1"}, {"asin": "B0AAAAAAA2"}]
 
     tally = run(fetch, WorkerClient(redis_client, mysql), batch=5, threads=3, idle_exit=True)
 
-    assert (tally.taken, tally.answered, tally.empty, tally.failed, tally.rows) == (12, 4, 4, 4, 8)
-    assert {e for e in redis_client.smembers(fail_key(TASK))} == {m for m in manifest(mysql, TASK) if b'"page":2' in m}
-    assert {e for e in redis_client.smembers(empty_key(TASK))} == {m for m in manifest(mysql, TASK) if b'"page":3' in m}
+    assert (tally.taken, tally.answered, tally.empty, tally.failed, tally.rows) == (20, 4, 4, 12, 8)
+    assert tally.reasons == {"connection": 4, "blocked": 4, "nothing_parsed": 4}
+    page = {n: {m for m in manifest(mysql, TASK) if f'"page":{n}'.encode() in m} for n in range(1, 6)}
+    assert redis_client.smembers(fail_key(TASK)) == page[2] | page[4] | page[5]
+    assert redis_client.smembers(empty_key(TASK)) == page[3]
+    reasons = {m.encode(): why for m, (why, _) in telemetry.fail_reasons(redis_client, TASK).items()}
+    assert reasons == {**dict.fromkeys(page[2], "connection"), **dict.fromkeys(page[4], "blocked"),
+                       **dict.fromkeys(page[5], "nothing_parsed")}  # fmt: skip
     assert redis_client.exists(TASK) == 0
+    now = dt.datetime.now(dt.UTC)
+    counted: Counter[tuple[str, str]] = Counter()
+    for c in telemetry.read_outcomes(redis_client, [now - dt.timedelta(minutes=1), now]):  # a minute may have turned
+        counted[(c.outcome, c.reason)] += (
+            c.elements if (c.crawl_object, c.marketplace) == ("search_result", "US") else 0
+        )
+    assert counted == {("answered", ""): 4, ("empty", ""): 4, ("failed", "connection"): 4,
+                       ("failed", "blocked"): 4, ("failed", "nothing_parsed"): 4}  # fmt: skip
 
 
 def test_stopping_mid_batch_reports_the_rest_failed(mysql, redis_client, settings, config):

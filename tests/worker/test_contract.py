@@ -18,7 +18,8 @@ CHECK_REDIS_URL = f"redis://127.0.0.1:6379/{os.environ.get('CRAWLOPS_TEST_CHECK_
 RULES = {
     "finds every open task", "every element taken is answered", "answered once", "members byte-identical",
     "failures reported", "exceptions reported", "empties reported", "fields equal", "results match the page",
-    "UTC timestamps", "nothing left after SIGTERM",
+    "UTC timestamps", "nothing left after SIGTERM", "blocked pages reported", "nothing parsed is no empty",
+    "reasons reported",
 }  # fmt: skip
 
 
@@ -57,7 +58,14 @@ def test_workers_built_on_the_kit_keep_the_contract(worker):
     [
         (
             ["--local-time", "--swallow", "--die-on-sigterm"],
-            {"UTC timestamps", "every element taken is answered", "exceptions reported", "nothing left after SIGTERM"},
+            {
+                "UTC timestamps",
+                "every element taken is answered",
+                "exceptions reported",
+                "nothing left after SIGTERM",
+                "nothing parsed is no empty",
+                "reasons reported",
+            },
         ),
         (
             ["--reencode"],
@@ -68,6 +76,9 @@ def test_workers_built_on_the_kit_keep_the_contract(worker):
                 "exceptions reported",
                 "every element taken is answered",
                 "nothing left after SIGTERM",
+                "blocked pages reported",
+                "nothing parsed is no empty",
+                "reasons reported",
             },
         ),
     ],

@@ -10,7 +10,7 @@ from typing import Any
 from crawlops import queue, store
 from crawlops.db import Connection, named_lock
 from crawlops.dispatch import DISPATCH_LOCK
-from crawlops.lifecycle.outcomes import _EXAMPLES, Rejected
+from crawlops.lifecycle.outcomes import EXAMPLES, Rejected
 from crawlops.model import TaskStatus, element_digest, empty_key
 from crawlops.queue import RedisClient
 from crawlops.settings import Settings
@@ -44,7 +44,7 @@ def _reject(r: RedisClient, key: str, texts: list[str], rejected: list[Rejected]
     if not texts:
         return
     queue.remove_members(r, key, texts)
-    examples = [_printable(t)[:200] for t in texts[:_EXAMPLES]]
+    examples = [_printable(t)[:200] for t in texts[:EXAMPLES]]
     rejected.append(Rejected(key, len(texts), examples))
     log.warning("%s held %d members that are not elements of its task; removed, e.g. %s", key, len(texts), examples[0])
 

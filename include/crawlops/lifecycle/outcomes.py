@@ -8,13 +8,13 @@ import logging
 from typing import Any
 
 from crawlops import store
-from crawlops.alerts import Finding, Level, dead_task_findings
+from crawlops.alerts import Finding, Level, dead_task_findings, example_lines, reason_summary
 from crawlops.model import TaskStatus
 
 log = logging.getLogger(__name__)
 
 
-_EXAMPLES = 3
+EXAMPLES = 3  # example elements a finding names
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,6 +23,8 @@ class DeadTask:
     root_task_id: str
     retry_count: int
     failed_elements: int
+    reasons: dict[str, int] = dataclasses.field(default_factory=dict)  # reason class -> elements
+    examples: list[dict[str, str]] = dataclasses.field(default_factory=list)  # element, reason, detail
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +51,8 @@ class Settled:
     withdrawn: int
     retry_task: str | None
     reason: str
+    reasons: dict[str, int] = dataclasses.field(default_factory=dict)  # unanswered elements by reason class
+    examples: list[dict[str, str]] = dataclasses.field(default_factory=list)  # element, reason, detail
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,10 +125,11 @@ class Tracking:
                         Level.WARNING,
                         source,
                         "missing_data",
-                        f"{s.task_id}: {s.lost} elements taken and never answered",
+                        f"{s.task_id}: {s.lost} elements taken and never answered" + reason_summary(s.reasons),
                         subject=s.task_id,
                         details=dataclasses.asdict(s),
-                        action=f"{then} with its {s.lost + s.failed + s.withdrawn} unanswered elements",
+                        action=f"{then} with its {s.lost + s.failed + s.withdrawn} unanswered elements, e.g. "
+                        + example_lines(s.examples),
                     )
                 )
         for task_id in self.lost_queues:

@@ -5,16 +5,18 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from crawlops import queue, store
+from crawlops import queue, store, telemetry
 from crawlops.db import Connection
 from crawlops.lifecycle.common import _OPEN, _db_now, _ingest_empty, _lock, _naive_utc, _reject
-from crawlops.lifecycle.outcomes import DeadTask, Handed, Settled, Tracking
+from crawlops.lifecycle.outcomes import EXAMPLES, DeadTask, Handed, Settled, Tracking
 from crawlops.model import Element, TaskStatus, empty_key, fail_key
 from crawlops.names import DISPATCH_DAG
 from crawlops.queue import RedisClient
+from crawlops.reasons import Reason
 from crawlops.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -129,9 +131,14 @@ def _settle(
     unanswered_texts = {e.text for e in unanswered}
     failed = len(unanswered) - len(lost)
     taken_lost = len(lost) - withdrawn
+    why = _failure_reasons(r, task.task_id, unanswered, {e.text for e in lost})
+    counts = Counter(reason for reason, _ in why.values())
     reason = force_reason or (
         f"{failed} elements failed, {taken_lost} taken and never answered" if lost else f"{failed} elements failed"
     )
+    if counts:
+        reason += " (" + ", ".join(f"{r} {n}" for r, n in counts.most_common()) + ")"
+    examples = _examples(unanswered, why)
     if write and not has_retry:
         # The fail set becomes exactly the unanswered elements: what was answered since it
         # was reported leaves it (what was lost joins it in _hand_over).
@@ -149,15 +156,22 @@ def _settle(
     outcome = Settled(
         task.task_id, task.task_type, status.value, task.element_count, task.element_count - len(unanswered),
         store.empty_count(conn, task.task_id), failed, taken_lost, withdrawn, handed.retry_task if handed else None,
-        reason if unanswered else "",
+        reason if unanswered else "", dict(counts), examples,
     )  # fmt: skip
     tracking.settled.append(outcome)
     if status == TaskStatus.DEAD:
-        tracking.dead.append(DeadTask(task.task_id, task.root_task_id, task.retry_count, len(unanswered)))
+        tracking.dead.append(
+            DeadTask(task.task_id, task.root_task_id, task.retry_count, len(unanswered), dict(counts), examples)
+        )
     if handed and handed.retry_task:
         tracking.retries[handed.retry_task] = tracking.retries.get(handed.retry_task, 0) + handed.count
     if not write:
         return
+    by_reason: dict[str, list[str]] = {}
+    for text, (cause, _) in why.items():
+        by_reason.setdefault(cause, []).append(text)
+    store.mark_fail_reasons(conn, task.task_id, by_reason, batch_size=limits.mysql_batch_size)
+    telemetry.forget_reasons(r, task.task_id)
     r.delete(task.task_id)  # anything still queued is withdrawn
     queue.index_closed(r, [task.task_id])
     if status == TaskStatus.DEAD and not has_retry:
@@ -171,6 +185,30 @@ def _settle(
         conn, task.task_id, status=status.value, failed=failed, answered=outcome.answered, empty=outcome.empty,
         lost=taken_lost, settled_at=now, last_error=reason if unanswered else None,
     )  # fmt: skip
+
+
+def _failure_reasons(
+    r: RedisClient, task_id: str, unanswered: list[Element], lost: set[str]
+) -> dict[str, tuple[str, str]]:
+    """Element text -> (reason class, detail) of each unanswered element: as its worker reported
+    it (``unknown`` when it reported none), ``lost`` when it was taken and never answered."""
+    reported = telemetry.fail_reasons(r, task_id)
+    return {
+        e.text: (Reason.LOST.value, "taken by a worker and never answered")
+        if e.text in lost
+        else reported.get(e.text, (Reason.UNKNOWN.value, ""))
+        for e in unanswered
+    }
+
+
+def _examples(unanswered: list[Element], why: dict[str, tuple[str, str]]) -> list[dict[str, str]]:
+    """A few unanswered elements with their reasons, one of each reason first."""
+    first: dict[str, Element] = {}
+    for e in unanswered:
+        first.setdefault(why[e.text][0], e)
+    picked = list(first.values())[:EXAMPLES]
+    picked += [e for e in unanswered if e not in picked][: EXAMPLES - len(picked)]
+    return [{"element": e.text, "reason": why[e.text][0], "detail": why[e.text][1]} for e in picked]
 
 
 def _chain_tail(conn: Connection, task: store.TaskRow) -> store.TaskRow:

@@ -10,6 +10,7 @@ from crawlops.alerts import Finding, Level
 from crawlops.db import Connection
 from crawlops.model import Window
 from crawlops.names import SUPERVISION_DAG as SOURCE
+from crawlops.planning import crawl_object_for_table
 from crawlops.settings import Settings
 from crawlops.store import results
 
@@ -54,7 +55,8 @@ def find_invalid_rows(conn: Connection, table: str, window: Window, settings: Se
     """Row id -> first rule it fails, for rows of the window (duplicates: every copy but the first),
     locked until the caller commits or rolls back."""
     start, end = window.naive()
-    return results.lock_invalid(conn, table, start, end, _rules(settings))
+    key = crawl_object_for_table(table).unique_key
+    return results.lock_invalid(conn, table, start, end, _rules(settings), unique_key=key)
 
 
 def quarantine_invalid(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from crawlops.db import Connection, Cursor, batched, delete_batch, marks
@@ -147,6 +147,24 @@ def mark_empty(conn: Connection, task_id: str, texts: Sequence[str], *, batch_si
 def mark_recrawled(conn: Connection, task_id: str, texts: Sequence[str], *, batch_size: int) -> int:
     """Note on the task's manifest rows that these elements were sent for one more crawl."""
     return _stamp(conn, task_id, texts, "recrawl_at", batch_size)
+
+
+def mark_fail_reasons(
+    conn: Connection, task_id: str, by_reason: Mapping[str, Sequence[str]], *, batch_size: int
+) -> int:
+    """Record on the task's manifest rows why each of these elements failed (reason -> texts)."""
+    marked = 0
+    with conn.cursor() as cur:
+        for reason, texts in by_reason.items():
+            for batch in batched([element_digest(t) for t in texts], batch_size):
+                cur.execute(
+                    "UPDATE amazon_task_element SET fail_reason = %s WHERE task_id = %s "  # noqa: S608
+                    "AND element_hash IN (" + ", ".join(["%s"] * len(batch)) + ")",
+                    [reason[:32], task_id, *batch],
+                )
+                marked += cur.rowcount
+    conn.commit()
+    return marked
 
 
 def _stamp(conn: Connection, task_id: str, texts: Sequence[str], column: str, batch_size: int) -> int:

@@ -98,11 +98,17 @@ def count_passing(
 
 
 def lock_invalid(
-    conn: Connection, table: str, start: dt.datetime, end: dt.datetime, rules: Sequence[Rule]
+    conn: Connection,
+    table: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    rules: Sequence[Rule],
+    *,
+    unique_key: Sequence[str],
 ) -> dict[int, str]:
     """Row id -> first rule it breaks, for rows created in [start, end), locked (FOR UPDATE)
-    until the caller commits or rolls back; duplicates (same task, page, keyword, position):
-    every copy but the first, as ``unique_result``."""
+    until the caller commits or rolls back; duplicates (rows equal on every ``unique_key``
+    column, NULL equal to NULL): every copy but the first, as ``unique_result``."""
     invalid: dict[int, str] = {}
     with conn.cursor() as cur:
         for rule, predicate, params in rules:
@@ -113,9 +119,9 @@ def lock_invalid(
             )
             for (row_id,) in cur.fetchall():
                 invalid.setdefault(int(row_id), rule)
+        same = " AND ".join(f"d.`{column}` <=> s.`{column}`" for column in unique_key)
         cur.execute(
-            f"SELECT DISTINCT s.id FROM {table} s JOIN {table} d ON d.task_id = s.task_id "  # noqa: S608
-            "AND d.page = s.page AND d.keyword = s.keyword AND d.position = s.position AND d.id < s.id "
+            f"SELECT DISTINCT s.id FROM {table} s JOIN {table} d ON {same} AND d.id < s.id "  # noqa: S608
             "AND d.create_time >= %s AND d.create_time < %s "
             "WHERE s.create_time >= %s AND s.create_time < %s FOR UPDATE",
             (start, end, start, end),

@@ -1,7 +1,10 @@
 """The worker kit: what a crawler needs to take part in the protocol, and nothing of Airflow.
 
-- ``WorkerClient``: find open tasks, take elements, answer them (rows, empty, failed) per
-  the contract, release what it holds on shutdown;
+- ``WorkerClient``: find open tasks, take elements, answer them (rows, ``EMPTY`` when the
+  page says so, failed with a reason class) per the contract, heartbeats, throttles,
+  release what it holds on shutdown;
+- ``Blocked`` / ``Failed`` / ``amazon_block``: fail an element with its reason, recognise
+  a robot-check page;
 - ``run`` / ``serve``: the loop around a team's ``fetch(element) -> results`` function,
   with graceful SIGTERM, in one or many processes (``python -m crawlops.worker``);
 - ``crawlops.worker.scrapy``: the same for a Scrapy spider (``pip install .[scrapy]``);
@@ -9,7 +12,11 @@
   against its own worker.
 """
 
-from crawlops.worker.client import Element, Result, Tally, WorkerClient
+from crawlops.reasons import Blocked, Failed, Reason, amazon_block, markers_detector
+from crawlops.worker.client import EMPTY, Element, Result, Tally, WorkerClient
 from crawlops.worker.loop import Fetch, Stop, load_fetch, run, serve
 
-__all__ = ["Element", "Fetch", "Result", "Stop", "Tally", "WorkerClient", "load_fetch", "run", "serve"]
+__all__ = [
+    "EMPTY", "Blocked", "Element", "Failed", "Fetch", "Reason", "Result", "Stop", "Tally", "WorkerClient",
+    "amazon_block", "load_fetch", "markers_detector", "run", "serve",
+]  # fmt: skip

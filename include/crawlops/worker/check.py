@@ -6,7 +6,8 @@ what held.
 It dispatches a known set of elements with this package's own dispatch into a SCRATCH
 MySQL database and Redis db (both are emptied: the defaults are ``crawlops_check`` and db
 11), serves fake search pages on 127.0.0.1 (some fail with 503, some are empty, some are
-broken so a parser raises, some are slow; ``crawlops.worker.fakesite``), and starts the
+broken so a parser raises, some are slow, some are Amazon's robot check with HTTP 200, some
+have neither results nor a no-results notice; ``crawlops.worker.fakesite``), and starts the
 worker command with ``CRAWLOPS_MYSQL_URL``, ``CRAWLOPS_REDIS_URL`` and
 ``CRAWLOPS_SEARCH_URL`` (the fake site's base URL) in its environment. Once the worker has
 answered the first round it dispatches slow pages, sends SIGTERM to the worker's process
@@ -64,7 +65,8 @@ QUIET_SECONDS = 5.0  # drained, and no new answer for this long: the first round
 
 def plan_pages() -> dict[Key, PageKind]:
     """What each first-round page does: every kind appears, with a fixed layout."""
-    kinds = [PageKind.RESULTS, PageKind.RESULTS, PageKind.EMPTY, PageKind.FAIL, PageKind.BROKEN, PageKind.SLOW]
+    kinds = [PageKind.RESULTS, PageKind.RESULTS, PageKind.EMPTY, PageKind.FAIL, PageKind.BROKEN, PageKind.SLOW,
+             PageKind.BLOCKED, PageKind.BARE]  # fmt: skip
     plan = {}
     for n, (keyword, marketplace) in enumerate(KEYWORDS):
         for page in range(1, PAGES + 1):

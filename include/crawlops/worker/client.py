@@ -3,15 +3,24 @@
 A worker finds open task ids in the Redis index ``crawlops:open_tasks`` (most urgent task
 first, see ``open_tasks``), takes elements with ``SPOP``, and answers each one it took in
 exactly one way: result rows in ``amazon_search_result``, the member in ``<task_id>_empty``
-(crawled, nothing there) or the member in ``<task_id>_fail`` (retried as a task of its own).
-The client keeps the rules a hand-written worker breaks:
+(crawled, and the crawler says there is nothing there) or the member in ``<task_id>_fail``
+with a reason class (retried as a task of its own). The client keeps the rules a
+hand-written worker breaks:
 
 - the member reported back is the one popped, byte for byte (never re-encoded JSON);
 - a row's ``task_id``, ``keyword``, ``marketplace`` and ``page`` are copied from the element;
 - ``create_time`` is written explicitly, in UTC;
-- rows are committed before an element counts as answered, in batches;
+- empty is said, never assumed: ``empty(e)`` or ``answer(e, EMPTY)``; results that are
+  none (``answer(e, [])``) fail the element as ``nothing_parsed``;
+- each failure keeps its reason class (``crawlops.reasons``), and each answer is counted
+  per crawl object, marketplace and outcome, for supervision (``crawlops.telemetry``);
+- rows are committed before an element counts as answered, in batches, and what was
+  answered is written before more is taken: a killed worker loses (to a re-crawl) only
+  the elements of its last ``take`` s that were not yet written, never more than it held;
 - whatever it took and did not answer is reported failed by ``release`` (a stopped worker
-  loses nothing; a killed one is caught by supervision after the grace period).
+  loses nothing; a killed one is caught by supervision after the grace period);
+- a heartbeat every ``heartbeat_seconds`` says the worker is alive, and a throttle flag
+  set by supervision slows its requests to a blocked marketplace (``pace``).
 
 No Airflow import, and nothing but ``redis`` and ``MySQLdb`` underneath.
 """
@@ -20,16 +29,23 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Final
 
-from crawlops import queue
+from crawlops import queue, telemetry
 from crawlops.db import Connection
-from crawlops.model import empty_key, fail_key
+from crawlops.model import crawl_object_of, empty_key, fail_key
 from crawlops.queue import RedisClient
+from crawlops.reasons import Reason, classify
 from crawlops.store import results
 
 log = logging.getLogger(__name__)
@@ -40,20 +56,36 @@ RESULT_FIELDS = ("asin", "title", "price", "currency", "rating", "review_count",
 ELEMENT_FIELDS = ("keyword", "marketplace", "page")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+class Empty:
+    """The type of ``EMPTY`` (one instance: use ``EMPTY``)."""
+
+    def __repr__(self) -> str:
+        return "EMPTY"
+
+
+EMPTY: Final = Empty()
+"""What a fetch function returns (or a Scrapy callback yields) to say "crawled: there is
+nothing on this page". Results that are none without it fail the element (``nothing_parsed``)."""
+
+
+@dataclasses.dataclass(frozen=True)
 class Element:
     """One taken element: its task and its member exactly as popped (the bytes)."""
 
     task_id: str
     member: bytes
 
-    @property
+    @functools.cached_property
     def fields(self) -> dict[str, Any]:
-        """The element's JSON; raises ``ValueError`` when the member is not an element."""
+        """The element's JSON (parsed once); raises ``ValueError`` when the member is not an element."""
         value = json.loads(self.member)
         if not isinstance(value, dict):
             raise ValueError(f"member is not a JSON object: {self.member!r}")
         return value
+
+    @property
+    def crawl_object(self) -> str:
+        return crawl_object_of(self.task_id)
 
     @property
     def keyword(self) -> str:
@@ -104,6 +136,7 @@ class Tally:
     failed: int = 0
     released: int = 0
     rows: int = 0
+    reasons: Counter[str] = dataclasses.field(default_factory=Counter)  # failures by reason class
 
     def add(self, other: Tally) -> None:
         for field in dataclasses.fields(self):
@@ -118,7 +151,9 @@ class WorkerClient:
     """Take elements and answer them, per the worker contract (README "The worker contract").
 
     Answers are buffered and written by ``flush`` (rows first, committed; then the empty and
-    fail sets in one Redis round trip), and at the latest every ``flush_every`` answers.
+    fail sets, the reasons, the outcome counts and the heartbeat in one Redis round trip), at
+    the latest every ``flush_every`` answers, and always before ``take`` takes more.
+    ``objects``: the crawl objects this worker serves (default: every one).
     """
 
     def __init__(
@@ -129,21 +164,38 @@ class WorkerClient:
         table: str = RESULTS_TABLE,
         clock: Callable[[], dt.datetime] = utc_now,
         flush_every: int = 500,
+        objects: Sequence[str] | None = None,
+        heartbeat_seconds: float = 5.0,
+        throttle_refresh_seconds: float = 5.0,
+        worker_id: str | None = None,
     ) -> None:
         self.redis, self.mysql, self.table, self.clock = redis, mysql, table, clock
         self.flush_every = flush_every
+        self.objects = tuple(objects) if objects else None
         self.held: dict[tuple[str, bytes], Element] = {}  # taken, not yet answered
         self.tally = Tally()
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.heartbeat_seconds = heartbeat_seconds
+        self.throttle_refresh_seconds = throttle_refresh_seconds
+        self._started = utc_now()
+        self._last_beat = 0.0
+        self._served: set[str] = set(self.objects or ())
+        self._throttles: dict[str, tuple[float, float]] = {}  # marketplace -> (interval, read at)
+        self._next_request: dict[str, float] = {}  # marketplace -> monotonic time of its next request
+        self._pace_lock = threading.Lock()
         self._rows: list[tuple[Any, ...]] = []
         self._answered: list[Element] = []
         self._empty: list[Element] = []
-        self._failed: list[Element] = []
+        self._failed: list[tuple[Element, str, str]] = []
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> WorkerClient:
-        """A client from ``CRAWLOPS_MYSQL_URL`` (``mysql://user:pass@host:port/db``) and
-        ``CRAWLOPS_REDIS_URL`` (``redis://host:port/db``)."""
+        """A client from ``CRAWLOPS_MYSQL_URL`` (``mysql://user:pass@host:port/db``),
+        ``CRAWLOPS_REDIS_URL`` (``redis://host:port/db``) and ``CRAWLOPS_OBJECTS`` (the crawl
+        objects served, comma-separated; default all)."""
         env = os.environ if environ is None else environ
+        if not kwargs.get("objects") and env.get("CRAWLOPS_OBJECTS"):
+            kwargs["objects"] = [o.strip() for o in env["CRAWLOPS_OBJECTS"].split(",") if o.strip()]
         return cls.from_urls(
             env.get("CRAWLOPS_MYSQL_URL", "mysql://root@127.0.0.1:3306/crawl"),
             env.get("CRAWLOPS_REDIS_URL", "redis://127.0.0.1:6379/1"),
@@ -161,13 +213,19 @@ class WorkerClient:
     # -- finding and taking work ----------------------------------------------------------
 
     def open_tasks(self) -> list[str]:
-        """The open task ids, most urgent first: higher ``priority`` (the highest of the task's
-        config rows, published by dispatch), then retries before the tasks they retry (they are
-        older work), then the oldest interval."""
-        return queue.open_tasks_by_urgency(self.redis)
+        """The open task ids this worker serves, most urgent first: higher ``priority`` (the
+        highest of the task's config rows, published by dispatch), then retries before the
+        tasks they retry (they are older work), then the oldest interval."""
+        ids = queue.open_tasks_by_urgency(self.redis)
+        return ids if self.objects is None else [t for t in ids if crawl_object_of(t) in self.objects]
 
     def take(self, count: int) -> list[Element]:
-        """Up to ``count`` elements, from the most urgent open tasks first (``SPOP``)."""
+        """Up to ``count`` elements, from the most urgent open tasks first (``SPOP``); what was
+        answered before is written first, so a worker killed now loses none of it."""
+        if self._answered or self._empty or self._failed:
+            self.flush()
+        elif time.monotonic() - self._last_beat >= self.heartbeat_seconds:
+            self.beat()
         taken: list[Element] = []
         for task_id in self.open_tasks():
             if len(taken) >= count:
@@ -182,12 +240,17 @@ class WorkerClient:
 
     # -- answering ------------------------------------------------------------------------
 
-    def answer(self, element: Element, results: Iterable[Result | Mapping[str, Any]]) -> None:
-        """The element's results (none: it is answered empty). Rows are written by ``flush``."""
+    def answer(self, element: Element, results: Iterable[Result | Mapping[str, Any]] | Empty) -> None:
+        """The element's results, written by ``flush``. ``EMPTY``: answered empty. No results
+        without ``EMPTY``: the page parsed to nothing, failed as ``nothing_parsed``."""
+        if results is EMPTY:
+            self.empty(element)
+            return
+        assert not isinstance(results, Empty)  # noqa: S101 - narrows the type for mypy
         fields = element.fields
         rows = [self._row(element.task_id, fields, Result.of(r), n) for n, r in enumerate(results, start=1)]
         if not rows:
-            self.empty(element)
+            self.fail(element, Reason.NOTHING_PARSED)
             return
         self._settle(element)
         self._rows += rows
@@ -195,17 +258,20 @@ class WorkerClient:
         self._maybe_flush()
 
     def empty(self, element: Element) -> None:
-        """Crawled, and there is nothing: ``SADD <task_id>_empty <member>`` (at ``flush``)."""
+        """Crawled, and the page says there is nothing: ``SADD <task_id>_empty <member>`` (at ``flush``)."""
         self._settle(element)
         self._empty.append(element)
         self._maybe_flush()
 
     def fail(self, element: Element, reason: object = None) -> None:
-        """Not crawled: ``SADD <task_id>_fail <member>`` (at ``flush``); it is retried."""
+        """Not crawled: ``SADD <task_id>_fail <member>`` with its reason class (at ``flush``);
+        it is retried. ``reason``: a reason class (``"http_503"``, ``Reason.BLOCKED``), an
+        exception (classified: ``crawlops.reasons.classify``) or text (``other``)."""
+        cls, detail = classify(reason)
         if reason is not None:
-            log.warning("element %s failed: %s", element, reason)
+            log.warning("element %s failed: %s%s", element, cls, f" ({detail})" if detail else "")
         self._settle(element)
-        self._failed.append(element)
+        self._failed.append((element, cls, detail))
         self._maybe_flush()
 
     def abandon(self, element: Element) -> None:
@@ -214,30 +280,121 @@ class WorkerClient:
         self._settle(element)
 
     def flush(self) -> Tally:
-        """Write what was answered: rows (one commit), then the empty and fail sets."""
+        """Write what was answered: rows (one commit), then in one Redis round trip the empty
+        and fail sets, the failure reasons, the outcome counts and the heartbeat."""
         done = Tally(rows=len(self._rows), answered=len(self._answered), empty=len(self._empty))
         done.failed = len(self._failed)
+        done.reasons.update(cls for _, cls, _ in self._failed)
         if self._rows:
             stamp = self.clock().astimezone(dt.UTC)  # written explicitly: never the session's zone
             results.insert_rows(self.mysql, self.table, self._rows, lambda: stamp)
-        if self._empty or self._failed:
+        if self._answered or self._empty or self._failed:
             pipe = self.redis.pipeline(transaction=False)
-            for key, elements in ((empty_key, self._empty), (fail_key, self._failed)):
-                by_task: dict[str, list[bytes]] = {}
-                for element in elements:
-                    by_task.setdefault(element.task_id, []).append(element.member)
-                for task_id, members in by_task.items():
-                    pipe.sadd(key(task_id), *members)
+            self._write_answers(pipe)
+            self.tally.add(done)
+            self._beat(pipe)
             pipe.execute()
         self._rows, self._answered, self._empty, self._failed = [], [], [], []
-        self.tally.add(done)
         return done
+
+    def _write_answers(self, pipe: Any) -> None:
+        by_task: dict[tuple[str, str], list[bytes]] = {}
+        reasons: dict[str, dict[bytes, str]] = {}
+        counts: Counter[str] = Counter()
+        for element in self._empty:
+            by_task.setdefault((empty_key(element.task_id), element.task_id), []).append(element.member)
+            counts[self._outcome(element, telemetry.EMPTY)] += 1
+        for element, cls, detail in self._failed:
+            by_task.setdefault((fail_key(element.task_id), element.task_id), []).append(element.member)
+            reasons.setdefault(element.task_id, {})[element.member] = telemetry.encode_reason(cls, detail)
+            counts[self._outcome(element, telemetry.FAILED, cls)] += 1
+        for element in self._answered:
+            counts[self._outcome(element, telemetry.ANSWERED)] += 1
+        for (key, _), members in by_task.items():
+            pipe.sadd(key, *members)
+        for task_id, mapping in reasons.items():
+            key = telemetry.reason_key(task_id)
+            pipe.hset(key, mapping=mapping)
+            pipe.expire(key, telemetry.REASON_TTL_SECONDS)
+        minute = telemetry.minute_key(self.clock())
+        for field, n in counts.items():
+            pipe.hincrby(minute, field, n)
+        pipe.expire(minute, telemetry.OUTCOME_TTL_SECONDS)
+
+    def _outcome(self, element: Element, outcome: str, reason: str = "") -> str:
+        crawl_object = element.crawl_object
+        self._served.add(crawl_object)
+        try:
+            marketplace = str(element.fields.get("marketplace", ""))
+        except ValueError:
+            marketplace = ""  # not an element (a worker's garbage): counted, never judged per marketplace
+        return telemetry.outcome_field(crawl_object, marketplace, outcome, reason)
+
+    def beat(self) -> None:
+        """Say this worker is alive (``crawlops:workers`` and its facts hash); done by
+        ``take`` and ``flush`` every ``heartbeat_seconds``, call it during long pauses."""
+        pipe = self.redis.pipeline(transaction=False)
+        self._beat(pipe, force=True)
+        pipe.execute()
+
+    def _beat(self, pipe: Any, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_beat < self.heartbeat_seconds:
+            return
+        self._last_beat = now
+        seen = utc_now()
+        key = telemetry.WORKER_PREFIX + self.worker_id
+        host, pid = socket.gethostname(), os.getpid()
+        pipe.hset(key, mapping={
+            "host": host, "pid": pid, "objects": ",".join(sorted(self._served)) or "*",
+            "held": len(self.held), "taken": self.tally.taken, "answered": self.tally.answered,
+            "empty": self.tally.empty, "failed": self.tally.failed,
+            "started": self._started.isoformat(timespec="seconds"), "last_seen": seen.isoformat(timespec="seconds"),
+        })  # fmt: skip
+        pipe.expire(key, telemetry.HEARTBEAT_TTL_SECONDS)
+        pipe.zadd(telemetry.WORKERS_KEY, {self.worker_id: seen.timestamp()})
+
+    # -- throttles ----------------------------------------------------------------------------
+
+    def throttle_interval(self, marketplace: str) -> float:
+        """Seconds this worker leaves between two requests to ``marketplace`` (0: not throttled),
+        as supervision set it (``crawlops:throttle:<marketplace>``), re-read every few seconds."""
+        now = time.monotonic()
+        cached = self._throttles.get(marketplace)
+        if cached is None or now - cached[1] >= self.throttle_refresh_seconds:
+            interval = telemetry.throttles(self.redis, [marketplace]).get(marketplace, 0.0)
+            if interval != (cached[0] if cached else 0.0):
+                log.info("marketplace %s: one request every %.1f s (0: not throttled)", marketplace, interval)
+            self._throttles[marketplace] = cached = (interval, now)
+        return cached[0]
+
+    def delay_for(self, element: Element) -> float:
+        """Seconds to wait before fetching ``element`` to honour its marketplace's throttle; the
+        slot is booked, so concurrent callers queue up one interval apart."""
+        try:
+            marketplace = str(element.fields.get("marketplace", ""))
+        except ValueError:
+            return 0.0
+        interval = self.throttle_interval(marketplace) if marketplace else 0.0
+        if not interval:
+            return 0.0
+        with self._pace_lock:
+            now = time.monotonic()
+            at = max(now, self._next_request.get(marketplace, now))
+            self._next_request[marketplace] = at + interval
+        return at - now
+
+    def pace(self, element: Element) -> None:
+        """Sleep as long as ``delay_for`` says (for plain, threaded workers)."""
+        delay = self.delay_for(element)
+        if delay > 0:
+            time.sleep(delay)
 
     def release(self, reason: str = "worker stopped") -> int:
         """Report every element taken and not answered as failed, and flush: call on shutdown."""
         held = list(self.held.values())
         for element in held:
-            self.fail(element)
+            self.fail(element, f"{Reason.OTHER.value}: {reason}, not crawled")
         self.flush()
         self.tally.released += len(held)
         if held:

@@ -6,9 +6,18 @@ is decided per element by a ``plan`` (``PageKind``), the same for every request:
 - ``results``: 1-16 results, each a ``div.s-result`` with ``data-asin``, ``h2.title``,
   ``span.price`` (``data-currency``), ``span.rating`` and ``span.reviews``;
 - ``empty``: a page that says there are no results (``div.no-results``);
-- ``fail``: HTTP 503 (a blocked or broken fetch);
+- ``fail``: HTTP 503 (a broken fetch);
 - ``broken``: HTTP 200, but a result lacks its ASIN, so a parser that checks raises;
-- ``slow``: results after ``slow_seconds``.
+- ``slow``: results after ``slow_seconds``;
+- ``blocked``: HTTP 200 with Amazon's robot-check page ("Enter the characters you see
+  below"), as Amazon answers a crawler it has noticed;
+- ``bare``: HTTP 200, a page with neither results nor a no-results notice (a changed
+  layout): a parser finds nothing on it, and that is no empty answer;
+- ``throttled``: HTTP 429 with ``Retry-After: 1`` on the first request, results after.
+
+``blocked_markets`` blocks that share of each marketplace's pages besides (chosen by the
+element, so the same pages every time), and ``requests_at`` keeps when each marketplace was
+asked, to measure a throttle.
 
 The results of a page are derived from its element, so a checker knows what rows to expect
 (``expected``). Selectors are the fake site's, not Amazon's.
@@ -29,7 +38,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-from crawlops.worker.client import Result
+from crawlops.reasons import Blocked, amazon_block
+from crawlops.worker.client import EMPTY, Empty, Result
 
 CURRENCY = {"US": "USD", "UK": "GBP", "DE": "EUR", "FR": "EUR", "JP": "JPY"}
 
@@ -40,7 +50,19 @@ class PageKind(StrEnum):
     FAIL = "fail"
     BROKEN = "broken"
     SLOW = "slow"
+    BLOCKED = "blocked"
+    BARE = "bare"
+    THROTTLED = "throttled"
 
+
+# What Amazon serves instead of a page when it suspects a robot (abridged, same markers).
+ROBOT_CHECK = (
+    '<!doctype html><html><head><title>Amazon.com</title></head><body><div class="a-container">'
+    '<h4>Enter the characters you see below</h4><p class="a-last">Sorry, we just need to make sure you\'re '
+    "not a robot. For best results, please make sure your browser is accepting cookies.</p>"
+    '<form method="get" action="/errors/validateCaptcha"><input id="captchacharacters" name="field-keywords">'
+    "</form></div></body></html>"
+)
 
 Key = tuple[str, str, int]  # keyword, marketplace, page
 
@@ -77,6 +99,10 @@ def render(keyword: str, marketplace: str, page: int, kind: PageKind) -> str:
     head = f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(keyword)}</title></head><body>'
     if kind is PageKind.EMPTY:
         return head + f'<div class="no-results">No results for {html.escape(keyword)}.</div></body></html>'
+    if kind is PageKind.BLOCKED:
+        return ROBOT_CHECK
+    if kind is PageKind.BARE:
+        return head + '<div id="search-v2" class="s-main-slot"></div></body></html>'
     parts = [head, f'<div id="search" data-page="{page}">']
     for r in expected(keyword, marketplace, page):
         asin = "" if kind is PageKind.BROKEN and r.position == 1 else f' data-asin="{r.asin}"'
@@ -93,9 +119,16 @@ _RESULT = re.compile(r'<div class="s-result"([^>]*)>(.*?)</div>', re.S)
 _ATTR = re.compile(r'([a-z-]+)="([^"]*)"')
 
 
-def parse(page: str) -> list[Result]:
-    """The site's results (a plain parser, for workers without Scrapy). A result without an
-    ASIN raises ``ValueError``; a page with neither results nor a no-results notice too."""
+def parse(page: str) -> list[Result] | Empty:
+    """The site's results (a plain parser, for workers without Scrapy): ``EMPTY`` when the page
+    says there are none; a robot-check page raises ``Blocked``, a result without an ASIN
+    ``ValueError``; a page with neither (a changed layout) gives no results, which the kit
+    fails as ``nothing_parsed``."""
+    marker = amazon_block(200, {}, page.encode("utf-8"))
+    if marker:
+        raise Blocked(marker)
+    if 'class="no-results"' in page:
+        return EMPTY
     results = []
     for attrs_text, body in _RESULT.findall(page):
         attrs = dict(_ATTR.findall(attrs_text))
@@ -116,8 +149,6 @@ def parse(page: str) -> list[Result]:
                 position=int(attrs["data-position"]),
             )
         )
-    if not results and 'class="no-results"' not in page:
-        raise ValueError("neither results nor a no-results notice: not a search page")
     return results
 
 
@@ -128,6 +159,8 @@ class SearchSite:
     plan: Mapping[Key, PageKind] = dataclasses.field(default_factory=dict)
     slow_seconds: float = 1.0
     requests: Counter[Key] = dataclasses.field(default_factory=Counter)
+    blocked_markets: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    requests_at: dict[str, list[float]] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         site = self
@@ -150,6 +183,9 @@ class SearchSite:
         return f"http://{host!s}:{port}"
 
     def kind(self, key: Key) -> PageKind:
+        share = self.blocked_markets.get(key[1], 0.0)
+        if share and hashlib.sha256(repr(key).encode()).digest()[0] < share * 256:
+            return PageKind.BLOCKED
         return self.plan.get(key, PageKind.RESULTS)
 
     def answer(self, request: BaseHTTPRequestHandler) -> None:
@@ -161,20 +197,28 @@ class SearchSite:
             self._send(request, 404, "not a search URL: /s?k=<keyword>&mp=<marketplace>&page=<n>")
             return
         self.requests[key] += 1
+        self.requests_at.setdefault(key[1], []).append(time.monotonic())
         kind = self.kind(key)
         if kind is PageKind.FAIL:
             self._send(request, 503, "Service Unavailable")
+            return
+        if kind is PageKind.THROTTLED and self.requests[key] == 1:
+            self._send(request, 429, "Too Many Requests", {"Retry-After": "1"})
             return
         if kind is PageKind.SLOW:
             time.sleep(self.slow_seconds)
         self._send(request, 200, render(*key, kind))
 
     @staticmethod
-    def _send(request: BaseHTTPRequestHandler, status: int, body: str) -> None:
+    def _send(
+        request: BaseHTTPRequestHandler, status: int, body: str, headers: Mapping[str, str] | None = None
+    ) -> None:
         data = body.encode("utf-8")
         request.send_response(status)
         request.send_header("Content-Type", "text/html; charset=utf-8")
         request.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            request.send_header(name, value)
         request.end_headers()
         request.wfile.write(data)
 

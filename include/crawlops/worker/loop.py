@@ -1,9 +1,13 @@
 """The worker loop: take a batch, fetch each element, answer it; stop cleanly on SIGTERM.
 
 A crawl team writes one function, ``fetch(element) -> results``: it returns the page's
-results (an empty list: the page has none, the element is answered empty) or raises (the
-element is reported failed and retried). ``run`` does the rest; ``serve`` runs it in N
-processes (``python -m crawlops.worker my_crawler:fetch --processes 4``).
+results, or ``EMPTY`` when the page says there are none (results that are none without it
+fail the element as ``nothing_parsed``: a page that parsed to nothing is not an empty
+answer), or raises (the element is reported failed with the exception's reason class:
+``crawlops.reasons``; ``raise Blocked()`` for a robot-check page, which
+``crawlops.reasons.amazon_block`` recognises). ``run`` does the rest, honouring the
+throttle supervision sets on a blocked marketplace; ``serve`` runs it in N processes
+(``python -m crawlops.worker my_crawler:fetch --processes 4``).
 """
 
 from __future__ import annotations
@@ -18,11 +22,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
-from crawlops.worker.client import Element, Result, Tally, WorkerClient
+from crawlops.worker.client import Element, Empty, Result, Tally, WorkerClient
 
 log = logging.getLogger(__name__)
 
-Fetch = Callable[[Element], Iterable[Result | Mapping[str, Any]]]
+Fetch = Callable[[Element], Iterable[Result | Mapping[str, Any]] | Empty]
 
 
 class Stop:
@@ -55,9 +59,11 @@ def stop_on_signals(stop: Stop) -> Iterator[Stop]:
             signal.signal(sig, handler)
 
 
-def _attempt(fetch: Fetch, element: Element) -> tuple[Element, list[Any] | BaseException]:
+def _attempt(fetch: Fetch, element: Element, client: WorkerClient) -> tuple[Element, list[Any] | Empty | BaseException]:
     try:
-        return element, list(fetch(element))
+        client.pace(element)
+        results = fetch(element)
+        return element, results if isinstance(results, Empty) else list(results)
     except Exception as exc:  # any failure of the crawler's code is a failed element, never a lost one
         return element, exc
 
@@ -94,12 +100,12 @@ def run(
                         break
                     stop.wait(poll_seconds)
                     continue
-                attempts = pool.map(lambda e: _attempt(fetch, e), elements) if pool else (
-                    _attempt(fetch, e) for e in elements
+                attempts = pool.map(lambda e: _attempt(fetch, e, client), elements) if pool else (
+                    _attempt(fetch, e, client) for e in elements
                 )  # fmt: skip
                 for element, outcome in attempts:
                     if isinstance(outcome, BaseException):
-                        client.fail(element, f"{type(outcome).__name__}: {outcome}")
+                        client.fail(element, outcome)
                     else:
                         client.answer(element, outcome)
                     if stop:

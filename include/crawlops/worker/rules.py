@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from crawlops import telemetry
 from crawlops.db import Connection
 from crawlops.model import empty_key, fail_key
 from crawlops.queue import RedisClient
@@ -41,6 +42,7 @@ class Ledger:
     failed: dict[str, set[bytes]]
     empty: dict[str, set[bytes]]
     rows: list[tuple[str, str, str, int, str, int, dt.datetime]]  # task, keyword, mp, page, asin, position, time
+    reasons: dict[str, dict[bytes, str]] = dataclasses.field(default_factory=dict)  # task -> member -> reason
 
     @classmethod
     def read(cls, conn: Connection, r: RedisClient, task_ids: Sequence[str]) -> Ledger:
@@ -57,12 +59,17 @@ class Ledger:
                         fields["keyword"], fields["marketplace"], fields["page"],
                     )  # fmt: skip
         rows = store_results.rows_of_tasks(conn, RESULTS_TABLE, task_ids)
+        reasons = {
+            t: {m.encode("utf-8", "surrogateescape"): why for m, (why, _) in telemetry.fail_reasons(r, t).items()}
+            for t in task_ids
+        }
         return cls(
             elements,
             {t: set(r.smembers(t)) for t in task_ids},
             {t: set(r.smembers(fail_key(t))) for t in task_ids},
             {t: set(r.smembers(empty_key(t))) for t in task_ids},
             rows,
+            reasons,
         )
 
     def answers(self, task_id: str) -> dict[bytes, list[str]]:
@@ -152,6 +159,8 @@ def judge(
         ("failures reported", {PageKind.FAIL}, "failed", "pages answered 503"),
         ("exceptions reported", {PageKind.BROKEN}, "failed", "pages whose parsing raises"),
         ("empties reported", {PageKind.EMPTY}, "empty", "pages with no results"),
+        ("blocked pages reported", {PageKind.BLOCKED}, "failed", "robot-check pages (HTTP 200)"),
+        ("nothing parsed is no empty", {PageKind.BARE}, "failed", "pages with neither results nor a notice"),
     ):
         wrong = [
             (key_of[e], "+".join(a) or "nothing")
@@ -169,6 +178,7 @@ def judge(
                 f" only, e.g. {examples([f'{k} -> {a}' for k, a in wrong])}",
             )
         )
+    rules.append(_reasons_rule(ledger, answers, key_of, plan))
     if not ledger.rows:
         for name in ("fields equal", "results match the page", "UTC timestamps"):
             rules.append(Rule(name, False, "no result rows were written: nothing to judge"))
@@ -219,3 +229,34 @@ def judge(
         )
     )
     return rules
+
+
+# The reason class a failed page of each kind must carry.
+REASON_OF = {
+    PageKind.FAIL: ("http_503",),
+    PageKind.BROKEN: ("parse_error",),
+    PageKind.BLOCKED: ("blocked",),
+    PageKind.BARE: ("nothing_parsed", "parse_error"),
+}
+
+
+def _reasons_rule(
+    ledger: Ledger, answers: dict[tuple[str, bytes], list[str]], key_of: dict[tuple[str, bytes], Key],
+    plan: dict[Key, PageKind],
+) -> Rule:  # fmt: skip
+    """Each failure carries the reason class of what happened (``crawlops:fail_reason:<task>``)."""
+    failed = [e for e, a in answers.items() if a == ["failed"] and plan.get(key_of[e]) in REASON_OF]
+    wrong = []
+    for task_id, member in failed:
+        got = ledger.reasons.get(task_id, {}).get(member, "unknown")
+        if got not in REASON_OF[plan[key_of[(task_id, member)]]]:
+            wrong.append(f"{key_of[(task_id, member)]} -> {got}")
+    return Rule(
+        "reasons reported",
+        bool(failed) and not wrong,
+        "nothing failed: nothing to judge"
+        if not failed
+        else f"{len(failed)} failures carry their reason (http_503, parse_error, blocked, nothing_parsed)"
+        if not wrong
+        else f"{len(wrong)} of {len(failed)} failures carry no or the wrong reason, e.g. {examples(wrong)}",
+    )

@@ -2,8 +2,8 @@
 through the kit. ``pip install .[scrapy]`` (Scrapy is not in the Airflow image).
 
 Subclass ``TaskSpider``, implement ``request_for(element)`` (the request of one element's
-page) and ``parse(response)`` (yield one mapping of result fields per result; yield nothing
-when the page has none). The rest is done here, as Scrapy users expect it:
+page) and ``parse(response)`` (yield one mapping of result fields per result; yield
+``EMPTY`` when the page says it has none). The rest is done here, as Scrapy users expect it:
 
 - ``start()`` pulls elements from all open tasks, most urgent first, never more than
   ``CRAWLOPS_MAX_HELD`` at a time (default ``CONCURRENT_REQUESTS``), so nothing waits in
@@ -11,12 +11,25 @@ when the page has none). The rest is done here, as Scrapy users expect it:
   scrapy-redis;
 - every request carries its element (``request.meta["crawlops_element"]``) and is
   ``dont_filter`` (an hourly repeat of the same page is new work, not a duplicate);
+- every response passes a block detector (``CRAWLOPS_BLOCK_DETECTOR``, default
+  ``crawlops.reasons.amazon_block``: Amazon's robot-check and captcha markers, which come
+  with HTTP 200) before any retry or callback sees it: a block page fails its element as
+  ``blocked`` (``CrawlopsDownloaderMiddleware``);
+- a 429 or 503 with ``Retry-After`` waits that long and fetches the page again, up to
+  ``CRAWLOPS_RETRY_AFTER_TIMES`` (3) waits of at most ``CRAWLOPS_RETRY_AFTER_MAX_SECONDS``
+  (300) each, instead of failing it (Scrapy's own RetryMiddleware ignores the header);
+- requests to a marketplace that supervision throttled (``crawlops:throttle:<mp>``) leave
+  the set interval between them; other marketplaces go at full speed;
 - a download failure (the errback), an HTTP error, or an exception in ``parse``
   (``CrawlopsSpiderMiddleware.process_spider_exception``: it never reaches an errback)
-  reports the element failed;
+  reports the element failed with its reason class (``http_503``, ``timeout``,
+  ``connection``, ``parse_error``; ``raise Failed(reason)`` to choose one);
 - ``CrawlopsPipeline`` writes each result row through the kit (fields copied from the
   element, UTC ``create_time``); an element is answered when its callback has finished and
-  its items have passed the pipeline; none: it is answered empty;
+  its items have passed the pipeline; ``EMPTY`` and no items: answered empty; no items and
+  no ``EMPTY`` (a changed layout, a block the detector missed): failed as ``nothing_parsed``;
+- answers are written before more elements are taken, so a killed spider loses (to a
+  re-crawl) at most ``CRAWLOPS_MAX_HELD`` elements;
 - on shutdown (SIGTERM: Scrapy's graceful stop) whatever is still held is reported failed.
 
 Run it with ``run_spider(MySpider, processes=N)`` (``examples/scrapy_search/spider.py``).
@@ -37,13 +50,16 @@ from scrapy.utils.asyncio import create_looping_call
 from scrapy.utils.asyncio import sleep as scrapy_sleep
 from twisted.python.failure import Failure
 
-from crawlops.worker.client import Element, Result, WorkerClient
+from crawlops.reasons import BlockDetector, Blocked, Reason, amazon_block, retry_after_seconds
+from crawlops.worker.client import EMPTY, Element, Result, WorkerClient
 from crawlops.worker.loop import run_processes
 
 log = logging.getLogger(__name__)
 
 META_KEY = "crawlops_element"
+RETRY_AFTER_KEY = "crawlops_retry_after"
 MIDDLEWARE = "crawlops.worker.scrapy.CrawlopsSpiderMiddleware"
+DOWNLOADER_MIDDLEWARE = "crawlops.worker.scrapy.CrawlopsDownloaderMiddleware"
 PIPELINE = "crawlops.worker.scrapy.CrawlopsPipeline"
 
 
@@ -61,12 +77,19 @@ class _Pending:
     items: int = 0  # items the callback yielded
     seen: int = 0  # of those, how many reached CrawlopsPipeline or were dropped on the way
     finished: bool = False
+    said_empty: bool = False  # the callback yielded EMPTY
 
 
 class TaskSpider(scrapy.Spider):
     """A spider fed by the open tasks. Settings: ``CRAWLOPS_MAX_HELD`` (elements held at
     once), ``CRAWLOPS_POLL_SECONDS`` (pause when there is no work, default 2),
-    ``CRAWLOPS_FLUSH_SECONDS`` (how often answers are written, default 1)."""
+    ``CRAWLOPS_FLUSH_SECONDS`` (how often answers are written, default 1),
+    ``CRAWLOPS_BLOCK_DETECTOR`` (a ``(status, headers, body) -> str | None`` callable or its
+    dotted path; default Amazon's markers), ``CRAWLOPS_RETRY_AFTER_TIMES`` (3) and
+    ``CRAWLOPS_RETRY_AFTER_MAX_SECONDS`` (300). ``crawl_objects``: the crawl objects it
+    serves (default every one)."""
+
+    crawl_objects: tuple[str, ...] | None = None
 
     client: WorkerClient
     _pending: dict[tuple[str, bytes], _Pending]
@@ -79,6 +102,11 @@ class TaskSpider(scrapy.Spider):
         middlewares = dict(settings.getdict("SPIDER_MIDDLEWARES"))
         middlewares.setdefault(MIDDLEWARE, 950)  # next to the spider: sees its output and exceptions first
         settings.set("SPIDER_MIDDLEWARES", middlewares, priority="spider")
+        downloader = dict(settings.getdict("DOWNLOADER_MIDDLEWARES"))
+        # Responses pass it after decompression (590) and before RetryMiddleware (550), so a
+        # block page or a Retry-After is handled before Scrapy retries it as a plain 503.
+        downloader.setdefault(DOWNLOADER_MIDDLEWARE, 580)
+        settings.set("DOWNLOADER_MIDDLEWARES", downloader, priority="spider")
         pipelines = dict(settings.getdict("ITEM_PIPELINES"))
         pipelines.setdefault(PIPELINE, 900)  # after the team's own pipelines
         settings.set("ITEM_PIPELINES", pipelines, priority="spider")
@@ -86,7 +114,7 @@ class TaskSpider(scrapy.Spider):
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Any:
         spider = super().from_crawler(crawler, *args, **kwargs)
-        spider.client = kwargs.get("client") or WorkerClient.from_env()
+        spider.client = kwargs.get("client") or WorkerClient.from_env(objects=cls.crawl_objects)
         spider._pending = {}
         spider._stopping = False
         spider._flusher = None
@@ -107,11 +135,14 @@ class TaskSpider(scrapy.Spider):
     async def start(self) -> AsyncIterator[Any]:
         held_limit = self.settings.getint("CRAWLOPS_MAX_HELD") or self.settings.getint("CONCURRENT_REQUESTS")
         poll = self.settings.getfloat("CRAWLOPS_POLL_SECONDS", 2.0)
+        # take (which writes what was answered first) once a quarter of the room is free, so
+        # answers are written in batches, and never more than held_limit wait unwritten
+        refill = max(1, held_limit // 4)
         while not self._stopping:
             room = held_limit - len(self.client.held)
-            elements = self.client.take(room) if room > 0 else []
+            elements = self.client.take(room) if room >= refill else []
             if not elements:
-                await scrapy_sleep(poll if room > 0 else 0.1)
+                await scrapy_sleep(poll if room >= refill else 0.1)
                 continue
             for element in elements:
                 request = self._request(element)
@@ -122,7 +153,7 @@ class TaskSpider(scrapy.Spider):
         try:
             request = self.request_for(element)
         except Exception as exc:
-            self.client.fail(element, f"request_for raised {type(exc).__name__}: {exc}")
+            self.client.fail(element, f"{Reason.OTHER.value}: request_for raised {type(exc).__name__}: {exc}")
             return None
         request.meta[META_KEY] = element
         return request.replace(dont_filter=True, errback=self._download_failed)
@@ -131,7 +162,7 @@ class TaskSpider(scrapy.Spider):
         request = getattr(failure, "request", None)
         element = request.meta.get(META_KEY) if request is not None else None
         if element is not None:
-            self._fail(element, f"download failed: {failure.getErrorMessage()}")
+            self._fail(element, failure.value)  # classified: http_<code>, blocked, timeout, connection...
 
     # -- answers out ------------------------------------------------------------------
 
@@ -154,16 +185,27 @@ class TaskSpider(scrapy.Spider):
             pending.results.append(result)
         self._maybe_answer(element, pending)
 
-    def _finished(self, element: Element, items: int) -> None:
+    def _finished(self, element: Element, items: int, said_empty: bool) -> None:
         pending = self._produced(element)
-        pending.items, pending.finished = items, True
+        pending.items, pending.finished, pending.said_empty = items, True, said_empty
         self._maybe_answer(element, pending)
 
     def _maybe_answer(self, element: Element, pending: _Pending) -> None:
-        if pending.finished and pending.seen >= pending.items:
-            del self._pending[(element.task_id, element.member)]
-            if self._holds(element):
-                self.client.answer(element, pending.results)
+        if not (pending.finished and pending.seen >= pending.items):
+            return
+        del self._pending[(element.task_id, element.member)]
+        if not self._holds(element):
+            return
+        if pending.results:
+            self.client.answer(element, pending.results)
+        elif pending.said_empty and not pending.items:
+            self.client.empty(element)
+        elif pending.items:
+            self.client.fail(
+                element, f"{Reason.NOTHING_PARSED.value}: the item pipelines dropped all {pending.items} items"
+            )
+        else:
+            self.client.fail(element, f"{Reason.NOTHING_PARSED.value}: the callback yielded no item and no EMPTY")
 
     def _item_dropped(self, item: Any, response: Response, exception: BaseException, **_: Any) -> None:
         if isinstance(item, ResultItem):
@@ -216,15 +258,18 @@ class CrawlopsSpiderMiddleware:
         if element is None or spider is None:
             yield from result
             return
-        items = 0
+        items, said_empty = 0, False
         spider._produced(element)
         for out in result:
+            if out is EMPTY:
+                said_empty = True
+                continue
             if isinstance(out, scrapy.Request):
                 yield out
                 continue
             items += 1
             yield _result_item(element, out)
-        spider._finished(element, items)
+        spider._finished(element, items, said_empty)
 
     async def process_spider_output_async(self, response: Response, result: AsyncIterator[Any]) -> AsyncIterator[Any]:
         element, spider = response.meta.get(META_KEY), self._spider()
@@ -232,21 +277,24 @@ class CrawlopsSpiderMiddleware:
             async for out in result:
                 yield out
             return
-        items = 0
+        items, said_empty = 0, False
         spider._produced(element)
         async for out in result:
+            if out is EMPTY:
+                said_empty = True
+                continue
             if isinstance(out, scrapy.Request):
                 yield out
                 continue
             items += 1
             yield _result_item(element, out)
-        spider._finished(element, items)
+        spider._finished(element, items, said_empty)
 
     def process_spider_exception(self, response: Response, exception: Exception) -> Iterable[Any] | None:
         element, spider = response.meta.get(META_KEY), self._spider()
         if element is None or spider is None:
             return None
-        spider._fail(element, f"{type(exception).__name__}: {exception}")
+        spider._fail(element, exception)  # parse_error, or the reason of a Failed it raised
         return ()  # handled: the element is retried as a task of its own
 
 
@@ -260,6 +308,57 @@ def _result_item(element: Element, out: Any) -> ResultItem:
     from itemadapter import ItemAdapter
 
     return ResultItem(element, Result.of(ItemAdapter(out).asdict()))
+
+
+class CrawlopsDownloaderMiddleware:
+    """Every response of an element: a block page raises ``Blocked`` (its errback fails the
+    element as ``blocked``); a 429/503 with ``Retry-After`` waits and fetches again. Every
+    request of an element waits out its marketplace's throttle first."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        settings = crawler.settings
+        detector = settings.get("CRAWLOPS_BLOCK_DETECTOR") or amazon_block
+        if isinstance(detector, str):
+            from scrapy.utils.misc import load_object
+
+            detector = load_object(detector)
+        self.detect: BlockDetector = detector
+        self.retry_after_times = settings.getint("CRAWLOPS_RETRY_AFTER_TIMES", 3)
+        self.retry_after_max = settings.getfloat("CRAWLOPS_RETRY_AFTER_MAX_SECONDS", 300.0)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> CrawlopsDownloaderMiddleware:
+        return cls(crawler)
+
+    def _client(self) -> WorkerClient | None:
+        spider = self.crawler.spider
+        return spider.client if isinstance(spider, TaskSpider) else None
+
+    async def process_request(self, request: scrapy.Request) -> None:
+        element, client = request.meta.get(META_KEY), self._client()
+        if element is None or client is None:
+            return
+        delay = client.delay_for(element)
+        if delay > 0:
+            await scrapy_sleep(delay)
+
+    async def process_response(self, request: scrapy.Request, response: Response) -> Response | scrapy.Request:
+        if request.meta.get(META_KEY) is None:
+            return response
+        marker = self.detect(response.status, response.headers, response.body)
+        if marker:
+            raise Blocked(marker)
+        if response.status in (429, 503):
+            delay = retry_after_seconds(response.headers.get(b"Retry-After"))
+            times = int(request.meta.get(RETRY_AFTER_KEY, 0))
+            if delay is not None and delay <= self.retry_after_max and times < self.retry_after_times:
+                log.info("HTTP %d with Retry-After %.0f s: %s fetched again then", response.status, delay, request.url)
+                await scrapy_sleep(delay)
+                again = request.replace(dont_filter=True)
+                again.meta[RETRY_AFTER_KEY] = times + 1
+                return again
+        return response
 
 
 class CrawlopsPipeline:
