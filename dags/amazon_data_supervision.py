@@ -8,6 +8,8 @@ what needs repair? At each day's close: the daily report, then retention.
 |---|---|---|
 | `system_check` | every run | MySQL and Redis reachable, Redis memory; a fault is CRITICAL and the task retries with backoff |
 | `task_health` | every run | tracks every task through the dispatch core: status sync (empty answers recorded), settling finished tasks (failed and lost elements to a retry task, or Dead), re-push of queues lost in a Redis restart; tasks open longer than the timeout are closed and their unanswered elements sent to the retry path; stalled tasks, success rate and queue depth per crawl object |
+| `crawl_outcomes` | every run | what the crawlers saw, from the kit's per-minute counts: per crawl object and marketplace, the share of the last 30 min's answers that came back blocked (robot check), failed for each other reason, or empty, against `[crawlers]` limits and the marketplace's own 7-day history; a surge is named ("DE: 41 % of search_result pages blocked (robot check) in the last 30 min, usual 0.4 %"), ERROR for blocks, WARNING otherwise; a block surge throttles its marketplace (`crawlops:throttle:<mp>`: kit workers slow down there), lifted once the share falls back |
+| `fleet` | every run | kit workers' heartbeats: ERROR when elements wait and no worker was seen for `worker_silence_seconds` (120), WARNING when half the fleet went silent; the fleet listed on the Crawl Ops page. Workers without the kit: judged by queue progress (`task_stalled`) |
 | `freshness` | every run | the age of the newest result row, per crawl object and per marketplace of its open or just-finished tasks, at the run's own time: older than `freshness_seconds` (3600) is an ERROR; an idle crawl is not judged |
 | `hour_closes` | every run | lets the hourly checks run only in the run whose window ends on the hour (or with `run_hourly`) |
 | `validate_results` | hourly | the `amazon_search_result` expectation suite (`include/expectations/`) on the hour, pushed down to SQL; red when the data fails it |
@@ -103,6 +105,28 @@ def amazon_data_supervision():
             report = health.check_tasks(run.conn, run.redis, run.settings, run.window.end, dry_run=run.dry_run)
             run.record("task_health", report.findings, details=report.to_json())
         return report.to_json()
+
+    @task
+    def crawl_outcomes(**context) -> dict:
+        """Blocked, failed and empty shares per crawl object and marketplace; a block surge throttles its marketplace."""
+        from crawlops import surges
+
+        with task_run(context) as run:
+            details, findings = surges.check_outcomes(
+                run.conn, run.redis, run.settings, run.window.end, dry_run=run.dry_run
+            )
+            run.record("crawl_outcomes", findings, details=details, resolves=(surges.CHECK,))
+        return {"findings": [f.to_json() for f in findings], **details}
+
+    @task
+    def fleet(**context) -> dict:
+        """Which kit workers are alive; an alert when work waits and none is."""
+        from crawlops.fleet import CHECKS, check_fleet
+
+        with task_run(context) as run:
+            details, findings = check_fleet(run.redis, run.settings, run.window.end)
+            run.record("fleet", findings, details=details, resolves=CHECKS)
+        return {"findings": [f.to_json() for f in findings], **details}
 
     @task
     def freshness(**context) -> dict:
@@ -201,6 +225,7 @@ def amazon_data_supervision():
     system = system_check()
     health = task_health()
     fresh = freshness()
+    crawlers = [crawl_outcomes(), fleet()]
     hourly = hour_closes()
     daily = day_closes()
     validate = ValidateSuiteOperator(
@@ -222,11 +247,12 @@ def amazon_data_supervision():
 
     system >> health >> [hourly, daily]
     system >> fresh
+    system >> crawlers
     hourly >> checks
     validate >> recrawl >> checks[-1]  # after the suite has judged the hour, whatever its verdict
     daily >> report >> purge
     checks >> report
-    [*checks, report, purge, fresh] >> summarize(system, health)
+    [*checks, report, purge, fresh, *crawlers] >> summarize(system, health)
 
 
 amazon_data_supervision()

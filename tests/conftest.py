@@ -60,6 +60,7 @@ TABLES = (
     "amazon_check_run",
     "amazon_alert_delivery",
     "amazon_volume_hourly",
+    "amazon_crawl_outcome",
 )
 
 

@@ -23,7 +23,7 @@ import json
 from typing import Any
 from urllib.parse import quote
 
-from crawlops import health, quality, report, store
+from crawlops import health, quality, report, store, surges, telemetry
 from crawlops.db import Connection
 from crawlops.model import TaskStatus, as_utc
 from crawlops.names import DISPATCH_DAG, SUPERVISION_DAG
@@ -289,6 +289,27 @@ def volume_by_hour(conn: Connection, span: HourRange, *, table: str = RESULTS_TA
         "missing_hours": sum(1 for e in entries if e["source"] == "missing"),
         "anomalous_hours": sum(1 for e in entries if e["anomalous"]),
     }
+
+
+# ---------------------------------------------------------------------------------------
+# What the crawlers saw, and the fleet
+
+
+def crawl_outcomes(conn: Connection, span: HourRange) -> dict[str, Any]:
+    """Answers in the range per crawl object and marketplace (kit workers' counts): answered,
+    empty, failed by reason, with shares; and failures by reason over all of them."""
+    return surges.breakdown(conn, *span.naive())
+
+
+def fleet(r: RedisClient, *, silence_seconds: int, lookback: dt.timedelta = dt.timedelta(days=1)) -> dict[str, Any]:
+    """Kit workers seen in the last day, newest first, each alive or silent (not seen for
+    ``silence_seconds``), from their heartbeats; workers without the kit do not show."""
+    now = dt.datetime.now(dt.UTC)
+    workers = [
+        {**w.to_json(), "alive": w.last_seen >= now - dt.timedelta(seconds=silence_seconds)}
+        for w in telemetry.workers_seen(r, now - lookback)
+    ]
+    return {"workers": workers, "alive": sum(1 for w in workers if w["alive"]), "silence_seconds": silence_seconds}
 
 
 # ---------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from typing import Any
 from crawlops.db import Connection, Expiry
 from crawlops.planning import CRAWL_OBJECTS
 from crawlops.settings import Settings
-from crawlops.store import alerts, manifest, reports, results, tasks, verdicts
+from crawlops.store import alerts, manifest, outcomes, reports, results, tasks, verdicts
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,7 @@ def purge(
     by_time(alerts.EXPIRY["amazon_check_run"], keep.check_run_days)
     by_time(verdicts.EXPIRY["amazon_validation_run"], keep.validation_days)
     by_time(verdicts.EXPIRY["amazon_volume_hourly"], keep.volume_days)
+    by_time(outcomes.EXPIRY, keep.outcome_days)
     by_time(reports.EXPIRY, keep.report_days)
     results_tables = sorted({c.results_table for c in CRAWL_OBJECTS.values()})
     for table in results_tables:

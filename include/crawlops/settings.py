@@ -57,6 +57,26 @@ class HealthSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class CrawlerSettings:
+    """What the crawlers saw and whether they are alive: outcome surges per crawl object and
+    marketplace, the throttle of a blocked marketplace, fleet liveness (``[crawlers]``)."""
+
+    surge_window_seconds: int
+    surge_min_elements: int
+    blocked_share_max: float
+    failure_share_max: float
+    empty_share_max: float
+    surge_history_days: int
+    surge_factor: float
+    surge_min_history_elements: int
+    throttle_interval_seconds: float
+    throttle_ttl_seconds: int
+    worker_silence_seconds: int
+    fleet_lookback_seconds: int
+    fleet_shrink_share: float
+
+
+@dataclasses.dataclass(frozen=True)
 class QualitySettings:
     min_records_per_hour: int
     required_mostly: float
@@ -106,6 +126,7 @@ class RetentionSettings:
     validation_days: int
     volume_days: int
     quarantine_days: int
+    outcome_days: int
     report_days: int
     results_days: int
     batch_size: int
@@ -118,6 +139,7 @@ class Settings:
 
     dispatch: DispatchSettings
     health: HealthSettings
+    crawlers: CrawlerSettings
     quality: QualitySettings
     alerts: AlertSettings
     report: ReportSettings
@@ -165,6 +187,7 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> None:
 _SECTIONS = {
     "dispatch": DispatchSettings,
     "health": HealthSettings,
+    "crawlers": CrawlerSettings,
     "quality": QualitySettings,
     "alerts": AlertSettings,
     "report": ReportSettings,
@@ -227,7 +250,8 @@ def _check_ranges(section: Any, where: str) -> None:
         label = f"{where}.{field.name}"
         if isinstance(value, int | float) and value < 0:
             raise ValueError(f"{label}: must not be negative, got {value}")
-        if field.name.endswith(("_rate_min", "_rate_max", "_ratio", "_mostly", "_threshold")) and not 0 <= value <= 1:
+        shares = ("_rate_min", "_rate_max", "_ratio", "_mostly", "_threshold", "_share_max", "_shrink_share")
+        if field.name.endswith(shares) and not 0 <= value <= 1:
             raise ValueError(f"{label}: must lie in [0, 1], got {value}")
         if field.name.endswith(("batch_size", "max_target_length", "max_pages_limit", "per_minute")) and value < 1:
             raise ValueError(f"{label}: must be at least 1, got {value}")
@@ -261,6 +285,9 @@ def _check_retention(settings: Settings) -> None:
          f"quality.anomaly_history_days + 1: the volume check counts its history there)"),
         ("volume_days", keep.volume_days == 0 or keep.volume_days >= history,
          f"must be 0 (kept) or at least quality.anomaly_history_days ({history})"),
+        ("outcome_days", keep.outcome_days == 0 or keep.outcome_days >= settings.crawlers.surge_history_days + 1,
+         f"must be 0 (kept) or more than crawlers.surge_history_days ({settings.crawlers.surge_history_days}): "
+         "the surge check reads its history there"),
         ("max_seconds", keep.max_seconds >= 1, "must be at least 1"),
     ]  # fmt: skip
     for name, ok, rule in rules:

@@ -164,6 +164,42 @@ class LatestReport(_Model):
     alerts: dict[str, int] | None
 
 
+class MarketOutcomes(_Model):
+    crawl_object: str
+    marketplace: str
+    total: int
+    answered: int
+    empty: int
+    failed: dict[str, int]
+    shares: dict[str, float]
+
+
+class CrawlOutcomes(_Model):
+    markets: list[MarketOutcomes]
+    failed_by_reason: dict[str, int]
+    total: int
+
+
+class Worker(BaseModel):  # the heartbeat's facts, as the worker kit wrote them
+    worker_id: str
+    last_seen: dt.datetime
+    alive: bool
+    host: str | None = None
+    pid: str | None = None
+    objects: str | None = None
+    held: str | None = None
+    answered: str | None = None
+    empty: str | None = None
+    failed: str | None = None
+    started: str | None = None
+
+
+class Fleet(_Model):
+    workers: list[Worker]
+    alive: int
+    silence_seconds: int
+
+
 class StoryFault(_Model):
     hour: dt.datetime
     fault: str
@@ -270,6 +306,20 @@ def create_app(reader: Any | None = None) -> FastAPI:
     @app.get("/api/volume/hourly", response_model=VolumeByHour, summary="Result rows per hour against their band")
     def volume_hourly(span: Span, conn: Conn) -> dict[str, Any]:
         return dashboard.volume_by_hour(conn, span)
+
+    @app.get(
+        "/api/outcomes",
+        response_model=CrawlOutcomes,
+        summary="What the crawlers saw in the range per crawl object and marketplace: answered, empty, failed",
+    )
+    def outcomes(span: Span, conn: Conn) -> dict[str, Any]:
+        return dashboard.crawl_outcomes(conn, span)
+
+    @app.get("/api/fleet", response_model=Fleet, summary="Kit workers seen in the last day, from their heartbeats")
+    def fleet(r: Annotated[Any, Depends(_redis)]) -> dict[str, Any]:
+        from crawlops_airflow.runtime import settings_or_defaults
+
+        return dashboard.fleet(r, silence_seconds=settings_or_defaults().crawlers.worker_silence_seconds)
 
     @app.get("/api/alerts", response_model=Alerts, summary="Alerts raised in the range by level, newest first")
     def alerts(

@@ -72,8 +72,11 @@ def test_supervision_tasks_and_the_daily_ones_after_the_closing_hours_checks(dag
     assert set(dag.task_ids) == {
         "system_check", "task_health", "freshness", "hour_closes", "day_closes", "validate_results",
         "volume_anomaly", "schema_drift", "completeness", "recrawl_incomplete", "quarantine_invalid",
-        "daily_report", "retention", "summarize",
+        "daily_report", "retention", "summarize", "crawl_outcomes", "fleet",
     }  # fmt: skip
+    for every_run in ("crawl_outcomes", "fleet"):  # after the system check, into the run's summary
+        assert dag.get_task(every_run).upstream_task_ids == {"system_check"}
+        assert every_run in dag.get_task("summarize").upstream_task_ids
     report, retention = dag.get_task("daily_report"), dag.get_task("retention")
     # retention runs after the day's report, whatever its outcome, and before the run's summary
     assert retention.upstream_task_ids == {"daily_report"} and retention.trigger_rule == "all_done"

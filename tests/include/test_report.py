@@ -330,3 +330,25 @@ def test_empty_day_in_a_local_timezone(mysql, redis_client, settings):
     assert built.data.tasks.total.dispatched == 0 and built.data.tasks.total.success_rate is None
     assert "javascript:" not in built.markdown and 'href="javascript' not in built.html
     assert "no validation runs this day" in built.markdown
+
+
+def test_the_report_shows_what_the_crawlers_saw_by_reason_and_marketplace(mysql, redis_client, settings, day):
+    from crawlops.store import outcomes
+
+    minute = CRAWLED[1].replace(tzinfo=None)
+    outcomes.upsert_minutes(mysql, [
+        (minute, "search_result", "DE", "answered", "", 60), (minute, "search_result", "DE", "failed", "blocked", 40),
+        (minute, "search_result", "US", "answered", "", 90), (minute, "search_result", "US", "empty", "", 10),
+        (BEFORE.replace(tzinfo=None), "search_result", "US", "failed", "http_503", 7),  # the day before
+    ])  # fmt: skip
+
+    built = build(mysql, redis_client, settings)
+
+    seen = built.data.outcomes
+    assert (seen.total, seen.failed_by_reason) == (200, {"blocked": 40})
+    assert [(m.marketplace, m.failed, m.empty) for m in seen.markets] == [("DE", {"blocked": 40}, 0), ("US", {}, 10)]
+    assert "**What the crawlers saw**: 200 answers; failures by reason: blocked 40" in built.markdown
+    assert "highest shares: DE search_result: blocked 40.00%; US search_result: empty 10.00%" in built.markdown
+    assert 'id="outcome-table"' in built.html and "<th>blocked</th>" in built.html
+    stored = report.ReportData.from_json(json.loads(report.summary_json(built.data)))
+    assert stored.outcomes == seen

@@ -26,7 +26,8 @@ HOURS = [H0 + dt.timedelta(hours=k) for k in range(6)]
 RANGE = {"start": H0.isoformat(), "end": (H0 + dt.timedelta(hours=6)).isoformat()}
 RUN = "scheduled__2026-10-05T07:00:00+00:00"
 ROUTES = ["/", "/openapi.json", "/api/overview", "/api/tasks/hourly", "/api/quality/hourly", "/api/volume/hourly",
-          "/api/alerts", "/api/report/latest", "/report/latest", "/api/story"]  # fmt: skip
+          "/api/alerts", "/api/report/latest", "/report/latest", "/api/story", "/api/outcomes",
+          "/api/fleet"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -357,6 +358,38 @@ def test_latest_report_headline_and_page(client, mysql, redis_client, settings, 
     assert data["alerts"]["CRITICAL"] == 1
     page = client.get("/crawl-ops/report/latest")
     assert page.status_code == 200 and page.text == built.html
+
+
+def test_outcomes_per_marketplace_and_reason_over_the_range_only(client, mysql):
+    from crawlops.store import outcomes
+
+    inside, outside = H0.replace(tzinfo=None), (H0 - dt.timedelta(minutes=1)).replace(tzinfo=None)
+    outcomes.upsert_minutes(mysql, [
+        (inside, "search_result", "DE", "answered", "", 60), (inside, "search_result", "DE", "failed", "blocked", 40),
+        (inside + dt.timedelta(hours=2), "search_result", "US", "empty", "", 5),
+        (outside, "search_result", "DE", "failed", "http_503", 99),
+    ])  # fmt: skip
+
+    data = get(client, "/api/outcomes")
+
+    assert data["total"] == 105 and data["failed_by_reason"] == {"blocked": 40}
+    de, us = data["markets"]
+    assert (de["marketplace"], de["failed"], de["shares"]["blocked"]) == ("DE", {"blocked": 40}, 0.4)
+    assert (us["marketplace"], us["empty"], us["shares"]["empty"]) == ("US", 5, 1.0)
+
+
+def test_the_fleet_lists_kit_workers_alive_or_silent(client, mysql, redis_client):
+    from crawlops import telemetry
+    from crawlops.worker import WorkerClient
+
+    WorkerClient(redis_client, mysql, worker_id="crawler-7:4242:abc").beat()
+    redis_client.zadd(telemetry.WORKERS_KEY, {"crawler-9:1:old": dt.datetime.now(UTC).timestamp() - 3600})
+
+    data = client.get("/crawl-ops/api/fleet").json()
+
+    assert [(w["worker_id"], w["alive"]) for w in data["workers"]] == [("crawler-7:4242:abc", True),
+                                                                        ("crawler-9:1:old", False)]  # fmt: skip
+    assert data["alive"] == 1 and data["workers"][0]["pid"].isdigit()
 
 
 # ---------------------------------------------------------------------------------------

@@ -207,3 +207,16 @@ def test_a_worker_killed_mid_batch_loses_nothing(mysql, redis_client, settings, 
     later = dt.datetime.now(UTC) + dt.timedelta(seconds=settings.health.completeness_grace_seconds + 5)
     assert lifecycle.retry_failures(mysql, redis_client, settings, now=later)["retries"] == {fail_key(TASK): 8}
     assert manifest(mysql, fail_key(TASK)) == held == redis_client.smembers(fail_key(TASK))  # re-dispatched
+
+
+def test_a_throttled_marketplace_spaces_its_elements_and_leaves_the_others_alone(mysql, redis_client, settings, config):
+    config([("search_result", "kw", m, "hourly", 4) for m in ("US", "DE")])
+    dispatch_window(mysql, redis_client, settings)
+    telemetry.set_throttles(redis_client, {"DE": 0.25}, ttl_seconds=60)
+    client = WorkerClient(redis_client, mysql)
+
+    elements = client.take(8)
+    delays = {m: sorted(client.delay_for(e) for e in elements if e.marketplace == m) for m in ("US", "DE")}
+
+    assert delays["US"] == [0.0] * 4
+    assert delays["DE"] == pytest.approx([0.0, 0.25, 0.5, 0.75], abs=0.02)  # booked one interval apart

@@ -8,13 +8,15 @@ import math
 from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
-from crawlops import health, quality, store
+from crawlops import health, quality, store, surges
 from crawlops.db import Connection
 from crawlops.model import TaskStatus, Window
 from crawlops.queue import RedisClient
 from crawlops.report.model import (
     AlertLine,
     Alerts,
+    CrawlOutcomes,
+    MarketOutcomes,
     MysqlFacts,
     Quality,
     QualityCell,
@@ -79,11 +81,22 @@ def build_daily_report(
         volume=volume_by_hour(conn, settings, hours),
         alerts=alert_summary(conn, window),
         system=system_health(conn, r, settings),
+        outcomes=crawl_outcomes(conn, window),
     )
     from crawlops.report.html import render_html
     from crawlops.report.markdown import render_markdown
 
     return DailyReport(day, window, data, render_markdown(data), render_html(data))
+
+
+def crawl_outcomes(conn: Connection, window: Window) -> CrawlOutcomes:
+    """What the crawlers saw over the day, per crawl object and marketplace (``surges.breakdown``)."""
+    seen = surges.breakdown(conn, *window.naive())
+    return CrawlOutcomes(
+        markets=[MarketOutcomes(**m) for m in seen["markets"]],
+        failed_by_reason=seen["failed_by_reason"],
+        total=seen["total"],
+    )
 
 
 def task_statistics(conn: Connection, window: Window) -> TaskStatistics:

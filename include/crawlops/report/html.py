@@ -94,6 +94,8 @@ def render_html(data: ReportData) -> str:
             system=system,
             redis=system.redis,
             queue_lines=_queue_text(system.queues),
+            seen=data.outcomes,
+            reasons=list(data.outcomes.failed_by_reason),
             # drawn by crawlops.report.charts, which escapes every text it puts in them
             charts={name: Markup(svg) for name, svg in drawn.items()},  # noqa: S704
         )

@@ -22,6 +22,25 @@ from crawlops.report.text import (
 MARKDOWN_LIMIT = 4000
 
 
+def outcome_line(data: ReportData, md: Any) -> str:
+    """What the crawlers saw: answers, failures by reason, the marketplaces with the highest
+    failure and empty shares (kit workers' counts)."""
+    seen = data.outcomes
+    if not seen.total:
+        return "**What the crawlers saw**: no answers counted (kit workers count them)"
+    reasons = ", ".join(f"{md(r, 30)} {_num(n)}" for r, n in seen.failed_by_reason.items()) or "none"
+    worst = sorted(seen.markets, key=lambda m: -(sum(m.failed.values()) + m.empty) / max(m.total, 1))[:4]
+    shares = "; ".join(
+        f"{md(m.marketplace, 8)} {md(m.crawl_object, 30)}: "
+        + ", ".join(f"{md(k, 30)} {_pct(v)}" for k, v in sorted(m.shares.items(), key=lambda kv: -kv[1])[:3] if v)
+        for m in worst
+        if any(m.shares.values())
+    )
+    return f"**What the crawlers saw**: {_num(seen.total)} answers; failures by reason: {reasons}" + (
+        f"; highest shares: {shares}" if shares else ""
+    )
+
+
 def render_markdown(data: ReportData, *, limit: int = MARKDOWN_LIMIT) -> str:
     """Compact Markdown for a DingTalk robot message; text from the data is escaped and single-line."""
 
@@ -65,7 +84,17 @@ def render_markdown(data: ReportData, *, limit: int = MARKDOWN_LIMIT) -> str:
     if vol.without_band:
         volume_line += f" ({vol.without_band} hours without enough history for a band)"
     levels = " · ".join(f"{level} {count}" for level, count in alerts.by_level.items())
-    body = ["", quality_line, "", volume_line, "", f"**Alerts** ({alerts.total}): {levels}", ""]
+    body = [
+        "",
+        quality_line,
+        "",
+        volume_line,
+        "",
+        outcome_line(data, md),
+        "",
+        f"**Alerts** ({alerts.total}): {levels}",
+        "",
+    ]
     alert_lines = [
         f"- {md(a.level, 10)} {md(a.check_name, 40)} {md(a.subject, 60)}: {md(a.title, 120)}" for a in alerts.top[:5]
     ]

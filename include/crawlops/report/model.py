@@ -130,6 +130,26 @@ class Alerts:
 
 
 @dataclasses.dataclass(slots=True)
+class MarketOutcomes:
+    """What the crawlers saw in one crawl object and marketplace over the day (kit workers' counts)."""
+
+    crawl_object: str
+    marketplace: str
+    total: int = 0
+    answered: int = 0
+    empty: int = 0
+    failed: dict[str, int] = dataclasses.field(default_factory=dict)  # by reason class
+    shares: dict[str, float] = dataclasses.field(default_factory=dict)  # "empty" and each reason
+
+
+@dataclasses.dataclass(slots=True)
+class CrawlOutcomes:
+    markets: list[MarketOutcomes] = dataclasses.field(default_factory=list)
+    failed_by_reason: dict[str, int] = dataclasses.field(default_factory=dict)
+    total: int = 0
+
+
+@dataclasses.dataclass(slots=True)
 class MysqlFacts:
     reachable: bool = True
     version: str = ""
@@ -182,6 +202,7 @@ class ReportData:
     system: SystemHealth
     run_url: str | None = None
     truncated: bool = False  # the stored summary lost its per-hour detail (``store.summary_json``)
+    outcomes: CrawlOutcomes = dataclasses.field(default_factory=CrawlOutcomes)  # empty in reports made before
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

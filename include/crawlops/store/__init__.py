@@ -6,6 +6,7 @@
 - ``alerts``: the alert outbox ``amazon_alert``, ``amazon_alert_delivery``, ``amazon_check_run``;
 - ``verdicts``: suite verdicts ``amazon_validation_run`` and the volume rollup
   ``amazon_volume_hourly``;
+- ``outcomes``: what the crawlers saw per minute, ``amazon_crawl_outcome``;
 - ``reports``: ``amazon_daily_report``.
 
 DDL lives in the migrations (``include/sql/migrations``). The names of the tasks, config and

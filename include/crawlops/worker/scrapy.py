@@ -19,7 +19,8 @@ page) and ``parse(response)`` (yield one mapping of result fields per result; yi
   ``CRAWLOPS_RETRY_AFTER_TIMES`` (3) waits of at most ``CRAWLOPS_RETRY_AFTER_MAX_SECONDS``
   (300) each, instead of failing it (Scrapy's own RetryMiddleware ignores the header);
 - requests to a marketplace that supervision throttled (``crawlops:throttle:<mp>``) leave
-  the set interval between them; other marketplaces go at full speed;
+  the set interval between them (its elements wait their turn in ``start``, outside Scrapy's
+  concurrency); other marketplaces go at full speed;
 - a download failure (the errback), an HTTP error, or an exception in ``parse``
   (``CrawlopsSpiderMiddleware.process_spider_exception``: it never reaches an errback)
   reports the element failed with its reason class (``http_503``, ``timeout``,
@@ -38,7 +39,10 @@ Run it with ``run_spider(MySpider, processes=N)`` (``examples/scrapy_search/spid
 from __future__ import annotations
 
 import dataclasses
+import heapq
+import itertools
 import logging
+import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
@@ -57,6 +61,7 @@ from crawlops.worker.loop import run_processes
 log = logging.getLogger(__name__)
 
 META_KEY = "crawlops_element"
+_WAITING_PER_HELD = 4  # elements of throttled marketplaces waiting their turn, per CRAWLOPS_MAX_HELD
 RETRY_AFTER_KEY = "crawlops_retry_after"
 MIDDLEWARE = "crawlops.worker.scrapy.CrawlopsSpiderMiddleware"
 DOWNLOADER_MIDDLEWARE = "crawlops.worker.scrapy.CrawlopsDownloaderMiddleware"
@@ -138,16 +143,31 @@ class TaskSpider(scrapy.Spider):
         # take (which writes what was answered first) once a quarter of the room is free, so
         # answers are written in batches, and never more than held_limit wait unwritten
         refill = max(1, held_limit // 4)
+        # Elements of a throttled marketplace wait here for their turn, outside Scrapy: waiting
+        # in Scrapy (a middleware's sleep, a slot's delay) would hold its concurrency and starve
+        # the other marketplaces. They do not count against held_limit, up to a bound.
+        waiting: list[tuple[float, int, Element]] = []
+        order = itertools.count()
         while not self._stopping:
-            room = held_limit - len(self.client.held)
-            elements = self.client.take(room) if room >= refill else []
-            if not elements:
-                await scrapy_sleep(poll if room >= refill else 0.1)
-                continue
+            now = time.monotonic()
+            while waiting and waiting[0][0] <= now:
+                request = self._request(heapq.heappop(waiting)[2])
+                if request is not None:
+                    yield request
+            room = held_limit - (len(self.client.held) - len(waiting))
+            can_take = room >= refill and len(waiting) < _WAITING_PER_HELD * held_limit
+            elements = self.client.take(room) if can_take else []
             for element in elements:
+                delay = self.client.delay_for(element)
+                if delay > 0:
+                    heapq.heappush(waiting, (now + delay, next(order), element))
+                    continue
                 request = self._request(element)
                 if request is not None:
                     yield request
+            if not elements:
+                pause = poll if can_take else 0.1
+                await scrapy_sleep(min(pause, waiting[0][0] - now) if waiting else pause)
 
     def _request(self, element: Element) -> scrapy.Request | None:
         try:
@@ -312,8 +332,7 @@ def _result_item(element: Element, out: Any) -> ResultItem:
 
 class CrawlopsDownloaderMiddleware:
     """Every response of an element: a block page raises ``Blocked`` (its errback fails the
-    element as ``blocked``); a 429/503 with ``Retry-After`` waits and fetches again. Every
-    request of an element waits out its marketplace's throttle first."""
+    element as ``blocked``); a 429/503 with ``Retry-After`` waits and fetches again."""
 
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
@@ -330,18 +349,6 @@ class CrawlopsDownloaderMiddleware:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> CrawlopsDownloaderMiddleware:
         return cls(crawler)
-
-    def _client(self) -> WorkerClient | None:
-        spider = self.crawler.spider
-        return spider.client if isinstance(spider, TaskSpider) else None
-
-    async def process_request(self, request: scrapy.Request) -> None:
-        element, client = request.meta.get(META_KEY), self._client()
-        if element is None or client is None:
-            return
-        delay = client.delay_for(element)
-        if delay > 0:
-            await scrapy_sleep(delay)
 
     async def process_response(self, request: scrapy.Request, response: Response) -> Response | scrapy.Request:
         if request.meta.get(META_KEY) is None:
