@@ -8,10 +8,13 @@ results table truncated before it) with ``--processes`` worker processes on the 
 MariaDB and Redis, and write one result row per element into ``amazon_search_result``.
 
 Kit: each process opens ``WorkerClient.from_urls`` and calls ``crawlops.worker.run(fetch,
-client, batch=B, idle_exit=True)``; ``fetch`` returns one ``Result`` and does nothing else,
-so what is measured is the kit's own work per element: reading the open-task index, SPOP,
-parsing the element, checking it was taken once, building the row, the batched insert and
-commit. Floor, measured in the same run: the same processes looping a raw ``SPOP task B``,
+client, batch=B, idle_exit=True)``; ``fetch`` runs the default block detector
+(``crawlops.reasons.amazon_block``) on a results page of the fake site (``PAGE``, 512 KB: a
+real one is 0.3-2 MB) and returns one ``Result``, so what is measured is
+the kit's own work per element with everything on: reading the open-task index, SPOP,
+parsing the element, the throttle lookup (``pace``), block detection, checking it was taken
+once, building the row, the batched insert and commit, the per-minute outcome counts, and
+the heartbeat. Floor, measured in the same run: the same processes looping a raw ``SPOP task B``,
 parsing each member's JSON for keyword / marketplace / page (the kit must, so the floor
 does), and one ``executemany`` of the same row shape plus a commit per batch; no kit code.
 
@@ -46,7 +49,8 @@ from crawlops.db import Connection, batched, connect
 from crawlops.model import UTC, Window, empty_key, fail_key, hour_window_starting
 from crawlops.queue import RedisClient
 from crawlops.settings import Settings
-from crawlops.worker import Element, Result, WorkerClient, run
+from crawlops.worker import Blocked, Element, Result, WorkerClient, amazon_block, run
+from crawlops.worker.fakesite import PageKind, render
 from crawlops.worker.loop import run_processes
 
 TABLES = ("amazon_crawl_config", "amazon_task_information", "amazon_task_element", "amazon_search_result")
@@ -62,6 +66,9 @@ RESULT = Result(
     review_count=1234,
     position=1,
 )
+# A results page of 512 KB (the fake site's results repeated): real search, product and review
+# pages are 0.3-2 MB, robot-check pages 2-7 KB, and the detector looks into small pages only.
+PAGE = (render("bench keyword", "US", 1, PageKind.RESULTS).encode() * 256)[:524288]
 # The floor's row: (task_id, keyword, marketplace, *RESULT_VALUES, page, position, create_time).
 RESULT_VALUES = (RESULT.asin, RESULT.title, RESULT.price, RESULT.currency, RESULT.rating, RESULT.review_count)
 FLOOR_INSERT = (
@@ -136,7 +143,10 @@ def check_drained(conn: Connection, r: RedisClient, task_id: str, elements: int)
 
 
 def fetch(element: Element) -> list[Result]:
-    """No crawl at all: one result per element."""
+    """No crawl at all: the block detector on a page, then one result per element."""
+    marker = amazon_block(200, {}, PAGE)
+    if marker:
+        raise Blocked(marker)
     return [RESULT]
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from crawlops.db import Connection
 from crawlops.queue import RedisClient, open_tasks_by_urgency
-from crawlops.worker import Element, Result, Stop, WorkerClient
+from crawlops.worker import Blocked, Element, Result, Stop, WorkerClient
 from crawlops.worker.client import utc_now
 
 _ASIN_ALPHABET = string.digits + string.ascii_uppercase
@@ -37,6 +37,8 @@ class Behaviour:
     empty_rate: float = 0.0
     invalid_rate: float = 0.005
     null_rate: float = 0.0
+    # Elements answered with a robot-check page, per marketplace (failed as "blocked").
+    blocked_markets: tuple[tuple[str, float], ...] = ()
     # Elements this is true of always fail (a page the site keeps blocking), whatever the rates.
     fail_if: Callable[[Element], bool] | None = None
 
@@ -92,14 +94,18 @@ def crawl(
         taken_total += len(elements)
         for element in elements:
             roll = rng.random()
+            blocked = dict(behaviour.blocked_markets).get(element.marketplace, 0.0)
             if behaviour.fail_if is not None and behaviour.fail_if(element):
-                client.fail(element)
+                client.fail(element, "http_503")
                 counts["failed"] += 1
             elif roll < behaviour.vanish_rate:
                 client.abandon(element)
                 counts["vanished"] += 1
             elif roll < behaviour.vanish_rate + behaviour.fail_rate:
-                client.fail(element)
+                client.fail(element, "http_503")
+                counts["failed"] += 1
+            elif blocked and rng.random() < blocked:
+                client.fail(element, Blocked("simulated robot check"))
                 counts["failed"] += 1
             elif roll < behaviour.vanish_rate + behaviour.fail_rate + behaviour.empty_rate:
                 client.empty(element)
@@ -164,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--empty-rate", type=float, default=0.0, help="elements answered empty (no results)")
     parser.add_argument("--invalid-rate", type=float, default=0.005, help="rows with an invalid value")
     parser.add_argument("--null-rate", type=float, default=0.0, help="rows with a missing title")
+    parser.add_argument(
+        "--blocked", action="append", default=[], metavar="MARKETPLACE=SHARE",
+        help="answer this share of a marketplace's pages with a robot check (failed as blocked); repeatable",
+    )  # fmt: skip
     parser.add_argument("--seconds", type=float, default=None, help="stop after this long (default: run until killed)")
     parser.add_argument(
         "--search-url",
@@ -187,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         empty_rate=args.empty_rate,
         invalid_rate=args.invalid_rate,
         null_rate=args.null_rate,
+        blocked_markets=tuple((m, float(share)) for m, _, share in (b.partition("=") for b in args.blocked)),
     )
     print(f"simulated crawler fleet: {args.workers} workers, pid {os.getpid()}", flush=True)
     if args.search_url:

@@ -124,6 +124,12 @@ def test_crawl_ops_page_from_the_navigation(page):
     story = page.request.get(URL + "/crawl-ops/api/story").json()
     assert frame.locator("#story li").count() == len(story["faults"])
     assert frame.locator("#story-panel").is_visible() == bool(story["faults"])
+    # the simulated fleet is built on the kit: its workers beat, and the page lists them
+    frame.locator("#fleet[data-drawn='1']").wait_for(timeout=10_000)
+    frame.locator("#outcomes[data-drawn='1']").wait_for(timeout=10_000)
+    fleet = page.request.get(URL + "/crawl-ops/api/fleet").json()
+    assert fleet["alive"] >= 1
+    assert frame.locator("#fleet-table tbody tr").count() == len(fleet["workers"])
     page.wait_for_timeout(500)
     page.screenshot(path=str(SHOTS / "crawl-ops.png"))
 

@@ -46,3 +46,19 @@ def test_max_elements_leaves_the_rest_queued(mysql, redis_client, settings, conf
     simulator.crawl(mysql, redis_client, max_elements=4, behaviour=simulator.Behaviour(fail_rate=0))
 
     assert redis_client.scard(TASK) == 6
+
+
+def test_a_simulated_block_storm_in_one_marketplace_is_named_by_the_surge_check(mysql, redis_client, settings, config):
+    from crawlops import surges, telemetry
+
+    config([("search_result", f"keyword {i}", m, "hourly", 5) for i in range(20) for m in ("US", "DE")])
+    dispatch.record_plan(mysql, settings, dispatch.plan_window(mysql, settings, HOUR, "UTC"))
+    dispatch.push_window(mysql, redis_client, settings, HOUR)
+    behaviour = simulator.Behaviour(fail_rate=0.0, invalid_rate=0.0, blocked_markets=(("DE", 0.5),))
+
+    counts = simulator.crawl(mysql, redis_client, behaviour=behaviour, rng=random.Random(3))
+
+    reasons = {why for why, _ in telemetry.fail_reasons(redis_client, TASK).values()}
+    assert counts["failed"] > 30 and reasons == {"blocked"}
+    _, findings = surges.check_outcomes(mysql, redis_client, settings, dt.datetime.now(UTC))
+    assert [f.subject for f in findings] == ["search_result/DE/blocked"]

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import functools
 import json
 import logging
 import os
@@ -68,19 +67,23 @@ EMPTY: Final = Empty()
 nothing on this page". Results that are none without it fail the element (``nothing_parsed``)."""
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Element:
     """One taken element: its task and its member exactly as popped (the bytes)."""
 
     task_id: str
     member: bytes
+    _fields: dict[str, Any] | None = dataclasses.field(default=None, compare=False, repr=False)
 
-    @functools.cached_property
+    @property
     def fields(self) -> dict[str, Any]:
         """The element's JSON (parsed once); raises ``ValueError`` when the member is not an element."""
-        value = json.loads(self.member)
-        if not isinstance(value, dict):
-            raise ValueError(f"member is not a JSON object: {self.member!r}")
+        value = self._fields
+        if value is None:
+            value = json.loads(self.member)
+            if not isinstance(value, dict):
+                raise ValueError(f"member is not a JSON object: {self.member!r}")
+            object.__setattr__(self, "_fields", value)  # a cache, not a change: frozen for everything else
         return value
 
     @property
@@ -180,6 +183,7 @@ class WorkerClient:
         self._started = utc_now()
         self._last_beat = 0.0
         self._served: set[str] = set(self.objects or ())
+        self._objects_of: dict[str, str] = {}  # task id -> its crawl object
         self._throttles: dict[str, tuple[float, float]] = {}  # marketplace -> (interval, read at)
         self._next_request: dict[str, float] = {}  # marketplace -> monotonic time of its next request
         self._pace_lock = threading.Lock()
@@ -322,8 +326,10 @@ class WorkerClient:
         pipe.expire(minute, telemetry.OUTCOME_TTL_SECONDS)
 
     def _outcome(self, element: Element, outcome: str, reason: str = "") -> str:
-        crawl_object = element.crawl_object
-        self._served.add(crawl_object)
+        crawl_object = self._objects_of.get(element.task_id)
+        if crawl_object is None:
+            crawl_object = self._objects_of[element.task_id] = element.crawl_object
+            self._served.add(crawl_object)
         try:
             marketplace = str(element.fields.get("marketplace", ""))
         except ValueError:

@@ -30,7 +30,8 @@ page) and ``parse(response)`` (yield one mapping of result fields per result; yi
   its items have passed the pipeline; ``EMPTY`` and no items: answered empty; no items and
   no ``EMPTY`` (a changed layout, a block the detector missed): failed as ``nothing_parsed``;
 - answers are written before more elements are taken, so a killed spider loses (to a
-  re-crawl) at most ``CRAWLOPS_MAX_HELD`` elements;
+  re-crawl) at most ``CRAWLOPS_MAX_HELD`` elements, plus, while a marketplace is throttled,
+  up to 4 x that many of its elements waiting their turn;
 - on shutdown (SIGTERM: Scrapy's graceful stop) whatever is still held is reported failed.
 
 Run it with ``run_spider(MySpider, processes=N)`` (``examples/scrapy_search/spider.py``).
@@ -141,7 +142,8 @@ class TaskSpider(scrapy.Spider):
         held_limit = self.settings.getint("CRAWLOPS_MAX_HELD") or self.settings.getint("CONCURRENT_REQUESTS")
         poll = self.settings.getfloat("CRAWLOPS_POLL_SECONDS", 2.0)
         # take (which writes what was answered first) once a quarter of the room is free, so
-        # answers are written in batches, and never more than held_limit wait unwritten
+        # answers are written in batches, and never more than held_limit (plus the throttled
+        # elements waiting below) wait unwritten
         refill = max(1, held_limit // 4)
         # Elements of a throttled marketplace wait here for their turn, outside Scrapy: waiting
         # in Scrapy (a middleware's sleep, a slot's delay) would hold its concurrency and starve
