@@ -29,8 +29,8 @@ import urllib.parse
 from collections.abc import Sequence
 from typing import Any
 
-from crawlops.alerts import Level
 from crawlops.db import Connection
+from crawlops.findings import Level
 from crawlops.settings import AlertSettings
 from crawlops.store import alerts as store_alerts
 

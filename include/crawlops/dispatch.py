@@ -15,6 +15,7 @@ from typing import Any
 
 from crawlops import queue, store
 from crawlops.db import Connection, named_lock
+from crawlops.findings import Finding, skipped_rows_finding
 from crawlops.model import TaskStatus, Window, element_digest
 from crawlops.planning import PlannedTask, Skipped, plan_tasks, skip_counts, validate_rows
 from crawlops.queue import RedisClient
@@ -128,8 +129,6 @@ def run_summary(
     """A dispatch run's summary from its steps' results, and the findings left to record:
     the sync's and the reconcile's, and one WARNING counting skipped config rows (the
     retry step records its own)."""
-    from crawlops.alerts import Finding, skipped_rows_finding
-
     summary = {
         "window": [recorded["window_start"], recorded["window_end"]],
         "dry_run": recorded.get("dry_run", False),

@@ -20,7 +20,7 @@ import datetime as dt
 from typing import Any
 
 from crawlops import queue, telemetry
-from crawlops.alerts import Finding, Level
+from crawlops.findings import Finding, Level
 from crawlops.names import SUPERVISION_DAG as SOURCE
 from crawlops.queue import RedisClient
 from crawlops.settings import Settings

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from crawlops import lifecycle, queue, store
-from crawlops.alerts import Finding, Level
 from crawlops.db import Connection
+from crawlops.findings import Finding, Level
 from crawlops.model import TaskStatus, fail_key
 from crawlops.names import SUPERVISION_DAG
 from crawlops.queue import RedisClient

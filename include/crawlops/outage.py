@@ -19,8 +19,8 @@ import datetime as dt
 import logging
 from typing import Any
 
-from crawlops.alerts import Finding, Level
 from crawlops.delivery import DeliveryError, DingTalkRobot
+from crawlops.findings import Finding, Level
 from crawlops.names import SUPERVISION_DAG
 from crawlops.settings import AlertSettings
 

@@ -25,8 +25,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from crawlops import telemetry
-from crawlops.alerts import Finding, Level
 from crawlops.db import Connection
+from crawlops.findings import Finding, Level
 from crawlops.names import SUPERVISION_DAG as SOURCE
 from crawlops.queue import RedisClient
 from crawlops.reasons import Reason

@@ -70,7 +70,8 @@ class DingTalkNotifier(BaseNotifier):
 
 
 def _record_task_failure(conn: Connection, context: Mapping[str, Any]) -> None:
-    from crawlops.alerts import Finding, Level, record_findings
+    from crawlops.alerts import record_findings
+    from crawlops.findings import Finding, Level
     from crawlops_airflow.exceptions import SuiteValidationFailed
     from crawlops_airflow.runtime import run_window
 

@@ -187,7 +187,7 @@ class RetryTaskOperator(BaseOperator):
         return tracking.settle_summary(), tracking.findings(self.dag_id), ()
 
     def execute(self, context: Mapping[str, Any]) -> dict[str, Any]:
-        from crawlops.alerts import Level
+        from crawlops.findings import Level
         from crawlops_airflow.runtime import task_run
 
         with task_run(context, self._window(context)) as run:

@@ -7,8 +7,9 @@ import datetime as dt
 
 import pytest
 
-from crawlops.alerts import Finding, Level, record_findings
+from crawlops.alerts import record_findings
 from crawlops.delivery import DeliveryError, DingTalkRobot, deliver_alerts
+from crawlops.findings import Finding, Level
 from crawlops.model import UTC, hour_window_starting
 
 HOUR = hour_window_starting(dt.datetime(2026, 11, 3, 12, tzinfo=UTC), "UTC")

@@ -8,7 +8,7 @@ import pytest
 import redis as redis_lib
 
 from crawlops import dispatch, health, lifecycle
-from crawlops.alerts import Level
+from crawlops.findings import Level
 from crawlops.model import UTC, hour_window_starting
 
 NOON = hour_window_starting(dt.datetime(2026, 11, 3, 12, tzinfo=UTC), "UTC")

@@ -8,7 +8,8 @@ import datetime as dt
 import pytest
 
 from crawlops import dispatch, lifecycle, quality
-from crawlops.alerts import Finding, Level, record_findings
+from crawlops.alerts import record_findings
+from crawlops.findings import Finding, Level
 from crawlops.model import UTC, Window, hour_window_starting
 
 HOUR = hour_window_starting(dt.datetime(2026, 11, 3, 12, tzinfo=UTC), "UTC")

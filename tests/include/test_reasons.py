@@ -10,7 +10,7 @@ import urllib.error
 import pytest
 
 from crawlops import dispatch, lifecycle, telemetry
-from crawlops.alerts import Level
+from crawlops.findings import Level
 from crawlops.model import UTC, hour_window_starting
 from crawlops.reasons import Blocked, Failed, amazon_block, classify, retry_after_seconds
 from crawlops.worker import WorkerClient

@@ -14,7 +14,8 @@ import pytest
 import redis
 
 from crawlops import dispatch, lifecycle, report, simulator
-from crawlops.alerts import Finding, Level, record_findings
+from crawlops.alerts import record_findings
+from crawlops.findings import Finding, Level
 from crawlops.model import UTC, Window, day_ending, hour_window_starting
 
 TZ = "UTC"

@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from crawlops import surges, telemetry
-from crawlops.alerts import Level
+from crawlops.findings import Level
 from crawlops.model import UTC
 from crawlops.store import outcomes as store_outcomes
 

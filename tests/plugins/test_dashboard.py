@@ -17,7 +17,8 @@ import sys
 import pytest
 
 from crawlops import dispatch, lifecycle, quality, report, simulator
-from crawlops.alerts import Finding, Level, record_check, record_findings
+from crawlops.alerts import record_check, record_findings
+from crawlops.findings import Finding, Level
 from crawlops.model import UTC, Window, hour_window_starting
 
 TZ = "UTC"

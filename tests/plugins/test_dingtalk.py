@@ -10,7 +10,8 @@ import types
 
 import pytest
 
-from crawlops.alerts import Finding, Level, record_findings
+from crawlops.alerts import record_findings
+from crawlops.findings import Finding, Level
 from crawlops.model import UTC, Window
 from crawlops_airflow.hooks import DingTalkHook
 from crawlops_airflow.notifiers import DingTalkNotifier

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from crawlops import dispatch, lifecycle, surges, telemetry
-from crawlops.alerts import Level
+from crawlops.findings import Level
 from crawlops.model import empty_key, fail_key, hour_window_starting
 from crawlops.worker.fakesite import PageKind, SearchSite
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from crawlops import dispatch, telemetry
-from crawlops.alerts import Level
+from crawlops.findings import Level
 from crawlops.fleet import check_fleet
 from crawlops.model import UTC, hour_window_starting
 from crawlops.worker import WorkerClient

@@ -8,7 +8,7 @@ import logging
 from typing import Any
 
 from crawlops import store
-from crawlops.alerts import Finding, Level, dead_task_findings, example_lines, reason_summary
+from crawlops.findings import Finding, Level, dead_task_findings, example_lines, reason_summary
 from crawlops.model import TaskStatus
 
 log = logging.getLogger(__name__)

@@ -14,6 +14,7 @@ from crawlops.lifecycle.outcomes import Tracking
 from crawlops.lifecycle.settle import _settle_finished
 from crawlops.lifecycle.sync import _sync
 from crawlops.model import TaskStatus, element_digest, fail_key
+from crawlops.names import DISPATCH_DAG
 from crawlops.queue import RedisClient
 from crawlops.settings import Settings
 
@@ -111,4 +112,4 @@ def _reconcile(
 def reconcile_summary(tracking: Tracking) -> dict[str, Any]:
     """The dispatch DAG's view of a reconcile pass, with its findings."""
     return {"repushed": tracking.repushed, "lost_queues": tracking.lost_queues, "redis": tracking.redis,
-            "findings": [f.to_json() for f in tracking.findings("amazon_task_dispatch")]}  # fmt: skip
+            "findings": [f.to_json() for f in tracking.findings(DISPATCH_DAG)]}  # fmt: skip

@@ -14,7 +14,7 @@ from crawlops.db import Connection
 from crawlops.lifecycle.common import _OPEN, _db_now, _ingest_empty, _lock, _naive_utc, _reject
 from crawlops.lifecycle.outcomes import EXAMPLES, DeadTask, Handed, Settled, Tracking
 from crawlops.model import Element, TaskStatus, empty_key, fail_key
-from crawlops.names import DISPATCH_DAG
+from crawlops.names import DISPATCH_DAG, SUPERVISION_DAG
 from crawlops.queue import RedisClient
 from crawlops.reasons import Reason
 from crawlops.settings import Settings
@@ -292,5 +292,5 @@ def hand_to_retry(
         "retries": tracking.retries,
         "dead": [dataclasses.asdict(d) for d in tracking.dead],
         # Dead tasks (CRITICAL) and rejected members; the caller reports the timeout itself.
-        "findings": [f.to_json() for f in tracking.findings("amazon_data_supervision") if f.check != "missing_data"],
+        "findings": [f.to_json() for f in tracking.findings(SUPERVISION_DAG) if f.check != "missing_data"],
     }

@@ -10,6 +10,7 @@ from crawlops.db import Connection
 from crawlops.lifecycle.common import _db_now, _ingest_empty, _lock, _reject
 from crawlops.lifecycle.outcomes import OpenTasks, Rejected, Tracking
 from crawlops.model import TaskStatus
+from crawlops.names import DISPATCH_DAG
 from crawlops.queue import RedisClient
 from crawlops.settings import Settings
 
@@ -27,7 +28,7 @@ def sync_statuses(conn: Connection, r: RedisClient, settings: Settings) -> dict[
     tracking = Tracking(open=outcome, rejected=outcome.rejected)
     return {"open": len(outcome.tasks) + sum(outcome.moved.get(s, 0) for s in ("Completed", "Failed")),
             "moved": outcome.moved, "lost": outcome.lost, "emptied": outcome.emptied,
-            "findings": [f.to_json() for f in tracking.findings("amazon_task_dispatch")]}  # fmt: skip
+            "findings": [f.to_json() for f in tracking.findings(DISPATCH_DAG)]}  # fmt: skip
 
 
 def sync_open_tasks(conn: Connection, r: RedisClient, settings: Settings, *, write: bool = True) -> OpenTasks:

@@ -6,8 +6,8 @@ import logging
 from typing import Any
 
 from crawlops import lifecycle, store
-from crawlops.alerts import Finding, Level
 from crawlops.db import Connection
+from crawlops.findings import Finding, Level
 from crawlops.model import TaskStatus, Window
 from crawlops.names import SUPERVISION_DAG as SOURCE
 from crawlops.queue import RedisClient

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from crawlops.alerts import Finding, Level
 from crawlops.db import Connection
+from crawlops.findings import Finding, Level
 from crawlops.names import SUPERVISION_DAG as SOURCE
 
 log = logging.getLogger(__name__)

@@ -7,8 +7,8 @@ import logging
 from typing import Any
 
 from crawlops import store
-from crawlops.alerts import Finding, Level
 from crawlops.db import Connection
+from crawlops.findings import Finding, Level
 from crawlops.names import SUPERVISION_DAG as SOURCE
 from crawlops.planning import CRAWL_OBJECTS
 from crawlops.settings import Settings

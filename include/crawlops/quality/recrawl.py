@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from crawlops import lifecycle, store
-from crawlops.alerts import Finding, Level
 from crawlops.db import Connection, batched
+from crawlops.findings import Finding, Level
 from crawlops.model import Element, Window
 from crawlops.names import SUPERVISION_DAG as SOURCE
 from crawlops.planning import CRAWL_OBJECTS

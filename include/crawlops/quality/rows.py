@@ -6,8 +6,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from crawlops.alerts import Finding, Level
 from crawlops.db import Connection
+from crawlops.findings import Finding, Level
 from crawlops.model import Window
 from crawlops.names import SUPERVISION_DAG as SOURCE
 from crawlops.planning import crawl_object_for_table

@@ -10,8 +10,8 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from crawlops.alerts import Finding, Level
 from crawlops.db import Connection
+from crawlops.findings import Finding, Level
 from crawlops.model import Window
 from crawlops.names import SUPERVISION_DAG as SOURCE
 from crawlops.settings import QualitySettings, Settings

@@ -7,33 +7,58 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Generator, Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
 from crawlops.db import Connection, Cursor, batched, delete_batch, marks
 from crawlops.model import Element, element_digest, fail_key
 from crawlops.planning import CRAWL_OBJECTS
 
-if TYPE_CHECKING:
-    from crawlops.store.tasks import TaskRow
-
 log = logging.getLogger(__name__)
 
 
-def _manifest_rows(task_id: str, elements: Iterable[Element], first_seq: int = 1) -> Iterator[tuple[Any, ...]]:
-    for seq, e in enumerate(elements, first_seq):
-        yield (task_id, seq, e.digest, e.text, e.target, e.marketplace, e.page, e.config_id)
+class TaskRef(Protocol):
+    """What the manifest needs to know of a task (``store.tasks.TaskRow`` is one)."""
 
-
-def _next_seq(cur: Cursor, task_id: str) -> int:
-    cur.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM amazon_task_element WHERE task_id = %s", (task_id,))
-    return int(cur.fetchone()[0])
+    @property
+    def task_id(self) -> str: ...
+    @property
+    def task_type(self) -> str: ...
+    @property
+    def root_task_id(self) -> str: ...
 
 
 _INSERT_ELEMENTS = (
     "INSERT INTO amazon_task_element (task_id, seq, element_hash, element, target, marketplace, page, config_id) "
     "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
 )
+
+
+def insert_planned(cur: Cursor, task_id: str, element_fields: Iterable[tuple[Any, ...]], *, batch_size: int) -> None:
+    """A new task's manifest, in the caller's transaction: (text, target, marketplace, page,
+    config id) per element, numbered 1, 2, ... in planning order. ``seq`` is the clustered key:
+    rows append to the end of the index instead of landing at random places, which is what
+    keeps a million-row task fast."""
+    rows = ((task_id, seq, element_digest(f[0]), *f) for seq, f in enumerate(element_fields, 1))
+    for batch in batched(rows, batch_size):
+        cur.executemany(_INSERT_ELEMENTS, batch)
+
+
+def insert_elements(cur: Cursor, task_id: str, elements: Iterable[Element], *, batch_size: int) -> int:
+    """Append elements to a task's manifest, in the caller's transaction, numbered after its
+    last; one already there is skipped (INSERT IGNORE: a worker may report the same element
+    twice). Returns how many were new."""
+    cur.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM amazon_task_element WHERE task_id = %s", (task_id,))
+    first = int(cur.fetchone()[0])
+    rows = (
+        (task_id, seq, e.digest, e.text, e.target, e.marketplace, e.page, e.config_id)
+        for seq, e in enumerate(elements, first)
+    )
+    added = 0
+    for batch in batched(rows, batch_size):
+        cur.executemany(_INSERT_ELEMENTS.replace("INSERT", "INSERT IGNORE", 1), batch)
+        added += cur.rowcount
+    return added
 
 
 def element_from_text(text: str, *, origin: str = "") -> Element:
@@ -58,12 +83,9 @@ def element_from_text(text: str, *, origin: str = "") -> Element:
 def add_to_manifest(conn: Connection, task_id: str, items: Sequence[str | Element], *, batch_size: int) -> int:
     """Add elements (member texts, or ``Element``) a task's manifest lacks (INSERT IGNORE);
     returns how many were new."""
-    added = 0
     with conn.cursor() as cur:
         elements = (e if isinstance(e, Element) else element_from_text(e, origin=task_id) for e in items)
-        for rows in batched(_manifest_rows(task_id, elements, _next_seq(cur, task_id)), batch_size):
-            cur.executemany(_INSERT_ELEMENTS.replace("INSERT", "INSERT IGNORE", 1), rows)
-            added += cur.rowcount
+        added = insert_elements(cur, task_id, elements, batch_size=batch_size)
         if added:
             cur.execute(
                 "UPDATE amazon_task_information SET element_count = element_count + %s WHERE task_id = %s",
@@ -74,7 +96,7 @@ def add_to_manifest(conn: Connection, task_id: str, items: Sequence[str | Elemen
 
 
 def stream_elements(
-    conn: Connection, task: TaskRow, *, batch_size: int, exclude_done: bool = False, fields: bool = False
+    conn: Connection, task: TaskRef, *, batch_size: int, exclude_done: bool = False, fields: bool = False
 ) -> Generator[list[Any], None, None]:
     """The manifest of a task in batches of member texts (``fields``: of ``Element``), read
     with a server-side cursor.

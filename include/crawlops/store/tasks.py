@@ -13,9 +13,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 from crawlops.db import Connection, batched, delete_batch, marks
-from crawlops.model import FAIL_SUFFIX, Element, TaskStatus, element_digest, fail_key
+from crawlops.model import FAIL_SUFFIX, Element, TaskStatus, fail_key
 from crawlops.planning import PlannedTask
-from crawlops.store.manifest import _INSERT_ELEMENTS, _manifest_rows, _next_seq
+from crawlops.store.manifest import insert_elements, insert_planned
 
 log = logging.getLogger(__name__)
 
@@ -128,12 +128,7 @@ def record_task(conn: Connection, task: PlannedTask, *, batch_size: int, dag_run
         if cur.rowcount != 1:
             conn.rollback()
             return False
-        task_id = task.task_id
-        # seq, in planning order, is the clustered key: rows append to the end of the index
-        # instead of landing at random places, which is what keeps a million-row task fast.
-        rows = ((task_id, seq, element_digest(f[0]), *f) for seq, f in enumerate(task.element_fields(), 1))
-        for batch in batched(rows, batch_size):
-            cur.executemany(_INSERT_ELEMENTS, batch)
+        insert_planned(cur, task.task_id, task.element_fields(), batch_size=batch_size)
     conn.commit()
     return True
 
@@ -170,11 +165,7 @@ def record_retry_task(
         if cur.rowcount != 1:
             conn.rollback()
             return None
-        count = 0
-        for rows in batched(_manifest_rows(retry_id, elements, _next_seq(cur, retry_id)), batch_size):
-            # IGNORE: a worker may report the same element twice; the manifest keeps one.
-            cur.executemany(_INSERT_ELEMENTS.replace("INSERT", "INSERT IGNORE", 1), rows)
-            count += cur.rowcount
+        count = insert_elements(cur, retry_id, elements, batch_size=batch_size)
         cur.execute(
             "UPDATE amazon_task_information SET element_count = %s, remaining_count = %s WHERE task_id = %s",
             (count, count, retry_id),

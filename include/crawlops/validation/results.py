@@ -7,12 +7,11 @@ import dataclasses
 import datetime as dt
 import math
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from crawlops.findings import Finding, Level
 from crawlops.model import Window
-
-if TYPE_CHECKING:
-    from crawlops.alerts import Finding
+from crawlops.names import SUPERVISION_DAG
 
 
 @dataclasses.dataclass
@@ -111,14 +110,12 @@ def raise_for_report(report: ValidationReport) -> ValidationReport:
     return report
 
 
-def report_findings(report: ValidationReport, *, source: str = "amazon_data_supervision") -> list[Finding]:
-    """One ERROR :class:`crawlops.alerts.Finding` per failed expectation, its check named by the rule.
+def report_findings(report: ValidationReport, *, source: str = SUPERVISION_DAG) -> list[Finding]:
+    """One ERROR :class:`crawlops.findings.Finding` per failed expectation, its check named by the rule.
 
     The subject is the table (and column), not the window, so the alert suppression window
     keeps an hourly repeat of the same broken rule from paging people every hour.
     """
-    from crawlops.alerts import Finding, Level
-
     findings = []
     for o in report.failed_outcomes():
         findings.append(
