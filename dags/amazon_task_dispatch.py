@@ -96,9 +96,10 @@ def amazon_task_dispatch():
     @task
     def check_schema() -> int:
         """The database is migrated to what this package needs (migrations run at deploy, not here)."""
-        from crawlops_airflow.runtime import check_schema, mysql_connection
+        from crawlops_airflow.hooks.mysql import CrawlMySqlHook
+        from crawlops_airflow.runtime import check_schema
 
-        with mysql_connection() as conn:
+        with CrawlMySqlHook().session() as conn:
             return check_schema(conn)
 
     @task

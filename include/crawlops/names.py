@@ -1,4 +1,5 @@
-"""Names other systems depend on (see the SPEC): the DAG ids and each DAG's period, stated once."""
+"""Names other systems depend on (see the SPEC): the DAG ids, each DAG's period and the
+connection ids, stated once."""
 
 from __future__ import annotations
 
@@ -18,3 +19,10 @@ def cron(dag_id: str) -> str:
     if minutes % 60 == 0:
         return "0 * * * *" if minutes == 60 else f"0 */{minutes // 60} * * *"
     return f"*/{minutes} * * * *"
+
+
+# The Airflow connections of the SPEC: every hook's default, and the default of every
+# operator's and task runtime's ``*_conn_id`` argument.
+MYSQL_CONN_ID = "crawl_mysql"
+REDIS_CONN_ID = "crawl_redis"
+DINGTALK_CONN_ID = "crawl_dingtalk"

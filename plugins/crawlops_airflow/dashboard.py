@@ -216,9 +216,9 @@ class Story(_Model):
 
 
 def _mysql() -> Iterator[Any]:
-    from crawlops_airflow.runtime import mysql_connection
+    from crawlops_airflow.hooks.mysql import CrawlMySqlHook
 
-    with mysql_connection() as conn:
+    with CrawlMySqlHook().session() as conn:
         yield conn
 
 
@@ -231,9 +231,9 @@ def _redis() -> Iterator[Any]:
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    from crawlops_airflow.runtime import redis_client
+    from crawlops_airflow.hooks.redis import CrawlRedisHook
 
-    client = redis_client()
+    client = CrawlRedisHook().get_conn()
     client.connection_pool.connection_kwargs.update(
         socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
         socket_timeout=REDIS_TIMEOUT_SECONDS,
@@ -269,7 +269,7 @@ Conn = Annotated[Any, Depends(_mysql)]
 Span = Annotated[dashboard.HourRange, Depends(_span)]
 
 
-def create_app(reader: Any | None = None) -> FastAPI:
+def create_app(reader: Any | None = None) -> FastAPI:  # noqa: C901 - one nested function per route
     """The app; ``reader`` is the authorization dependency (Airflow's login unless a test swaps it)."""
     app = FastAPI(
         title="Crawl Ops",
@@ -317,7 +317,7 @@ def create_app(reader: Any | None = None) -> FastAPI:
 
     @app.get("/api/fleet", response_model=Fleet, summary="Kit workers seen in the last day, from their heartbeats")
     def fleet(r: Annotated[Any, Depends(_redis)]) -> dict[str, Any]:
-        from crawlops_airflow.runtime import settings_or_defaults
+        from crawlops_airflow.variables import settings_or_defaults
 
         return dashboard.fleet(r, silence_seconds=settings_or_defaults().crawlers.worker_silence_seconds)
 

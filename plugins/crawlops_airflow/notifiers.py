@@ -16,21 +16,34 @@ here ever fails a task: delivery problems are recorded on the alerts.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseNotifier
 
 from crawlops.db import Connection
+from crawlops.names import DINGTALK_CONN_ID, MYSQL_CONN_ID
 from crawlops_airflow.hooks import DingTalkHook
 
 
 class DingTalkNotifier(BaseNotifier):
+    """Delivers the run's alerts to the robot of ``conn_id``; the crawl database is
+    ``mysql_conn_id``'s."""
+
     template_fields = ("conn_id",)
 
-    def __init__(self, *, conn_id: str = DingTalkHook.default_conn_name, record_failure: bool = False):
+    def __init__(
+        self, *, conn_id: str = DINGTALK_CONN_ID, mysql_conn_id: str = MYSQL_CONN_ID, record_failure: bool = False
+    ):
         super().__init__()
         self.conn_id = conn_id
+        self.mysql_conn_id = mysql_conn_id
         self.record_failure = record_failure
+
+    @cached_property
+    def hook(self) -> DingTalkHook:
+        """The hook of ``conn_id``, built once (its timeout is set from the settings at delivery)."""
+        return DingTalkHook(self.conn_id)
 
     def notify(self, context: Mapping[str, Any]) -> None:
         try:
@@ -40,21 +53,23 @@ class DingTalkNotifier(BaseNotifier):
 
     def _notify(self, context: Mapping[str, Any]) -> None:
         from crawlops.delivery import deliver_alerts
-        from crawlops_airflow.runtime import open_mysql, settings_or_defaults
+        from crawlops_airflow.hooks.mysql import CrawlMySqlHook
+        from crawlops_airflow.variables import settings_or_defaults
 
         settings = settings_or_defaults()
+        hook = self.hook
+        hook.timeout_seconds = settings.alerts.delivery_timeout_seconds
         try:
-            conn = open_mysql()
+            conn = CrawlMySqlHook(self.mysql_conn_id).connect()
         except Exception as exc:  # the alert path must not depend on the component that failed
             from crawlops_airflow.outages import outage_alarm
 
-            robot = DingTalkHook(self.conn_id, timeout_seconds=settings.alerts.delivery_timeout_seconds).get_conn()
-            outage_alarm("MySQL", exc, settings, context, robot=robot)
+            outage_alarm("MySQL", exc, settings, context, robot=hook.get_conn())
             return
         try:
             if self.record_failure:
                 _record_task_failure(conn, context)
-            robot = DingTalkHook(self.conn_id, timeout_seconds=settings.alerts.delivery_timeout_seconds).get_conn()
+            robot = hook.get_conn()
             run_id = context.get("run_id")
             outcome = deliver_alerts(conn, robot, settings.alerts, dag_run_id=run_id)
         finally:
@@ -73,7 +88,7 @@ def _record_task_failure(conn: Connection, context: Mapping[str, Any]) -> None:
     from crawlops.alerts import record_findings
     from crawlops.findings import Finding, Level
     from crawlops_airflow.exceptions import SuiteValidationFailed
-    from crawlops_airflow.runtime import run_window
+    from crawlops_airflow.windows import run_window
 
     exception = context.get("exception")
     if isinstance(exception, SuiteValidationFailed):

@@ -12,7 +12,9 @@ ValidateSuiteOperator: run an expectation suite file on a table's window, in SQL
 The window defaults to the last complete hour at the end of the run's window (the hour
 that closes with it, in the run that closes an hour); ``window_start`` /
 ``window_end`` (templated, ISO 8601) pick any other, and ``hour_param`` names a trigger
-param that, when set, picks the hour to validate (``check_hour`` in the supervision DAG). The result is stored in
+param that, when set, picks the hour to validate (``check_hour`` in the supervision DAG).
+``mysql_conn_id`` (default ``crawl_mysql``) is the database validated and written to, and
+``dingtalk_conn_id`` (``crawl_dingtalk``) the robot. The result is stored in
 ``amazon_validation_run`` (one row per suite, table and window), pushed as the task's
 XCom, and its failed expectations recorded as ERROR findings. A failed suite raises
 ``SuiteValidationFailed`` naming every failed expectation; it is not retried, since a
@@ -43,6 +45,8 @@ dispatch core (one retry chain per root task, ``retry_limit`` retries, then ``De
 Findings go to ``amazon_alert``; with ``check``, the outcome is also an
 ``amazon_check_run`` row for the window. The trigger param ``dry_run`` reports what would
 be retried without doing it. The XCom is the JSON summary, with the findings.
+``mysql_conn_id``, ``redis_conn_id`` and ``dingtalk_conn_id`` default to ``crawl_mysql``,
+``crawl_redis`` and ``crawl_dingtalk``.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from crawlops.names import DINGTALK_CONN_ID, MYSQL_CONN_ID, REDIS_CONN_ID
 from crawlops_airflow.exceptions import SuiteValidationFailed
 
 __all__ = ["RetryTaskOperator", "SuiteValidationFailed", "ValidateSuiteOperator"]
@@ -73,10 +78,14 @@ class ValidateSuiteOperator(BaseOperator):
         window_column: str = "create_time",
         fail_on_error: bool = True,
         hour_param: str | None = None,
+        mysql_conn_id: str = MYSQL_CONN_ID,
+        dingtalk_conn_id: str = DINGTALK_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.hour_param = hour_param
+        self.mysql_conn_id = mysql_conn_id
+        self.dingtalk_conn_id = dingtalk_conn_id
         self.suite = suite
         self.table = table
         self.window_start = window_start
@@ -87,7 +96,7 @@ class ValidateSuiteOperator(BaseOperator):
 
     def _window(self, context: Mapping[str, Any]):
         from crawlops.model import Window
-        from crawlops_airflow.runtime import closing_hour
+        from crawlops_airflow.windows import closing_hour
 
         if self.window_start and self.window_end:
             return Window(dt.datetime.fromisoformat(self.window_start), dt.datetime.fromisoformat(self.window_end))
@@ -95,16 +104,19 @@ class ValidateSuiteOperator(BaseOperator):
 
     def execute(self, context: Mapping[str, Any]) -> dict[str, Any]:
         from crawlops import quality, validation
-        from crawlops_airflow.runtime import sqlalchemy_url, task_run
+        from crawlops_airflow.hooks.mysql import CrawlMySqlHook
+        from crawlops_airflow.runtime import task_run
 
         path = validation.suite_path(self.suite)
         suite = validation.load_suite(path)
-        with task_run(context, self._window(context)) as run:
+        ids = {"mysql_conn_id": self.mysql_conn_id, "dingtalk_conn_id": self.dingtalk_conn_id}
+        with task_run(context, self._window(context), **ids) as run:
             window, settings = run.window, run.settings
             self.log.info("validating %s %s with %s", self.table, window, path)
             report = validation.validate_window(
-                sqlalchemy_url(), self.table, path, window, validation.suite_parameters(settings, window),
-                partition_column=self.partition_column, window_column=self.window_column,
+                CrawlMySqlHook(self.mysql_conn_id).pymysql_url(), self.table, path, window,
+                validation.suite_parameters(settings, window), partition_column=self.partition_column,
+                window_column=self.window_column,
             )  # fmt: skip
             findings = validation.report_findings(report)
             required = validation.required_columns(suite)
@@ -145,9 +157,13 @@ class RetryTaskOperator(BaseOperator):
         suite: str | None = None,
         check: str | None = None,
         hour_param: str | None = None,
+        mysql_conn_id: str = MYSQL_CONN_ID,
+        redis_conn_id: str = REDIS_CONN_ID,
+        dingtalk_conn_id: str = DINGTALK_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.mysql_conn_id, self.redis_conn_id, self.dingtalk_conn_id = mysql_conn_id, redis_conn_id, dingtalk_conn_id
         if elements not in self.ELEMENTS:
             raise ValueError(f"elements={elements!r}: one of {', '.join(self.ELEMENTS)}")
         if window not in self.WINDOWS:
@@ -162,7 +178,7 @@ class RetryTaskOperator(BaseOperator):
         self.hour_param = hour_param
 
     def _window(self, context: Mapping[str, Any]):
-        from crawlops_airflow.runtime import closing_hour, run_window
+        from crawlops_airflow.windows import closing_hour, run_window
 
         return run_window(context) if self.window == "run" else closing_hour(context, self.hour_param)
 
@@ -190,7 +206,9 @@ class RetryTaskOperator(BaseOperator):
         from crawlops.findings import Level
         from crawlops_airflow.runtime import task_run
 
-        with task_run(context, self._window(context)) as run:
+        ids = {"mysql_conn_id": self.mysql_conn_id, "redis_conn_id": self.redis_conn_id,
+               "dingtalk_conn_id": self.dingtalk_conn_id}  # fmt: skip
+        with task_run(context, self._window(context), **ids) as run:
             summary, findings, owned = self._collect(run)
             # INFO only: what was wrong is on its way to repair
             status = "pass" if not findings else "repaired" if all(f.level == Level.INFO for f in findings) else "fail"

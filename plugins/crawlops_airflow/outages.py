@@ -1,5 +1,5 @@
-"""Outages of what the alert path itself needs (MySQL, the settings Variable, Redis), and
-the supervision's system check that tells them.
+"""Outages of what the alert path itself needs (MySQL, the settings Variable, Redis), told
+without it.
 
 While MySQL is down nothing can be recorded in ``amazon_alert``, so an outage is told to
 DingTalk directly, with its state (when told, when reminded) in the Airflow Variable
@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from crawlops.db import Connection
+from crawlops.names import DINGTALK_CONN_ID
 
 if TYPE_CHECKING:
     from crawlops.delivery import DingTalkRobot
@@ -53,16 +54,18 @@ def outage_alarm(
     context: Mapping[str, Any],
     *,
     robot: DingTalkRobot | None = None,
+    dingtalk_conn_id: str = DINGTALK_CONN_ID,
 ) -> str:
-    """Tell DingTalk that ``component`` is down, without MySQL: signed, deduplicated and
-    rate-limited through state in the Airflow Variable ``crawlops_outage_state``."""
+    """Tell DingTalk (``robot``, else the robot of ``dingtalk_conn_id``) that ``component`` is
+    down, without MySQL: signed, deduplicated and rate-limited through state in the Airflow
+    Variable ``crawlops_outage_state``."""
     from crawlops.delivery import run_link
     from crawlops.outage import note_outage
     from crawlops_airflow.hooks import DingTalkHook
 
     text = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else error
     if robot is None:
-        robot = DingTalkHook(timeout_seconds=settings.alerts.delivery_timeout_seconds).get_conn()
+        robot = DingTalkHook(dingtalk_conn_id, timeout_seconds=settings.alerts.delivery_timeout_seconds).get_conn()
     dag = context.get("dag")
     run_url = run_link(settings.alerts.airflow_base_url, dag.dag_id if dag else "", context.get("run_id"))
     state = _outage_state()
@@ -94,45 +97,3 @@ def record_recovered_outages(
                 mark_delivered(conn, [alert_id])
     _save_outage_state(state)
     return back
-
-
-def check_system(context: Mapping[str, Any]) -> dict[str, Any]:
-    """MySQL and Redis reachable, Redis memory, the schema migrated. A fault is told to
-    DingTalk on this first attempt (MySQL's and the settings Variable's without MySQL), then
-    raised, so Airflow retries the task with backoff. A malformed settings Variable, or a
-    database schema behind the package, fails at once, naming it."""
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from crawlops import health
-    from crawlops.settings import VARIABLE_NAME, Settings
-    from crawlops_airflow.runtime import TaskRun, check_schema, load_settings, open_mysql, redis_client, run_window
-
-    window, variable = run_window(context), f"settings Variable {VARIABLE_NAME}"
-    try:
-        settings = load_settings()
-    except AirflowFailException:
-        raise  # malformed: fails at once, naming it (the failure callback reports it)
-    except Exception as exc:  # unreachable
-        outage_alarm(variable, exc, Settings.load(), context)
-        raise
-    try:
-        conn = open_mysql()
-        with conn.cursor() as cur:
-            cur.execute("SELECT 1")
-    except Exception as exc:
-        outage_alarm("MySQL", exc, settings, context)
-        raise
-    try:
-        check_schema(conn)  # behind: fails at once, saying which migrations to apply
-        run = TaskRun(context, conn, window)
-        recovered = record_recovered_outages(conn, ["MySQL", variable], window, context)
-        try:
-            facts, findings = health.probe_redis(redis_client(), settings)
-        except health.SystemFault as fault:
-            run.record(None, [fault.finding])
-            run.deliver()  # now, not after the retries (suppressed while it lasts)
-            raise
-        run.record(None, findings)
-    finally:
-        conn.close()
-    return {"mysql": "ok", "redis": facts, "recovered": recovered, "findings": [f.to_json() for f in findings]}

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 import sqlalchemy as sa
 
-from crawlops_airflow.runtime import mysql_sqlalchemy_url, sqlalchemy_url
+from crawlops_airflow.hooks.mysql import CrawlMySqlHook, mysql_sqlalchemy_url
 
 TLS = {"ca": "/etc/crawlops/tls/ca.pem", "cert": "/etc/crawlops/tls/client.pem", "key": "/etc/crawlops/tls/client.key"}
 
@@ -90,7 +90,7 @@ def test_the_airflow_connection_with_tls_extras_connects_to_mariadb(airflow_db, 
     conn["extra"] = {**conn["extra"], "ssl_mode": "REQUIRED", "init_command": "SET SESSION sql_mode = 'ANSI_QUOTES'"}
     monkeypatch.setenv("AIRFLOW_CONN_CRAWL_MYSQL", json.dumps(conn))
 
-    url = sqlalchemy_url()
+    url = CrawlMySqlHook().pymysql_url()
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as connection:

@@ -36,9 +36,9 @@ def test_mysql_connection_killed_mid_record_rolls_back_and_the_retry_records_onc
     keywords(config, 2000)  # 10,000 elements: two batches of 5,000
     victim = connect(MYSQL_URL)
     plan = dispatch.plan_window(victim, settings, NOON, "UTC")
-    from crawlops.store import tasks as store_tasks
+    from crawlops.store import manifest as store_manifest  # where a new task's manifest is inserted in batches
 
-    real_batched, calls = store_tasks.batched, []
+    real_batched, calls = store_manifest.batched, []
 
     def killing_batched(items, size):
         for batch in real_batched(items, size):
@@ -48,10 +48,10 @@ def test_mysql_connection_killed_mid_record_rolls_back_and_the_retry_records_onc
                     cur.execute("KILL CONNECTION %s", (victim.thread_id(),))
             yield batch
 
-    monkeypatch.setattr(store_tasks, "batched", killing_batched)
+    monkeypatch.setattr(store_manifest, "batched", killing_batched)
     with pytest.raises(Exception, match=r"(?i)lost connection|server has gone away|killed"):
         dispatch.record_plan(victim, settings, plan)
-    monkeypatch.setattr(store_tasks, "batched", real_batched)
+    monkeypatch.setattr(store_manifest, "batched", real_batched)
 
     assert manifest(mysql) == []  # rolled back: no half-recorded task
     with mysql.cursor() as cur:

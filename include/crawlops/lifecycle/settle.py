@@ -11,6 +11,7 @@ from typing import Any
 
 from crawlops import queue, store, telemetry
 from crawlops.db import Connection
+from crawlops.findings import reason_summary
 from crawlops.lifecycle.common import _OPEN, _db_now, _ingest_empty, _lock, _naive_utc, _reject
 from crawlops.lifecycle.outcomes import EXAMPLES, DeadTask, Handed, Settled, Tracking
 from crawlops.model import Element, TaskStatus, empty_key, fail_key
@@ -135,9 +136,7 @@ def _settle(
     counts = Counter(reason for reason, _ in why.values())
     reason = force_reason or (
         f"{failed} elements failed, {taken_lost} taken and never answered" if lost else f"{failed} elements failed"
-    )
-    if counts:
-        reason += " (" + ", ".join(f"{r} {n}" for r, n in counts.most_common()) + ")"
+    ) + reason_summary(dict(counts))
     examples = _examples(unanswered, why)
     if write and not has_retry:
         # The fail set becomes exactly the unanswered elements: what was answered since it
@@ -165,8 +164,27 @@ def _settle(
         )
     if handed and handed.retry_task:
         tracking.retries[handed.retry_task] = tracking.retries.get(handed.retry_task, 0) + handed.count
-    if not write:
-        return
+    if write:
+        _retire(conn, r, settings, task, outcome=outcome, why=why, has_retry=has_retry, reported=bool(fail_members),
+                now=now)  # fmt: skip
+
+
+def _retire(
+    conn: Connection,
+    r: RedisClient,
+    settings: Settings,
+    task: store.TaskRow,
+    *,
+    outcome: Settled,
+    why: dict[str, tuple[str, str]],
+    has_retry: bool,
+    reported: bool,
+    now: dt.datetime,
+) -> None:
+    """Write what settling decided: each unanswered element's reason on the manifest, the
+    task's queue withdrawn and its row settled; a Dead task's fail set kept for inspection
+    (unless it is a retry task's queue), one whose failures were all answered after all dropped."""
+    limits = settings.dispatch
     by_reason: dict[str, list[str]] = {}
     for text, (cause, _) in why.items():
         by_reason.setdefault(cause, []).append(text)
@@ -174,16 +192,16 @@ def _settle(
     telemetry.forget_reasons(r, task.task_id)
     r.delete(task.task_id)  # anything still queued is withdrawn
     queue.index_closed(r, [task.task_id])
-    if status == TaskStatus.DEAD and not has_retry:
-        r.expire(fkey, limits.dead_fail_set_ttl_seconds)
-        log.error("task %s is Dead: %s", task.task_id, reason)
-    elif status == TaskStatus.DEAD:
-        log.error("task %s is Dead: %s", task.task_id, reason)
-    elif status == TaskStatus.COMPLETED and fail_members and not has_retry:
+    fkey = fail_key(task.task_id)
+    if outcome.status == TaskStatus.DEAD.value:
+        if not has_retry:
+            r.expire(fkey, limits.dead_fail_set_ttl_seconds)
+        log.error("task %s is Dead: %s", task.task_id, outcome.reason)
+    elif outcome.status == TaskStatus.COMPLETED.value and reported and not has_retry:
         r.delete(fkey)  # every reported failure was answered after all
     store.record_settlement(
-        conn, task.task_id, status=status.value, failed=failed, answered=outcome.answered, empty=outcome.empty,
-        lost=taken_lost, settled_at=now, last_error=reason if unanswered else None,
+        conn, task.task_id, status=outcome.status, failed=outcome.failed, answered=outcome.answered,
+        empty=outcome.empty, lost=outcome.lost, settled_at=now, last_error=outcome.reason or None,
     )  # fmt: skip
 
 

@@ -72,11 +72,7 @@ def _sync(
         else:
             if empty and write:
                 emptied[task.task_id] = _ingest_empty(conn, r, settings, task.task_id, rejected)
-            if remaining > 0:
-                taken = remaining < task.element_count or failed > 0 or empty > 0
-                status = _IN_PROGRESS if taken or task.task_status == _IN_PROGRESS else _PENDING
-            else:
-                status = _FAILED if failed else _COMPLETED
+            status = _status(task, remaining, failed, empty)
             unchanged = status == task.task_status and remaining == task.remaining_count and failed == task.failed_count
             progressed = task.remaining_count is None or remaining < task.remaining_count
             if not unchanged and write:
@@ -94,16 +90,7 @@ def _sync(
         still_open.append(kept)
         queued[task.task_id], failed_waiting[task.task_id] = remaining, failed
     if write:
-        store.record_statuses(conn, changes)
-        conn.commit()
-        late = _record_late_members(
-            conn, r, settings, [t for t in still_open if t.task_source and t.task_id not in lost], rejected
-        )
-        if late:
-            log.info("recorded late failures in retry manifests: %s", late)
-        changed = queue.rebuild_open_index(r, {t.task_id: t.priority for t in still_open})
-        if any(changed.values()):
-            log.info("open-task index %s: %s", queue.OPEN_INDEX, changed)
+        _write_sync(conn, r, settings, changes, still_open, lost=lost, rejected=rejected)
     if lost:
         log.warning("%d open tasks lost their Redis set (epoch changed): %s", len(lost), lost[:20])
     log.info("synced %d open tasks; status changes %s; empty answers %s", len(tasks), moved, emptied)
@@ -116,6 +103,39 @@ def _sync(
         emptied=emptied,
         rejected=rejected,
     )
+
+
+def _status(task: store.OpenTask, remaining: int, failed: int, empty: int) -> str:
+    """What a pushed task's sets say of it: members left and some taken (or answered):
+    ``In Progress``, none taken: ``Pending``; drained: ``Failed`` with failures, else ``Completed``."""
+    if remaining > 0:
+        taken = remaining < task.element_count or failed > 0 or empty > 0
+        return _IN_PROGRESS if taken or task.task_status == _IN_PROGRESS else _PENDING
+    return _FAILED if failed else _COMPLETED
+
+
+def _write_sync(
+    conn: Connection,
+    r: RedisClient,
+    settings: Settings,
+    changes: list[store.StatusChange],
+    still_open: list[store.OpenTask],
+    *,
+    lost: list[str],
+    rejected: list[Rejected],
+) -> None:
+    """Write what a sync decided: the status changes, late failures into the manifests of
+    retry tasks whose set is not lost, and the open-task index made to hold exactly the tasks
+    still open (lost ones too: reconcile re-pushes them)."""
+    store.record_statuses(conn, changes)
+    conn.commit()
+    retries = [t for t in still_open if t.task_source and t.task_id not in lost]
+    late = _record_late_members(conn, r, settings, retries, rejected)
+    if late:
+        log.info("recorded late failures in retry manifests: %s", late)
+    changed = queue.rebuild_open_index(r, {t.task_id: t.priority for t in still_open})
+    if any(changed.values()):
+        log.info("open-task index %s: %s", queue.OPEN_INDEX, changed)
 
 
 def _record_late_members(

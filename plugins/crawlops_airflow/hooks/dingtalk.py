@@ -15,10 +15,12 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
+from crawlops.names import DINGTALK_CONN_ID
+
 
 class DingTalkHook(BaseHook):
     conn_name_attr = "dingtalk_conn_id"
-    default_conn_name = "crawl_dingtalk"
+    default_conn_name = DINGTALK_CONN_ID
     conn_type = "dingtalk"
     hook_name = "DingTalk robot"
 
