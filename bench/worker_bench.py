@@ -46,11 +46,11 @@ from typing import Any
 from bench.common import BENCH_MYSQL_URL, bench_mysql, bench_redis, write_result
 from crawlops import dispatch
 from crawlops.db import Connection, batched, connect
+from crawlops.harness.fakesite import PageKind, render
 from crawlops.model import UTC, Window, empty_key, fail_key, hour_window_starting
 from crawlops.queue import RedisClient
 from crawlops.settings import Settings
 from crawlops.worker import Blocked, Element, Result, WorkerClient, amazon_block, run
-from crawlops.worker.fakesite import PageKind, render
 from crawlops.worker.loop import run_processes
 
 TABLES = ("amazon_crawl_config", "amazon_task_information", "amazon_task_element", "amazon_search_result")

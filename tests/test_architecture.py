@@ -20,8 +20,6 @@ LONG_FUNCTIONS = {
         "amazon_data_supervision",
     ): "a DAG function holds its tasks as nested functions",
     ("plugins/crawlops_airflow/dashboard.py", "create_app"): "one nested function per route of the app",
-    ("include/crawlops/worker/rules.py", "judge"): "the contract's rules in one pass; to split with the harness move",
-    ("include/crawlops/worker/check.py", "check"): "the contract test's script; to split with the harness move",
     ("include/crawlops/health.py", "check_tasks"): "timeouts, stalls and success rate in one pass; to split",
     ("include/crawlops/lifecycle/settle.py", "_settle"): "one task's settlement in one place; to split further",
     ("include/crawlops/lifecycle/sync.py", "_sync"): "one pass over the open tasks; to split further",
@@ -32,9 +30,6 @@ LONG_FUNCTIONS = {
     ("tools/crawlops_dev/cluster.py", "_start"): "dev tooling: the cluster's start, step by step",
 }
 LONG_MODULES = {
-    "include/crawlops/worker/client.py": "the kit's client; to split its signals (heartbeat, throttle) out",
-    "include/crawlops/worker/scrapy.py": "the Scrapy integration with its three middlewares",
-    "include/crawlops/store/tasks.py": "the task table's SQL; the chains' retention queries to move out",
     "tools/crawlops_dev/story.py": "dev tooling: the demo's story",
 }
 

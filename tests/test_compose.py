@@ -74,7 +74,7 @@ def test_the_simulator_follows_the_airflow_connections(compose):
     mysql = json.loads(airflow_services(compose)["airflow-scheduler"]["environment"]["AIRFLOW_CONN_CRAWL_MYSQL"])
     assert env["CRAWLOPS_REDIS_URL"] == f"redis://{redis['host']}:{redis['port']}/{redis['extra']['db']}"
     assert env["CRAWLOPS_MYSQL_URL"].endswith(f"@{mysql['host']}:{mysql['port']}/{mysql['schema']}")
-    assert simulator["entrypoint"] == ["python", "-m", "crawlops.simulator"]
+    assert simulator["entrypoint"] == ["python", "-m", "crawlops.harness.simulator"]
     assert simulator["image"] == airflow_services(compose)["airflow-scheduler"]["image"]
     assert "./include:/opt/airflow/include" in simulator["volumes"]
 

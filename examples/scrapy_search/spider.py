@@ -10,8 +10,8 @@ Retry-After and throttles, reporting failures with their reasons, writing rows a
 cleanly are ``crawlops.worker.scrapy``'s.
 
 The selectors are those of the fake search site the contract kit serves
-(``crawlops.worker.fakesite``); a real spider parses the real site's pages. Check a
-worker with ``python -m crawlops.worker.check -- python examples/scrapy_search/spider.py``.
+(``crawlops.harness.fakesite``); a real spider parses the real site's pages. Check a
+worker with ``python -m crawlops.harness.check -- python examples/scrapy_search/spider.py``.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from typing import Any
 
 import scrapy
 
+from crawlops.harness.fakesite import page_url
 from crawlops.worker import EMPTY, Element
-from crawlops.worker.fakesite import page_url
 from crawlops.worker.scrapy import TaskSpider, run_spider
 
 

@@ -238,6 +238,24 @@ def open_tasks_by_urgency(r: RedisClient) -> list[str]:
     return sorted(ids, key=lambda t: (-priority.get(t, 0), len(t), t))
 
 
+# -- the worker's side: take elements, report them failed or empty ---------------------------
+
+
+def take(r: RedisClient, task_id: str, count: int) -> list[bytes]:
+    """``SPOP`` up to ``count`` members of a task's set, as the bytes they are."""
+    members = r.spop(task_id, count) or []
+    return [m if isinstance(m, bytes) else str(m).encode() for m in members]
+
+
+def report(pipe: Any, *, failed: Mapping[str, Sequence[bytes]], empty: Mapping[str, Sequence[bytes]]) -> None:
+    """Queue on ``pipe`` the members (as popped) a worker failed on (``<task_id>_fail``) and
+    found empty (``<task_id>_empty``), per task id."""
+    for key, by_task in ((fail_key, failed), (empty_key, empty)):
+        for task_id, members in by_task.items():
+            if members:
+                pipe.sadd(key(task_id), *members)
+
+
 def remove_members(r: RedisClient, key: str, texts: Sequence[str], batch_size: int = 2000) -> None:
     for start in range(0, len(texts), batch_size):
         r.srem(key, *_raw(texts[start : start + batch_size]))

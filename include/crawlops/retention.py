@@ -34,7 +34,7 @@ from typing import Any
 from crawlops.db import Connection, Expiry
 from crawlops.planning import CRAWL_OBJECTS
 from crawlops.settings import Settings
-from crawlops.store import alerts, manifest, outcomes, reports, results, tasks, verdicts
+from crawlops.store import alerts, chains, manifest, outcomes, reports, results, verdicts
 
 log = logging.getLogger(__name__)
 
@@ -209,8 +209,8 @@ class _Purge:
                 table.finished = True
                 return
             after = page[-1]
-            roots = tasks.roots_of(conn, page)  # a manifest without its task row is never touched
-            closed = tasks.closed_roots(conn, roots.values(), settled_before=cutoff)
+            roots = chains.roots_of(conn, page)  # a manifest without its task row is never touched
+            closed = chains.closed_roots(conn, roots.values(), settled_before=cutoff)
             expired = [t for t in page if roots.get(t) in closed]
             if self.dry_run:
                 rows = sum(manifest.counts_of_tasks(conn, expired).values())
@@ -224,7 +224,7 @@ class _Purge:
                 if not rows:
                     break
                 # Maybe more to come: check again that no chain re-opened meanwhile (a re-crawl).
-                still = tasks.closed_roots(conn, {roots[t] for t in expired}, settled_before=cutoff)
+                still = chains.closed_roots(conn, {roots[t] for t in expired}, settled_before=cutoff)
                 expired = [t for t in expired if roots[t] in still]
 
     def task_rows(self, table: TablePurge) -> None:
@@ -236,12 +236,12 @@ class _Purge:
         elements = self.done[MANIFEST]
         after = None
         while budget.allows():
-            page = tasks.settled_page(conn, settled_before=cutoff, after=after, limit=batch)
+            page = chains.settled_page(conn, settled_before=cutoff, after=after, limit=batch)
             if not page:
                 table.finished = True
                 return
             after = page[-1]
-            closed = tasks.closed_roots(conn, {row[3] for row in page}, settled_before=cutoff)
+            closed = chains.closed_roots(conn, {row[3] for row in page}, settled_before=cutoff)
             if not closed:
                 continue
             if self.dry_run:
@@ -249,9 +249,9 @@ class _Purge:
                 budget.spent(table, sum(1 for row in page if row[3] in closed))
                 continue
             roots = sorted(closed)
-            chain = tasks.closed_chain_tasks(conn, roots, settled_before=cutoff)
+            chain = chains.closed_chain_tasks(conn, roots, settled_before=cutoff)
             while rows := manifest.purge_tasks(conn, chain, limit=batch):
                 budget.spent(elements, rows)
                 if not budget.allows():
                     return
-            budget.spent(table, tasks.delete_chains(conn, roots, settled_before=cutoff))
+            budget.spent(table, chains.delete_chains(conn, roots, settled_before=cutoff))

@@ -73,6 +73,34 @@ def decode_reason(value: bytes | str | None) -> tuple[str, str]:
     return reason or "unknown", detail
 
 
+# -- the worker's side: written on the pipeline of its flush ------------------------------------
+
+
+def write_reasons(pipe: Any, task_id: str, reasons: Mapping[bytes, str]) -> None:
+    """Failed member -> ``encode_reason(...)`` of one task."""
+    if reasons:
+        key = reason_key(task_id)
+        pipe.hset(key, mapping=dict(reasons))
+        pipe.expire(key, REASON_TTL_SECONDS)
+
+
+def count_outcomes(pipe: Any, instant: dt.datetime, counts: Mapping[str, int]) -> None:
+    """Add ``outcome_field(...)`` -> elements to the minute of ``instant``."""
+    if counts:
+        key = minute_key(instant)
+        for field, n in counts.items():
+            pipe.hincrby(key, field, n)
+        pipe.expire(key, OUTCOME_TTL_SECONDS)
+
+
+def beat(pipe: Any, worker_id: str, facts: Mapping[str, Any], seen: dt.datetime) -> None:
+    """A worker's heartbeat: its facts, and its last-seen time in ``WORKERS_KEY``."""
+    key = WORKER_PREFIX + worker_id
+    pipe.hset(key, mapping={**facts, "last_seen": seen.isoformat(timespec="seconds")})
+    pipe.expire(key, HEARTBEAT_TTL_SECONDS)
+    pipe.zadd(WORKERS_KEY, {worker_id: seen.timestamp()})
+
+
 # -- supervision's side ------------------------------------------------------------------------
 
 

@@ -11,10 +11,10 @@ import pytest
 
 from crawlops import dispatch, lifecycle, telemetry
 from crawlops.findings import Level
+from crawlops.harness.fakesite import ROBOT_CHECK, PageKind, render
 from crawlops.model import UTC, hour_window_starting
 from crawlops.reasons import Blocked, Failed, amazon_block, classify, retry_after_seconds
 from crawlops.worker import WorkerClient
-from crawlops.worker.fakesite import ROBOT_CHECK, PageKind, render
 
 NOON = hour_window_starting(dt.datetime(2026, 11, 3, 12, tzinfo=UTC), "UTC")
 TASK = "search_result_1793707200_hourly"

@@ -13,9 +13,10 @@ import statistics
 import pytest
 import redis
 
-from crawlops import dispatch, lifecycle, report, simulator
+from crawlops import dispatch, lifecycle, report
 from crawlops.alerts import record_findings
 from crawlops.findings import Finding, Level
+from crawlops.harness import simulator
 from crawlops.model import UTC, Window, day_ending, hour_window_starting
 
 TZ = "UTC"

@@ -3,7 +3,8 @@ from __future__ import annotations
 import datetime as dt
 import random
 
-from crawlops import dispatch, lifecycle, simulator
+from crawlops import dispatch, lifecycle
+from crawlops.harness import simulator
 from crawlops.model import UTC, hour_window_starting
 
 HOUR = hour_window_starting(dt.datetime(2026, 11, 3, 12, tzinfo=UTC), "UTC")

@@ -16,9 +16,10 @@ import sys
 
 import pytest
 
-from crawlops import dispatch, lifecycle, quality, report, simulator
+from crawlops import dispatch, lifecycle, quality, report
 from crawlops.alerts import record_check, record_findings
 from crawlops.findings import Finding, Level
+from crawlops.harness import simulator
 from crawlops.model import UTC, Window, hour_window_starting
 
 TZ = "UTC"

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import redis as redis_lib
 
-from crawlops import dispatch, health, lifecycle, quality, simulator, store, validation
+from crawlops import dispatch, health, lifecycle, quality, store, validation
 from crawlops.db import connect
+from crawlops.harness import simulator
 from crawlops.model import UTC, Window, hour_window_starting
 
 NOON = hour_window_starting(dt.datetime(2026, 11, 3, 12, tzinfo=UTC), "UTC")

@@ -19,8 +19,9 @@ import time
 
 import pytest
 
-from crawlops import dispatch, health, invariant, lifecycle, quality, report, simulator
+from crawlops import dispatch, health, invariant, lifecycle, quality, report
 from crawlops.alerts import record_findings
+from crawlops.harness import simulator
 from crawlops.model import UTC, Window
 
 HOURS = int(os.environ.get("SOAK_HOURS", "6"))

@@ -1,5 +1,5 @@
 """A hand-written worker that breaks chosen rules of the worker contract, for testing the
-contract kit (``python -m crawlops.worker.check``). It talks to Redis and MySQL directly,
+contract kit (``python -m crawlops.harness.check``). It talks to Redis and MySQL directly,
 as a team writing its own worker from the README would.
 
     --local-time      stamp create_time in Asia/Shanghai local time (UTC+8)
@@ -22,8 +22,8 @@ import urllib.request
 import redis
 
 from crawlops.db import connect
+from crawlops.harness.fakesite import page_url, parse
 from crawlops.reasons import Failed
-from crawlops.worker.fakesite import page_url, parse
 
 
 def main() -> None:

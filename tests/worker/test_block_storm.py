@@ -25,8 +25,8 @@ import pytest
 
 from crawlops import dispatch, lifecycle, surges, telemetry
 from crawlops.findings import Level
+from crawlops.harness.fakesite import PageKind, SearchSite
 from crawlops.model import empty_key, fail_key, hour_window_starting
-from crawlops.worker.fakesite import PageKind, SearchSite
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKETS = ("US", "DE")

@@ -1,4 +1,4 @@
-"""The contract kit (``python -m crawlops.worker.check``) against workers that keep the
+"""The contract kit (``python -m crawlops.harness.check``) against workers that keep the
 contract (the simulator, the example Scrapy spider) and a hand-written one that breaks it."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ RULES = {
 def check(*worker: str) -> tuple[int, dict[str, str], str]:
     """Run the kit; returns its exit status, each rule's PASS/FAIL, and its output."""
     done = subprocess.run(
-        [sys.executable, "-m", "crawlops.worker.check", "--mysql-url", CHECK_MYSQL_URL, "--redis-url",
+        [sys.executable, "-m", "crawlops.harness.check", "--mysql-url", CHECK_MYSQL_URL, "--redis-url",
          CHECK_REDIS_URL, "--timeout", "60", "--", *worker],
         capture_output=True, text=True, timeout=240, cwd=ROOT, check=False,
     )  # fmt: skip
@@ -41,7 +41,7 @@ def check(*worker: str) -> tuple[int, dict[str, str], str]:
 @pytest.mark.parametrize(
     "worker",
     [
-        pytest.param([sys.executable, "-m", "crawlops.simulator", "--workers", "2"], id="simulator"),
+        pytest.param([sys.executable, "-m", "crawlops.harness.simulator", "--workers", "2"], id="simulator"),
         pytest.param([sys.executable, "examples/scrapy_search/spider.py"], id="scrapy-example"),
         pytest.param([sys.executable, "examples/scrapy_search/spider.py", "--processes", "2"], id="scrapy-2-processes"),
     ],

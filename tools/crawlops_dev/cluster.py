@@ -15,7 +15,7 @@ What runs, each as its own process group under ``$CRAWLOPS_CLUSTER_HOME`` (defau
 - two Celery workers, ``worker-1`` and ``worker-2``: each listens on the shared ``default`` queue
   and on a queue named after itself (``queue="worker-2"`` pins a task to it), records its own
   name as the task instances' hostname and serves its logs on its own port;
-- the simulated crawler fleet (``crawlops.simulator``) against the crawl MySQL and Redis.
+- the simulated crawler fleet (``crawlops.harness.simulator``) against the crawl MySQL and Redis.
 
 Every component is configured only through the environment (``cluster_env``), as it would be
 on another machine; ``cluster.json`` in the home says where everything is, for the tests.
@@ -217,7 +217,7 @@ def _start() -> int:
         stack._spawn(name, [_airflow(), name], env=cluster_env(), home=HOME)
     for index in range(len(WORKERS)):
         _spawn_worker(index)
-    simulator = [sys.executable, "-m", "crawlops.simulator", "--workers", "2", "--elements-per-second", "5"]
+    simulator = [sys.executable, "-m", "crawlops.harness.simulator", "--workers", "2", "--elements-per-second", "5"]
     stack._spawn("simulator", simulator, env=cluster_env(), home=HOME)
     facts: dict[str, Any] = {
         "url": URL,

@@ -101,7 +101,7 @@ def _simulated_crawl(conn, redis_db: int, window) -> dict[str, int]:
 
     import redis
 
-    from crawlops import simulator
+    from crawlops.harness import simulator
 
     rng = random.Random(window.epoch)
     start = window.start

@@ -32,6 +32,10 @@ USER, PASSWORD = "admin", os.environ.get("CRAWLOPS_UI_PASSWORD", "admin")
 DAG_IDS = ("amazon_task_dispatch", "amazon_data_supervision")
 
 
+# The demo's simulated crawler fleet: two worker processes on the kit, five elements a second each.
+SIMULATOR = [sys.executable, "-m", "crawlops.harness.simulator", "--workers", "2", "--elements-per-second", "5"]
+
+
 def airflow_env() -> dict[str, str]:
     """Settings for a small machine; the execution API follows the API port."""
     venv_bin = str(Path(sys.executable).parent)
@@ -240,7 +244,7 @@ def start() -> int:
     if airflow_db.returncode:
         print(output.decode(errors="replace")[-2000:], file=sys.stderr)
         raise subprocess.CalledProcessError(airflow_db.returncode, airflow_db.args)
-    _spawn("simulator", [sys.executable, "-m", "crawlops.simulator", "--workers", "2", "--elements-per-second", "5"])
+    _spawn("simulator", SIMULATOR)
     _spawn("airflow", [airflow, "standalone"])
     print(f"Airflow starting on {URL} (log: {HOME}/airflow.log) ...", flush=True)
     _wait("Airflow API", _healthy, timeout=240)

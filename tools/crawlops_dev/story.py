@@ -58,10 +58,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from crawlops import dispatch, health, lifecycle, quality, report, simulator, validation
+from crawlops import dispatch, health, lifecycle, quality, report, validation
 from crawlops.alerts import record_check, record_findings
 from crawlops.db import Connection
 from crawlops.findings import Finding, Level
+from crawlops.harness import simulator
 from crawlops.model import UTC, Window
 from crawlops.queue import RedisClient
 from crawlops.settings import Settings

@@ -1,7 +1,8 @@
 """The MySQL ledger, one module per table family; only that module holds its tables' SQL.
 
-- ``tasks``: ``amazon_task_information``; ``config``: the config rows tasks are planned
-  from (``amazon_crawl_config``); ``manifest``: the element manifest ``amazon_task_element``;
+- ``tasks``: ``amazon_task_information``; ``chains``: its retry chains, as retention deletes
+  them; ``config``: the config rows tasks are planned from (``amazon_crawl_config``);
+  ``manifest``: the element manifest ``amazon_task_element``;
 - ``results``: the crawlers' results tables and their quarantine, with the validity rules;
 - ``alerts``: the alert outbox ``amazon_alert``, ``amazon_alert_delivery``, ``amazon_check_run``;
 - ``verdicts``: suite verdicts ``amazon_validation_run`` and the volume rollup

@@ -8,13 +8,14 @@
 - ``run`` / ``serve``: the loop around a team's ``fetch(element) -> results`` function,
   with graceful SIGTERM, in one or many processes (``python -m crawlops.worker``);
 - ``crawlops.worker.scrapy``: the same for a Scrapy spider (``pip install .[scrapy]``);
-- ``python -m crawlops.worker.check -- <worker command>``: the contract test a team runs
+- ``python -m crawlops.harness.check -- <worker command>``: the contract test a team runs
   against its own worker.
 """
 
 from crawlops.reasons import Blocked, Failed, Reason, amazon_block, markers_detector
-from crawlops.worker.client import EMPTY, Element, Result, Tally, WorkerClient
+from crawlops.worker.client import WorkerClient
 from crawlops.worker.loop import Fetch, Stop, load_fetch, run, serve
+from crawlops.worker.model import EMPTY, Element, Result, Tally
 
 __all__ = [
     "EMPTY", "Blocked", "Element", "Failed", "Fetch", "Reason", "Result", "Stop", "Tally", "WorkerClient",

@@ -27,9 +27,7 @@ No Airflow import, and nothing but ``redis`` and ``MySQLdb`` underneath.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import json
 import logging
 import os
 import socket
@@ -38,116 +36,17 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any
 
 from crawlops import queue, telemetry
 from crawlops.db import Connection
-from crawlops.model import crawl_object_of, empty_key, fail_key
+from crawlops.model import crawl_object_of
 from crawlops.queue import RedisClient
 from crawlops.reasons import Reason, classify
 from crawlops.store import results
+from crawlops.worker.model import EMPTY, RESULTS_TABLE, Element, Empty, Result, Tally, utc_now
 
 log = logging.getLogger(__name__)
-
-RESULTS_TABLE = "amazon_search_result"
-# The result fields a crawler fills; the element's own fields come from the element.
-RESULT_FIELDS = ("asin", "title", "price", "currency", "rating", "review_count", "position")
-ELEMENT_FIELDS = ("keyword", "marketplace", "page")
-
-
-class Empty:
-    """The type of ``EMPTY`` (one instance: use ``EMPTY``)."""
-
-    def __repr__(self) -> str:
-        return "EMPTY"
-
-
-EMPTY: Final = Empty()
-"""What a fetch function returns (or a Scrapy callback yields) to say "crawled: there is
-nothing on this page". Results that are none without it fail the element (``nothing_parsed``)."""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Element:
-    """One taken element: its task and its member exactly as popped (the bytes)."""
-
-    task_id: str
-    member: bytes
-    _fields: dict[str, Any] | None = dataclasses.field(default=None, compare=False, repr=False)
-
-    @property
-    def fields(self) -> dict[str, Any]:
-        """The element's JSON (parsed once); raises ``ValueError`` when the member is not an element."""
-        value = self._fields
-        if value is None:
-            value = json.loads(self.member)
-            if not isinstance(value, dict):
-                raise ValueError(f"member is not a JSON object: {self.member!r}")
-            object.__setattr__(self, "_fields", value)  # a cache, not a change: frozen for everything else
-        return value
-
-    @property
-    def crawl_object(self) -> str:
-        return crawl_object_of(self.task_id)
-
-    @property
-    def keyword(self) -> str:
-        return str(self.fields["keyword"])
-
-    @property
-    def marketplace(self) -> str:
-        return str(self.fields["marketplace"])
-
-    @property
-    def page(self) -> int:
-        return int(self.fields["page"])
-
-    def __str__(self) -> str:
-        return f"{self.task_id}:{self.member.decode('utf-8', 'replace')}"
-
-
-@dataclasses.dataclass(slots=True)
-class Result:
-    """One result of an element's page; ``position`` counts from 1 on the page."""
-
-    asin: str | None
-    title: str | None = None
-    price: float | None = None
-    currency: str | None = None
-    rating: float | None = None
-    review_count: int | None = None
-    position: int | None = None
-
-    @classmethod
-    def of(cls, item: Result | Mapping[str, Any]) -> Result:
-        """A result from a mapping (a Scrapy item, a dict); unknown keys are an error."""
-        if isinstance(item, Result):
-            return item
-        unknown = set(item) - set(RESULT_FIELDS)
-        if unknown:
-            raise ValueError(f"not result fields: {sorted(unknown)} (the element's fields are copied, not given)")
-        return cls(**{k: item.get(k) for k in RESULT_FIELDS})
-
-
-@dataclasses.dataclass
-class Tally:
-    """What a client did: elements answered with rows, answered empty, reported failed, rows written."""
-
-    taken: int = 0
-    answered: int = 0
-    empty: int = 0
-    failed: int = 0
-    released: int = 0
-    rows: int = 0
-    reasons: Counter[str] = dataclasses.field(default_factory=Counter)  # failures by reason class
-
-    def add(self, other: Tally) -> None:
-        for field in dataclasses.fields(self):
-            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class WorkerClient:
@@ -234,9 +133,8 @@ class WorkerClient:
         for task_id in self.open_tasks():
             if len(taken) >= count:
                 break
-            members = self.redis.spop(task_id, count - len(taken)) or []
-            for member in members:
-                element = Element(task_id, member if isinstance(member, bytes) else str(member).encode())
+            for member in queue.take(self.redis, task_id, count - len(taken)):
+                element = Element(task_id, member)
                 self.held[(element.task_id, element.member)] = element
                 taken.append(element)
         self.tally.taken += len(taken)
@@ -302,28 +200,23 @@ class WorkerClient:
         return done
 
     def _write_answers(self, pipe: Any) -> None:
-        by_task: dict[tuple[str, str], list[bytes]] = {}
+        empty: dict[str, list[bytes]] = {}
+        failed: dict[str, list[bytes]] = {}
         reasons: dict[str, dict[bytes, str]] = {}
         counts: Counter[str] = Counter()
         for element in self._empty:
-            by_task.setdefault((empty_key(element.task_id), element.task_id), []).append(element.member)
+            empty.setdefault(element.task_id, []).append(element.member)
             counts[self._outcome(element, telemetry.EMPTY)] += 1
         for element, cls, detail in self._failed:
-            by_task.setdefault((fail_key(element.task_id), element.task_id), []).append(element.member)
+            failed.setdefault(element.task_id, []).append(element.member)
             reasons.setdefault(element.task_id, {})[element.member] = telemetry.encode_reason(cls, detail)
             counts[self._outcome(element, telemetry.FAILED, cls)] += 1
         for element in self._answered:
             counts[self._outcome(element, telemetry.ANSWERED)] += 1
-        for (key, _), members in by_task.items():
-            pipe.sadd(key, *members)
+        queue.report(pipe, failed=failed, empty=empty)
         for task_id, mapping in reasons.items():
-            key = telemetry.reason_key(task_id)
-            pipe.hset(key, mapping=mapping)
-            pipe.expire(key, telemetry.REASON_TTL_SECONDS)
-        minute = telemetry.minute_key(self.clock())
-        for field, n in counts.items():
-            pipe.hincrby(minute, field, n)
-        pipe.expire(minute, telemetry.OUTCOME_TTL_SECONDS)
+            telemetry.write_reasons(pipe, task_id, mapping)
+        telemetry.count_outcomes(pipe, self.clock(), counts)
 
     def _outcome(self, element: Element, outcome: str, reason: str = "") -> str:
         crawl_object = self._objects_of.get(element.task_id)
@@ -348,17 +241,12 @@ class WorkerClient:
         if not force and now - self._last_beat < self.heartbeat_seconds:
             return
         self._last_beat = now
-        seen = utc_now()
-        key = telemetry.WORKER_PREFIX + self.worker_id
-        host, pid = socket.gethostname(), os.getpid()
-        pipe.hset(key, mapping={
-            "host": host, "pid": pid, "objects": ",".join(sorted(self._served)) or "*",
-            "held": len(self.held), "taken": self.tally.taken, "answered": self.tally.answered,
-            "empty": self.tally.empty, "failed": self.tally.failed,
-            "started": self._started.isoformat(timespec="seconds"), "last_seen": seen.isoformat(timespec="seconds"),
-        })  # fmt: skip
-        pipe.expire(key, telemetry.HEARTBEAT_TTL_SECONDS)
-        pipe.zadd(telemetry.WORKERS_KEY, {self.worker_id: seen.timestamp()})
+        tally = self.tally
+        telemetry.beat(pipe, self.worker_id, {
+            "host": socket.gethostname(), "pid": os.getpid(), "objects": ",".join(sorted(self._served)) or "*",
+            "held": len(self.held), "taken": tally.taken, "answered": tally.answered, "empty": tally.empty,
+            "failed": tally.failed, "started": self._started.isoformat(timespec="seconds"),
+        }, utc_now())  # fmt: skip
 
     # -- throttles ----------------------------------------------------------------------------
 

@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
-from crawlops.worker.client import Element, Empty, Result, Tally, WorkerClient
+from crawlops.worker.client import WorkerClient
+from crawlops.worker.model import Element, Empty, Result, Tally
 
 log = logging.getLogger(__name__)
 

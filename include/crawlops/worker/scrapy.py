@@ -6,21 +6,15 @@ page) and ``parse(response)`` (yield one mapping of result fields per result; yi
 ``EMPTY`` when the page says it has none). The rest is done here, as Scrapy users expect it:
 
 - ``start()`` pulls elements from all open tasks, most urgent first, never more than
-  ``CRAWLOPS_MAX_HELD`` at a time (default ``CONCURRENT_REQUESTS``), so nothing waits in
-  Scrapy's scheduler where the package cannot see it; there is no per-task process and no
-  scrapy-redis;
+  ``CRAWLOPS_MAX_HELD`` at a time (default ``CONCURRENT_REQUESTS``): no scrapy-redis;
 - every request carries its element (``request.meta["crawlops_element"]``) and is
   ``dont_filter`` (an hourly repeat of the same page is new work, not a duplicate);
-- every response passes a block detector (``CRAWLOPS_BLOCK_DETECTOR``, default
-  ``crawlops.reasons.amazon_block``: Amazon's robot-check and captcha markers, which come
-  with HTTP 200) before any retry or callback sees it: a block page fails its element as
-  ``blocked`` (``CrawlopsDownloaderMiddleware``);
-- a 429 or 503 with ``Retry-After`` waits that long and fetches the page again, up to
-  ``CRAWLOPS_RETRY_AFTER_TIMES`` (3) waits of at most ``CRAWLOPS_RETRY_AFTER_MAX_SECONDS``
-  (300) each, instead of failing it (Scrapy's own RetryMiddleware ignores the header);
-- requests to a marketplace that supervision throttled (``crawlops:throttle:<mp>``) leave
-  the set interval between them (its elements wait their turn in ``start``, outside Scrapy's
-  concurrency); other marketplaces go at full speed;
+- every response passes a block detector (``CRAWLOPS_BLOCK_DETECTOR``, default Amazon's
+  robot-check markers, which come with HTTP 200) before any retry or callback sees it: a
+  block page fails its element as ``blocked`` (``CrawlopsDownloaderMiddleware``);
+- a 429 or 503 with ``Retry-After`` waits and is fetched again (``CRAWLOPS_RETRY_AFTER_TIMES``,
+  ``CRAWLOPS_RETRY_AFTER_MAX_SECONDS``); a throttled marketplace's elements wait their turn
+  in ``start``, outside Scrapy's concurrency, so other marketplaces keep full speed;
 - a download failure (the errback), an HTTP error, or an exception in ``parse``
   (``CrawlopsSpiderMiddleware.process_spider_exception``: it never reaches an errback)
   reports the element failed with its reason class (``http_503``, ``timeout``,
@@ -56,8 +50,9 @@ from scrapy.utils.asyncio import sleep as scrapy_sleep
 from twisted.python.failure import Failure
 
 from crawlops.reasons import BlockDetector, Blocked, Reason, amazon_block, retry_after_seconds
-from crawlops.worker.client import EMPTY, Element, Result, WorkerClient
+from crawlops.worker.client import WorkerClient
 from crawlops.worker.loop import run_processes
+from crawlops.worker.model import EMPTY, Element, Result
 
 log = logging.getLogger(__name__)
 

@@ -1,13 +1,13 @@
 """The worker contract test: run a crawl team's worker against known work and say, per rule,
 what held.
 
-    python -m crawlops.worker.check [--mysql-url URL] [--redis-url URL] -- <worker command>
+    python -m crawlops.harness.check [--mysql-url URL] [--redis-url URL] -- <worker command>
 
 It dispatches a known set of elements with this package's own dispatch into a SCRATCH
 MySQL database and Redis db (both are emptied: the defaults are ``crawlops_check`` and db
 11), serves fake search pages on 127.0.0.1 (some fail with 503, some are empty, some are
 broken so a parser raises, some are slow, some are Amazon's robot check with HTTP 200, some
-have neither results nor a no-results notice; ``crawlops.worker.fakesite``), and starts the
+have neither results nor a no-results notice; ``crawlops.harness.fakesite``), and starts the
 worker command with ``CRAWLOPS_MYSQL_URL``, ``CRAWLOPS_REDIS_URL`` and
 ``CRAWLOPS_SEARCH_URL`` (the fake site's base URL) in its environment. Once the worker has
 answered the first round it dispatches slow pages, sends SIGTERM to the worker's process
@@ -36,10 +36,10 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from crawlops.db import Connection
+from crawlops.harness.fakesite import Key, PageKind, SearchSite
+from crawlops.harness.rules import Ledger, Rule, examples, judge
 from crawlops.model import Window
 from crawlops.queue import RedisClient
-from crawlops.worker.fakesite import Key, PageKind, SearchSite
-from crawlops.worker.rules import Ledger, Rule, examples, judge
 
 DEFAULT_MYSQL_URL = "mysql://root@127.0.0.1:3306/crawlops_check"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/11"
@@ -211,34 +211,7 @@ def check(
         print(f"check: fake search site at {site.url}; worker: {shlex.join(command)} (log {log_path})", file=out)
         started = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
         with worker_process(command, env, log_path) as process:
-            progress: dict[str, Any] = {"seen": None, "since": time.monotonic()}
-
-            def first_round_done() -> bool:
-                """Every element answered; or the sets drained and nothing changed (no element
-                taken, none answered) for QUIET_SECONDS: an element taken and never answered
-                stays so, and the rules below say which."""
-                ledger = Ledger.read(scratch.conn, scratch.r, first)
-                answered = sum(1 for t in first for a in ledger.answers(t).values() if a)
-                queued = sum(len(ledger.queued[t]) for t in first)
-                if (answered, queued) != progress["seen"]:
-                    progress.update(seen=(answered, queued), since=time.monotonic())
-                everything = sum(len(ledger.elements[t]) for t in first)
-                quiet = time.monotonic() - progress["since"] > QUIET_SECONDS
-                return queued == 0 and (answered == everything or quiet)
-
-            settled = _wait(first_round_done, timeout, process)
-            time.sleep(1.0)  # let a late double answer show
-            finished = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
-            ledger = Ledger.read(scratch.conn, scratch.r, first)
-            if process.poll() is not None:
-                rules.append(
-                    Rule("keeps running", False, f"the worker exited with {process.returncode} before it was stopped")
-                )
-            elif not settled:
-                rules.append(
-                    Rule("keeps up", False, f"the first round's tasks were not drained within {timeout:.0f} s")
-                )
-            rules += judge(ledger, first, plan, started=started, finished=finished)
+            rules += first_round(scratch, process, first, plan, started=started, timeout=timeout)
             rules.append(stop_rule(scratch, process, hours[0], stop_timeout, timeout))
     print(*(rule.line() for rule in rules), sep="\n", file=out)
     if not all(rule.held for rule in rules):
@@ -246,6 +219,43 @@ def check(
         print("check: last lines of the worker's output:", *(f"  | {line}" for line in tail), sep="\n", file=out)
     scratch.conn.close()
     return rules
+
+
+def first_round(
+    scratch: Scratch,
+    process: subprocess.Popen[bytes],
+    first: list[str],
+    plan: dict[Key, PageKind],
+    *,
+    started: dt.datetime,
+    timeout: float,
+) -> list[Rule]:
+    """Wait for the worker to answer the first round (or go quiet), then judge it."""
+    progress: dict[str, Any] = {"seen": None, "since": time.monotonic()}
+
+    def first_round_done() -> bool:
+        """Every element answered; or the sets drained and nothing changed (no element taken,
+        none answered) for QUIET_SECONDS: an element taken and never answered stays so, and
+        the rules say which."""
+        ledger = Ledger.read(scratch.conn, scratch.r, first)
+        answered = sum(1 for t in first for a in ledger.answers(t).values() if a)
+        queued = sum(len(ledger.queued[t]) for t in first)
+        if (answered, queued) != progress["seen"]:
+            progress.update(seen=(answered, queued), since=time.monotonic())
+        everything = sum(len(ledger.elements[t]) for t in first)
+        quiet = time.monotonic() - progress["since"] > QUIET_SECONDS
+        return queued == 0 and (answered == everything or quiet)
+
+    settled = _wait(first_round_done, timeout, process)
+    time.sleep(1.0)  # let a late double answer show
+    finished = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    ledger = Ledger.read(scratch.conn, scratch.r, first)
+    rules = []
+    if process.poll() is not None:
+        rules.append(Rule("keeps running", False, f"the worker exited with {process.returncode} before it was stopped"))
+    elif not settled:
+        rules.append(Rule("keeps up", False, f"the first round's tasks were not drained within {timeout:.0f} s"))
+    return rules + judge(ledger, first, plan, started=started, finished=finished)
 
 
 def stop_rule(
@@ -285,7 +295,7 @@ def stop_rule(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m crawlops.worker.check",
+        prog="python -m crawlops.harness.check",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -39,7 +39,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 from crawlops.reasons import Blocked, amazon_block
-from crawlops.worker.client import EMPTY, Empty, Result
+from crawlops.worker.model import EMPTY, Empty, Result
 
 CURRENCY = {"US": "USD", "UK": "GBP", "DE": "EUR", "FR": "EUR", "JP": "JPY"}
 

@@ -21,7 +21,7 @@ from typing import Any
 from crawlops.db import Connection
 from crawlops.queue import RedisClient, open_tasks_by_urgency
 from crawlops.worker import Blocked, Element, Result, Stop, WorkerClient
-from crawlops.worker.client import utc_now
+from crawlops.worker.model import utc_now
 
 _ASIN_ALPHABET = string.digits + string.ascii_uppercase
 _CURRENCY = {"US": "USD", "UK": "GBP", "DE": "EUR", "JP": "JPY"}
@@ -155,7 +155,7 @@ def run_worker(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m crawlops.simulator --workers N``: a SIMULATED crawler fleet of N processes."""
+    """``python -m crawlops.harness.simulator --workers N``: a SIMULATED crawler fleet of N processes."""
     import argparse
     import os
 
@@ -222,9 +222,9 @@ def _search_worker(mysql_url: str, redis_url: str, search_url: str, options: dic
     """A plain worker of the kit's fake search site: fetch the page, parse it (no Scrapy)."""
     import urllib.request
 
+    from crawlops.harness.fakesite import page_url, parse
     from crawlops.worker import run
-    from crawlops.worker.client import Empty
-    from crawlops.worker.fakesite import page_url, parse
+    from crawlops.worker.model import Empty
 
     def fetch(element: Element) -> list[Result] | Empty:
         url = page_url(search_url, element.keyword, element.marketplace, element.page)
