@@ -90,16 +90,6 @@ def set_check_status(conn: Connection, check: str, window_start: dt.datetime, st
     store_alerts.set_check_status(conn, check, start, status, only_if=only_if)
 
 
-def mark_delivered(conn: Connection, alert_ids: Iterable[int]) -> None:
-    """Alerts that went out by another way (an outage told to DingTalk without MySQL)."""
-    store_alerts.mark_delivered(conn, list(alert_ids))
-
-
-def findings_by_level(conn: Connection, dag_run_id: str) -> dict[str, int]:
-    """How many findings a run recorded, by level."""
-    return store_alerts.findings_by_level(conn, dag_run_id)
-
-
 def _row(finding: Finding, start: dt.datetime, end: dt.datetime, dag_run_id: str | None) -> tuple[Any, ...]:
     return (
         finding.level.value,

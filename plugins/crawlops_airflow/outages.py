@@ -83,8 +83,9 @@ def record_recovered_outages(
 ) -> list[str]:
     """Outages told to DingTalk while MySQL was down, recorded in ``amazon_alert`` now that it is
     back (a message that went out is marked delivered); returns the components that recovered."""
-    from crawlops.alerts import mark_delivered, record_findings
+    from crawlops.alerts import record_findings
     from crawlops.outage import recovered
+    from crawlops.store.alerts import mark_delivered
 
     state = _outage_state()
     back = [c for c in components if c in state]

@@ -146,7 +146,7 @@ class TaskRun:
         """The end of a supervision run: its findings by level, logged; its alerts and any
         unsent daily report delivered; then fails when a ``required`` step's result is None
         (it did not complete), naming it."""
-        from crawlops.alerts import findings_by_level
+        from crawlops.store.alerts import findings_by_level
 
         start, end = self.window.naive()
         summary: dict[str, Any] = {"window": [start.isoformat(), end.isoformat()],

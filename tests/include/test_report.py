@@ -283,9 +283,9 @@ def test_write_html_is_self_contained_with_charts(mysql, redis_client, settings,
     assert set(charts) == {"chart-volume", "chart-quality", "chart-alerts"}
     assert charts["chart-volume"].count('<rect class="bar"') == 24
     assert charts["chart-volume"].count('<rect class="band"') == 4
-    assert charts["chart-volume"].count(f'fill="{report.charts._BAD}"') == 1  # the hour outside its band
+    assert charts["chart-volume"].count(f'fill="{report.charts.BAD}"') == 1  # the hour outside its band
     assert charts["chart-quality"].count('<rect class="cell"') == 24
-    assert charts["chart-quality"].count(f'fill="{report.charts._BAD}"') == 1
+    assert charts["chart-quality"].count(f'fill="{report.charts.BAD}"') == 1
     assert charts["chart-alerts"].count('<rect class="bar"') == 4
     assert '<table id="task-table">' in page and "<td>4</td>" in page
     links = re.findall(r"https?://[^\s\"'<>)]*", page)

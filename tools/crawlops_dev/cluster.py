@@ -188,7 +188,7 @@ def start() -> int:
 def _start() -> int:
     from crawlops.db import connect
     from crawlops.migrations import migrate
-    from crawlops_dev.demo import _load_demo_config
+    from crawlops_dev.demo import load_demo_config
 
     started = time.monotonic()
     (HOME / "pids").mkdir(parents=True, exist_ok=True)
@@ -206,7 +206,7 @@ def _start() -> int:
         raise stack.Died(f"airflow db migrate failed; see {HOME}/db-migrate.log")
     conn = connect()
     migrate(conn)
-    loaded = _load_demo_config(conn)
+    loaded = load_demo_config(conn)
     stack._seed_history(conn)  # the demo's 48 hours, so the first view has history (skipped when seeded)
     conn.close()
     print(

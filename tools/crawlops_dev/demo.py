@@ -37,7 +37,7 @@ def _schema() -> None:
     conn.close()
 
 
-def _load_demo_config(conn) -> int:
+def load_demo_config(conn) -> int:
     return load_if_empty(conn, DEMO_CONFIG)
 
 
@@ -154,7 +154,7 @@ def _run() -> int:
     conn = connect()
     applied = migrate(conn)
     print(f"schema at version {current_version(conn)}; applied now: {', '.join(applied) or 'nothing'}")
-    loaded = _load_demo_config(conn)
+    loaded = load_demo_config(conn)
     print(f"demo config: {loaded} rows loaded" if loaded else "config table already has rows: left as it is")
     window = last_complete_hour(dt.datetime.now(UTC), tz)
     log_dir = Path(os.environ["AIRFLOW_HOME"]) / "demo-runs"

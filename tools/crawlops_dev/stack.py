@@ -221,7 +221,7 @@ def _seed_history(conn: Any) -> None:
 def start() -> int:
     from crawlops.db import connect
     from crawlops.migrations import migrate
-    from crawlops_dev.demo import _load_demo_config
+    from crawlops_dev.demo import load_demo_config
 
     if _running():
         print(f"already running: {_running()} (make stop first)")
@@ -236,7 +236,7 @@ def start() -> int:
     )
     conn = connect()
     migrate(conn)
-    loaded = _load_demo_config(conn)
+    loaded = load_demo_config(conn)
     print(f"schema applied; demo config: {loaded or 'already there'}")
     _seed_history(conn)
     conn.close()

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from crawlops.db import Connection
-from crawlops.queue import RedisClient, open_tasks_by_urgency
+from crawlops.queue import RedisClient
 from crawlops.worker import Blocked, Element, Result, Stop, WorkerClient
 from crawlops.worker.model import utc_now
 
@@ -59,11 +59,6 @@ def _result(rng: random.Random, element: Element, position: int, behaviour: Beha
         title = None
     currency = _CURRENCY.get(element.marketplace, "USD")
     return Result(asin, title, price, currency, rating, rng.randint(0, 50_000), position)
-
-
-def open_task_ids(r: RedisClient) -> list[str]:
-    """What a worker polls: the open-task index in Redis (no MySQL needed), most urgent first."""
-    return open_tasks_by_urgency(r)
 
 
 def crawl(

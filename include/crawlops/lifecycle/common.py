@@ -18,11 +18,11 @@ from crawlops.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def _lock(conn: Connection, settings: Settings, write: bool) -> Any:
+def tracking_lock(conn: Connection, settings: Settings, write: bool) -> Any:
     return named_lock(conn, DISPATCH_LOCK, settings.dispatch.lock_timeout_seconds) if write else nullcontext()
 
 
-def _db_now(conn: Connection) -> Any:
+def db_now(conn: Connection) -> Any:
     with conn.cursor() as cur:
         cur.execute("SELECT UTC_TIMESTAMP()")
         return cur.fetchone()[0]
@@ -32,14 +32,14 @@ def decision_time(conn: Connection, reference: dt.datetime) -> dt.datetime:
     """The time lifecycle decisions (grace periods, settled_at) count from: the later of a
     run's reference and the database clock, so a backfilled run never judges live Redis
     state as of the past."""
-    return max(_naive_utc(reference), _db_now(conn))
+    return max(naive_utc(reference), db_now(conn))
 
 
-def _naive_utc(instant: dt.datetime) -> dt.datetime:
+def naive_utc(instant: dt.datetime) -> dt.datetime:
     return instant.astimezone(dt.UTC).replace(tzinfo=None) if instant.tzinfo else instant
 
 
-def _reject(r: RedisClient, key: str, texts: list[str], rejected: list[Rejected]) -> None:
+def reject_members(r: RedisClient, key: str, texts: list[str], rejected: list[Rejected]) -> None:
     """Take members that are not the task's elements out of ``key`` and note them (once: they are gone)."""
     if not texts:
         return
@@ -58,7 +58,7 @@ def _printable(text: str) -> str:
     return text
 
 
-def _ingest_empty(conn: Connection, r: RedisClient, settings: Settings, task_id: str, rejected: list[Rejected]) -> int:
+def ingest_empty(conn: Connection, r: RedisClient, settings: Settings, task_id: str, rejected: list[Rejected]) -> int:
     """Record the members of ``<task_id>_empty`` as answered empty, then take them out of the set."""
     key = empty_key(task_id)
     batch = settings.dispatch.redis_batch_size
@@ -66,12 +66,12 @@ def _ingest_empty(conn: Connection, r: RedisClient, settings: Settings, task_id:
     known, unknown = store.split_known(conn, task_id, members, batch_size=settings.dispatch.mysql_batch_size)
     marked = store.mark_empty(conn, task_id, known, batch_size=settings.dispatch.mysql_batch_size)
     queue.remove_members(r, key, known, batch)  # SREM, not DEL: a worker may be adding more right now
-    _reject(r, key, unknown, rejected)
+    reject_members(r, key, unknown, rejected)
     return marked
 
 
-_OPEN = (TaskStatus.PENDING.value, TaskStatus.IN_PROGRESS.value)
+OPEN = (TaskStatus.PENDING.value, TaskStatus.IN_PROGRESS.value)
 
 
-def _fail_set_digests(r: RedisClient, key: str, settings: Settings) -> set[bytes]:
+def fail_set_digests(r: RedisClient, key: str, settings: Settings) -> set[bytes]:
     return {element_digest(m) for m in queue.members(r, key, settings.dispatch.redis_batch_size)}

@@ -9,10 +9,10 @@ from typing import Any
 from crawlops import queue, store
 from crawlops.db import Connection, marks
 from crawlops.dispatch import publish
-from crawlops.lifecycle.common import _fail_set_digests, _lock
+from crawlops.lifecycle.common import fail_set_digests, tracking_lock
 from crawlops.lifecycle.outcomes import Tracking
-from crawlops.lifecycle.settle import _settle_finished
-from crawlops.lifecycle.sync import _sync
+from crawlops.lifecycle.settle import settle_finished_locked
+from crawlops.lifecycle.sync import sync_locked
 from crawlops.model import TaskStatus, element_digest, fail_key
 from crawlops.names import DISPATCH_DAG
 from crawlops.queue import RedisClient
@@ -33,12 +33,12 @@ def track(
     same way against a fresh epoch as against a missing one: neither is a task's recorded epoch.
     """
     write = not dry_run
-    with _lock(conn, settings, write):
+    with tracking_lock(conn, settings, write):
         epoch, facts = queue.epoch_and_facts(r, create=write)
         open_rows = store.select_open_tasks(conn)
-        synced = _sync(conn, r, settings, epoch=epoch, write=write, open_rows=open_rows)
+        synced = sync_locked(conn, r, settings, epoch=epoch, write=write, open_rows=open_rows)
         tracking = Tracking(dry_run=dry_run, open=synced, rejected=list(synced.rejected))
-        tracking.merge(_settle_finished(conn, r, settings, epoch=epoch, now=now, dry_run=dry_run))
+        tracking.merge(settle_finished_locked(conn, r, settings, epoch=epoch, now=now, dry_run=dry_run))
         tracking.merge(_reconcile(conn, r, settings, epoch=epoch, facts=facts, dry_run=dry_run, open_rows=open_rows))
     return tracking
 
@@ -52,7 +52,7 @@ def reconcile_lost(conn: Connection, r: RedisClient, settings: Settings, *, dry_
     fail set, or handed to a retry task are not pushed again. Parents go before their
     retries, so a retry is published with them.
     """
-    with _lock(conn, settings, not dry_run):
+    with tracking_lock(conn, settings, not dry_run):
         epoch, facts = queue.epoch_and_facts(r, create=not dry_run)
         return _reconcile(conn, r, settings, epoch=epoch, facts=facts, dry_run=dry_run)
 
@@ -91,7 +91,7 @@ def _reconcile(
     candidates.sort(key=lambda t: (len(t.task_id), t.task_id))
     failed_sizes = queue.set_sizes(r, [fail_key(t.task_id) for t in candidates])
     for task, failed in zip(candidates, failed_sizes, strict=True):
-        waiting = _fail_set_digests(r, fail_key(task.task_id), settings) if failed else set()
+        waiting = fail_set_digests(r, fail_key(task.task_id), settings) if failed else set()
         if task.pushed_at is not None:
             tracking.lost_queues.append(task.task_id)
         if dry_run or epoch is None:

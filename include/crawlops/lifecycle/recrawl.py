@@ -6,9 +6,9 @@ import logging
 
 from crawlops import queue, store
 from crawlops.db import Connection
-from crawlops.lifecycle.common import _lock
+from crawlops.lifecycle.common import tracking_lock
 from crawlops.lifecycle.outcomes import Recrawl
-from crawlops.lifecycle.settle import _hand_over
+from crawlops.lifecycle.settle import hand_over
 from crawlops.model import Element
 from crawlops.queue import RedisClient
 from crawlops.settings import Settings
@@ -26,14 +26,14 @@ def recrawl(
 ) -> Recrawl:
     """Crawl answered elements once more (their rows lack a field the data needs), by task id.
 
-    Each goes down its task's retry chain like an unanswered one (``_hand_over``: the
+    Each goes down its task's retry chain like an unanswered one (``hand_over``: the
     chain's open task, or a retry of its last task within the retry budget), and is marked
     there (``recrawl_at``), so an element is re-crawled once: one its chain re-crawled
     already is not sent again, whatever its new rows hold.
     """
     outcome = Recrawl(dry_run=dry_run)
     limits = settings.dispatch
-    with _lock(conn, settings, not dry_run):
+    with tracking_lock(conn, settings, not dry_run):
         epoch = queue.current_epoch(r, create=not dry_run)
         ids = sorted(elements)
         found = {t.task_id: t for chunk in range(0, len(ids), 1000)
@@ -52,7 +52,7 @@ def recrawl(
             fresh = [e for e in wanted if e.digest not in done]
             if not fresh:
                 continue
-            handed = _hand_over(conn, r, settings, task, fresh, epoch=epoch, write=not dry_run, closing=False)
+            handed = hand_over(conn, r, settings, task, fresh, epoch=epoch, write=not dry_run, closing=False)
             outcome.handed.append(handed)
             if handed.retry_task and not dry_run:
                 store.mark_recrawled(

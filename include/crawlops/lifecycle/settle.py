@@ -12,7 +12,7 @@ from typing import Any
 from crawlops import queue, store, telemetry
 from crawlops.db import Connection
 from crawlops.findings import reason_summary
-from crawlops.lifecycle.common import _OPEN, _db_now, _ingest_empty, _lock, _naive_utc, _reject
+from crawlops.lifecycle.common import OPEN, db_now, ingest_empty, naive_utc, reject_members, tracking_lock
 from crawlops.lifecycle.outcomes import EXAMPLES, DeadTask, Handed, Settled, Tracking
 from crawlops.model import Element, TaskStatus, empty_key, fail_key
 from crawlops.names import DISPATCH_DAG, SUPERVISION_DAG
@@ -34,20 +34,20 @@ def settle_finished(
 ) -> Tracking:
     """Judge every finished task not yet settled (``now``: the time the grace counts from;
     default the database's clock)."""
-    with _lock(conn, settings, not dry_run):
+    with tracking_lock(conn, settings, not dry_run):
         epoch = queue.current_epoch(r, create=not dry_run)
-        tracking = _settle_finished(conn, r, settings, epoch=epoch, now=now, dry_run=dry_run)
+        tracking = settle_finished_locked(conn, r, settings, epoch=epoch, now=now, dry_run=dry_run)
     if tracking.dead and on_dead is not None and not dry_run:
         on_dead(tracking.dead)
     return tracking
 
 
-def _settle_finished(
+def settle_finished_locked(
     conn: Connection, r: RedisClient, settings: Settings, *, epoch: str | None, now: dt.datetime | None, dry_run: bool
 ) -> Tracking:
     """``settle_finished`` under a lock the caller holds, against the Redis epoch it read."""
     tracking = Tracking(dry_run=dry_run)
-    now = _naive_utc(now) if now is not None else _db_now(conn)
+    now = naive_utc(now) if now is not None else db_now(conn)
     tasks = store.select_tasks(
         conn,
         "settled_at IS NULL AND task_status IN (%s, %s)",
@@ -73,7 +73,7 @@ def _ingest_late_empties(
     sizes = queue.set_sizes(r, [empty_key(t.task_id) for t in recent])
     for task, size in zip(recent, sizes, strict=True):
         if size:
-            marked = _ingest_empty(conn, r, settings, task.task_id, tracking.rejected)
+            marked = ingest_empty(conn, r, settings, task.task_id, tracking.rejected)
             log.info("%s: %d empty answers reported after it settled recorded", task.task_id, marked)
 
 
@@ -101,7 +101,7 @@ def _settle(
     retry chain, and not already in one of its retry tasks. Those not in the fail set were
     lost (taken and never answered): a task with lost elements waits out the grace period
     after it finished, since a worker may still be crawling them; ``force_reason`` (a
-    timeout) settles at once. Where they go is ``_hand_over``'s rule: the retry task
+    timeout) settles at once. Where they go is ``hand_over``'s rule: the retry task
     ``<task_id>_fail`` as a rule; when that exists already (a re-crawl created it), they
     join the chain's open task or a retry of its last task, the same budget either way.
     """
@@ -109,7 +109,7 @@ def _settle(
     batch = limits.redis_batch_size
     write = not tracking.dry_run
     if write and queue.set_sizes(r, [empty_key(task.task_id)])[0]:
-        _ingest_empty(conn, r, settings, task.task_id, tracking.rejected)
+        ingest_empty(conn, r, settings, task.task_id, tracking.rejected)
     fkey = fail_key(task.task_id)
     # When the retry task exists, the fail set is its queue: members from elsewhere in the
     # chain belong there, so nothing is rejected or withdrawn from it.
@@ -117,7 +117,7 @@ def _settle(
     fail_members = list(queue.members(r, fkey, batch))
     reported, unknown = store.split_known(conn, task.task_id, fail_members, batch_size=limits.mysql_batch_size)
     if write and not has_retry:
-        _reject(r, fkey, unknown, tracking.rejected)
+        reject_members(r, fkey, unknown, tracking.rejected)
     unanswered = [e for part in store.stream_elements(conn, task, batch_size=batch, exclude_done=True, fields=True)
                   for e in part]  # fmt: skip
     failed_texts = set(reported)
@@ -140,10 +140,10 @@ def _settle(
     examples = _examples(unanswered, why)
     if write and not has_retry:
         # The fail set becomes exactly the unanswered elements: what was answered since it
-        # was reported leaves it (what was lost joins it in _hand_over).
+        # was reported leaves it (what was lost joins it in hand_over).
         queue.remove_members(r, fkey, [m for m in reported if m not in unanswered_texts], batch)
     handed = (
-        _hand_over(conn, r, settings, task, unanswered, epoch=epoch, write=write, closing=True) if unanswered else None
+        hand_over(conn, r, settings, task, unanswered, epoch=epoch, write=write, closing=True) if unanswered else None
     )
     if handed is None:
         status = TaskStatus.COMPLETED
@@ -237,7 +237,7 @@ def _chain_tail(conn: Connection, task: store.TaskRow) -> store.TaskRow:
     return tail
 
 
-def _hand_over(
+def hand_over(
     conn: Connection,
     r: RedisClient,
     settings: Settings,
@@ -261,7 +261,7 @@ def _hand_over(
     limits = settings.dispatch
     texts = [e.text for e in elements]
     tail = _chain_tail(conn, task)
-    if tail.settled_at is None and tail.task_status in _OPEN and not (closing and tail is task):
+    if tail.settled_at is None and tail.task_status in OPEN and not (closing and tail is task):
         if write:
             store.add_to_manifest(conn, tail.task_id, elements, batch_size=limits.mysql_batch_size)
             queue.add_members(r, tail.task_id, texts, limits.redis_batch_size)
@@ -297,9 +297,9 @@ def hand_to_retry(
     every unanswered element goes to the retry path (a retry task, or Dead when the budget
     is spent). Returns what was (or, with ``dry_run``, would be) handed over."""
     tracking = Tracking(dry_run=dry_run)
-    with _lock(conn, settings, not dry_run):
+    with tracking_lock(conn, settings, not dry_run):
         epoch = queue.current_epoch(r, create=not dry_run)
-        now = _naive_utc(now) if now is not None else _db_now(conn)
+        now = naive_utc(now) if now is not None else db_now(conn)
         marks = ", ".join(["%s"] * len(task_ids))
         for task in store.select_tasks(conn, f"task_id IN ({marks}) AND settled_at IS NULL", task_ids):
             if task.task_status == TaskStatus.DEAD.value:

@@ -7,7 +7,7 @@ from typing import Any
 
 from crawlops import queue, store
 from crawlops.db import Connection
-from crawlops.lifecycle.common import _db_now, _ingest_empty, _lock, _reject
+from crawlops.lifecycle.common import db_now, ingest_empty, reject_members, tracking_lock
 from crawlops.lifecycle.outcomes import OpenTasks, Rejected, Tracking
 from crawlops.model import TaskStatus
 from crawlops.names import DISPATCH_DAG
@@ -33,8 +33,8 @@ def sync_statuses(conn: Connection, r: RedisClient, settings: Settings) -> dict[
 
 def sync_open_tasks(conn: Connection, r: RedisClient, settings: Settings, *, write: bool = True) -> OpenTasks:
     """The sync itself; returns the tasks still open afterwards (``write=False``: judge, change nothing)."""
-    with _lock(conn, settings, write):
-        return _sync(conn, r, settings, epoch=queue.current_epoch(r, create=False), write=write)
+    with tracking_lock(conn, settings, write):
+        return sync_locked(conn, r, settings, epoch=queue.current_epoch(r, create=False), write=write)
 
 
 _PENDING, _IN_PROGRESS = TaskStatus.PENDING.value, TaskStatus.IN_PROGRESS.value
@@ -42,7 +42,7 @@ _COMPLETED, _FAILED = TaskStatus.COMPLETED.value, TaskStatus.FAILED.value
 _FINISHED = (_COMPLETED, _FAILED)
 
 
-def _sync(
+def sync_locked(
     conn: Connection,
     r: RedisClient,
     settings: Settings,
@@ -71,7 +71,7 @@ def _sync(
             lost.append(task.task_id)
         else:
             if empty and write:
-                emptied[task.task_id] = _ingest_empty(conn, r, settings, task.task_id, rejected)
+                emptied[task.task_id] = ingest_empty(conn, r, settings, task.task_id, rejected)
             status = _status(task, remaining, failed, empty)
             unchanged = status == task.task_status and remaining == task.remaining_count and failed == task.failed_count
             progressed = task.remaining_count is None or remaining < task.remaining_count
@@ -84,7 +84,7 @@ def _sync(
             if not unchanged:  # an unchanged row is left as read
                 times = {}
                 if progressed and write:
-                    now = now or _db_now(conn)
+                    now = now or db_now(conn)
                     times = {"progress_at": now, "started_at": task.started_at or now}
                 kept = task._replace(task_status=status, remaining_count=remaining, failed_count=failed, **times)
         still_open.append(kept)
@@ -150,7 +150,7 @@ def _record_late_members(
         members = list(queue.members(r, task.task_id, settings.dispatch.redis_batch_size))
         known, unknown = store.split_known(conn, task.task_source or task.task_id, members, batch_size=batch)
         # elements of earlier tasks of the chain that joined this open task are in its own manifest
-        _reject(r, task.task_id, store.split_known(conn, task.task_id, unknown, batch_size=batch)[1], rejected)
+        reject_members(r, task.task_id, store.split_known(conn, task.task_id, unknown, batch_size=batch)[1], rejected)
         count = store.add_to_manifest(conn, task.task_id, known, batch_size=settings.dispatch.mysql_batch_size)
         if count:
             added[task.task_id] = count

@@ -7,12 +7,12 @@ import math
 from typing import Any
 
 from crawlops.report.model import ReportData
-from crawlops.report.text import _num, _one_line, _pct
+from crawlops.report.text import num_text, one_line, pct_text
 
-_LEVEL_COLORS = {"CRITICAL": "#7f1d1d", "ERROR": "#dc2626", "WARNING": "#f59e0b", "INFO": "#0ea5e9"}
-_OK, _BAD, _NONE, _BAR, _BAND = "#16a34a", "#dc2626", "#e5e7eb", "#2563eb", "#bfdbfe"
+LEVEL_COLORS = {"CRITICAL": "#7f1d1d", "ERROR": "#dc2626", "WARNING": "#f59e0b", "INFO": "#0ea5e9"}
+OK, BAD, NONE, BAR, BAND = "#16a34a", "#dc2626", "#e5e7eb", "#2563eb", "#bfdbfe"
 
-_REPAIRED = "#f59e0b"
+REPAIRED = "#f59e0b"
 
 
 def _e(value: Any) -> str:
@@ -30,7 +30,7 @@ def _nice_max(value: float) -> tuple[float, float]:
     return step * math.ceil(value / step), step
 
 
-def _legend(items: list[tuple[str, str]]) -> str:
+def legend(items: list[tuple[str, str]]) -> str:
     return (
         '<div class="legend">'
         + "".join(f'<span><i style="background:{color}"></i>{_e(text)}</span>' for color, text in items)
@@ -38,7 +38,7 @@ def _legend(items: list[tuple[str, str]]) -> str:
     )
 
 
-def _volume_svg(data: ReportData) -> str:
+def volume_svg(data: ReportData) -> str:
     entries, labels = data.volume.hours, data.hours
     width, height, left, right, top, bottom = 1040, 280, 60, 12, 12, 34
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -57,7 +57,7 @@ def _volume_svg(data: ReportData) -> str:
     while tick <= y_max + 1e-9:
         parts.append(
             f'<line x1="{left}" x2="{width - right}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="#e5e7eb"/>'
-            f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end">{_num(tick)}</text>'
+            f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end">{num_text(tick)}</text>'
         )
         tick += step
     for i, (entry, label) in enumerate(zip(entries, labels, strict=True)):
@@ -66,7 +66,7 @@ def _volume_svg(data: ReportData) -> str:
             y_hi, y_lo = y(entry.band_high), y(entry.band_low)
             parts.append(
                 f'<rect class="band" x="{x + 1:.1f}" y="{y_hi:.1f}" width="{slot - 2:.1f}" '
-                f'height="{max(y_lo - y_hi, 1):.1f}" fill="{_BAND}" opacity="0.7"/>'
+                f'height="{max(y_lo - y_hi, 1):.1f}" fill="{BAND}" opacity="0.7"/>'
             )
             if entry.mean is not None:
                 parts.append(
@@ -75,15 +75,15 @@ def _volume_svg(data: ReportData) -> str:
                 )
         bar_w = slot * 0.56
         bar_y = y(entry.rows)
-        color = _BAD if entry.outside else _BAR
+        color = BAD if entry.outside else BAR
         band = (
-            f"expected {_num(entry.band_low)}–{_num(entry.band_high)}"
+            f"expected {num_text(entry.band_low)}–{num_text(entry.band_high)}"
             if entry.band_low is not None
             else f"no band ({entry.history_points} past hours)"
         )
         parts.append(
             f'<rect class="bar" x="{x + (slot - bar_w) / 2:.1f}" y="{bar_y:.1f}" width="{bar_w:.1f}" '
-            f'height="{top + plot_h - bar_y:.1f}" fill="{color}"><title>{_e(label)}: {_num(entry.rows)} rows, '
+            f'height="{top + plot_h - bar_y:.1f}" fill="{color}"><title>{_e(label)}: {num_text(entry.rows)} rows, '
             f"{_e(band)}</title></rect>"
         )
         if len(entries) <= 26 or i % 2 == 0:
@@ -98,7 +98,7 @@ def _volume_svg(data: ReportData) -> str:
     return "".join(parts)
 
 
-def _quality_svg(data: ReportData) -> str:
+def quality_svg(data: ReportData) -> str:
     suites, labels = data.quality.suites, data.hours
     width, left, right, top, row_h = 1040, 200, 12, 6, 30
     names = list(suites) or ["(no validation runs)"]
@@ -111,23 +111,23 @@ def _quality_svg(data: ReportData) -> str:
     for row, name in enumerate(names):
         y = top + row * row_h
         parts.append(
-            f'<text x="{left - 8}" y="{y + row_h / 2 + 4:.1f}" text-anchor="end">{_e(_one_line(name, 30))}</text>'
+            f'<text x="{left - 8}" y="{y + row_h / 2 + 4:.1f}" text-anchor="end">{_e(one_line(name, 30))}</text>'
         )
         cells = suites[name].hours if name in suites else [None] * len(labels)
         for i, cell in enumerate(cells):
             if cell is None:
-                color, tip = _NONE, "not validated"
+                color, tip = NONE, "not validated"
             elif cell.verdict == "repaired":
-                color = _REPAIRED
-                tip = f"repaired: failed first, passed after repair; {_num(cell.row_count)} rows"
+                color = REPAIRED
+                tip = f"repaired: failed first, passed after repair; {num_text(cell.row_count)} rows"
             elif cell.verdict == "passed":
-                color = _OK
-                tip = f"passed: {cell.evaluated} expectations, {_num(cell.row_count)} rows"
+                color = OK
+                tip = f"passed: {cell.evaluated} expectations, {num_text(cell.row_count)} rows"
             else:
-                color = _BAD
-                tip = f"failed {cell.failed} of {cell.evaluated} expectations, {_num(cell.row_count)} rows"
+                color = BAD
+                tip = f"failed {cell.failed} of {cell.evaluated} expectations, {num_text(cell.row_count)} rows"
             if cell is not None and cell.quality_score is not None:
-                tip += f", quality score {_pct(cell.quality_score)}"
+                tip += f", quality score {pct_text(cell.quality_score)}"
             parts.append(
                 f'<rect class="cell" x="{left + i * slot + 1:.1f}" y="{y + 2}" width="{slot - 2:.1f}" '
                 f'height="{row_h - 4}" rx="3" fill="{color}">'
@@ -148,7 +148,7 @@ def _quality_svg(data: ReportData) -> str:
     return "".join(parts)
 
 
-def _alerts_svg(data: ReportData) -> str:
+def alerts_svg(data: ReportData) -> str:
     by_level = data.alerts.by_level
     levels = list(by_level)
     width, height, left, right, top, bottom = 340, 200, 36, 8, 18, 26
@@ -166,7 +166,7 @@ def _alerts_svg(data: ReportData) -> str:
     while tick <= y_max + 1e-9:
         parts.append(
             f'<line x1="{left}" x2="{width - right}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="#e5e7eb"/>'
-            f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end">{_num(tick)}</text>'
+            f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end">{num_text(tick)}</text>'
         )
         tick += step
     for i, level in enumerate(levels):
@@ -175,7 +175,7 @@ def _alerts_svg(data: ReportData) -> str:
         x = left + i * slot + (slot - bar_w) / 2
         parts.append(
             f'<rect class="bar" x="{x:.1f}" y="{y(count):.1f}" width="{bar_w:.1f}" height="{y(0) - y(count):.1f}" '
-            f'fill="{_LEVEL_COLORS.get(level, "#6b7280")}"><title>{_e(level)}: {count}</title></rect>'
+            f'fill="{LEVEL_COLORS.get(level, "#6b7280")}"><title>{_e(level)}: {count}</title></rect>'
             f'<text x="{x + bar_w / 2:.1f}" y="{y(count) - 4:.1f}" text-anchor="middle" '
             f'style="font-weight:600;fill:#111827">{count}</text>'
             f'<text x="{x + bar_w / 2:.1f}" y="{height - 8}" text-anchor="middle">{_e(level)}</text>'

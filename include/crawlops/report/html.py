@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from crawlops.report import charts
 from crawlops.report.model import ReportData
-from crawlops.report.text import _bytes, _duration, _num, _pct, _queue_text, _safe_link
+from crawlops.report.text import bytes_text, duration_text, num_text, pct_text, queue_text, safe_link
 from crawlops.settings import include_dir
 
 
@@ -24,7 +24,7 @@ def _template() -> Any:
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
     )
-    env.filters.update(num=_num, pct=_pct, duration=_duration, bytes=_bytes)
+    env.filters.update(num=num_text, pct=pct_text, duration=duration_text, bytes=bytes_text)
     return env.get_template("daily_report.html.j2")
 
 
@@ -37,13 +37,13 @@ def render_html(data: ReportData) -> str:
     severe = alerts.by_level.get("CRITICAL", 0) + alerts.by_level.get("ERROR", 0)
     redis_ok = system.redis.reachable
     cards = [
-        ("tasks dispatched", _num(total.dispatched), ""),
-        ("success rate", _pct(total.success_rate), ""),
-        ("dead tasks", _num(total.dead), "bad" if total.dead else ""),
-        ("rows", _num(vol.total_rows), ""),
-        ("hours outside band", _num(vol.outside_band), "bad" if vol.outside_band else ""),
-        ("quality hours failed", _num(q.failed), "bad" if q.failed else ""),
-        ("critical + error alerts", _num(severe), "bad" if severe else ""),
+        ("tasks dispatched", num_text(total.dispatched), ""),
+        ("success rate", pct_text(total.success_rate), ""),
+        ("dead tasks", num_text(total.dead), "bad" if total.dead else ""),
+        ("rows", num_text(vol.total_rows), ""),
+        ("hours outside band", num_text(vol.outside_band), "bad" if vol.outside_band else ""),
+        ("quality hours failed", num_text(q.failed), "bad" if q.failed else ""),
+        ("critical + error alerts", num_text(severe), "bad" if severe else ""),
         ("Redis", "reachable" if redis_ok else "unreachable", "word ok" if redis_ok else "word bad"),
     ]
     start, end = dt.datetime.fromisoformat(data.window.start), dt.datetime.fromisoformat(data.window.end)
@@ -55,28 +55,28 @@ def render_html(data: ReportData) -> str:
     alert_rows = [
         (
             a,
-            charts._LEVEL_COLORS.get(a.level, "#6b7280"),
+            charts.LEVEL_COLORS.get(a.level, "#6b7280"),
             f"{dt.datetime.fromisoformat(a.window_start).astimezone(zone):%H:%M}",
         )
         for a in alerts.top
     ]
     drawn = {
-        "volume": charts._volume_svg(data),
-        "quality": charts._quality_svg(data),
-        "alerts": charts._alerts_svg(data),
-        "volume_legend": charts._legend(
+        "volume": charts.volume_svg(data),
+        "quality": charts.quality_svg(data),
+        "alerts": charts.alerts_svg(data),
+        "volume_legend": charts.legend(
             [
-                (charts._BAR, "rows in the hour"),
-                (charts._BAD, "outside the expected band"),
-                (charts._BAND, f"expected band (mean ± {vol.anomaly_z:g}σ)"),
+                (charts.BAR, "rows in the hour"),
+                (charts.BAD, "outside the expected band"),
+                (charts.BAND, f"expected band (mean ± {vol.anomaly_z:g}σ)"),
             ]
         ),
-        "quality_legend": charts._legend(
+        "quality_legend": charts.legend(
             [
-                (charts._OK, "passed"),
-                (charts._REPAIRED, "repaired (failed, then passed after a repair)"),
-                (charts._BAD, "failed (number of failed expectations)"),
-                (charts._NONE, "not validated"),
+                (charts.OK, "passed"),
+                (charts.REPAIRED, "repaired (failed, then passed after a repair)"),
+                (charts.BAD, "failed (number of failed expectations)"),
+                (charts.NONE, "not validated"),
             ]
         ),
     }
@@ -85,7 +85,7 @@ def render_html(data: ReportData) -> str:
             data=data,
             cards=cards,
             utc_span=utc_span,
-            run_link=_safe_link(data.run_url),
+            run_link=safe_link(data.run_url),
             task_rows=task_rows,
             vol=vol,
             q=q,
@@ -93,7 +93,7 @@ def render_html(data: ReportData) -> str:
             alert_rows=alert_rows,
             system=system,
             redis=system.redis,
-            queue_lines=_queue_text(system.queues),
+            queue_lines=queue_text(system.queues),
             seen=data.outcomes,
             reasons=list(data.outcomes.failed_by_reason),
             # drawn by crawlops.report.charts, which escapes every text it puts in them

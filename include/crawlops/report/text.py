@@ -8,15 +8,15 @@ from typing import Any
 from crawlops.report.model import QueueDepth, ReportData
 
 
-def _num(value: float | None) -> str:
+def num_text(value: float | None) -> str:
     return "–" if value is None else f"{value:,.0f}"
 
 
-def _pct(value: float | None) -> str:
+def pct_text(value: float | None) -> str:
     return "–" if value is None else f"{value:.2%}"
 
 
-def _duration(seconds: float | None) -> str:
+def duration_text(seconds: float | None) -> str:
     if seconds is None:
         return "–"
     if seconds < 120:
@@ -26,7 +26,7 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _bytes(value: int | None) -> str:
+def bytes_text(value: int | None) -> str:
     if value is None:
         return "–"
     size = float(value)
@@ -37,24 +37,24 @@ def _bytes(value: int | None) -> str:
     return f"{size:.1f} GiB"
 
 
-def _one_line(text: Any, limit: int) -> str:
+def one_line(text: Any, limit: int) -> str:
     flat = " ".join(str(text or "").split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def _safe_link(url: str | None) -> str | None:
+def safe_link(url: str | None) -> str | None:
     """Only plain web links become links; anything else (``javascript:``...) is shown as text."""
     if url and url.lower().startswith(("http://", "https://")) and not any(c.isspace() for c in url):
         return url
     return None
 
 
-def _listed(items: list[str], limit: int) -> str:
+def listed(items: list[str], limit: int) -> str:
     shown = ", ".join(items[:limit])
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
-def _failed_hours(data: ReportData) -> list[str]:
+def failed_hours(data: ReportData) -> list[str]:
     return [
         f"{label} {data.hours[i]}"
         for label, suite in data.quality.suites.items()
@@ -63,18 +63,18 @@ def _failed_hours(data: ReportData) -> list[str]:
     ]
 
 
-def _outside_hours(data: ReportData) -> list[str]:
+def outside_hours(data: ReportData) -> list[str]:
     return [
-        f"{data.hours[i]} {_num(e.rows)} rows (expected {_num(e.band_low)}–{_num(e.band_high)})"
+        f"{data.hours[i]} {num_text(e.rows)} rows (expected {num_text(e.band_low)}–{num_text(e.band_high)})"
         for i, e in enumerate(data.volume.hours)
         if e.outside
     ]
 
 
-def _queue_text(queues: Mapping[str, QueueDepth]) -> list[str]:
+def queue_text(queues: Mapping[str, QueueDepth]) -> list[str]:
     lines = []
     for task_type, q in queues.items():
-        queued = "queued unknown" if q.queued is None else f"{_num(q.queued)} queued"
-        failing = "" if q.failed_waiting is None else f", {_num(q.failed_waiting)} failed waiting"
-        lines.append(f"{task_type}: {_num(q.open_tasks)} open tasks, {queued}{failing}")
+        queued = "queued unknown" if q.queued is None else f"{num_text(q.queued)} queued"
+        failing = "" if q.failed_waiting is None else f", {num_text(q.failed_waiting)} failed waiting"
+        lines.append(f"{task_type}: {num_text(q.open_tasks)} open tasks, {queued}{failing}")
     return lines
