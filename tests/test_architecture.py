@@ -20,7 +20,6 @@ LONG_FUNCTIONS = {
         "amazon_data_supervision",
     ): "a DAG function holds its tasks as nested functions",
     ("plugins/crawlops_airflow/dashboard.py", "create_app"): "one nested function per route of the app",
-    ("include/crawlops/health.py", "check_tasks"): "timeouts, stalls and success rate in one pass; to split",
     ("include/crawlops/lifecycle/settle.py", "_settle"): "one task's settlement in one place; to split further",
     ("include/crawlops/lifecycle/sync.py", "sync_locked"): "one pass over the open tasks; to split further",
     ("include/crawlops/report/markdown.py", "render_markdown"): "the message's sections; to split per section",

@@ -18,7 +18,7 @@ from crawlops.findings import Finding, Level
 from crawlops.model import TaskStatus, fail_key
 from crawlops.names import SUPERVISION_DAG
 from crawlops.queue import RedisClient
-from crawlops.settings import Settings
+from crawlops.settings import HealthSettings, Settings
 
 log = logging.getLogger(__name__)
 SOURCE = SUPERVISION_DAG
@@ -99,18 +99,7 @@ def check_tasks(
     synced = tracking.open or lifecycle.OpenTasks([], {}, {}, {}, [])
     ref = reference.astimezone(dt.UTC).replace(tzinfo=None)
     open_tasks = [t for t in synced.tasks if t.task_id not in tracking.repushed]
-    began_by = ref - dt.timedelta(seconds=health.task_timeout_seconds)  # began by then: timed out
-    last_by = ref - dt.timedelta(seconds=health.stall_seconds)  # last progress by then: stalled
-    in_progress = TaskStatus.IN_PROGRESS.value
-    timed_out, stalled = [], []
-    for task in open_tasks:
-        began = task.started_at or task.pushed_at
-        last = task.progress_at or began
-        if began is not None and began <= began_by:
-            timed_out.append(task)
-        elif task.task_status == in_progress and last is not None and last <= last_by:
-            stalled.append(task)
-
+    timed_out, stalled = overdue(open_tasks, ref, health)
     findings: list[Finding] = tracking.findings(SOURCE)
     repair: dict[str, Any] = {}
     if timed_out:
@@ -118,46 +107,10 @@ def check_tasks(
         repair = lifecycle.hand_to_retry(
             conn, r, settings, [t.task_id for t in timed_out], reason=reason, dry_run=dry_run, now=now
         )
-        verb = "would send" if dry_run else "sent"
-        for task in timed_out:
-            handed = repair["handed"].get(task.task_id, 0)
-            findings.append(
-                Finding(
-                    Level.ERROR,
-                    SOURCE,
-                    "task_timeout",
-                    f"{task.task_id} {task.task_status} longer than {health.task_timeout_seconds} s",
-                    subject=task.task_id,
-                    details={"status": task.task_status, "remaining": task.remaining_count},
-                    action=f"{verb} {handed} unanswered elements to the retry path",
-                )
-            )
-        findings += [Finding.from_json(f) for f in repair["findings"]]
-    for task in stalled:
-        findings.append(
-            Finding(
-                Level.WARNING,
-                SOURCE,
-                "task_stalled",
-                f"{task.task_id}: no element taken for {health.stall_seconds} s",
-                subject=task.task_id,
-                details={"remaining": task.remaining_count, "last_progress": str(task.progress_at)},
-            )
-        )
-
+        findings += timeout_findings(timed_out, repair, health, dry_run=dry_run)
+    findings += [stall_finding(task, health) for task in stalled]
     by_type = success_rates(conn, now, health.success_rate_lookback_seconds)
-    for crawl_object, entry in by_type.items():
-        if entry["rate"] is not None and entry["rate"] < health.success_rate_min:
-            findings.append(
-                Finding(
-                    Level.WARNING,
-                    SOURCE,
-                    "success_rate",
-                    f"{crawl_object}: success rate {entry['rate']:.1%} below {health.success_rate_min:.0%}",
-                    subject=crawl_object,
-                    details={**entry, "lookback_seconds": health.success_rate_lookback_seconds},
-                )
-            )
+    findings += success_rate_findings(by_type, health)
     dispatched = sum(e["elements"] for e in by_type.values())
     answered = sum(e["answered"] for e in by_type.values())
     return HealthReport(
@@ -173,6 +126,71 @@ def check_tasks(
         repair=repair,
         tracking=tracking.to_json(),
     )
+
+
+def overdue(
+    tasks: Sequence[store.OpenTask], ref: dt.datetime, health: HealthSettings
+) -> tuple[list[store.OpenTask], list[store.OpenTask]]:
+    """(timed out: began ``task_timeout_seconds`` before ``ref`` or earlier; stalled: in
+    progress, and no element taken for ``stall_seconds``) among the open tasks."""
+    began_by = ref - dt.timedelta(seconds=health.task_timeout_seconds)
+    last_by = ref - dt.timedelta(seconds=health.stall_seconds)
+    timed_out, stalled = [], []
+    for task in tasks:
+        began = task.started_at or task.pushed_at
+        last = task.progress_at or began
+        if began is not None and began <= began_by:
+            timed_out.append(task)
+        elif task.task_status == TaskStatus.IN_PROGRESS.value and last is not None and last <= last_by:
+            stalled.append(task)
+    return timed_out, stalled
+
+
+def timeout_findings(
+    timed_out: Sequence[store.OpenTask], repair: dict[str, Any], health: HealthSettings, *, dry_run: bool
+) -> list[Finding]:
+    """An ERROR per timed-out task saying what went to the retry path; then what that did (Dead tasks...)."""
+    verb = "would send" if dry_run else "sent"
+    findings = [
+        Finding(
+            Level.ERROR,
+            SOURCE,
+            "task_timeout",
+            f"{task.task_id} {task.task_status} longer than {health.task_timeout_seconds} s",
+            subject=task.task_id,
+            details={"status": task.task_status, "remaining": task.remaining_count},
+            action=f"{verb} {repair['handed'].get(task.task_id, 0)} unanswered elements to the retry path",
+        )
+        for task in timed_out
+    ]
+    return findings + [Finding.from_json(f) for f in repair["findings"]]
+
+
+def stall_finding(task: store.OpenTask, health: HealthSettings) -> Finding:
+    return Finding(
+        Level.WARNING,
+        SOURCE,
+        "task_stalled",
+        f"{task.task_id}: no element taken for {health.stall_seconds} s",
+        subject=task.task_id,
+        details={"remaining": task.remaining_count, "last_progress": str(task.progress_at)},
+    )
+
+
+def success_rate_findings(by_type: dict[str, dict[str, Any]], health: HealthSettings) -> list[Finding]:
+    """A WARNING per crawl object whose success rate is below ``success_rate_min``."""
+    return [
+        Finding(
+            Level.WARNING,
+            SOURCE,
+            "success_rate",
+            f"{crawl_object}: success rate {entry['rate']:.1%} below {health.success_rate_min:.0%}",
+            subject=crawl_object,
+            details={**entry, "lookback_seconds": health.success_rate_lookback_seconds},
+        )
+        for crawl_object, entry in by_type.items()
+        if entry["rate"] is not None and entry["rate"] < health.success_rate_min
+    ]
 
 
 def success_rates(conn: Connection, now: dt.datetime, lookback_seconds: int) -> dict[str, dict[str, Any]]:
