@@ -22,7 +22,6 @@ LONG_FUNCTIONS = {
     ("plugins/crawlops_airflow/dashboard.py", "create_app"): "one nested function per route of the app",
     ("include/crawlops/lifecycle/settle.py", "_settle"): "one task's settlement in one place; to split further",
     ("include/crawlops/lifecycle/sync.py", "sync_locked"): "one pass over the open tasks; to split further",
-    ("include/crawlops/report/markdown.py", "render_markdown"): "the message's sections; to split per section",
     ("include/crawlops/report/html.py", "render_html"): "the template's context; to split per section",
     ("include/crawlops/retention.py", "purge"): "every table's step in order",
     ("include/crawlops/dashboard.py", "quality_by_hour"): "to fold into the one read model (issue 24, item 2)",

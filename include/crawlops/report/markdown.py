@@ -22,7 +22,7 @@ from crawlops.report.text import (
 MARKDOWN_LIMIT = 4000
 
 
-def outcome_line(data: ReportData, md: Any) -> str:
+def outcome_line(data: ReportData) -> str:
     """What the crawlers saw: answers, failures by reason, the marketplaces with the highest
     failure and empty shares (kit workers' counts)."""
     seen = data.outcomes
@@ -41,64 +41,54 @@ def outcome_line(data: ReportData, md: Any) -> str:
     )
 
 
-def render_markdown(data: ReportData, *, limit: int = MARKDOWN_LIMIT) -> str:
-    """Compact Markdown for a DingTalk robot message; text from the data is escaped and single-line."""
+def md(text: Any, width: int = 80) -> str:
+    """A text from the data, on one line, cut to ``width`` and escaped for DingTalk's Markdown."""
+    return html.escape(one_line(text, width), quote=False)
 
-    def md(text: Any, width: int = 80) -> str:
-        return html.escape(one_line(text, width), quote=False)
 
-    tasks, q, vol, alerts, system = data.tasks, data.quality, data.volume, data.alerts, data.system
-    head = [
-        f"### {md(data.title)}",
-        f"{md(data.day)} 00:00 – 24:00 ({md(data.timezone)})",
-        "",
-        "**Tasks**",
-        "",
-    ]
+def task_lines(data: ReportData) -> list[str]:
+    """One line per crawl object: tasks by outcome, success, time to complete."""
+    tasks = data.tasks
     rows = list(tasks.by_type.items()) or [("(none)", tasks.total)]
-    for task_type, t in rows:
-        head.append(
-            f"- {md(task_type, 40)}: {t.dispatched} dispatched, {t.completed} completed, {t.failed} failed, "
-            f"{t.retried} retried, {t.dead} dead, {t.open} open; success {pct_text(t.success_rate)} "
-            f"({t.empty_elements} answered empty, {t.lost_elements} lost); "
-            f"time to complete mean {duration_text(t.mean_seconds)}, p95 {duration_text(t.p95_seconds)}"
-        )
-    failed = [md(h, 60) for h in failed_hours(data)]
-    validated = q.passed + q.repaired + q.failed
-    quality_line = f"**Data quality**: {q.passed} of {validated} validated hours passed"
-    if q.repaired:
-        quality_line += f", {q.repaired} repaired"
-    if failed:
-        quality_line += f", {q.failed} failed ({listed(failed, 6)})"
-    if q.quality_score_min is not None:
-        quality_line += f"; lowest quality score {pct_text(q.quality_score_min)}"
+    return [
+        f"- {md(task_type, 40)}: {t.dispatched} dispatched, {t.completed} completed, {t.failed} failed, "
+        f"{t.retried} retried, {t.dead} dead, {t.open} open; success {pct_text(t.success_rate)} "
+        f"({t.empty_elements} answered empty, {t.lost_elements} lost); "
+        f"time to complete mean {duration_text(t.mean_seconds)}, p95 {duration_text(t.p95_seconds)}"
+        for task_type, t in rows
+    ]
+
+
+def quality_line(data: ReportData) -> str:
+    q = data.quality
     if not q.suites:
-        quality_line = "**Data quality**: no validation runs this day"
-    outside = outside_hours(data)
-    volume_line = f"**Volume**: {num_text(vol.total_rows)} rows in {md(vol.table)}; "
-    volume_line += (
+        return "**Data quality**: no validation runs this day"
+    failed = [md(h, 60) for h in failed_hours(data)]
+    line = f"**Data quality**: {q.passed} of {q.passed + q.repaired + q.failed} validated hours passed"
+    if q.repaired:
+        line += f", {q.repaired} repaired"
+    if failed:
+        line += f", {q.failed} failed ({listed(failed, 6)})"
+    if q.quality_score_min is not None:
+        line += f"; lowest quality score {pct_text(q.quality_score_min)}"
+    return line
+
+
+def volume_line(data: ReportData) -> str:
+    vol, outside = data.volume, outside_hours(data)
+    line = f"**Volume**: {num_text(vol.total_rows)} rows in {md(vol.table)}; "
+    line += (
         f"{len(outside)} hours outside the expected band: {listed(outside, 4)}"
         if outside
         else "every hour with a band lies within it"
     )
     if vol.without_band:
-        volume_line += f" ({vol.without_band} hours without enough history for a band)"
-    levels = " · ".join(f"{level} {count}" for level, count in alerts.by_level.items())
-    body = [
-        "",
-        quality_line,
-        "",
-        volume_line,
-        "",
-        outcome_line(data, md),
-        "",
-        f"**Alerts** ({alerts.total}): {levels}",
-        "",
-    ]
-    alert_lines = [
-        f"- {md(a.level, 10)} {md(a.check_name, 40)} {md(a.subject, 60)}: {md(a.title, 120)}" for a in alerts.top[:5]
-    ]
-    redis = system.redis
+        line += f" ({vol.without_band} hours without enough history for a band)"
+    return line
+
+
+def system_lines(data: ReportData) -> list[str]:
+    system, redis = data.system, data.system.redis
     if redis.reachable:
         memory = f"memory {bytes_text(redis.used_memory)}"
         memory += f" of {bytes_text(redis.maxmemory)}" if redis.maxmemory else " (no maxmemory)"
@@ -106,11 +96,23 @@ def render_markdown(data: ReportData, *, limit: int = MARKDOWN_LIMIT) -> str:
     else:
         redis_text = f"**Redis unreachable** ({md(redis.error, 120)})"
     queues = "; ".join(md(line, 100) for line in queue_text(system.queues)) or "no open tasks"
-    tail = ["", f"**System**: MySQL reachable · {redis_text} · queues: {queues}"]
+    lines = ["", f"**System**: MySQL reachable · {redis_text} · queues: {queues}"]
     link = safe_link(data.run_url)
-    if link:
-        tail += ["", f"[Open the run in Airflow]({link})"]
+    return [*lines, "", f"[Open the run in Airflow]({link})"] if link else lines
 
+
+def render_markdown(data: ReportData, *, limit: int = MARKDOWN_LIMIT) -> str:
+    """Compact Markdown for a DingTalk robot message; text from the data is escaped and single-line."""
+    alerts = data.alerts
+    head = [f"### {md(data.title)}", f"{md(data.day)} 00:00 – 24:00 ({md(data.timezone)})", "", "**Tasks**", ""]
+    head += task_lines(data)
+    levels = " · ".join(f"{level} {count}" for level, count in alerts.by_level.items())
+    body = ["", quality_line(data), "", volume_line(data), "", outcome_line(data), ""]
+    body += [f"**Alerts** ({alerts.total}): {levels}", ""]
+    alert_lines = [
+        f"- {md(a.level, 10)} {md(a.check_name, 40)} {md(a.subject, 60)}: {md(a.title, 120)}" for a in alerts.top[:5]
+    ]
+    tail = system_lines(data)
     while True:
         text = "\n".join(head + body + alert_lines + tail)
         if len(text) <= limit or not alert_lines:
