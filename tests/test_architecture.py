@@ -20,7 +20,7 @@ LONG_FUNCTIONS = {
         "amazon_data_supervision",
     ): "a DAG function holds its tasks as nested functions",
     ("plugins/crawlops_airflow/dashboard.py", "create_app"): "one nested function per route of the app",
-    ("include/crawlops/lifecycle/settle.py", "_settle"): "one task's settlement in one place; to split further",
+    ("include/crawlops/lifecycle/settle.py", "_settle"): "one task's settlement, its steps named; 72 lines",
     ("include/crawlops/lifecycle/sync.py", "sync_locked"): "one pass over the open tasks; to split further",
     ("include/crawlops/report/html.py", "render_html"): "the template's context; to split per section",
     ("include/crawlops/retention.py", "purge"): "every table's step in order",

@@ -111,13 +111,7 @@ def _settle(
     if write and queue.set_sizes(r, [empty_key(task.task_id)])[0]:
         ingest_empty(conn, r, settings, task.task_id, tracking.rejected)
     fkey = fail_key(task.task_id)
-    # When the retry task exists, the fail set is its queue: members from elsewhere in the
-    # chain belong there, so nothing is rejected or withdrawn from it.
-    has_retry = bool(store.select_tasks(conn, "task_id = %s", (fkey,)))
-    fail_members = list(queue.members(r, fkey, batch))
-    reported, unknown = store.split_known(conn, task.task_id, fail_members, batch_size=limits.mysql_batch_size)
-    if write and not has_retry:
-        reject_members(r, fkey, unknown, tracking.rejected)
+    has_retry, fail_members, reported = _read_fail_set(conn, r, settings, task, tracking, write=write)
     unanswered = [e for part in store.stream_elements(conn, task, batch_size=batch, exclude_done=True, fields=True)
                   for e in part]  # fmt: skip
     failed_texts = set(reported)
@@ -150,6 +144,7 @@ def _settle(
     elif handed.how == "budget_spent":
         status = TaskStatus.DEAD
         reason = f"retry budget spent: {len(unanswered)} elements unanswered after {task.retry_count} retries"
+        reason += reason_summary(dict(counts))
     else:
         status = TaskStatus.FAILED
     outcome = Settled(
@@ -157,16 +152,38 @@ def _settle(
         store.empty_count(conn, task.task_id), failed, taken_lost, withdrawn, handed.retry_task if handed else None,
         reason if unanswered else "", dict(counts), examples,
     )  # fmt: skip
-    tracking.settled.append(outcome)
-    if status == TaskStatus.DEAD:
-        tracking.dead.append(
-            DeadTask(task.task_id, task.root_task_id, task.retry_count, len(unanswered), dict(counts), examples)
-        )
-    if handed and handed.retry_task:
-        tracking.retries[handed.retry_task] = tracking.retries.get(handed.retry_task, 0) + handed.count
+    _note(tracking, task, outcome, handed)
     if write:
         _retire(conn, r, settings, task, outcome=outcome, why=why, has_retry=has_retry, reported=bool(fail_members),
                 now=now)  # fmt: skip
+
+
+def _read_fail_set(
+    conn: Connection, r: RedisClient, settings: Settings, task: store.TaskRow, tracking: Tracking, *, write: bool
+) -> tuple[bool, list[str], list[str]]:
+    """(whether the task's retry task exists, its fail set's members, those that are elements of
+    the task). Members that are not are rejected, unless the retry task exists: then the fail
+    set is that task's queue, and members from elsewhere in the chain belong there."""
+    limits = settings.dispatch
+    fkey = fail_key(task.task_id)
+    has_retry = bool(store.select_tasks(conn, "task_id = %s", (fkey,)))
+    fail_members = list(queue.members(r, fkey, limits.redis_batch_size))
+    reported, unknown = store.split_known(conn, task.task_id, fail_members, batch_size=limits.mysql_batch_size)
+    if write and not has_retry:
+        reject_members(r, fkey, unknown, tracking.rejected)
+    return has_retry, fail_members, reported
+
+
+def _note(tracking: Tracking, task: store.TaskRow, outcome: Settled, handed: Handed | None) -> None:
+    """What a pass settled: the outcome, a Dead task, the retries made."""
+    tracking.settled.append(outcome)
+    if outcome.status == TaskStatus.DEAD.value:
+        unanswered = outcome.elements - outcome.answered
+        tracking.dead.append(
+            DeadTask(task.task_id, task.root_task_id, task.retry_count, unanswered, outcome.reasons, outcome.examples)
+        )
+    if handed and handed.retry_task:
+        tracking.retries[handed.retry_task] = tracking.retries.get(handed.retry_task, 0) + handed.count
 
 
 def _retire(
