@@ -220,3 +220,20 @@ def test_a_throttled_marketplace_spaces_its_elements_and_leaves_the_others_alone
 
     assert delays["US"] == [0.0] * 4
     assert delays["DE"] == pytest.approx([0.0, 0.25, 0.5, 0.75], abs=0.02)  # booked one interval apart
+
+
+def test_elements_released_on_shutdown_are_failed_but_not_counted_as_what_the_crawler_saw(
+    mysql, redis_client, settings, config
+):
+    config([("search_result", "kw", "DE", "hourly", 6)])
+    dispatch_window(mysql, redis_client, settings)
+    client = WorkerClient(redis_client, mysql)
+    taken = client.take(6)
+    client.fail(taken[0], "http_503")
+
+    assert client.release() == 5
+
+    now = dt.datetime.now(dt.UTC)
+    counted = telemetry.read_outcomes(redis_client, [now - dt.timedelta(minutes=1), now])
+    assert [(c.outcome, c.reason, c.elements) for c in counted] == [("failed", "http_503", 1)]
+    assert redis_client.scard(fail_key(TASK)) == 6  # all six are retried

@@ -90,6 +90,7 @@ class WorkerClient:
         self._answered: list[Element] = []
         self._empty: list[Element] = []
         self._failed: list[tuple[Element, str, str]] = []
+        self._uncounted: set[tuple[str, bytes]] = set()  # released, never crawled: not what a crawler saw
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> WorkerClient:
@@ -197,6 +198,7 @@ class WorkerClient:
             self._beat(pipe)
             pipe.execute()
         self._rows, self._answered, self._empty, self._failed = [], [], [], []
+        self._uncounted.clear()
         return done
 
     def _write_answers(self, pipe: Any) -> None:
@@ -210,7 +212,8 @@ class WorkerClient:
         for element, cls, detail in self._failed:
             failed.setdefault(element.task_id, []).append(element.member)
             reasons.setdefault(element.task_id, {})[element.member] = telemetry.encode_reason(cls, detail)
-            counts[self._outcome(element, telemetry.FAILED, cls)] += 1
+            if (element.task_id, element.member) not in self._uncounted:
+                counts[self._outcome(element, telemetry.FAILED, cls)] += 1
         for element in self._answered:
             counts[self._outcome(element, telemetry.ANSWERED)] += 1
         queue.report(pipe, failed=failed, empty=empty)
@@ -285,9 +288,11 @@ class WorkerClient:
             time.sleep(delay)
 
     def release(self, reason: str = "worker stopped") -> int:
-        """Report every element taken and not answered as failed, and flush: call on shutdown."""
+        """Report every element taken and not answered as failed, and flush: call on shutdown.
+        They were never crawled, so they are left out of the outcome counts surges are judged by."""
         held = list(self.held.values())
         for element in held:
+            self._uncounted.add((element.task_id, element.member))
             self.fail(element, f"{Reason.OTHER.value}: {reason}, not crawled")
         self.flush()
         self.tally.released += len(held)
