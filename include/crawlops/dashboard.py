@@ -23,16 +23,16 @@ import json
 from typing import Any
 from urllib.parse import quote
 
-from crawlops import health, quality, report, store, surges, telemetry
+from crawlops import health, readmodel, report, store, surges, telemetry
 from crawlops.db import Connection
 from crawlops.model import TaskStatus, as_utc
 from crawlops.names import DISPATCH_DAG, SUPERVISION_DAG
 from crawlops.queue import RedisClient
 from crawlops.report import RESULTS_TABLE
+from crawlops.settings import QualitySettings, Settings
 from crawlops.store import alerts as store_alerts
 from crawlops.store import reports as store_reports
 from crawlops.store import story as store_story
-from crawlops.store import verdicts
 
 HOUR = dt.timedelta(hours=1)
 MAX_RANGE = dt.timedelta(days=31)
@@ -161,70 +161,60 @@ def tasks_by_hour(conn: Connection, span: HourRange) -> dict[str, Any]:
 # Data quality and volume
 
 
+# The page's cells speak the words amazon_check_run stores (pass / repaired / fail): a suite's
+# verdict (passed / repaired / failed in the read model) is formatted into them, so a strip of
+# suite cells reads like a strip of check cells.
+CELL_STATUS = {"passed": "pass", "repaired": "repaired", "failed": "fail"}
+
+
+def _suite_strip(suite: readmodel.SuiteQuality) -> dict[str, Any]:
+    cells = [
+        None
+        if c is None
+        else {
+            "status": CELL_STATUS[c.verdict],
+            "evaluated": c.evaluated,
+            "failed": c.failed,
+            "row_count": c.row_count,
+            "failures": c.failures,
+            "quality_score": c.quality_score,
+            "run": run_path(SUPERVISION_DAG, c.run_id),
+        }
+        for c in suite.hours
+    ]
+    return {"name": suite.label, "kind": "suite", "cells": cells, "passed": suite.passed + suite.repaired,
+            "failed": suite.failed, "not_run": suite.not_validated}  # fmt: skip
+
+
 def quality_by_hour(conn: Connection, span: HourRange) -> dict[str, Any]:
-    """One strip per suite (and per hourly check): each hour pass / fail / not run, with what failed.
+    """One strip per suite (``readmodel.suite_quality``, as the daily report has them) and per
+    hourly check: each hour pass / repaired / fail / not run, with what failed.
 
     Suite cells list their failed expectations; check cells the titles of the findings the
     check stored for that hour.
     """
     start, end = span.naive()
     size = len(span.hours)
-    strips: dict[str, dict[str, Any]] = {}
-    status_of = {"passed": "pass", "repaired": "repaired", "failed": "fail"}
-    rank = {"pass": 0, "repaired": 1, "fail": 2}
-    for (
-        suite,
-        table,
-        window_start,
-        verdict,
-        evaluated,
-        failed,
-        row_count,
-        results,
-        run_id,
-        score,
-    ) in verdicts.validation_rows(conn, start, end):
-        label = suite if suite == table else f"{suite} ({table})"
-        strip = strips.setdefault(label, {"name": label, "kind": "suite", "cells": [None] * size})
-        failed_names = [o["name"] for o in json.loads(results or "{}").get("outcomes", []) if not o.get("success")]
-        index = span.index(window_start.replace(minute=0, second=0))
-        cell = strip["cells"][index] or {
-            "status": "pass",
-            "evaluated": 0,
-            "failed": 0,
-            "row_count": 0,
-            "failures": [],
-            "quality_score": None,
-        }
-        # the history a re-run cannot erase: failed, repaired (failed, then passed) or passed
-        cell["status"] = max(cell["status"], status_of.get(str(verdict), "fail"), key=rank.__getitem__)
-        if score is not None:
-            low = cell["quality_score"]
-            cell["quality_score"] = float(score) if low is None else min(low, float(score))
-        cell["evaluated"] += int(evaluated or 0)
-        cell["failed"] += int(failed or 0)
-        cell["row_count"] += int(row_count or 0)
-        cell["failures"] += [n for n in failed_names if n not in cell["failures"]]
-        cell["run"] = run_path(SUPERVISION_DAG, run_id)
-        strip["cells"][index] = cell
+    suites = readmodel.suite_quality(conn, span.start, size).suites
+    strips = [_suite_strip(suites[label]) for label in sorted(suites)]
     # a suite's own check row: its strip comes from amazon_validation_run
     checks = store_alerts.hourly_checks(conn, start, end, except_like="suite:%")
     titles = _finding_titles(conn, {c for c, *_ in checks}, start, end)
+    by_check: dict[str, dict[str, Any]] = {}
     for check, window_start, status, findings, run_id in checks:
-        strip = strips.setdefault(f"check:{check}", {"name": check, "kind": "check", "cells": [None] * size})
+        strip = by_check.setdefault(check, {"name": check, "kind": "check", "cells": [None] * size})
         strip["cells"][span.index(window_start)] = {
             "status": str(status),
             "findings": int(findings or 0),
             "failures": titles.get((check, window_start, run_id), []),
             "run": run_path(SUPERVISION_DAG, run_id),
         }
-    ordered = sorted(strips.values(), key=lambda s: (s["kind"] != "suite", s["name"]))
-    for strip in ordered:
+    for strip in by_check.values():
         cells = [c for c in strip["cells"] if c]
         strip["passed"] = sum(1 for c in cells if c["status"] in ("pass", "repaired"))
         strip["failed"] = sum(1 for c in cells if c["status"] == "fail")
         strip["not_run"] = size - len(cells)
-    return {"hours": [h.isoformat() for h in span.hours], "strips": ordered}
+    return {"hours": [h.isoformat() for h in span.hours], "strips": strips + [by_check[c] for c in sorted(by_check)]}
 
 
 # The check names of the findings each hourly check stores, where they differ from its own.
@@ -252,42 +242,25 @@ def _finding_titles(conn: Connection, checks: set[str], start: dt.datetime, end:
     return titles
 
 
-def volume_by_hour(conn: Connection, span: HourRange, *, table: str = RESULTS_TABLE) -> dict[str, Any]:
-    """Rows per hour against the band the volume check judged them by.
+def volume_by_hour(
+    conn: Connection, span: HourRange, *, table: str = RESULTS_TABLE, settings: QualitySettings | None = None
+) -> dict[str, Any]:
+    """Rows per hour against the band the volume check judged them by (``readmodel.volume``, as
+    the daily report has them).
 
     Hours the check has judged come from the ``amazon_volume_hourly`` rollup (the count it
-    saw at the hour's close); the newest ``LIVE_HOURS_MAX`` others are counted now and have
-    no band yet; older hours without a rollup row are ``missing`` (backfill the supervision
-    DAG with ``run_hourly`` over them to judge them).
+    saw at the hour's close); the newest ``LIVE_HOURS_MAX`` others are counted now, with the
+    band the check would give them; older hours without a rollup row are ``missing``
+    (backfill the supervision DAG with ``run_hourly`` over them to judge them).
     """
-    start, end = span.naive()
-    judged = {row[0]: row for row in verdicts.volume_rows(conn, table, start, end)}
-    unjudged = [h.replace(tzinfo=None) for h in span.hours if h.replace(tzinfo=None) not in judged]
-    counted = unjudged[-LIVE_HOURS_MAX:]
-    live = quality.hourly_counts(conn, table, counted)
-    entries = []
-    for hour in span.hours:
-        key = hour.replace(tzinfo=None)
-        entry: dict[str, Any] = dict.fromkeys(
-            ("history_points", "mean", "band_low", "band_high", "anomalous", "direction")
-        )
-        if key in judged:
-            _, rows, points, mean, low, high, anomalous, direction = judged[key]
-            entry.update(
-                rows=int(rows), source="rollup", history_points=int(points), mean=mean, band_low=low,
-                band_high=high, anomalous=None if anomalous is None else bool(anomalous), direction=direction,
-            )  # fmt: skip
-        elif key in counted:
-            entry.update(rows=live.get(key, 0), source="live")
-        else:
-            entry.update(rows=None, source="missing")
-        entries.append({"hour": hour.isoformat(), **entry})
+    q = settings or Settings.load().quality
+    volume = readmodel.volume(conn, table, span.hours, q, now=dt.datetime.now(dt.UTC), live_max=LIVE_HOURS_MAX)
     return {
         "table": table,
-        "hours": entries,
-        "total_rows": sum(e["rows"] or 0 for e in entries),
-        "missing_hours": sum(1 for e in entries if e["source"] == "missing"),
-        "anomalous_hours": sum(1 for e in entries if e["anomalous"]),
+        "hours": [dataclasses.asdict(h) for h in volume.hours],
+        "total_rows": volume.total_rows,
+        "missing_hours": volume.missing_hours,
+        "anomalous_hours": volume.anomalous_hours,
     }
 
 

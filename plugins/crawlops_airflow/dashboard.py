@@ -119,6 +119,7 @@ class VolumeHour(_Model):
     band_high: float | None
     anomalous: bool | None
     direction: str | None
+    outside: bool | None = None
 
 
 class VolumeByHour(_Model):
@@ -305,7 +306,9 @@ def create_app(reader: Any | None = None) -> FastAPI:  # noqa: C901 - one nested
 
     @app.get("/api/volume/hourly", response_model=VolumeByHour, summary="Result rows per hour against their band")
     def volume_hourly(span: Span, conn: Conn) -> dict[str, Any]:
-        return dashboard.volume_by_hour(conn, span)
+        from crawlops_airflow.variables import settings_or_defaults
+
+        return dashboard.volume_by_hour(conn, span, settings=settings_or_defaults().quality)
 
     @app.get(
         "/api/outcomes",

@@ -496,3 +496,40 @@ def test_the_pages_redis_client_gives_up_at_once_when_redis_is_down(client, mysq
 
     assert data["redis_error"].startswith("ConnectionError") and data["queued_total"] is None
     assert data["queues"]["search_result"]["open_tasks"] > 0  # MySQL's side is still shown
+
+
+# ---------------------------------------------------------------------------------------
+# One read model: the page and the daily report say the same about the same day
+
+
+def test_the_page_and_the_daily_report_agree_about_a_day(client, mysql, redis_client, settings, seeded):
+    day = Window(H0, H0 + dt.timedelta(hours=24))
+    data = report.build_daily_report(mysql, redis_client, settings, day, tz=TZ).data
+    span = {"start": day.start.isoformat(), "end": day.end.isoformat()}
+
+    page_quality = get(client, "/api/quality/hourly", **span)
+    suites = {s["name"]: s for s in page_quality["strips"] if s["kind"] == "suite"}
+    assert set(suites) == set(data.quality.suites) == {"amazon_search_result"}
+    for label, suite in data.quality.suites.items():
+        page_cells = suites[label]["cells"]
+        assert len(page_cells) == len(suite.hours) == 24
+        said = [c and (c["status"], c["quality_score"], c["row_count"], c["failures"]) for c in page_cells]
+        word = {"passed": "pass", "repaired": "repaired", "failed": "fail"}  # the page speaks amazon_check_run's words
+        written = [c and (word[c.verdict], c.quality_score, c.row_count, c.failures) for c in suite.hours]
+        assert said == written
+        assert (suites[label]["failed"], suites[label]["not_run"]) == (suite.failed, suite.not_validated) == (1, 21)
+
+    page_volume = get(client, "/api/volume/hourly", **span)
+    assert [(h["rows"], h["source"], h["band_low"], h["band_high"], h["anomalous"]) for h in page_volume["hours"]] == [
+        (h.rows, h.source, h.band_low, h.band_high, h.anomalous) for h in data.volume.hours
+    ]
+    assert page_volume["total_rows"] == data.volume.total_rows > 0
+
+    totals = get(client, "/api/tasks/hourly", **span)["totals"]
+    tasks = data.tasks.total
+    assert (totals["completed"], totals["dead"], totals["open"]) == (tasks.completed, tasks.dead, tasks.open)
+    assert totals["retried"] + totals["failed"] == tasks.failed
+    assert sum(totals.values()) == tasks.tasks > 0
+
+    by_level = get(client, "/api/alerts", **span)["by_level"]
+    assert by_level == data.alerts.by_level and sum(by_level.values()) == data.alerts.total > 0

@@ -42,7 +42,7 @@ def volume_svg(data: ReportData) -> str:
     entries, labels = data.volume.hours, data.hours
     width, height, left, right, top, bottom = 1040, 280, 60, 12, 12, 34
     plot_w, plot_h = width - left - right, height - top - bottom
-    peak = max([e.rows for e in entries] + [e.band_high or 0 for e in entries] + [1])
+    peak = max([e.rows or 0 for e in entries] + [e.band_high or 0 for e in entries] + [1])
     y_max, step = _nice_max(peak * 1.05)
     slot = plot_w / max(len(entries), 1)
 
@@ -74,7 +74,7 @@ def volume_svg(data: ReportData) -> str:
                     f'y2="{y(entry.mean):.1f}" stroke="#60a5fa" stroke-dasharray="3 2"/>'
                 )
         bar_w = slot * 0.56
-        bar_y = y(entry.rows)
+        bar_y = y(entry.rows or 0)
         color = BAD if entry.outside else BAR
         band = (
             f"expected {num_text(entry.band_low)}–{num_text(entry.band_high)}"

@@ -8,7 +8,7 @@ import math
 from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
-from crawlops import health, quality, store, surges
+from crawlops import health, readmodel, store, surges
 from crawlops.db import Connection
 from crawlops.model import TaskStatus, Window
 from crawlops.queue import RedisClient
@@ -19,21 +19,17 @@ from crawlops.report.model import (
     MarketOutcomes,
     MysqlFacts,
     Quality,
-    QualityCell,
     QueueDepth,
     RedisFacts,
     ReportData,
     Span,
-    SuiteQuality,
     SystemHealth,
     TaskCounts,
     TaskStatistics,
     Volume,
-    VolumeHour,
 )
 from crawlops.settings import Settings
 from crawlops.store import alerts as store_alerts
-from crawlops.store import verdicts
 
 RESULTS_TABLE = "amazon_search_result"
 
@@ -147,92 +143,14 @@ def task_statistics(conn: Connection, window: Window) -> TaskStatistics:
 
 
 def quality_by_hour(conn: Connection, window: Window, hours: Sequence[dt.datetime]) -> Quality:
-    """Suite verdicts per hour, from the validation runs whose window lies inside the day.
-
-    An hour reads ``failed``, ``repaired`` (its first run failed, a later one passed after a
-    repair) or ``passed``; a re-run never erases a failure. ``quality_score`` is the share of
-    the hour's rows passing every validity and required-field rule (the lowest when several
-    runs fall in one hour). A run shorter than an hour counts in the hour it starts in;
-    several runs in one hour combine (the worst verdict, counts added).
-    """
-    start, end = window.naive()
-    quality = Quality()
-    for (
-        suite_name,
-        table_name,
-        window_start,
-        success,
-        evaluated,
-        failed,
-        row_count,
-        verdict,
-        score,
-    ) in verdicts.day_verdicts(conn, start, end):
-        label = suite_name if suite_name == table_name else f"{suite_name} ({table_name})"
-        suite = quality.suites.get(label) or SuiteQuality(suite_name, table_name, [None] * len(hours))
-        quality.suites[label] = suite
-        index = int((window_start.replace(tzinfo=dt.UTC) - window.start) // HOUR)
-        run = QualityCell(
-            bool(success), str(verdict), int(evaluated or 0), int(failed or 0), int(row_count or 0),
-            None if score is None else float(score),
-        )  # fmt: skip
-        cell = suite.hours[index]
-        if cell is None:
-            suite.hours[index] = run
-        else:
-            cell.merge(run)
-    for suite in quality.suites.values():
-        cells = [c for c in suite.hours if c is not None]
-        suite.passed = sum(1 for c in cells if c.verdict == "passed")
-        suite.repaired = sum(1 for c in cells if c.verdict == "repaired")
-        suite.failed = sum(1 for c in cells if c.verdict == "failed")
-        suite.not_validated = len(suite.hours) - len(cells)
-        scores = [c.quality_score for c in cells if c.quality_score is not None]
-        suite.quality_score_min = min(scores) if scores else None
-        suite.quality_score_mean = round(sum(scores) / len(scores), 6) if scores else None
-        quality.passed += suite.passed
-        quality.repaired += suite.repaired
-        quality.failed += suite.failed
-        quality.not_validated += suite.not_validated
-    lowest = [s.quality_score_min for s in quality.suites.values() if s.quality_score_min is not None]
-    quality.quality_score_min = min(lowest) if lowest else None
-    return quality
+    """Suite verdicts per hour of the day (``readmodel.suite_quality``, as the Crawl Ops page shows them)."""
+    return readmodel.suite_quality(conn, window.start, len(hours))
 
 
 def volume_by_hour(conn: Connection, settings: Settings, hours: Sequence[dt.datetime]) -> Volume:
-    """Rows per hour of the results table against the band the volume-anomaly check uses.
-
-    The band is mean ± anomaly_z * std over the same history (``quality.history_hours``,
-    hours with no rows left out, spread floored as ``quality.judge_volume`` does); hours
-    with fewer than ``anomaly_min_points`` past hours get no band.
-    """
-    q = settings.quality
-    naive = [h.replace(tzinfo=None) for h in hours]
-    history = {h: quality.history_hours(h, q) for h in naive}
-    wanted = sorted({*naive, *(p for past in history.values() for p in past)})
-    counts = quality.hourly_counts(conn, RESULTS_TABLE, wanted)
-    volume = Volume(table=RESULTS_TABLE, anomaly_z=q.anomaly_z)
-    for hour in naive:
-        observed = counts.get(hour, 0)
-        verdict = quality.judge_volume(observed, [counts[p] for p in history[hour] if counts.get(p)], q)
-        low, high = quality.volume_band(verdict, q)
-        outside = None if low is None or high is None else observed < low or observed > high
-        volume.hours.append(
-            VolumeHour(
-                hour=hour.replace(tzinfo=dt.UTC).isoformat(),
-                rows=observed,
-                history_points=verdict.points,
-                mean=verdict.mean,
-                band_low=low,
-                band_high=high,
-                outside=outside,
-                anomalous=verdict.anomalous,
-            )
-        )
-    volume.total_rows = sum(e.rows for e in volume.hours)
-    volume.outside_band = sum(1 for e in volume.hours if e.outside)
-    volume.without_band = sum(1 for e in volume.hours if e.band_low is None)
-    return volume
+    """Rows per hour of the results table against the volume check's band (``readmodel.volume``,
+    as the Crawl Ops page shows them), every hour of the day counted where the check has not judged it."""
+    return readmodel.volume(conn, RESULTS_TABLE, hours, settings.quality, now=dt.datetime.now(dt.UTC))
 
 
 def alert_counts(conn: Connection, column: str, start: dt.datetime, end: dt.datetime) -> dict[str, int]:

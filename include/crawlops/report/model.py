@@ -14,7 +14,28 @@ import typing
 from collections.abc import Mapping
 from typing import Any, Self
 
-VERDICT_RANK = {"passed": 0, "repaired": 1, "failed": 2}  # a re-run never erases a failure
+from crawlops.readmodel import Quality, QualityCell, SuiteQuality, Volume, VolumeHour
+
+# The quality and volume records are the read model the Crawl Ops page shares (``crawlops.readmodel``).
+__all__ = [
+    "AlertLine",
+    "Alerts",
+    "CrawlOutcomes",
+    "MarketOutcomes",
+    "MysqlFacts",
+    "Quality",
+    "QualityCell",
+    "QueueDepth",
+    "RedisFacts",
+    "ReportData",
+    "Span",
+    "SuiteQuality",
+    "SystemHealth",
+    "TaskCounts",
+    "TaskStatistics",
+    "Volume",
+    "VolumeHour",
+]
 
 
 @dataclasses.dataclass(slots=True)
@@ -42,74 +63,6 @@ class TaskCounts:
 class TaskStatistics:
     by_type: dict[str, TaskCounts] = dataclasses.field(default_factory=dict)
     total: TaskCounts = dataclasses.field(default_factory=TaskCounts)
-
-
-@dataclasses.dataclass(slots=True)
-class QualityCell:
-    """A suite's hour: the worst verdict of its runs, their counts added, the lowest score."""
-
-    success: bool = True
-    verdict: str = "passed"
-    evaluated: int = 0
-    failed: int = 0
-    row_count: int = 0
-    quality_score: float | None = None
-
-    def merge(self, run: QualityCell) -> None:
-        """Fold another run of the same hour into this cell."""
-        self.success = self.success and run.success
-        self.verdict = max(self.verdict, run.verdict, key=VERDICT_RANK.__getitem__)
-        self.evaluated += run.evaluated
-        self.failed += run.failed
-        self.row_count += run.row_count
-        if run.quality_score is not None:
-            scores = [s for s in (self.quality_score, run.quality_score) if s is not None]
-            self.quality_score = min(scores)
-
-
-@dataclasses.dataclass(slots=True)
-class SuiteQuality:
-    suite: str
-    table: str
-    hours: list[QualityCell | None] = dataclasses.field(default_factory=list)
-    passed: int = 0
-    repaired: int = 0
-    failed: int = 0
-    not_validated: int = 0
-    quality_score_min: float | None = None
-    quality_score_mean: float | None = None
-
-
-@dataclasses.dataclass(slots=True)
-class Quality:
-    suites: dict[str, SuiteQuality] = dataclasses.field(default_factory=dict)
-    passed: int = 0
-    repaired: int = 0
-    failed: int = 0
-    not_validated: int = 0
-    quality_score_min: float | None = None
-
-
-@dataclasses.dataclass(slots=True)
-class VolumeHour:
-    hour: str
-    rows: int
-    history_points: int = 0
-    mean: float | None = None
-    band_low: float | None = None
-    band_high: float | None = None
-    outside: bool | None = None
-    anomalous: bool | None = None
-
-
-@dataclasses.dataclass(slots=True)
-class Volume:
-    table: str
-    anomaly_z: float
-    total_rows: int = 0
-    outside_band: int = 0
-    without_band: int = 0
-    hours: list[VolumeHour] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(slots=True)

@@ -11,7 +11,7 @@ from crawlops.db import Connection, Expiry
 
 def upsert_validation(conn: Connection, row: tuple[Any, ...]) -> None:
     """One row per (suite, table, window): (suite, table, window_start, window_end, success,
-    evaluated, failed, rows, results JSON, dag_run_id, quality score). Re-validating a window
+    evaluated, failed, rows, results JSON, dag_run_id, quality score, success). Re-validating a window
     overwrites its counts, results, run id and time, never its history: ``first_success``
     keeps the first verdict, ``verdict`` reads passed, failed, or repaired (failed first, then
     passed)."""
@@ -63,26 +63,13 @@ def volume_rows(conn: Connection, table: str, start: dt.datetime, end: dt.dateti
 
 def validation_rows(conn: Connection, start: dt.datetime, end: dt.datetime) -> list[tuple[Any, ...]]:
     """Suite runs of windows starting in [start, end): (suite, table, window_start, verdict,
-    evaluated, failed, rows, results JSON, dag_run_id, quality score)."""
+    evaluated, failed, rows, results JSON, dag_run_id, quality score, success)."""
     with conn.cursor() as cur:
         cur.execute(
             "SELECT suite_name, table_name, window_start, COALESCE(verdict, IF(success, 'passed', 'failed')), "
-            "evaluated, failed, row_count, results, dag_run_id, quality_score "
+            "evaluated, failed, row_count, results, dag_run_id, quality_score, success "
             "FROM amazon_validation_run WHERE window_start >= %s AND window_start < %s "
             "ORDER BY suite_name, table_name, window_start, window_end",
-            (start, end),
-        )
-        return list(cur.fetchall())
-
-
-def day_verdicts(conn: Connection, start: dt.datetime, end: dt.datetime) -> list[tuple[Any, ...]]:
-    """Suite runs whose window lies inside [start, end): (suite, table, window_start, success,
-    evaluated, failed, rows, verdict, quality score)."""
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT suite_name, table_name, window_start, success, evaluated, failed, row_count, "
-            "COALESCE(verdict, IF(success, 'passed', 'failed')), quality_score FROM amazon_validation_run "
-            "WHERE window_start >= %s AND window_end <= %s ORDER BY suite_name, table_name, window_start",
             (start, end),
         )
         return list(cur.fetchall())
