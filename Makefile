@@ -14,7 +14,7 @@ export CRAWLOPS_REDIS_DB ?= 1
 export AIRFLOW_CONN_CRAWL_MYSQL ?= {"conn_type":"mysql","host":"127.0.0.1","port":3306,"login":"crawlops","password":"crawlops","schema":"crawl","extra":{"charset":"utf8mb4"}}
 export AIRFLOW_CONN_CRAWL_REDIS ?= {"conn_type":"redis","host":"127.0.0.1","port":6379,"extra":{"db":$(CRAWLOPS_REDIS_DB)}}
 
-.PHONY: help venv services schema demo demo-once cluster cluster-test stop status e2e bench bench-dispatch-10m bench-scale bench-history soak test lint format lock clean
+.PHONY: help venv services schema demo demo-once cluster cluster-test stop status e2e docs docs-build bench bench-dispatch-10m bench-scale bench-history soak test lint format lock clean
 
 help:
 	@echo "make demo      - .venv, MariaDB, Redis, schema, demo config, simulated crawlers and Airflow (UI on :8080)"
@@ -23,6 +23,7 @@ help:
 	@echo "make stop      - stop what make demo or make cluster started"
 	@echo "make demo-once - in-process: one dispatch run, a simulated crawl, one supervision run, printed"
 	@echo "make test      - lint + the whole test suite against the local MariaDB and Redis"
+	@echo "make docs      - the documentation site on :8000 (MkDocs Material; make test builds it strict)"
 	@echo "make e2e       - start the stack, drive the UI in headless Chromium, stop"
 	@echo "make bench     - benchmarks against floors measured in the same run (about 7 minutes)"
 	@echo "make bench-dispatch-10m - dispatch of 10M elements in one window against its floor, RSS per element (about 30 min)"
@@ -82,8 +83,16 @@ format: venv
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: venv services lint
+test: venv services lint docs-build
 	$(VENV)/bin/pytest
+
+# The documentation site (mkdocs.yml, docs/): built strict (a broken link or anchor fails) in
+# make test; served with live reload on :8000 by make docs.
+docs-build: venv
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --dev-addr 0.0.0.0:8000
 
 # The stack is stopped whatever the outcome; the screenshots stay in .airflow/e2e/.
 e2e: venv services

@@ -1,4 +1,4 @@
-"""Print the table of the latest benchmark results (bench/results/*.json) for the README."""
+"""Print the table of the latest benchmark results (bench/results/*.json) for docs/performance.md (rendered there at build time by tools/docs_hooks.py)."""
 
 from __future__ import annotations
 
@@ -74,6 +74,16 @@ def rows() -> list[tuple[str, str, str, str, str]]:
                     f"floor: the endpoint with the rollup; {live['rows_counted']:,} rows counted",
                 )
             )
+    if r := _load("worker.json"):
+        table.append(
+            (
+                f"worker kit, {r['elements']:,} elements, {r['processes']} processes, no-op fetch",
+                f"{r['kit_seconds']:.2f} s",
+                f"{r['floor_seconds']:.2f} s",
+                f"{r['ratio']:.2f}x",
+                f"{r['kit_elements_per_second']:,} elements/s; worker CPU {r['cpu_ratio']:.2f}x",
+            )
+        )
     if r := _load("parse.json"):
         for name, d in r["dags"].items():
             table.append(

@@ -24,7 +24,7 @@ ratio kit / floor: what a crawler pays for the kit over writing the protocol by 
 nothing to hide it behind (a real fetch takes 0.5-5 s per page, so per element the
 overhead shrinks to noise); the target is at most 1.5x. Elements per hour per process is
 the kit's rate / processes x 3600: an upper bound for one worker process, as the capacity
-table in the README uses it. The worker processes' own CPU seconds (user + system, from
+table in docs/performance.md uses it. The worker processes' own CPU seconds (user + system, from
 ``RUSAGE_CHILDREN``; MariaDB's and Redis's work is not in them) are printed beside the
 times: on a small machine shared with the servers the wall times wander by 10-20 % from run
 to run, the CPU seconds much less, so their ratio is the steadier reading of the kit's cost.

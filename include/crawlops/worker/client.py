@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 
 
 class WorkerClient:
-    """Take elements and answer them, per the worker contract (README "The worker contract").
+    """Take elements and answer them, per the worker contract (docs/worker.md, "The worker contract").
 
     Answers are buffered and written by ``flush`` (rows first, committed; then the empty and
     fail sets, the reasons, the outcome counts and the heartbeat in one Redis round trip), at
