@@ -1,4 +1,5 @@
-"""Print the table of the latest benchmark results (bench/results/*.json) for docs/performance.md (rendered there at build time by tools/docs_hooks.py)."""
+"""The table of the latest benchmark results (bench/results/*.json): rendered into
+docs/performance.md at build time (tools/docs_hooks.py), and printed by ``python -m bench.report``."""
 
 from __future__ import annotations
 

@@ -10,11 +10,12 @@ import dataclasses
 import logging
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from enum import StrEnum
 from typing import Any
 
-from crawlops.model import Element, Window, canonical_json, is_due, task_id_for
+from crawlops import objects
+from crawlops.model import Element, Window, is_due, task_id_for
 from crawlops.settings import DispatchSettings
 
 log = logging.getLogger(__name__)
@@ -64,59 +65,18 @@ class Skipped:
     detail: str
 
 
-def _search_result_elements(target: CrawlTarget) -> Iterator[tuple[str, str, str, int, int]]:
-    # canonical_json of {"keyword", "marketplace", "page"}, with the per-target part encoded
-    # once instead of once per page (dispatch builds millions of these).
-    prefix = canonical_json({"keyword": target.target, "marketplace": target.marketplace})[:-1] + ',"page":'
-    for page in range(1, target.max_pages + 1):
-        yield f"{prefix}{page}}}", target.target, target.marketplace, page, target.config_id
-
-
-@dataclasses.dataclass(frozen=True)
-class CrawlObject:
-    """What the package knows of one crawl object: its elements and where its results land."""
-
-    name: str
-    # (element text, target, marketplace, page, config id) for each element of a target:
-    # plain tuples, the hot path of dispatch.
-    build_elements: Callable[[CrawlTarget], Iterator[tuple[str, str, str, int | None, int]]]
-    results_table: str
-    # How a result row names its element: results column for each element field.
-    result_keys: dict[str, str]
-    # The column that orders a result row within its element's page (None: one row an element).
-    position_column: str | None = "position"
-
-    @property
-    def unique_key(self) -> tuple[str, ...]:
-        """The columns that identify one result row: its task, every element field and its
-        position; the uniqueness rule of the suite and of quarantine, never a subset."""
-        position = (self.position_column,) if self.position_column else ()
-        return ("task_id", *self.result_keys.values(), *position)
-
-
-CRAWL_OBJECTS: dict[str, CrawlObject] = {
-    "search_result": CrawlObject(
-        name="search_result",
-        build_elements=_search_result_elements,
-        results_table="amazon_search_result",
-        result_keys={"target": "keyword", "marketplace": "marketplace", "page": "page"},
-    ),
-}
-
-
-def crawl_object_for_table(table: str) -> CrawlObject:
-    """The crawl object whose results land in ``table``."""
-    for crawl_object in CRAWL_OBJECTS.values():
-        if crawl_object.results_table == table:
-            return crawl_object
-    raise KeyError(f"no crawl object writes {table!r}")
+# The crawl objects live in their registry (crawlops.objects); these names are kept for the
+# modules that read it through planning.
+CRAWL_OBJECTS = objects.REGISTRY
+CrawlObject = objects.CrawlObject
+crawl_object_for_table = objects.for_table
 
 
 def known_crawl_objects(settings: DispatchSettings) -> tuple[str, ...]:
     """Crawl objects enabled in settings; each must have an element builder here."""
     missing = [name for name in settings.crawl_objects if name not in CRAWL_OBJECTS]
     if missing:
-        raise ValueError(f"settings name crawl objects with no element builder: {missing}")
+        raise ValueError(f"settings name crawl objects none of crawlops.objects registers: {missing}")
     return settings.crawl_objects
 
 
@@ -149,15 +109,16 @@ def normalize(row: ConfigRow, settings: DispatchSettings) -> CrawlTarget | Skipp
         )
     if any(unicodedata.category(ch) == "Cc" for ch in target):
         return skip(SkipReason.INVALID_TARGET, f"target has control characters: {_preview(target)}")
+    checked = CRAWL_OBJECTS[crawl_object].check_target(target)
+    if isinstance(checked, tuple):
+        return skip(SkipReason(checked[0]), checked[1])
+    target = checked
     marketplace = (_text(row.marketplace) or "").strip().upper()
     if marketplace not in settings.marketplaces:
         return skip(SkipReason.UNKNOWN_MARKETPLACE, f"marketplace={_preview(row.marketplace)}")
-    max_pages = row.max_pages
-    if isinstance(max_pages, bool) or not isinstance(max_pages, int) or not 1 <= max_pages <= settings.max_pages_limit:
-        return skip(
-            SkipReason.MAX_PAGES_OUT_OF_RANGE,
-            f"max_pages={_preview(max_pages)} (allowed 1..{settings.max_pages_limit})",
-        )
+    max_pages = CRAWL_OBJECTS[crawl_object].check_max_pages(row.max_pages, settings.max_pages_limit)
+    if isinstance(max_pages, tuple):
+        return skip(SkipReason(max_pages[0]), max_pages[1])
     priority = row.priority if isinstance(row.priority, int) and not isinstance(row.priority, bool) else 0
     return CrawlTarget(row.id, crawl_object, target, marketplace, frequency, priority, max_pages)
 

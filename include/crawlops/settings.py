@@ -144,6 +144,18 @@ class Settings:
     alerts: AlertSettings
     report: ReportSettings
     retention: RetentionSettings
+    # Per crawl object, [quality] keys that differ for it (``[objects.<name>]`` in the file,
+    # ``CRAWLOPS__OBJECTS__<NAME>='{"min_records_per_hour": 50}'``, or the Variable's "objects").
+    objects: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+
+    def for_object(self, crawl_object: str, defaults: Mapping[str, Any] | None = None) -> Settings:
+        """These settings as one crawl object's checks read them: ``[quality]`` with the object's
+        own defaults (its registry entry's) and then its ``[objects.<name>]`` overrides applied."""
+        changes = {**(defaults or {}), **self.objects.get(crawl_object, {})}
+        if not changes:
+            return self
+        quality = _build(QualitySettings, {**dataclasses.asdict(self.quality), **changes}, f"objects.{crawl_object}")
+        return dataclasses.replace(self, quality=quality)
 
     @classmethod
     def load(
@@ -199,14 +211,17 @@ def _build(cls: type, raw: Mapping[str, Any], where: str) -> Any:
     if not isinstance(raw, Mapping):
         raise ValueError(f"{where}: expected a table, got {raw!r}")
     names = [f.name for f in dataclasses.fields(cls)]
+    optional = {"objects"} if cls is Settings else set()
     unknown = sorted(set(raw) - set(names))
-    missing = sorted(set(names) - set(raw))
+    missing = sorted(set(names) - set(raw) - optional)
     if unknown or missing:
         raise ValueError(f"{where}: unknown keys {unknown}, missing keys {missing}")
     values: dict[str, Any] = {}
     for field in dataclasses.fields(cls):
         label = f"{where}.{field.name}"
-        if cls is Settings:
+        if cls is Settings and field.name == "objects":
+            values[field.name] = _objects(raw.get("objects", {}))
+        elif cls is Settings:
             values[field.name] = _build(_SECTIONS[field.name], raw[field.name], label)
         else:
             values[field.name] = _coerce(raw[field.name], str(field.type), label)
@@ -216,6 +231,23 @@ def _build(cls: type, raw: Mapping[str, Any], where: str) -> Any:
     else:
         _check_ranges(built, where)
     return built
+
+
+def _objects(raw: Any) -> dict[str, dict[str, Any]]:
+    """``[objects.<name>]`` tables: each a subset of ``[quality]``, checked as ``[quality]`` is."""
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"settings.objects: expected a table of crawl objects, got {raw!r}")
+    kinds = {f.name: str(f.type) for f in dataclasses.fields(QualitySettings)}
+    found: dict[str, dict[str, Any]] = {}
+    for name, keys in raw.items():
+        where = f"settings.objects.{name}"
+        if not isinstance(keys, Mapping):
+            raise ValueError(f"{where}: expected a table of [quality] keys, got {keys!r}")
+        unknown = sorted(set(keys) - set(kinds))
+        if unknown:
+            raise ValueError(f"{where}: unknown keys {unknown} (an object overrides [quality] keys only)")
+        found[name] = {key: _coerce(value, kinds[key], f"{where}.{key}") for key, value in keys.items()}
+    return found
 
 
 _CHOICES = {

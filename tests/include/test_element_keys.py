@@ -54,8 +54,11 @@ def count(mysql, table) -> int:
 
 
 def test_the_unique_key_is_every_element_field_and_the_position():
-    for crawl_object in CRAWL_OBJECTS.values():
-        assert crawl_object.unique_key == ("task_id", *crawl_object.result_keys.values(), "position")
+    for crawl_object in CRAWL_OBJECTS.values():  # plus the position where the object has one (SPEC)
+        position = (crawl_object.position_column,) if crawl_object.position_column else ()
+        assert crawl_object.unique_key == ("task_id", *crawl_object.result_keys.values(), *position)
+    assert CRAWL_OBJECTS["product_detail"].unique_key == ("task_id", "asin", "marketplace")
+    assert CRAWL_OBJECTS["product_review"].unique_key == ("task_id", "asin", "marketplace", "page", "position")
     assert crawl_object_for_table(TABLE).unique_key == ("task_id", "keyword", "marketplace", "page", "position")
 
 

@@ -159,7 +159,7 @@ def test_a_config_table_of_100k_rows_with_10_percent_hostile_ones(mysql, setting
         ("search_result", "fortnightly", "US", "fortnightly", 1),
         ("search_result", "'); DROP TABLE amazon_crawl_config; -- \\' \"", "XX", "hourly", 1),
         (None, None, None, None, None),
-        ("product_review", "B0CHX1W1XY", "US", "hourly", 1),
+        ("product_page", "B0CHX1W1XY", "US", "hourly", 1),  # no such crawl object
         ("search_result", "", "US", "hourly", 1),
         ("search_result", "KEYWORD 0  🎧 イヤホン", "US", "hourly", 5),  # a duplicate of the first good row
     ]

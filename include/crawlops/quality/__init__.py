@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from crawlops.names import SUPERVISION_DAG as SOURCE
+from crawlops.objects.base import ASIN_PATTERN
 from crawlops.quality.completeness import check_completeness
 from crawlops.quality.drift import TYPE_FAMILIES, check_schema_drift, suite_schema_check
 from crawlops.quality.freshness import check_freshness
@@ -31,11 +32,9 @@ from crawlops.quality.volume import (
     volume_band,
     volume_check,
 )
-from crawlops.store.results import ASIN_PATTERN, RESULT_COLUMNS
 
 __all__ = [
     "ASIN_PATTERN",
-    "RESULT_COLUMNS",
     "SOURCE",
     "TYPE_FAMILIES",
     "IncompleteRows",

@@ -17,8 +17,8 @@ from crawlops.store import results
 log = logging.getLogger(__name__)
 
 
-def _rules(settings: Settings) -> list[results.Rule]:
-    return results.validity_rules(settings.dispatch.marketplaces)
+def _rules(table: str, settings: Settings) -> list[results.Rule]:
+    return results.validity_rules(table, settings.dispatch.marketplaces)
 
 
 def quality_score(
@@ -28,7 +28,7 @@ def quality_score(
     field (``required``), and the row count; no rows: (None, 0). A NULL fails only its
     required-field rule, like the suite counts it."""
     start, end = window.naive()
-    rows, good = results.count_passing(conn, table, start, end, rules=_rules(settings), required=required)
+    rows, good = results.count_passing(conn, table, start, end, rules=_rules(table, settings), required=required)
     return (round(good / rows, 6) if rows else None), rows
 
 
@@ -56,7 +56,7 @@ def find_invalid_rows(conn: Connection, table: str, window: Window, settings: Se
     locked until the caller commits or rolls back."""
     start, end = window.naive()
     key = crawl_object_for_table(table).unique_key
-    return results.lock_invalid(conn, table, start, end, _rules(settings), unique_key=key)
+    return results.lock_invalid(conn, table, start, end, _rules(table, settings), unique_key=key)
 
 
 def quarantine_invalid(

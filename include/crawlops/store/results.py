@@ -1,4 +1,4 @@
-"""The crawlers' results tables (``amazon_search_result`` and its ``_quarantine``) as the
+"""The crawlers' results tables (one per crawl object, each with its ``_quarantine``) as the
 control plane reads and repairs them. Only this module holds their SQL (the task side's
 "has this element an answer" subqueries excepted, in ``store.tasks``); table names come
 from the crawl-object registry, never from input.
@@ -11,30 +11,24 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from crawlops import objects
 from crawlops.db import Connection, Expiry, batched
 
 log = logging.getLogger(__name__)
 
-RESULT_COLUMNS = (
-    "id, task_id, keyword, marketplace, asin, title, price, currency, rating, review_count, page, position, create_time"
-)
-WRITTEN_COLUMNS = ("task_id", "keyword", "marketplace", "asin", "title", "price", "currency", "rating",
-                   "review_count", "page", "position")  # fmt: skip
-ASIN_PATTERN = "^B0[0-9A-Z]{8}$"
-
-Rule = tuple[str, str, list[Any]]
+Rule = objects.Rule
 
 
-def validity_rules(marketplaces: Sequence[str]) -> list[Rule]:
-    """(rule name, SQL predicate a row that breaks it meets, its parameters); the names are the suite's."""
-    markets = list(marketplaces)
-    return [
-        ("price_non_negative", "price < 0", []),
-        ("rating_range", "(rating < 0 OR rating > 5)", []),
-        # utf8mb4_bin: REGEXP under a _ci collation would accept lower-case ASINs.
-        ("asin_format", "asin COLLATE utf8mb4_bin NOT REGEXP %s", [ASIN_PATTERN]),
-        ("marketplace_known", "marketplace NOT IN (" + ", ".join(["%s"] * len(markets)) + ")", markets),
-    ]
+def result_columns(table: str) -> str:
+    """Every column of a results table's row but its generated ones: what quarantine copies."""
+    written = objects.for_table(table).written_columns
+    return ", ".join(("id", *(f"`{c}`" for c in written), "create_time"))
+
+
+def validity_rules(table: str, marketplaces: Sequence[str]) -> list[Rule]:
+    """(rule name, SQL predicate a row that breaks it meets, its parameters) of the table's crawl
+    object; the names are its suite's."""
+    return objects.for_table(table).validity_rules(marketplaces)
 
 
 def hourly_counts(conn: Connection, table: str, hours: Sequence[dt.datetime]) -> dict[dt.datetime, int]:
@@ -135,14 +129,14 @@ def quarantine(conn: Connection, table: str, by_rule: dict[str, list[int]], *, d
     """Copy the rows to ``<table>_quarantine`` with their rule, then delete them by id, in the
     caller's transaction (the caller commits); a chunk that does not move whole rolls back
     and raises, so rows in main + quarantine always equal the rows before."""
-    moved = 0
+    moved, columns = 0, result_columns(table)
     with conn.cursor() as cur:
         for rule, ids in by_rule.items():
             for chunk in batched(ids, 1000):
                 marks = ", ".join(["%s"] * len(chunk))
                 cur.execute(
-                    f"INSERT INTO {table}_quarantine ({RESULT_COLUMNS}, failed_rule, dag_run_id) "  # noqa: S608
-                    f"SELECT {RESULT_COLUMNS}, %s, %s FROM {table} WHERE id IN ({marks})",
+                    f"INSERT INTO {table}_quarantine ({columns}, failed_rule, dag_run_id) "  # noqa: S608
+                    f"SELECT {columns}, %s, %s FROM {table} WHERE id IN ({marks})",
                     [rule, dag_run_id, *chunk],
                 )
                 copied = cur.rowcount
@@ -187,9 +181,11 @@ def incomplete_by_element(
 def insert_rows(
     conn: Connection, table: str, rows: Sequence[tuple[Any, ...]], clock: Callable[[], dt.datetime] | None = None
 ) -> None:
-    """Results as a crawler writes them (``WRITTEN_COLUMNS``; ``clock``: their create_time)."""
-    columns = ", ".join(WRITTEN_COLUMNS)
-    marks = ", ".join(["%s"] * len(WRITTEN_COLUMNS))
+    """Results as a crawler writes them (the crawl object's ``written_columns``, in that order;
+    ``clock``: their create_time)."""
+    written = objects.for_table(table).written_columns
+    columns = ", ".join(f"`{c}`" for c in written)
+    marks = ", ".join(["%s"] * len(written))
     with conn.cursor() as cur:
         if clock is None:
             cur.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)  # noqa: S608
