@@ -44,12 +44,15 @@ from crawlops_airflow.runtime import task_run
 TZ = dag_timezone()
 
 
+def _recrawl_kwargs(crawl_object: str) -> dict:
+    """The re-crawl of one crawl object's incomplete rows, its check row under the object's name."""
+    from crawlops import objects
+
+    return {"crawl_object": crawl_object, "check": objects.get(crawl_object).check_name("recrawl_incomplete")}
+
+
 def _day_closed(context) -> bool:
     return context["ti"].xcom_pull(task_ids="day_closes") is True
-
-
-RESULTS_TABLE = "amazon_search_result"
-SUITE = "amazon_search_result.json"
 
 
 @dag(
@@ -153,42 +156,58 @@ def amazon_data_supervision():  # noqa: C901, PLR0915 - the DAG holds its tasks 
 
         return closes_day(run_window(context), TZ) or bool(context["params"]["run_daily"])
 
+    @task
+    def crawl_objects(**context) -> list[str]:
+        """The crawl objects the hour's checks judge: enabled, with config rows or recent tasks."""
+        from crawlops import quality
+
+        with task_run(context, "closing_hour") as run:
+            return quality.objects_to_check(run.conn, run.settings, run.window)
+
     def hourly_check(name: str, resolves: tuple[str, ...], **task_kwargs):
-        """A check on the hour that closes with this run (``check(run)`` -> details, findings),
-        recorded as findings + a check row; ``resolves``: the finding names it owns."""
+        """A check on the hour that closes with this run, once per crawl object (a mapped task:
+        one object's failure never stops another's), ``check(run, crawl_object, settings)`` ->
+        details, findings; recorded as findings about the object's table and a check row under
+        the object's name for the check; ``resolves``: the finding names it owns."""
 
         def decorate(check):
-            @task(task_id=name, **task_kwargs)
-            def run_check(**context) -> dict:
+            @task(task_id=name, map_index_template="{{ crawl_object }}", **task_kwargs)
+            def run_check(crawl_object: str, **context) -> dict:
+                from crawlops import objects
 
+                context["crawl_object"] = crawl_object  # names the map index in the UI
+                entry = objects.get(crawl_object)
                 with task_run(context, "closing_hour") as run:
-                    details, findings = check(run)
-                    run.record(name, findings, details=details, resolves=resolves)
-                return {"window": str(run.window), "findings": [f.to_json() for f in findings], **details}
+                    settings = run.settings.for_object(crawl_object, entry.quality_defaults)
+                    details, findings = check(run, entry, settings)
+                    run.record(entry.check_name(name), findings, details=details, resolves=resolves,
+                               scope=entry.results_table)  # fmt: skip
+                return {"window": str(run.window), "crawl_object": crawl_object,
+                        "findings": [f.to_json() for f in findings], **details}  # fmt: skip
 
             return run_check
 
         return decorate
 
     @hourly_check("volume_anomaly", ("volume_anomaly",))
-    def volume_anomaly(run):
+    def volume_anomaly(run, entry, settings):
         from crawlops import quality
 
-        return quality.volume_check(run.conn, RESULTS_TABLE, run.window, run.settings, dag_run_id=run.run_id)
+        return quality.volume_check(run.conn, entry.results_table, run.window, settings, dag_run_id=run.run_id)
 
     @hourly_check("schema_drift", ("schema_drift",))
-    def schema_drift(run):
+    def schema_drift(run, entry, settings):
         from crawlops import quality
 
-        return quality.suite_schema_check(run.conn, RESULTS_TABLE, SUITE)
+        return quality.suite_schema_check(run.conn, entry.results_table, entry.suite_file)
 
     # Runs after the suite has judged the hour as crawled, whatever its verdict.
     @hourly_check("quarantine_invalid", ("invalid_data",), trigger_rule="all_done")
-    def quarantine_invalid(run):
+    def quarantine_invalid(run, entry, settings):
         from crawlops import quality
 
         return quality.quarantine_invalid(
-            run.conn, RESULTS_TABLE, run.window, run.settings, dry_run=run.dry_run, dag_run_id=run.run_id
+            run.conn, entry.results_table, run.window, settings, dry_run=run.dry_run, dag_run_id=run.run_id
         )
 
     # After the closing hour's checks, whatever their outcome, so the day's last hour is in it;
@@ -228,28 +247,32 @@ def amazon_data_supervision():  # noqa: C901, PLR0915 - the DAG holds its tasks 
     crawlers = [crawl_outcomes(), fleet()]
     hourly = hour_closes()
     daily = day_closes()
-    validate = ValidateSuiteOperator(
-        task_id="validate_results", suite=SUITE, table=RESULTS_TABLE, hour_param="check_hour",
-        execution_timeout=pendulum.duration(minutes=30),
-    )  # fmt: skip
+    # The per-object checks of the closing hour: one mapped task instance per crawl object in use.
+    objects = crawl_objects()
+    validate = ValidateSuiteOperator.partial(
+        task_id="validate_results", hour_param="check_hour", execution_timeout=pendulum.duration(minutes=30),
+        map_index_template="{{ task.crawl_object }}",
+    ).expand(crawl_object=objects)  # fmt: skip
     # Missing and incomplete data go back to the crawlers through the dispatch core.
     completeness = RetryTaskOperator(
         task_id="completeness", elements="fail_sets", window="closing_hour", check="completeness",
         hour_param="check_hour",
     )  # fmt: skip
-    recrawl = RetryTaskOperator(
-        task_id="recrawl_incomplete", elements="required_fields", window="closing_hour", table=RESULTS_TABLE,
-        suite=SUITE, check="recrawl_incomplete", hour_param="check_hour", trigger_rule="all_done",
-    )  # fmt: skip
-    checks = [validate, volume_anomaly(), schema_drift(), completeness, recrawl, quarantine_invalid()]
+    recrawl = RetryTaskOperator.partial(
+        task_id="recrawl_incomplete", elements="required_fields", window="closing_hour",
+        hour_param="check_hour", trigger_rule="all_done", map_index_template="{{ task.crawl_object }}",
+    ).expand_kwargs(objects.map(_recrawl_kwargs))  # fmt: skip
+    quarantine = quarantine_invalid.expand(crawl_object=objects)
+    checks = [validate, volume_anomaly.expand(crawl_object=objects), schema_drift.expand(crawl_object=objects),
+              completeness, recrawl, quarantine]  # fmt: skip
     report = daily_report()
     purge = retention()
 
     system >> health >> [hourly, daily]
     system >> fresh
     system >> crawlers
-    hourly >> checks
-    validate >> recrawl >> checks[-1]  # after the suite has judged the hour, whatever its verdict
+    hourly >> [objects, completeness]
+    validate >> recrawl >> quarantine  # after the suite has judged the hour, whatever its verdict
     daily >> report >> purge
     checks >> report
     [*checks, report, purge, fresh, *crawlers] >> summarize(system, health)

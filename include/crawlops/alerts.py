@@ -35,13 +35,16 @@ def record_findings(
     window: Window,
     dag_run_id: str | None = None,
     resolves: Iterable[str] = (),
+    scope: str | None = None,
 ) -> list[int]:
     """Log and store findings (upserted per fingerprint and window); returns their alert ids.
 
     Re-running a window keeps its history honest: a finding made again is current again; one
     that escalates (INFO to ERROR, say) is queued for delivery afresh, since the quieter one
     may never have been sent; and with ``resolves`` (the check names a check owns), a finding
-    of those checks for this window that this run no longer makes is marked resolved.
+    of those checks for this window that this run no longer makes is marked resolved;
+    ``scope`` (a table) limits that to findings about it (subject the table or one of its
+    columns), so one crawl object's check never resolves another's.
     """
     start, end = window.naive()
     findings = list(findings)
@@ -59,7 +62,8 @@ def record_findings(
     ids = store_alerts.upsert_findings(conn, [_row(f, start, end, dag_run_id) for f in findings])
     names = sorted(set(resolves))
     if names:
-        resolved = store_alerts.resolve_absent(conn, start, end, names, [f.fingerprint for f in findings])
+        current = [f.fingerprint for f in findings]
+        resolved = store_alerts.resolve_absent(conn, start, end, names, current, scope=scope)
         if resolved:
             log.info("%d earlier findings of %s for %s no longer hold: resolved", resolved, names, window)
     conn.commit()

@@ -23,7 +23,7 @@ import json
 from typing import Any
 from urllib.parse import quote
 
-from crawlops import health, readmodel, report, store, surges, telemetry
+from crawlops import health, objects, readmodel, report, store, surges, telemetry
 from crawlops.db import Connection
 from crawlops.model import TaskStatus, as_utc
 from crawlops.names import DISPATCH_DAG, SUPERVISION_DAG
@@ -129,6 +129,7 @@ def overview(conn: Connection, r: RedisClient, span: HourRange) -> dict[str, Any
         "redis_error": redis_error,
         "status_counts": in_range,
         "tasks_total": sum(in_range.values()),
+        "crawl_objects": sorted(objects.REGISTRY),
     }
 
 

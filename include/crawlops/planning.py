@@ -116,7 +116,7 @@ def normalize(row: ConfigRow, settings: DispatchSettings) -> CrawlTarget | Skipp
     marketplace = (_text(row.marketplace) or "").strip().upper()
     if marketplace not in settings.marketplaces:
         return skip(SkipReason.UNKNOWN_MARKETPLACE, f"marketplace={_preview(row.marketplace)}")
-    max_pages = CRAWL_OBJECTS[crawl_object].check_max_pages(row.max_pages, settings.max_pages_limit)
+    max_pages = CRAWL_OBJECTS[crawl_object].pages(row.max_pages, settings.max_pages_limit)
     if isinstance(max_pages, tuple):
         return skip(SkipReason(max_pages[0]), max_pages[1])
     priority = row.priority if isinstance(row.priority, int) and not isinstance(row.priority, bool) else 0

@@ -75,6 +75,7 @@ class Overview(_Model):
     redis_error: str | None
     status_counts: dict[str, int]
     tasks_total: int
+    crawl_objects: list[str] = []
 
 
 class TasksByHour(_Model):
@@ -305,10 +306,17 @@ def create_app(reader: Any | None = None) -> FastAPI:  # noqa: C901 - one nested
         return dashboard.quality_by_hour(conn, span)
 
     @app.get("/api/volume/hourly", response_model=VolumeByHour, summary="Result rows per hour against their band")
-    def volume_hourly(span: Span, conn: Conn) -> dict[str, Any]:
+    def volume_hourly(
+        span: Span, conn: Conn, crawl_object: Annotated[str, Query(description="a crawl object")] = "search_result"
+    ) -> dict[str, Any]:
+        from crawlops import objects
         from crawlops_airflow.variables import settings_or_defaults
 
-        return dashboard.volume_by_hour(conn, span, settings=settings_or_defaults().quality)
+        if crawl_object not in objects.REGISTRY:
+            raise HTTPException(status_code=422, detail=f"unknown crawl object {crawl_object!r}")
+        entry = objects.get(crawl_object)
+        settings = settings_or_defaults().for_object(crawl_object, entry.quality_defaults)
+        return dashboard.volume_by_hour(conn, span, table=entry.results_table, settings=settings.quality)
 
     @app.get(
         "/api/outcomes",

@@ -4,8 +4,9 @@ ValidateSuiteOperator: run an expectation suite file on a table's window, in SQL
 
     ValidateSuiteOperator(
         task_id="validate_results",
-        suite="amazon_search_result.json",      # a file in include/expectations/, or a path
-        table="amazon_search_result",
+        crawl_object="product_detail",          # its table and suite (crawlops.objects), or:
+        # suite="amazon_product_detail.json",   # a file in include/expectations/, or a path
+        # table="amazon_product_detail",
         partition_column="create_hour",         # indexed column whose value names an hour
     )
 
@@ -27,7 +28,7 @@ dispatch core (one retry chain per root task, ``retry_limit`` retries, then ``De
     RetryTaskOperator(task_id="completeness", elements="fail_sets", window="closing_hour", check="completeness")
     RetryTaskOperator(
         task_id="recrawl_incomplete", elements="required_fields", window="closing_hour",
-        table="amazon_search_result", suite="amazon_search_result.json", check="recrawl_incomplete",
+        crawl_object="search_result", check="recrawl_incomplete",
     )
 
 ``elements`` says which elements:
@@ -63,6 +64,30 @@ from crawlops_airflow.exceptions import SuiteValidationFailed
 __all__ = ["RetryTaskOperator", "SuiteValidationFailed", "ValidateSuiteOperator"]
 
 
+def object_settings(settings: Any, table: str) -> Any:
+    """``settings`` as the checks of the crawl object writing ``table`` read them (its own
+    thresholds over ``[quality]``); a table no object writes keeps ``settings``."""
+    from crawlops import objects
+
+    try:
+        crawl_object = objects.for_table(table)
+    except KeyError:
+        return settings
+    return settings.for_object(crawl_object.name, crawl_object.quality_defaults)
+
+
+def _object_table_and_suite(crawl_object: str | None, table: str | None, suite: str | None) -> tuple[str, str]:
+    """The table and suite file a crawl object names (``crawl_object``), or the ones given."""
+    if crawl_object:
+        from crawlops import objects
+
+        entry = objects.get(crawl_object)
+        return table or entry.results_table, suite or entry.suite_file
+    if not (table and suite):
+        raise ValueError("give the crawl_object, or the table and the suite")
+    return table, suite
+
+
 class ValidateSuiteOperator(BaseOperator):
     template_fields = ("suite", "table", "window_start", "window_end")
     ui_color = "#e8f4ea"
@@ -70,8 +95,9 @@ class ValidateSuiteOperator(BaseOperator):
     def __init__(
         self,
         *,
-        suite: str,
-        table: str,
+        suite: str | None = None,
+        table: str | None = None,
+        crawl_object: str | None = None,
         window_start: str | None = None,
         window_end: str | None = None,
         partition_column: str | None = "create_hour",
@@ -86,8 +112,8 @@ class ValidateSuiteOperator(BaseOperator):
         self.hour_param = hour_param
         self.mysql_conn_id = mysql_conn_id
         self.dingtalk_conn_id = dingtalk_conn_id
-        self.suite = suite
-        self.table = table
+        self.crawl_object = crawl_object
+        self.table, self.suite = _object_table_and_suite(crawl_object, table, suite)
         self.window_start = window_start
         self.window_end = window_end
         self.partition_column = partition_column
@@ -111,7 +137,7 @@ class ValidateSuiteOperator(BaseOperator):
         suite = validation.load_suite(path)
         ids = {"mysql_conn_id": self.mysql_conn_id, "dingtalk_conn_id": self.dingtalk_conn_id}
         with task_run(context, self._window(context), **ids) as run:
-            window, settings = run.window, run.settings
+            window, settings = run.window, object_settings(run.settings, self.table)
             self.log.info("validating %s %s with %s", self.table, window, path)
             report = validation.validate_window(
                 CrawlMySqlHook(self.mysql_conn_id).pymysql_url(), self.table, path, window,
@@ -130,7 +156,7 @@ class ValidateSuiteOperator(BaseOperator):
                 resolves=[e["meta"]["name"] for e in suite["expectations"]] + ["data_quality"],
                 status="pass" if report.success else "fail",
                 details={"failed": [o.name for o in report.failed_outcomes()], "rows": report.row_count,
-                         "quality_score": score},
+                         "quality_score": score}, scope=self.table,
             )  # fmt: skip
         self.log.info("%s", report.summary())
         result = {**report.to_json(), "quality_score": score}
@@ -145,7 +171,7 @@ class RetryTaskOperator(BaseOperator):
 
     ELEMENTS = ("fail_sets", "required_fields")
     WINDOWS = ("run", "closing_hour")
-    template_fields = ("table", "suite")
+    template_fields = ("table", "suite", "check")
     ui_color = "#fdf0e0"
 
     def __init__(
@@ -155,6 +181,7 @@ class RetryTaskOperator(BaseOperator):
         window: str = "run",
         table: str | None = None,
         suite: str | None = None,
+        crawl_object: str | None = None,
         check: str | None = None,
         hour_param: str | None = None,
         mysql_conn_id: str = MYSQL_CONN_ID,
@@ -168,12 +195,18 @@ class RetryTaskOperator(BaseOperator):
             raise ValueError(f"elements={elements!r}: one of {', '.join(self.ELEMENTS)}")
         if window not in self.WINDOWS:
             raise ValueError(f"window={window!r}: one of {', '.join(self.WINDOWS)}")
-        if elements == "required_fields" and not (table and suite):
-            raise ValueError("elements='required_fields' needs the table and the suite naming its required columns")
+        if elements == "required_fields" and not (crawl_object or (table and suite)):
+            raise ValueError(
+                "elements='required_fields' needs the crawl_object, or the table and the suite naming its "
+                "required columns"
+            )
+        if crawl_object:
+            table, suite = _object_table_and_suite(crawl_object, table, suite)
         self.elements = elements
         self.window = window
         self.table = table
         self.suite = suite
+        self.crawl_object = crawl_object
         self.check = check
         self.hour_param = hour_param
 
@@ -189,7 +222,7 @@ class RetryTaskOperator(BaseOperator):
         if self.elements == "required_fields":
             suite = validation.load_suite(validation.suite_path(self.suite or ""))
             summary, findings = quality.recrawl_incomplete(
-                run.conn, run.redis, run.settings, self.table or "", run.window,
+                run.conn, run.redis, object_settings(run.settings, self.table or ""), self.table or "", run.window,
                 required=validation.required_columns(suite), dry_run=run.dry_run,
             )  # fmt: skip
             return summary, findings, ("incomplete_data",)
@@ -212,6 +245,7 @@ class RetryTaskOperator(BaseOperator):
             summary, findings, owned = self._collect(run)
             # INFO only: what was wrong is on its way to repair
             status = "pass" if not findings else "repaired" if all(f.level == Level.INFO for f in findings) else "fail"
-            run.record(self.check, findings, details=summary, resolves=owned, status=status)
+            scope = self.table if self.elements == "required_fields" else None
+            run.record(self.check, findings, details=summary, resolves=owned, status=status, scope=scope)
         self.log.info("%s over %s: %s", self.elements, run.window, summary)
         return {"window": str(run.window), **summary, "findings": [f.to_json() for f in findings]}

@@ -89,15 +89,17 @@ class TaskRun:
         status: str | None = None,
         window: Window | None = None,
         deliver: bool = False,
+        scope: str | None = None,
     ) -> list[Any]:
         """Store the findings (``resolves``: the finding names this check owns, so one a re-run
         no longer makes is resolved) and, with ``check``, its outcome row for the window:
         ``status`` or else ``fail`` with findings and ``pass`` without; ``deliver``: then send
-        the run's alerts."""
+        the run's alerts; ``scope``: the table a per-object check is about (it resolves
+        findings about that table only)."""
         from crawlops.alerts import record_check, record_findings
 
         window = window or self.window
-        record_findings(self.conn, findings, window=window, dag_run_id=self.run_id, resolves=resolves)
+        record_findings(self.conn, findings, window=window, dag_run_id=self.run_id, resolves=resolves, scope=scope)
         if check:
             record_check(
                 self.conn, check, window, status=status or ("fail" if findings else "pass"), findings=len(findings),

@@ -67,6 +67,13 @@ def test_the_suite_file_keys_uniqueness_like_the_registry():
     (unique,) = [e for e in suite["expectations"] if e["meta"]["name"] == "unique_result"]
 
     assert set(unique["kwargs"]["column_list"]) == set(crawl_object_for_table(TABLE).unique_key)
+    assert len(CRAWL_OBJECTS) >= 3
+    for crawl_object in CRAWL_OBJECTS.values():  # every object's suite, on its whole unique key
+        suite = validation.load_suite(validation.suite_path_for(crawl_object))
+        (unique,) = [e for e in suite["expectations"] if e["meta"]["name"] == "unique_result"]
+        assert unique["type"] == "expect_compound_columns_to_be_unique"
+        assert unique["kwargs"]["column_list"] == list(crawl_object.unique_key), crawl_object.name
+        assert unique["kwargs"].get("ignore_row_if", "never") == "never"  # NULL keys are compared, as quarantine's <=>
 
 
 def test_one_keyword_in_three_marketplaces_keeps_all_its_rows_through_the_hourly_checks(mysql, settings):

@@ -533,3 +533,21 @@ def test_the_page_and_the_daily_report_agree_about_a_day(client, mysql, redis_cl
 
     by_level = get(client, "/api/alerts", **span)["by_level"]
     assert by_level == data.alerts.by_level and sum(by_level.values()) == data.alerts.total > 0
+
+
+def test_volume_of_another_crawl_object_and_an_unknown_one_refused(client, mysql, seeded):
+    hour = HOURS[1].replace(tzinfo=None)
+    with mysql.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO amazon_product_detail (task_id, asin, marketplace, title, create_time) VALUES (%s, %s, 'US', 't', %s)",
+            [("product_detail_1_hourly", f"B0TEST{i:04d}", hour + dt.timedelta(minutes=i)) for i in range(7)],
+        )
+    mysql.commit()
+
+    volume = get(client, "/api/volume/hourly", crawl_object="product_detail")
+    assert volume["table"] == "amazon_product_detail"
+    assert [h["rows"] for h in volume["hours"]] == [0, 7, 0, 0, 0, 0] and volume["total_rows"] == 7
+    assert get(client, "/api/volume/hourly")["table"] == "amazon_search_result"  # the default is unchanged
+    assert "product_review" in get(client, "/api/overview")["crawl_objects"]
+    refused = client.get("/crawl-ops/api/volume/hourly", params={**RANGE, "crawl_object": "product_page"})
+    assert refused.status_code == 422 and "product_page" in refused.json()["detail"]

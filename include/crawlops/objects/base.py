@@ -88,11 +88,14 @@ class CrawlObject:
     # the column that orders a row within its element (None: one row an element)
     position_column: str | None = "position"
     check_target: Callable[[str], str | Refusal] = keep_target
-    check_max_pages: Callable[[Any, int], int | Refusal] = pages_in_range
+    # default: pages 1..max_pages_limit when paged, else NULL or 1 (``pages``)
+    check_max_pages: Callable[[Any, int], int | Refusal] | None = None
     validity_rules: Callable[[Sequence[str]], list[Rule]] = no_rules
     # per-object defaults over [quality] (the settings file's [objects.<name>] overrides these)
     quality_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     description: str = ""
+    # the expectation suite: a file in include/expectations/ or a path (default <results_table>.json)
+    suite: str | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name) or not _NAME.match(self.results_table):
@@ -120,8 +123,8 @@ class CrawlObject:
 
     @property
     def suite_file(self) -> str:
-        """The expectation suite in ``include/expectations/``."""
-        return self.results_table + ".json"
+        """The expectation suite: ``suite``, else ``<results_table>.json`` in ``include/expectations/``."""
+        return self.suite or self.results_table + ".json"
 
     @property
     def unique_key(self) -> tuple[str, ...]:
@@ -153,6 +156,11 @@ class CrawlObject:
         prefix = canonical_json(fields)[:-1] + ',"page":'
         for page in range(1, target.max_pages + 1):
             yield f"{prefix}{page}}}", target.target, target.marketplace, page, target.config_id
+
+    def pages(self, max_pages: Any, limit: int) -> int | Refusal:
+        """The pages a config row's ``max_pages`` asks for, or why it is refused."""
+        rule = self.check_max_pages or (pages_in_range if self.paged else one_page)
+        return rule(max_pages, limit)
 
     def check_name(self, check: str) -> str:
         """The name one of the hourly checks has for this object. The first object's checks keep

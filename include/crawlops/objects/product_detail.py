@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from crawlops.objects.base import DECIMAL, INT, TEXT, CrawlObject, Rule, asin_target, one_page, register
+from crawlops.objects.base import DECIMAL, INT, TEXT, CrawlObject, Rule, asin_target, register
 
 #: Marketplace -> the currency its prices are in.
 CURRENCIES = {
@@ -55,7 +55,8 @@ def validity_rules(marketplaces: Sequence[str]) -> list[Rule]:
     markets = list(marketplaces)
     return [
         ("asin_format", "asin COLLATE utf8mb4_bin NOT REGEXP %s", [ASIN_ANY]),
-        ("price_non_negative", "(price < 0 OR list_price < 0)", []),
+        ("price_non_negative", "price < 0", []),
+        ("list_price_non_negative", "list_price < 0", []),
         ("rating_range", "(rating < 0 OR rating > 5)", []),
         ("review_count_non_negative", "review_count < 0", []),
         ("availability_known", f"availability NOT IN ({_marks(AVAILABILITY)})", [*AVAILABILITY]),
@@ -92,7 +93,6 @@ PRODUCT_DETAIL = register(
         required=("title",),
         position_column=None,
         check_target=asin_target,
-        check_max_pages=one_page,
         validity_rules=validity_rules,
         # one row a product: far fewer rows an hour than search pages give
         quality_defaults={"min_records_per_hour": 50},

@@ -22,6 +22,7 @@ from crawlops.quality.rows import (
     quality_score_finding,
     quarantine_invalid,
 )
+from crawlops.quality.scope import objects_to_check
 from crawlops.quality.volume import (
     VolumeVerdict,
     check_volume,
@@ -47,6 +48,7 @@ __all__ = [
     "history_hours",
     "hourly_counts",
     "judge_volume",
+    "objects_to_check",
     "quality_score",
     "quality_score_finding",
     "quarantine_invalid",

@@ -27,19 +27,23 @@ def check_freshness(
     ``freshness_seconds`` before it. The age of the newest row (``create_time`` at or
     before ``reference``) is counted from the later of that row and the first push of the
     expected tasks, so a crawl resuming after an idle spell is not stale at once. Older
-    than ``freshness_seconds``: an ERROR. Nothing expected (an idle crawl): nothing judged.
+    than ``freshness_seconds`` (the crawl object's own, ``Settings.for_object``): an ERROR.
+    Nothing expected (an idle crawl): nothing judged.
     """
 
-    limit = settings.quality.freshness_seconds
+    limits = {name: settings.for_object(name, o.quality_defaults).quality.freshness_seconds
+              for name, o in CRAWL_OBJECTS.items()}  # fmt: skip
     ref = reference.astimezone(dt.UTC).replace(tzinfo=None)
-    since = ref - dt.timedelta(seconds=limit)
+    since = ref - dt.timedelta(seconds=max([settings.quality.freshness_seconds, *limits.values()]))
     expected: dict[str, list[tuple[str, dt.datetime]]] = {}
     for task_id, task_type, pushed_at in store.pushed_and_live(conn, until=ref, finished_since=since):
         expected.setdefault(str(task_type), []).append((str(task_id), pushed_at))
     judged: dict[str, Any] = {}
     findings: list[Finding] = []
     for crawl_object, tasks in sorted(expected.items()):
-        table = CRAWL_OBJECTS[crawl_object].results_table
+        if crawl_object not in CRAWL_OBJECTS:
+            continue  # tasks of an object this process no longer knows
+        table, limit = CRAWL_OBJECTS[crawl_object].results_table, limits[crawl_object]
         started = min(pushed for _, pushed in tasks)
         markets = store.manifest_marketplaces(conn, [t for t, _ in tasks])
         scopes: list[tuple[str, str | None, Any]] = [(crawl_object, None, results.newest_row_time(conn, table, ref))]
@@ -62,4 +66,4 @@ def check_freshness(
                         action="none automatic: check the crawler fleet for this crawl object and marketplace",
                     )
                 )
-    return {"limit_seconds": limit, "scopes": judged}, findings
+    return {"limit_seconds": settings.quality.freshness_seconds, "limits": limits, "scopes": judged}, findings

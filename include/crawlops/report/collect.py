@@ -8,9 +8,10 @@ import math
 from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
-from crawlops import health, readmodel, store, surges
+from crawlops import health, objects, readmodel, store, surges
 from crawlops.db import Connection
 from crawlops.model import TaskStatus, Window
+from crawlops.quality import scope as quality_scope
 from crawlops.queue import RedisClient
 from crawlops.report.model import (
     AlertLine,
@@ -31,7 +32,7 @@ from crawlops.report.model import (
 from crawlops.settings import Settings
 from crawlops.store import alerts as store_alerts
 
-RESULTS_TABLE = "amazon_search_result"
+RESULTS_TABLE = objects.get(objects.FIRST).results_table
 
 LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO")  # most severe first
 
@@ -75,6 +76,7 @@ def build_daily_report(
         tasks=task_statistics(conn, window),
         quality=quality_by_hour(conn, window, hours),
         volume=volume_by_hour(conn, settings, hours),
+        volumes=object_volumes(conn, settings, window, hours),
         alerts=alert_summary(conn, window),
         system=system_health(conn, r, settings),
         outcomes=crawl_outcomes(conn, window),
@@ -147,10 +149,23 @@ def quality_by_hour(conn: Connection, window: Window, hours: Sequence[dt.datetim
     return readmodel.suite_quality(conn, window.start, len(hours))
 
 
-def volume_by_hour(conn: Connection, settings: Settings, hours: Sequence[dt.datetime]) -> Volume:
-    """Rows per hour of the results table against the volume check's band (``readmodel.volume``,
-    as the Crawl Ops page shows them), every hour of the day counted where the check has not judged it."""
-    return readmodel.volume(conn, RESULTS_TABLE, hours, settings.quality, now=dt.datetime.now(dt.UTC))
+def volume_by_hour(
+    conn: Connection, settings: Settings, hours: Sequence[dt.datetime], *, crawl_object: str = objects.FIRST
+) -> Volume:
+    """Rows per hour of a crawl object's results table against the volume check's band
+    (``readmodel.volume``, as the Crawl Ops page shows them), every hour of the day counted
+    where the check has not judged it; the band by the object's own thresholds."""
+    entry = objects.get(crawl_object)
+    quality = settings.for_object(crawl_object, entry.quality_defaults).quality
+    return readmodel.volume(conn, entry.results_table, hours, quality, now=dt.datetime.now(dt.UTC))
+
+
+def object_volumes(
+    conn: Connection, settings: Settings, window: Window, hours: Sequence[dt.datetime]
+) -> dict[str, Volume]:
+    """``volume_by_hour`` of every crawl object in use that day but the first (``Volume``)."""
+    in_use = quality_scope.objects_to_check(conn, settings, window)
+    return {name: volume_by_hour(conn, settings, hours, crawl_object=name) for name in in_use if name != objects.FIRST}
 
 
 def alert_counts(conn: Connection, column: str, start: dt.datetime, end: dt.datetime) -> dict[str, int]:

@@ -84,6 +84,9 @@ def volume_line(data: ReportData) -> str:
     )
     if vol.without_band:
         line += f" ({vol.without_band} hours without enough history for a band)"
+    for name, other in data.volumes.items():
+        line += f"; {md(name)}: {num_text(other.total_rows)} rows in {md(other.table)}"
+        line += f", {other.outside_band} hours outside the band" if other.outside_band else ""
     return line
 
 

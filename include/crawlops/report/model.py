@@ -156,6 +156,8 @@ class ReportData:
     run_url: str | None = None
     truncated: bool = False  # the stored summary lost its per-hour detail (``store.summary_json``)
     outcomes: CrawlOutcomes = dataclasses.field(default_factory=CrawlOutcomes)  # empty in reports made before
+    # rows per hour of every other crawl object in use that day (``volume`` is the first one's)
+    volumes: dict[str, Volume] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -100,6 +100,7 @@ def summary_json(data: ReportData) -> str:
     slim = dataclasses.replace(
         data,
         volume=dataclasses.replace(data.volume, hours=[]),
+        volumes={name: dataclasses.replace(v, hours=[]) for name, v in data.volumes.items()},
         quality=dataclasses.replace(
             data.quality, suites={k: dataclasses.replace(s, hours=[]) for k, s in data.quality.suites.items()}
         ),

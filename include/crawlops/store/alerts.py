@@ -43,16 +43,24 @@ def upsert_findings(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> list[i
 
 
 def resolve_absent(
-    conn: Connection, start: dt.datetime, end: dt.datetime, checks: Sequence[str], current: Sequence[str]
+    conn: Connection,
+    start: dt.datetime,
+    end: dt.datetime,
+    checks: Sequence[str],
+    current: Sequence[str],
+    *,
+    scope: str | None = None,
 ) -> int:
-    """Mark resolved the window's findings of ``checks`` whose fingerprint is not in ``current``."""
+    """Mark resolved the window's findings of ``checks`` whose fingerprint is not in ``current``
+    (with ``scope``: only those whose subject is ``scope`` or ``scope.<column>``)."""
     current = list(current) or [""]
+    scoped = " AND (subject = %s OR subject LIKE %s)" if scope else ""
     with conn.cursor() as cur:
         cur.execute(
             "UPDATE amazon_alert SET resolved_at = UTC_TIMESTAMP() WHERE window_start = %s AND window_end = %s "  # noqa: S608
             "AND check_name IN (" + ", ".join(["%s"] * len(checks)) + ") AND resolved_at IS NULL "
-            "AND fingerprint NOT IN (" + ", ".join(["%s"] * len(current)) + ")",
-            [start, end, *checks, *current],
+            "AND fingerprint NOT IN (" + ", ".join(["%s"] * len(current)) + ")" + scoped,
+            [start, end, *checks, *current, *((scope, scope.replace("_", "\\_") + ".%") if scope else ())],
         )
         return int(cur.rowcount)
 

@@ -37,3 +37,10 @@ def add_config_rows(conn: Connection, rows: Sequence[tuple[str, str, str, str, i
             rows,
         )
     conn.commit()
+
+
+def enabled_crawl_objects(conn: Connection) -> set[str]:
+    """The crawl objects of enabled config rows (``idx_config_enabled``: an index range)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT DISTINCT crawl_object FROM amazon_crawl_config WHERE enabled = 1")
+        return {str(name).strip().lower() for (name,) in cur.fetchall() if name}

@@ -384,3 +384,13 @@ def day_task_statistics(
             (percent, percent, start, end, *finished_statuses, percent, percent),
         )
         return rows, list(cur.fetchall())
+
+
+def task_types_between(conn: Connection, start: dt.datetime, end: dt.datetime) -> set[str]:
+    """The crawl objects (``task_type``) of tasks whose interval starts in [start, end)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT DISTINCT task_type FROM amazon_task_information WHERE interval_start >= %s AND interval_start < %s",
+            (start, end),
+        )
+        return {str(name) for (name,) in cur.fetchall()}

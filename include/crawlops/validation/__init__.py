@@ -2,7 +2,7 @@
 
 - :mod:`~crawlops.validation.results`: the report (outcomes per rule), ``ValidationFailed``,
   alert findings;
-- :mod:`~crawlops.validation.suite`: the suite file, its parameters and columns (no GE);
+- :mod:`~crawlops.validation.suite`: each crawl object's suite file, its parameters and columns (no GE);
 - :mod:`~crawlops.validation.gx_context`: GE, imported lazily, and its objects cached per process;
 - :mod:`~crawlops.validation.engine`: ``validate_window``, through GE's public API, all in SQL;
 - :mod:`~crawlops.validation.store`: ``store_report`` into ``amazon_validation_run``.
@@ -33,6 +33,7 @@ from crawlops.validation.suite import (
     suite_parameter_names,
     suite_parameters,
     suite_path,
+    suite_path_for,
 )
 
 __all__ = [
@@ -54,5 +55,6 @@ __all__ = [
     "suite_parameter_names",
     "suite_parameters",
     "suite_path",
+    "suite_path_for",
     "validate_window",
 ]

@@ -205,6 +205,15 @@ def gx_suite(path: Path) -> tuple[dict[str, Any], Any]:
         return cached
 
 
+def forget_suite(path: Path) -> None:
+    """Remove the suite file's suite, and every validation definition running it, from the
+    process's context, if there; the next validation with the file builds it again."""
+    path = Path(path).resolve()
+    with STATE.lock:
+        for key in [k for k in STATE.suites if k[0] == str(path)]:
+            _forget_suite(STATE.suites.pop(key)[1].name)
+
+
 def _forget_suite(name: str) -> None:
     """Remove a suite that changed on disk, and every validation definition using it, from the context."""
     context = data_context()

@@ -1,9 +1,10 @@
 """The suite file and its parameters.
 
-The suite is a JSON file in ``include/expectations/`` whose thresholds are GE suite
-parameters (``{"$PARAMETER": "name"}``), filled at run time from the settings by
-:func:`suite_parameters`, so the numbers live only in ``include/config/crawlops.toml``.
-Reading the file needs no Great Expectations.
+Each crawl object has a suite: the JSON file ``include/expectations/<results_table>.json``
+(:func:`suite_path_for`) whose thresholds are GE suite parameters (``{"$PARAMETER": "name"}``),
+filled at run time from the settings and the window by :func:`suite_parameters`, so the
+numbers live only in ``include/config/crawlops.toml``. Reading the file needs no Great
+Expectations.
 """
 
 from __future__ import annotations
@@ -15,12 +16,15 @@ import re
 from pathlib import Path
 from typing import Any
 
+from crawlops import objects
 from crawlops.model import Window
+from crawlops.objects.product_detail import CURRENCIES
 from crawlops.settings import Settings, include_dir
 
+#: The suite of the first crawl object, ``search_result`` (``suite_path_for`` names any object's).
 DEFAULT_SUITE_PATH = include_dir() / "expectations" / "amazon_search_result.json"
 
-#: Columns the shipped suite requires to be filled.
+#: Columns the ``search_result`` suite requires to be filled (``required_columns`` reads any suite's).
 REQUIRED_COLUMNS = ("task_id", "keyword", "marketplace", "asin", "title", "price", "page", "position")
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -37,6 +41,13 @@ def suite_path(suite: Path | str) -> Path:
     """A suite file: a path as given when absolute, else a file in ``include/expectations/``."""
     path = Path(suite)
     return path if path.is_absolute() else include_dir() / "expectations" / path
+
+
+def suite_path_for(crawl_object: str | objects.CrawlObject) -> Path:
+    """The suite file of a crawl object (by name or itself): its ``suite_file`` in ``include/expectations/``."""
+    if isinstance(crawl_object, str):
+        crawl_object = objects.get(crawl_object)
+    return suite_path(crawl_object.suite_file)
 
 
 def load_suite(path: Path | str = DEFAULT_SUITE_PATH) -> dict[str, Any]:
@@ -59,26 +70,48 @@ def load_suite(path: Path | str = DEFAULT_SUITE_PATH) -> dict[str, Any]:
     return suite
 
 
-def suite_parameters(settings: Settings, window: Window) -> dict[str, Any]:
-    """Values for the suite's ``$PARAMETER`` placeholders, from the settings and the window.
+def suite_parameters(
+    settings: Settings, window: Window, crawl_object: str | objects.CrawlObject | None = None
+) -> dict[str, Any]:
+    """Values for the ``$PARAMETER`` placeholders of every shipped suite, from the settings and
+    the window; each suite reads the ones it names.
 
-    ``min_rows`` is ``min_records_per_hour`` scaled to the window's length (an hour: 1000).
-    ``required_mostly`` and ``validity_mostly`` are both ``1 - error_rate_max`` (0.99): a
-    required column may be null, and each validity rule may fail, in at most
-    ``error_rate_max`` of the rows. Datetimes are naive UTC text, the way the DATETIME
-    columns hold them; GE parses them when it compares them with a datetime metric.
+    ``crawl_object`` (a name or the object): its own quality settings are applied first, as
+    its checks read them (``settings.for_object`` with its registry defaults, which gives
+    settings already made so the same values). Without it ``settings`` are taken as given.
+
+    ``min_rows`` is ``min_records_per_hour`` scaled to the window's length (an hour: 1000 for
+    search results). ``required_mostly`` is ``quality.required_mostly`` and ``validity_mostly``
+    ``1 - error_rate_max`` (0.99): a required column may be null, and each validity rule may
+    fail, in at most that share of the rows. Datetimes are naive UTC text, the way the
+    DATETIME columns hold them; GE parses them when it compares them with a datetime metric.
+
+    For ``product_detail``: ``currency_pairs``, the [marketplace, currency] pairs of
+    ``CURRENCIES`` for ``dispatch.marketplaces`` (what quarantine's currency rule accepts).
+    For ``product_review``: ``review_date_max``, the window's last UTC day + 1 day: quarantine
+    judges ``review_date > create_time + INTERVAL 1 DAY``; review_date being a DATE, a row
+    created on day D passes exactly when review_date <= D + 1, so over an hour window (one
+    day) the max is exact, over a longer one it is that of its last day.
     """
+    if crawl_object is not None:
+        if isinstance(crawl_object, str):
+            crawl_object = objects.get(crawl_object)
+        settings = settings.for_object(crawl_object.name, crawl_object.quality_defaults)
     quality = settings.quality
-    _, end = window.naive()
+    start, end = window.naive()
     validity = round(1.0 - quality.error_rate_max, 10)
     hours = (window.end - window.start) / dt.timedelta(hours=1)
+    marketplaces = list(settings.dispatch.marketplaces)
+    last_day = (end - dt.timedelta(microseconds=1)).date()
     return {
         "min_rows": math.ceil(quality.min_records_per_hour * hours),
         "required_mostly": quality.required_mostly,
         "validity_mostly": validity,
-        "marketplaces": list(settings.dispatch.marketplaces),
+        "marketplaces": marketplaces,
         "window_end": end.isoformat(sep=" "),
-        "window_start": window.naive()[0].isoformat(sep=" "),
+        "window_start": start.isoformat(sep=" "),
+        "currency_pairs": [[m, CURRENCIES[m]] for m in marketplaces if m in CURRENCIES],
+        "review_date_max": (last_day + dt.timedelta(days=1)).isoformat(),
     }
 
 
