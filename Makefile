@@ -105,12 +105,14 @@ e2e: venv services
 bench: venv services
 	$(PY) -m bench.dispatch_bench --keywords 20000 --pages 5
 	$(PY) -m bench.dispatch_bench --keywords 200000 --pages 5 --repeat 1
+	$(PY) -m bench.dispatch_bench --keywords 300000 --pages 5 --repeat 1 --mixed
 	$(PY) -m bench.validation_bench --rows 1000000
 	$(PY) -m bench.validation_bench --rows 10000000
 	$(PY) -m bench.health_bench --sizes 100000:200 1000000:2000
 	$(PY) -m bench.parse_bench --repeat 10
 	$(PY) -m bench.dashboard_bench
 	$(PY) -m bench.worker_bench
+	$(PY) -m bench.objects_bench
 	$(PY) -m bench.report
 
 # 10M elements in one window (2M config rows x 5 pages), one run of each: too long for make bench.

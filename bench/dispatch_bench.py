@@ -50,8 +50,22 @@ def reset(conn, r) -> None:
     r.flushdb()
 
 
-def load_config(conn, keywords: int, pages: int) -> None:
-    rows = (("search_result", f"bench keyword {i:07d}", "US", "hourly", pages) for i in range(keywords))
+def config_row(i: int, pages: int, mixed: bool) -> tuple[str, str, str, str, int]:
+    """A config row; ``mixed``: the three crawl objects in turn (a product page is one element)."""
+    kind = i % 3 if mixed else 0
+    if kind == 1:
+        return ("product_detail", f"B0{i:08d}", "US", "hourly", 1)
+    if kind == 2:
+        return ("product_review", f"B0{i:08d}", "US", "hourly", pages)
+    return ("search_result", f"bench keyword {i:07d}", "US", "hourly", pages)
+
+
+def expected_elements(keywords: int, pages: int, mixed: bool) -> int:
+    return sum(config_row(i, pages, mixed)[4] for i in range(keywords))
+
+
+def load_config(conn, keywords: int, pages: int, mixed: bool = False) -> None:
+    rows = (config_row(i, pages, mixed) for i in range(keywords))
     with conn.cursor() as cur:
         for batch in batched(rows, 10_000):
             cur.executemany(
@@ -164,6 +178,7 @@ def main() -> None:
     parser.add_argument("--keywords", type=int, default=20_000)
     parser.add_argument("--pages", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each; the best is reported")
+    parser.add_argument("--mixed", action="store_true", help="config rows of the three crawl objects in turn")
     args = parser.parse_args()
 
     conn, r = bench_mysql(), bench_redis()
@@ -172,22 +187,24 @@ def main() -> None:
     memory: dict[str, int] | None = None
     for _ in range(args.repeat):
         reset(conn, r)
-        load_config(conn, args.keywords, args.pages)
+        load_config(conn, args.keywords, args.pages, args.mixed)
         elapsed, pushed, rss = ours(conn, r, settings)
         memory = memory or rss  # the first run, before the floor's prepared rows have been in memory
         ours_times.append(elapsed)
-        assert pushed == args.keywords * args.pages, pushed
-        assert r.scard(f"search_result_{WINDOW.epoch}_hourly") == pushed
+        assert pushed == expected_elements(args.keywords, args.pages, args.mixed), pushed
+        objects = ("search_result", "product_detail", "product_review") if args.mixed else ("search_result",)
+        assert sum(r.scard(f"{o}_{WINDOW.epoch}_hourly") for o in objects) == pushed
         floor_times.append(floor(conn, r, settings))
     reset(conn, r)
     best_ours, best_floor = min(ours_times), min(floor_times)
     assert memory is not None
-    elements = args.keywords * args.pages
+    elements = expected_elements(args.keywords, args.pages, args.mixed)
     mb = 1024 * 1024
     growth, planning = memory["peak"] - memory["baseline"], memory["planned"] - memory["baseline"]
     beyond = memory["peak"] - memory["planned"]  # what record and push add beyond the planned config
     result = {
         "benchmark": "dispatch",
+        "mixed_objects": args.mixed,
         "elements": elements,
         "config_rows": args.keywords,
         "ours_seconds": round(best_ours, 3),
@@ -210,7 +227,7 @@ def main() -> None:
         f"peak of record and push; {growth / elements:.1f} bytes an element in all "
         f"(baseline {result['baseline_rss_mb']} MB)"
     )
-    write_result(f"dispatch-{result['elements']}", result)
+    write_result(f"dispatch-{'mixed-' if args.mixed else ''}{result['elements']}", result)
 
 
 if __name__ == "__main__":

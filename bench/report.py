@@ -15,11 +15,15 @@ def _load(name: str) -> dict | None:
 
 def rows() -> list[tuple[str, str, str, str, str]]:
     table = []
-    for elements in (100_000, 1_000_000):
-        if r := _load(f"dispatch-{elements}.json"):
+    mixed = [
+        (f"dispatch-mixed-{p.stem.rsplit('-', 1)[1]}", "three crawl objects") for p in RESULTS.glob("dispatch-mixed-*")
+    ]
+    for name, label in [*((f"dispatch-{n}", "") for n in (100_000, 1_000_000)), *sorted(mixed)]:
+        if r := _load(f"{name}.json"):
+            elements = r["elements"]
             table.append(
                 (
-                    f"dispatch {elements:,} elements",
+                    f"dispatch {elements:,} elements" + (f", {label}" if label else ""),
                     f"{r['ours_seconds']:.2f} s",
                     f"{r['floor_seconds']:.2f} s",
                     f"{r['ratio']:.2f}x",
@@ -85,6 +89,17 @@ def rows() -> list[tuple[str, str, str, str, str]]:
                 f"{r['kit_elements_per_second']:,} elements/s; worker CPU {r['cpu_ratio']:.2f}x",
             )
         )
+    if r := _load("objects.json"):
+        for run in r["runs"]:
+            table.append(
+                (
+                    f"hourly checks of {run['objects']} crawl object(s), {r['rows_per_hour']:,} rows an hour each",
+                    f"{run['seconds'] * 1000:.0f} ms",
+                    f"{run['floor_seconds'] * 1000:.0f} ms",
+                    f"{run['ratio']:.2f}x",
+                    "floor: each object's checks run alone, summed",
+                )
+            )
     if r := _load("parse.json"):
         for name, d in r["dags"].items():
             table.append(

@@ -82,3 +82,23 @@ def test_retention_defaults_keep_what_the_checks_read_and_leave_the_results_tabl
     # 0 keeps a table forever, where allowed; opting the results table in past the history is fine
     kept = Settings.load(environ={}, overrides={"retention": {"task_days": 0, "volume_days": 0, "results_days": 15}})
     assert (kept.retention.task_days, kept.retention.volume_days, kept.retention.results_days) == (0, 0, 15)
+
+
+def test_a_crawl_object_overrides_quality_keys_over_its_own_defaults():
+    from crawlops.settings import Settings
+
+    base = Settings.load(environ={})
+    assert base.objects == {} and base.for_object("product_review") is base
+    assert base.for_object("product_review", {"min_records_per_hour": 50}).quality.min_records_per_hour == 50
+    env = Settings.load(environ={"CRAWLOPS__OBJECTS__PRODUCT_REVIEW": '{"min_records_per_hour": 200}'})
+    own = env.for_object("product_review", {"min_records_per_hour": 50, "freshness_seconds": 7200})
+    assert (own.quality.min_records_per_hour, own.quality.freshness_seconds) == (200, 7200)
+    assert own.quality.anomaly_z == base.quality.anomaly_z and own.dispatch == base.dispatch
+    with pytest.raises(ValueError, match=r"objects\.product_review: unknown keys \['retry_limit'\]"):
+        Settings.load(environ={}, overrides={"objects": {"product_review": {"retry_limit": 1}}})
+    with pytest.raises(ValueError, match=r"objects\.product_review\.anomaly_z: expected a number"):
+        Settings.load(environ={}, overrides={"objects": {"product_review": {"anomaly_z": "high"}}})
+    with pytest.raises(ValueError, match=r"objects\.product_detail\.required_mostly: must lie in \[0, 1\]"):
+        Settings.load(environ={}, overrides={"objects": {"product_detail": {"required_mostly": 2}}}).for_object(
+            "product_detail"
+        )
