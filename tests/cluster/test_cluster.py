@@ -14,12 +14,16 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
+
+from crawlops import objects
+from crawlops.model import crawl_object_of
 
 pytestmark = pytest.mark.cluster
 
@@ -98,9 +102,11 @@ def assert_dispatched_once(conn, crawl_redis, task_ids: list[str]) -> None:
             manifest = {row[0] for row in cur.fetchall()}
             queued = {m.decode() for m in crawl_redis.smembers(task_id)}
             assert queued <= manifest, (task_id, sorted(queued - manifest)[:3])
+            crawl_object = objects.get(crawl_object_of(task_id))  # its results table and key
+            key = ", ".join(crawl_object.unique_key)
             cur.execute(
-                "SELECT keyword, marketplace, page, position, COUNT(*) FROM amazon_search_result "
-                "WHERE task_id = %s GROUP BY keyword, marketplace, page, position HAVING COUNT(*) > 1 LIMIT 3",
+                f"SELECT {key}, COUNT(*) FROM {crawl_object.results_table} "
+                f"WHERE task_id = %s GROUP BY {key} HAVING COUNT(*) > 1 LIMIT 3",
                 (task_id,),
             )
             assert cur.fetchall() == (), f"{task_id}: result rows answered twice"
@@ -122,10 +128,11 @@ def test_both_dags_ran_green_on_the_celery_workers(cluster):
     print(f"task instances ran on: {sorted(used)}")
 
 
-def running_on_workers(api, runs: dict[str, str], workers: list[str]) -> list[tuple[str, str, str]]:
-    """(dag id, task id, worker) of every task instance of ``runs`` running on one of ``workers``."""
+def running_on_workers(api, runs: dict[str, str], workers: list[str]) -> list[tuple[str, str, int, str]]:
+    """(dag id, task id, map index, worker) of every task instance of ``runs`` running on one of
+    ``workers`` (the hourly checks are mapped over the crawl objects: one task id, several instances)."""
     return [
-        (dag_id, ti["task_id"], ti["hostname"])
+        (dag_id, ti["task_id"], ti.get("map_index", -1), ti["hostname"])
         for dag_id, run_id in runs.items()
         for ti in task_instances(api, dag_id, run_id)
         if ti["state"] == "running" and ti["hostname"] in workers
@@ -152,7 +159,7 @@ def test_a_celery_worker_killed_mid_task_is_recovered_by_the_other(cluster, craw
         if not seen:
             time.sleep(0.3)
             continue
-        worker = seen[0][2]
+        worker = seen[0][3]
         kill_worker(worker)
         killed_at = time.monotonic()
         time.sleep(1)  # what had reported its end before the kill shows it now
@@ -161,15 +168,19 @@ def test_a_celery_worker_killed_mid_task_is_recovered_by_the_other(cluster, craw
             restart_worker(int(worker.rsplit("-", 1)[1]))
             time.sleep(10)
     assert killed, "no task instance was caught running on a worker"
-    worker = killed[0][2]
-    print(f"killed {worker} while it ran {', '.join(f'{d}.{t}' for d, t, _ in killed)}")
+    worker = killed[0][3]
+    print(f"killed {worker} while it ran {', '.join(f'{d}.{t}[{m}]' for d, t, m, _ in killed)}")
     try:
         states = wait_for_runs(api, runs, timeout=600)
         recovered = time.monotonic() - killed_at
         assert states == {DISPATCH: "success", SUPERVISION: "success"}, states
         survivor = next(w for w in cluster["workers"] if w != worker)
-        for dag_id, task_id, _ in killed:
-            ti = next(ti for ti in task_instances(api, dag_id, runs[dag_id]) if ti["task_id"] == task_id)
+        for dag_id, task_id, map_index, _ in killed:
+            ti = next(
+                ti
+                for ti in task_instances(api, dag_id, runs[dag_id])
+                if (ti["task_id"], ti.get("map_index", -1)) == (task_id, map_index)
+            )
             assert ti["try_number"] >= 2, ti
             assert ti["hostname"] == survivor, ti
             tries = ti["try_number"]
@@ -224,8 +235,11 @@ def test_a_backfill_of_six_hours_gives_six_tasks(cluster, crawl_db, crawl_redis)
 
     tasks = window_tasks(crawl_db, first, last + dt.timedelta(hours=1))
     # Retry tasks (<task_id>_fail) of elements the simulated fleet failed may join them.
+    # One task per (crawl object, hour): six for each crawl object with hourly config rows.
     dispatched = [task_id for task_id, _, _ in tasks if not task_id.endswith("_fail")]
-    assert len(dispatched) == 6, tasks
+    per_object = Counter(crawl_object_of(task_id) for task_id in dispatched)
+    assert per_object and set(per_object.values()) == {6}, tasks
+    assert len(dispatched) == len(set(dispatched)) == 6 * len(per_object), tasks
     assert all(task_id.endswith("_hourly") for task_id in dispatched), tasks
     assert_dispatched_once(crawl_db, crawl_redis, [t[0] for t in tasks])
 

@@ -72,7 +72,7 @@ def test_take_answer_and_report_per_the_contract(mysql, redis_client, settings, 
     with pytest.raises(ValueError, match="answered already"):
         client.fail(first)
     with pytest.raises(ValueError, match="not result fields"):
-        Result.of({"asin": "B0AAAAAAA3", "keyword": "another"})
+        Result.of({"asin": "B0AAAAAAA3", "keyword": "another"}, "search_result")
 
 
 def test_release_reports_what_it_holds_and_supervision_retries_exactly_that(mysql, redis_client, settings, config):

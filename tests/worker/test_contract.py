@@ -23,11 +23,11 @@ RULES = {
 }  # fmt: skip
 
 
-def check(*worker: str) -> tuple[int, dict[str, str], str]:
+def check(*worker: str, crawl_object: str = "search_result", timeout: int = 60) -> tuple[int, dict[str, str], str]:
     """Run the kit; returns its exit status, each rule's PASS/FAIL, and its output."""
     done = subprocess.run(
         [sys.executable, "-m", "crawlops.harness.check", "--mysql-url", CHECK_MYSQL_URL, "--redis-url",
-         CHECK_REDIS_URL, "--timeout", "60", "--", *worker],
+         CHECK_REDIS_URL, "--timeout", str(timeout), "--object", crawl_object, "--", *worker],
         capture_output=True, text=True, timeout=240, cwd=ROOT, check=False,
     )  # fmt: skip
     verdicts = {}
@@ -38,19 +38,42 @@ def check(*worker: str) -> tuple[int, dict[str, str], str]:
     return done.returncode, verdicts, done.stdout + done.stderr
 
 
+PRODUCT_SPIDER = [sys.executable, "examples/scrapy_product/spider.py"]
+
+
 @pytest.mark.parametrize(
-    "worker",
+    ("worker", "crawl_object"),
     [
-        pytest.param([sys.executable, "-m", "crawlops.harness.simulator", "--workers", "2"], id="simulator"),
-        pytest.param([sys.executable, "examples/scrapy_search/spider.py"], id="scrapy-example"),
-        pytest.param([sys.executable, "examples/scrapy_search/spider.py", "--processes", "2"], id="scrapy-2-processes"),
+        pytest.param([sys.executable, "-m", "crawlops.harness.simulator", "--workers", "2"], "search_result",
+                     id="simulator"),
+        pytest.param([sys.executable, "examples/scrapy_search/spider.py"], "search_result", id="scrapy-example"),
+        pytest.param([sys.executable, "examples/scrapy_search/spider.py", "--processes", "2"], "search_result",
+                     id="scrapy-2-processes"),
+        pytest.param(PRODUCT_SPIDER, "product_detail", id="scrapy-product-detail"),
+        pytest.param([*PRODUCT_SPIDER, "--objects", "product_review"], "product_review", id="scrapy-product-review"),
+        pytest.param([sys.executable, "-m", "crawlops.harness.simulator", "--workers", "2"], "all",
+                     id="simulator-every-object"),
     ],
-)
-def test_workers_built_on_the_kit_keep_the_contract(worker):
-    status, verdicts, output = check(*worker)
+)  # fmt: skip
+def test_workers_built_on_the_kit_keep_the_contract(worker, crawl_object):
+    status, verdicts, output = check(*worker, crawl_object=crawl_object)
 
     assert verdicts == dict.fromkeys(RULES, "PASS"), output
     assert status == 0
+    objects = ["search_result", "product_detail", "product_review"] if crawl_object == "all" else [crawl_object]
+    assert f"elements of {', '.join(objects)} dispatched" in output
+
+
+def test_a_spider_of_other_objects_takes_none_of_them():
+    """The search example (``crawl_objects`` left at its default, search_result) given product
+    pages to crawl: it takes none, and the check says so."""
+    status, verdicts, output = check(sys.executable, "examples/scrapy_search/spider.py", crawl_object="product_detail",
+                                     timeout=5)  # fmt: skip
+
+    assert status == 1
+    assert verdicts["finds every open task"] == verdicts["every element taken is answered"] == "FAIL", output
+    assert verdicts["nothing left after SIGTERM"] == "FAIL"
+    assert "nothing was taken" in output and "the worker took nothing of a new task within 5 s" in output
 
 
 @pytest.mark.parametrize(

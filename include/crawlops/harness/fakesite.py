@@ -1,7 +1,11 @@
-"""A fake search site on 127.0.0.1 for the contract kit, the simulator and the example spider.
+"""A fake Amazon on 127.0.0.1 for the contract kit, the simulator and the example spiders.
 
-``GET /s?k=<keyword>&mp=<marketplace>&page=<n>`` serves one results page. What a page does
-is decided per element by a ``plan`` (``PageKind``), the same for every request:
+``GET /s?k=<keyword>&mp=<marketplace>&page=<n>`` serves one search results page
+(``search_result``), ``/dp/<asin>?mp=<marketplace>`` a product page (``product_detail``) and
+``/product-reviews/<asin>?mp=<marketplace>&page=<n>`` a review page (``product_review``; both
+in ``crawlops.harness.fakepages``; ``PAGES`` says how each object's pages are served, parsed
+and checked). What a page does is decided per element (its ``Key``: the element's fields in
+their canonical order) by a ``plan`` (``PageKind``), the same for every request; for search:
 
 - ``results``: 1-16 results, each a ``div.s-result`` with ``data-asin``, ``h2.title``,
   ``span.price`` (``data-currency``), ``span.rating`` and ``span.reviews``;
@@ -20,7 +24,7 @@ element, so the same pages every time), and ``requests_at`` keeps when each mark
 asked, to measure a throttle.
 
 The results of a page are derived from its element, so a checker knows what rows to expect
-(``expected``). Selectors are the fake site's, not Amazon's.
+(``expected``, ``PAGES[...].expected``). Selectors are the fake site's, not Amazon's.
 """
 
 from __future__ import annotations
@@ -32,44 +36,34 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
-from enum import StrEnum
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+from crawlops import objects
+from crawlops.harness.fakepages import (
+    ROBOT_CHECK,
+    Key,
+    PageKind,
+    expected_detail,
+    expected_reviews,
+    parse_detail,
+    parse_reviews,
+    product_url,
+    render_detail,
+    render_reviews,
+    reviews_url,
+)
 from crawlops.reasons import Blocked, amazon_block
-from crawlops.worker.model import EMPTY, Empty, Result
+from crawlops.worker.model import EMPTY, Element, Empty, Result
 
 CURRENCY = {"US": "USD", "UK": "GBP", "DE": "EUR", "FR": "EUR", "JP": "JPY"}
 
 
-class PageKind(StrEnum):
-    RESULTS = "results"
-    EMPTY = "empty"
-    FAIL = "fail"
-    BROKEN = "broken"
-    SLOW = "slow"
-    BLOCKED = "blocked"
-    BARE = "bare"
-    THROTTLED = "throttled"
-
-
-# What Amazon serves instead of a page when it suspects a robot (abridged, same markers).
-ROBOT_CHECK = (
-    '<!doctype html><html><head><title>Amazon.com</title></head><body><div class="a-container">'
-    '<h4>Enter the characters you see below</h4><p class="a-last">Sorry, we just need to make sure you\'re '
-    "not a robot. For best results, please make sure your browser is accepting cookies.</p>"
-    '<form method="get" action="/errors/validateCaptcha"><input id="captchacharacters" name="field-keywords">'
-    "</form></div></body></html>"
-)
-
-Key = tuple[str, str, int]  # keyword, marketplace, page
-
-
-def page_url(base: str, keyword: str, marketplace: str, page: int) -> str:
-    """The fake site's URL of an element's page."""
-    return f"{base.rstrip('/')}/s?k={quote(keyword, safe='')}&mp={quote(marketplace, safe='')}&page={page}"
+def page_url(base: str, keyword: str, marketplace: str, page: int | None) -> str:
+    """The fake site's URL of a search element's page (``page`` None: the first)."""
+    return f"{base.rstrip('/')}/s?k={quote(keyword, safe='')}&mp={quote(marketplace, safe='')}&page={page or 1}"
 
 
 def expected(keyword: str, marketplace: str, page: int) -> list[Result]:
@@ -152,9 +146,60 @@ def parse(page: str) -> list[Result] | Empty:
     return results
 
 
+@dataclasses.dataclass(frozen=True)
+class Pages:
+    """How the site serves one crawl object's pages, keyed by the element (``Key``)."""
+
+    url: Callable[[str, Key], str]  # (base URL, key) -> the page's URL
+    render: Callable[[Key, PageKind], str]
+    expected: Callable[[Key], list[Result]]  # what a results page holds
+    parse: Callable[[str], list[Result] | Empty]  # a plain parser of the page
+    match: str  # the column that tells one result from another ("results match the page")
+
+
+#: The crawl objects the site has pages for.
+PAGES = {
+    "search_result": Pages(lambda b, k: page_url(b, *k), lambda k, kind: render(k[0], k[1], k[2], kind),
+                           lambda k: expected(*k), parse, "asin"),
+    "product_detail": Pages(lambda b, k: product_url(b, *k), lambda k, kind: render_detail(k[0], k[1], kind),
+                            lambda k: expected_detail(*k), parse_detail, "title"),
+    "product_review": Pages(lambda b, k: reviews_url(b, *k), lambda k, kind: render_reviews(k[0], k[1], k[2], kind),
+                            lambda k: expected_reviews(*k), parse_reviews, "review_id"),
+}  # fmt: skip
+
+
+def key_of(crawl_object: str, fields: Mapping[str, Any]) -> Key:
+    """An element's key: its fields' values in the object's canonical order."""
+    return tuple(fields[f] for f in objects.get(crawl_object).element_fields)
+
+
+def element_url(base: str, element: Element) -> str:
+    """The site's URL of ``element``'s page, whatever its crawl object."""
+    return PAGES[element.crawl_object].url(base, key_of(element.crawl_object, element.fields))
+
+
+def parse_page(crawl_object: str, page: str) -> list[Result] | Empty:
+    """A page of ``crawl_object`` parsed by the site's plain parser."""
+    return PAGES[crawl_object].parse(page)
+
+
+def _route(path: str, query: dict[str, list[str]]) -> tuple[str, Key]:
+    """(crawl object, key) of a request; ``KeyError`` / ``ValueError`` / ``IndexError`` for none."""
+    marketplace = query["mp"][0]
+    if path == "/s":
+        return "search_result", (query["k"][0], marketplace, int(query["page"][0]))
+    head, _, asin = path.lstrip("/").partition("/")
+    if head == "dp" and asin:
+        return "product_detail", (unquote(asin), marketplace)
+    if head == "product-reviews" and asin:
+        return "product_review", (unquote(asin), marketplace, int(query["page"][0]))
+    raise KeyError(path)
+
+
 @dataclasses.dataclass
 class SearchSite:
-    """The site, serving in a thread; ``plan`` maps an element to its page's kind (default results)."""
+    """The site, serving in a thread; ``plan`` maps an element's key to its page's kind (default
+    results), whatever its crawl object (the shipped objects' keys differ in targets or length)."""
 
     plan: Mapping[Key, PageKind] = dataclasses.field(default_factory=dict)
     slow_seconds: float = 1.0
@@ -190,11 +235,10 @@ class SearchSite:
 
     def answer(self, request: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(request.path)
-        query = parse_qs(parts.query)
         try:
-            key = (query["k"][0], query["mp"][0], int(query["page"][0]))
+            crawl_object, key = _route(parts.path, parse_qs(parts.query))
         except (KeyError, ValueError, IndexError):
-            self._send(request, 404, "not a search URL: /s?k=<keyword>&mp=<marketplace>&page=<n>")
+            self._send(request, 404, "not a page: /s?k=&mp=&page=, /dp/<asin>?mp=, /product-reviews/<asin>?mp=&page=")
             return
         self.requests[key] += 1
         self.requests_at.setdefault(key[1], []).append(time.monotonic())
@@ -207,7 +251,7 @@ class SearchSite:
             return
         if kind is PageKind.SLOW:
             time.sleep(self.slow_seconds)
-        self._send(request, 200, render(*key, kind))
+        self._send(request, 200, PAGES[crawl_object].render(key, kind))
 
     @staticmethod
     def _send(
@@ -231,3 +275,8 @@ class SearchSite:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+FakeSite = SearchSite  # it serves product and review pages too
+__all__ = ["PAGES", "ROBOT_CHECK", "FakeSite", "Key", "PageKind", "Pages", "SearchSite", "expected", "page_url",
+           "parse", "render"]  # fmt: skip

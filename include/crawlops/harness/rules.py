@@ -8,14 +8,13 @@ import datetime as dt
 import json
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
-from crawlops import telemetry
+from crawlops import objects, telemetry
 from crawlops.db import Connection
-from crawlops.harness.fakesite import Key, PageKind, expected
-from crawlops.model import empty_key, fail_key
+from crawlops.harness.fakesite import PAGES, Key, PageKind, key_of
+from crawlops.model import crawl_object_of, empty_key, fail_key
 from crawlops.queue import RedisClient
-from crawlops.worker.model import RESULTS_TABLE
 
 
 @dataclasses.dataclass
@@ -33,32 +32,37 @@ def examples(items: Sequence[Any], n: int = 2) -> str:
     return shown + (f" and {len(items) - n} more" if len(items) > n else "")
 
 
+class Row(NamedTuple):
+    """A result row as the rules read it."""
+
+    task_id: str
+    key: Key  # its element's fields, as the row names them
+    position: int | None  # None for an object of one row an element
+    match: Any  # the column telling the page's results apart (fakesite.PAGES[...].match)
+    create_time: dt.datetime
+
+
 @dataclasses.dataclass
 class Ledger:
     """What the scratch space says about the tasks' elements, read after the worker ran."""
 
-    elements: dict[str, dict[bytes, Key]]  # task id -> member bytes -> (keyword, marketplace, page)
+    elements: dict[str, dict[bytes, Key]]  # task id -> member bytes -> its key (fields in canonical order)
     queued: dict[str, set[bytes]]
     failed: dict[str, set[bytes]]
     empty: dict[str, set[bytes]]
-    rows: list[tuple[str, str, str, int, str, int, dt.datetime]]  # task, keyword, mp, page, asin, position, time
+    rows: list[Row]
     reasons: dict[str, dict[bytes, str]] = dataclasses.field(default_factory=dict)  # task -> member -> reason
 
     @classmethod
     def read(cls, conn: Connection, r: RedisClient, task_ids: Sequence[str]) -> Ledger:
         from crawlops import store
-        from crawlops.store import results as store_results
 
         elements: dict[str, dict[bytes, Key]] = {}
         for task in store.select_tasks(conn, "task_id IN (" + ", ".join(["%s"] * len(task_ids)) + ")", task_ids):
-            elements[task.task_id] = {}
+            mine = elements[task.task_id] = {}
             for batch in store.stream_elements(conn, task, batch_size=1000, exclude_done=False):
                 for text in batch:
-                    fields = json.loads(text)
-                    elements[task.task_id][text.encode("utf-8")] = (
-                        fields["keyword"], fields["marketplace"], fields["page"],
-                    )  # fmt: skip
-        rows = store_results.rows_of_tasks(conn, RESULTS_TABLE, task_ids)
+                    mine[text.encode("utf-8")] = key_of(crawl_object_of(task.task_id), json.loads(text))
         reasons = {
             t: {m.encode("utf-8", "surrogateescape"): why for m, (why, _) in telemetry.fail_reasons(r, t).items()}
             for t in task_ids
@@ -68,7 +72,7 @@ class Ledger:
             {t: set(r.smembers(t)) for t in task_ids},
             {t: set(r.smembers(fail_key(t))) for t in task_ids},
             {t: set(r.smembers(empty_key(t))) for t in task_ids},
-            rows,
+            read_rows(conn, task_ids),
             reasons,
         )
 
@@ -80,10 +84,29 @@ class Ledger:
             out[member].append("failed")
         for member in self.empty[task_id] & out.keys():
             out[member].append("empty")
-        with_rows = {by_key[(k, m, p)] for t, k, m, p, *_ in self.rows if t == task_id and (k, m, p) in by_key}
-        for member in with_rows:
+        for member in {by_key[row.key] for row in self.rows if row.task_id == task_id and row.key in by_key}:
             out[member].append("rows")
         return out
+
+
+def read_rows(conn: Connection, task_ids: Sequence[str]) -> list[Row]:
+    """The tasks' rows, each from its crawl object's results table."""
+    from crawlops.store import results as store_results
+
+    by_object: dict[str, list[str]] = {}
+    for task_id in task_ids:
+        by_object.setdefault(crawl_object_of(task_id), []).append(task_id)
+    rows = []
+    for name, tasks in by_object.items():
+        spec = objects.get(name)
+        keys = list(spec.result_keys.values())
+        for task_id, *values, match, stamp in store_results.rows_of_tasks(
+            conn, spec.results_table, tasks, extra=(PAGES[name].match,)
+        ):
+            named = dict(zip(spec.unique_key[1:], values, strict=True))
+            fields = {column: named[column] for column in keys}
+            rows.append(Row(task_id, key_of(name, fields), named.get(spec.position_column or ""), match, stamp))
+    return rows
 
 
 @dataclasses.dataclass
@@ -156,7 +179,7 @@ def every_element_taken_is_answered(seen: Round) -> Rule:
 
 def answered_once(seen: Round) -> Rule:
     twice = [(seen.key_of[e], "+".join(a)) for e, a in seen.answers.items() if len(a) > 1]
-    positions = Counter((t, k, m, p, pos) for t, k, m, p, _, pos, _ in seen.ledger.rows)
+    positions = Counter((row.task_id, row.key, row.position) for row in seen.ledger.rows)
     repeated = [k for k, n in positions.items() if n > 1]
     parts = [
         f"{len(twice)} elements answered more than one way, e.g. {examples(twice)}" if twice else "",
@@ -214,11 +237,12 @@ def page_kind_rule(seen: Round, name: str, kinds: set[PageKind], want: str, why:
 
 def fields_equal(seen: Round) -> Rule:
     elements = {(t, k) for t in seen.tasks for k in seen.ledger.elements[t].values()}
-    strays = [(t, k, m, p) for t, k, m, p, *_ in seen.ledger.rows if (t, (k, m, p)) not in elements]
+    strays = [(row.task_id, *row.key) for row in seen.ledger.rows if (row.task_id, row.key) not in elements]
+    names = sorted({", ".join(("task_id", *objects.get(crawl_object_of(t)).result_keys.values())) for t in seen.tasks})
     return Rule(
         "fields equal",
         not strays,
-        f"{len(seen.ledger.rows)} rows name their element exactly (task_id, keyword, marketplace, page)"
+        f"{len(seen.ledger.rows)} rows name their element exactly ({'; '.join(names)})"
         if not strays
         else f"{len(strays)} rows match no element byte for byte, e.g. {examples(strays)}",
     )
@@ -227,27 +251,38 @@ def fields_equal(seen: Round) -> Rule:
 def results_match_the_page(seen: Round) -> Rule:
     elements = {(t, k) for t in seen.tasks for k in seen.ledger.elements[t].values()}
     by_element: dict[tuple[str, Key], list[tuple[int, str]]] = {}
-    for t, k, m, p, asin, pos, _ in seen.ledger.rows:
-        if (t, (k, m, p)) in elements:  # a row of no element is "fields equal"'s
-            by_element.setdefault((t, (k, m, p)), []).append((pos, asin))
+    for row in seen.ledger.rows:
+        if (row.task_id, row.key) in elements:  # a row of no element is "fields equal"'s
+            by_element.setdefault((row.task_id, row.key), []).append((row.position or 0, row.match))
     mismatched = [
         key
-        for (_, key), got in by_element.items()
+        for (task_id, key), got in by_element.items()
         if seen.plan.get(key) in {PageKind.RESULTS, PageKind.SLOW}
-        and sorted(got) != sorted((r.position, r.asin) for r in expected(*key))
+        and sorted(got) != sorted(_expected(crawl_object_of(task_id), key))
     ]
+    what = sorted({_match_name(crawl_object_of(t)) for t in seen.tasks})
     return Rule(
         "results match the page",
         not mismatched,
-        "every answered page's rows are its results (asin by position)"
+        f"every answered page's rows are its results ({', '.join(what)})"
         if not mismatched
         else f"{len(mismatched)} pages' rows differ from the page's results, e.g. {examples(mismatched)}",
     )
 
 
+def _match_name(crawl_object: str) -> str:
+    by_position = objects.get(crawl_object).position_column is not None
+    return PAGES[crawl_object].match + (" by position" if by_position else "")
+
+
+def _expected(crawl_object: str, key: Key) -> list[tuple[int, Any]]:
+    match = PAGES[crawl_object].match
+    return [(r.position or 0, r.values[match]) for r in PAGES[crawl_object].expected(key)]
+
+
 def utc_timestamps(seen: Round, started: dt.datetime, finished: dt.datetime) -> Rule:
     slack = dt.timedelta(minutes=2)
-    stamps = [row[-1] for row in seen.ledger.rows]
+    stamps = [row.create_time for row in seen.ledger.rows]
     off = [s for s in stamps if not started - slack <= s <= finished + slack]
     worst = max((abs((s - finished).total_seconds()) for s in off), default=0.0)
     return Rule(

@@ -2,13 +2,16 @@
 
 A worker finds open task ids in the Redis index ``crawlops:open_tasks`` (most urgent task
 first, see ``open_tasks``), takes elements with ``SPOP``, and answers each one it took in
-exactly one way: result rows in ``amazon_search_result``, the member in ``<task_id>_empty``
+exactly one way: result rows in its crawl object's results table (``amazon_search_result``,
+``amazon_product_detail``...: ``crawlops.objects``), the member in ``<task_id>_empty``
 (crawled, and the crawler says there is nothing there) or the member in ``<task_id>_fail``
 with a reason class (retried as a task of its own). The client keeps the rules a
 hand-written worker breaks:
 
 - the member reported back is the one popped, byte for byte (never re-encoded JSON);
-- a row's ``task_id``, ``keyword``, ``marketplace`` and ``page`` are copied from the element;
+- a row's ``task_id`` and the element's fields (``keyword``, ``marketplace``, ``page``;
+  ``asin``...) are copied from the element; the rest must be the object's columns, each of
+  its type family (``ResultError`` otherwise);
 - ``create_time`` is written explicitly, in UTC;
 - empty is said, never assumed: ``empty(e)`` or ``answer(e, EMPTY)``; results that are
   none (``answer(e, [])``) fail the element as ``nothing_parsed``;
@@ -38,13 +41,14 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from crawlops import queue, telemetry
+from crawlops import objects, queue, telemetry
 from crawlops.db import Connection
 from crawlops.model import crawl_object_of
+from crawlops.objects.base import CrawlObject
 from crawlops.queue import RedisClient
 from crawlops.reasons import Reason, classify
 from crawlops.store import results
-from crawlops.worker.model import EMPTY, RESULTS_TABLE, Element, Empty, Result, Tally, utc_now
+from crawlops.worker.model import EMPTY, Element, Empty, Result, Tally, check_result, served_objects, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +56,12 @@ log = logging.getLogger(__name__)
 class WorkerClient:
     """Take elements and answer them, per the worker contract (docs/worker.md, "The worker contract").
 
-    Answers are buffered and written by ``flush`` (rows first, committed; then the empty and
-    fail sets, the reasons, the outcome counts and the heartbeat in one Redis round trip), at
-    the latest every ``flush_every`` answers, and always before ``take`` takes more.
-    ``objects``: the crawl objects this worker serves (default: every one).
+    Answers are buffered and written by ``flush`` (rows first, committed, into each element's
+    crawl object's results table; then the empty and fail sets, the reasons, the outcome
+    counts and the heartbeat in one Redis round trip), at the latest every ``flush_every``
+    answers, and always before ``take`` takes more.
+    ``objects``: the crawl objects this worker serves (names, or comma-separated text; default
+    every registered one): it takes elements of those objects' tasks only.
     """
 
     def __init__(
@@ -63,17 +69,16 @@ class WorkerClient:
         redis: RedisClient,
         mysql: Connection,
         *,
-        table: str = RESULTS_TABLE,
         clock: Callable[[], dt.datetime] = utc_now,
         flush_every: int = 500,
-        objects: Sequence[str] | None = None,
+        objects: str | Sequence[str] | None = None,
         heartbeat_seconds: float = 5.0,
         throttle_refresh_seconds: float = 5.0,
         worker_id: str | None = None,
     ) -> None:
-        self.redis, self.mysql, self.table, self.clock = redis, mysql, table, clock
+        self.redis, self.mysql, self.clock = redis, mysql, clock
         self.flush_every = flush_every
-        self.objects = tuple(objects) if objects else None
+        self.objects = served_objects(objects)
         self.held: dict[tuple[str, bytes], Element] = {}  # taken, not yet answered
         self.tally = Tally()
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -86,7 +91,7 @@ class WorkerClient:
         self._throttles: dict[str, tuple[float, float]] = {}  # marketplace -> (interval, read at)
         self._next_request: dict[str, float] = {}  # marketplace -> monotonic time of its next request
         self._pace_lock = threading.Lock()
-        self._rows: list[tuple[Any, ...]] = []
+        self._rows: dict[str, list[tuple[Any, ...]]] = {}  # results table -> rows to write
         self._answered: list[Element] = []
         self._empty: list[Element] = []
         self._failed: list[tuple[Element, str, str]] = []
@@ -96,10 +101,17 @@ class WorkerClient:
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> WorkerClient:
         """A client from ``CRAWLOPS_MYSQL_URL`` (``mysql://user:pass@host:port/db``),
         ``CRAWLOPS_REDIS_URL`` (``redis://host:port/db``) and ``CRAWLOPS_OBJECTS`` (the crawl
-        objects served, comma-separated; default all)."""
+        objects served, comma-separated; default all). Given ``objects`` too (a spider's
+        ``crawl_objects``), ``CRAWLOPS_OBJECTS`` narrows them, and naming none of them is an error."""
         env = os.environ if environ is None else environ
-        if not kwargs.get("objects") and env.get("CRAWLOPS_OBJECTS"):
-            kwargs["objects"] = [o.strip() for o in env["CRAWLOPS_OBJECTS"].split(",") if o.strip()]
+        from_env = served_objects(env.get("CRAWLOPS_OBJECTS"))
+        given = served_objects(kwargs.get("objects"))
+        if from_env is not None and given is not None:
+            narrowed = tuple(o for o in given if o in from_env)
+            if not narrowed:
+                raise ValueError(f"CRAWLOPS_OBJECTS={env['CRAWLOPS_OBJECTS']} names none of {', '.join(given)}")
+            given = narrowed
+        kwargs["objects"] = given if given is not None else from_env
         return cls.from_urls(
             env.get("CRAWLOPS_MYSQL_URL", "mysql://root@127.0.0.1:3306/crawl"),
             env.get("CRAWLOPS_REDIS_URL", "redis://127.0.0.1:6379/1"),
@@ -117,11 +129,12 @@ class WorkerClient:
     # -- finding and taking work ----------------------------------------------------------
 
     def open_tasks(self) -> list[str]:
-        """The open task ids this worker serves, most urgent first: higher ``priority`` (the
+        """The open task ids this worker serves (of its ``objects``; of every crawl object
+        registered in this process by default), most urgent first: higher ``priority`` (the
         highest of the task's config rows, published by dispatch), then retries before the
         tasks they retry (they are older work), then the oldest interval."""
-        ids = queue.open_tasks_by_urgency(self.redis)
-        return ids if self.objects is None else [t for t in ids if crawl_object_of(t) in self.objects]
+        served = self.objects if self.objects is not None else objects.REGISTRY
+        return [t for t in queue.open_tasks_by_urgency(self.redis) if crawl_object_of(t) in served]
 
     def take(self, count: int) -> list[Element]:
         """Up to ``count`` elements, from the most urgent open tasks first (``SPOP``); what was
@@ -144,19 +157,23 @@ class WorkerClient:
     # -- answering ------------------------------------------------------------------------
 
     def answer(self, element: Element, results: Iterable[Result | Mapping[str, Any]] | Empty) -> None:
-        """The element's results, written by ``flush``. ``EMPTY``: answered empty. No results
-        without ``EMPTY``: the page parsed to nothing, failed as ``nothing_parsed``."""
+        """The element's results, written by ``flush`` into its crawl object's results table.
+        ``EMPTY``: answered empty. No results without ``EMPTY``: the page parsed to nothing,
+        failed as ``nothing_parsed``. A result that does not fit the object's columns raises
+        ``ResultError`` (the element stays held: fail it, as ``run`` and the Scrapy kit do)."""
         if results is EMPTY:
             self.empty(element)
             return
         assert not isinstance(results, Empty)  # noqa: S101 - narrows the type for mypy
+        spec = objects.get(self._object_of(element))
         fields = element.fields
-        rows = [self._row(element.task_id, fields, Result.of(r), n) for n, r in enumerate(results, start=1)]
+        written = spec.written_columns[1:]
+        rows = [self._row(spec, element.task_id, fields, r, n, written=written) for n, r in enumerate(results, 1)]
         if not rows:
             self.fail(element, Reason.NOTHING_PARSED)
             return
         self._settle(element)
-        self._rows += rows
+        self._rows.setdefault(spec.results_table, []).extend(rows)
         self._answered.append(element)
         self._maybe_flush()
 
@@ -185,19 +202,21 @@ class WorkerClient:
     def flush(self) -> Tally:
         """Write what was answered: rows (one commit), then in one Redis round trip the empty
         and fail sets, the failure reasons, the outcome counts and the heartbeat."""
-        done = Tally(rows=len(self._rows), answered=len(self._answered), empty=len(self._empty))
-        done.failed = len(self._failed)
+        done = Tally(answered=len(self._answered), empty=len(self._empty), failed=len(self._failed))
+        done.rows = sum(len(rows) for rows in self._rows.values())
         done.reasons.update(cls for _, cls, _ in self._failed)
         if self._rows:
             stamp = self.clock().astimezone(dt.UTC)  # written explicitly: never the session's zone
-            results.insert_rows(self.mysql, self.table, self._rows, lambda: stamp)
+            for table in sorted(self._rows):  # one commit a table; a table written is not written again
+                results.insert_rows(self.mysql, table, self._rows[table], lambda: stamp)
+                del self._rows[table]
         if self._answered or self._empty or self._failed:
             pipe = self.redis.pipeline(transaction=False)
             self._write_answers(pipe)
             self.tally.add(done)
             self._beat(pipe)
             pipe.execute()
-        self._rows, self._answered, self._empty, self._failed = [], [], [], []
+        self._answered, self._empty, self._failed = [], [], []
         self._uncounted.clear()
         return done
 
@@ -221,11 +240,15 @@ class WorkerClient:
             telemetry.write_reasons(pipe, task_id, mapping)
         telemetry.count_outcomes(pipe, self.clock(), counts)
 
-    def _outcome(self, element: Element, outcome: str, reason: str = "") -> str:
+    def _object_of(self, element: Element) -> str:
         crawl_object = self._objects_of.get(element.task_id)
         if crawl_object is None:
             crawl_object = self._objects_of[element.task_id] = element.crawl_object
             self._served.add(crawl_object)
+        return crawl_object
+
+    def _outcome(self, element: Element, outcome: str, reason: str = "") -> str:
+        crawl_object = self._object_of(element)
         try:
             marketplace = str(element.fields.get("marketplace", ""))
         except ValueError:
@@ -310,20 +333,29 @@ class WorkerClient:
             raise ValueError(f"element {element} was not taken by this client, or was answered already")
 
     @staticmethod
-    def _row(task_id: str, fields: Mapping[str, Any], result: Result, position: int) -> tuple[Any, ...]:
-        return (
-            task_id,
-            fields["keyword"],
-            fields["marketplace"],
-            result.asin,
-            result.title,
-            result.price,
-            result.currency,
-            result.rating,
-            result.review_count,
-            fields["page"],
-            result.position if result.position is not None else position,
-        )
+    def _row(
+        spec: CrawlObject,
+        task_id: str,
+        fields: Mapping[str, Any],
+        item: Result | Mapping[str, Any],
+        n: int,
+        *,
+        written: Sequence[str],
+    ) -> tuple[Any, ...]:
+        """A result as the row ``insert_rows`` writes: the object's ``written_columns`` in order,
+        ``task_id`` and the element's fields from the element, the position defaulting to ``n``."""
+        result = Result.of(item)
+        check_result(result, spec)
+        values = result.values
+        row: list[Any] = [task_id]
+        for column in written:
+            if column in fields:
+                row.append(fields[column])
+            elif column == spec.position_column and values.get(column) is None:
+                row.append(n)
+            else:
+                row.append(values.get(column))
+        return tuple(row)
 
     def _maybe_flush(self) -> None:
         if len(self._answered) + len(self._empty) + len(self._failed) >= self.flush_every:

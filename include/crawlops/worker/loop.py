@@ -7,7 +7,9 @@ answer), or raises (the element is reported failed with the exception's reason c
 ``crawlops.reasons``; ``raise Blocked()`` for a robot-check page, which
 ``crawlops.reasons.amazon_block`` recognises). ``run`` does the rest, honouring the
 throttle supervision sets on a blocked marketplace; ``serve`` runs it in N processes
-(``python -m crawlops.worker my_crawler:fetch --processes 4``).
+(``python -m crawlops.worker my_crawler:fetch --processes 4``), ``--objects`` choosing the
+crawl objects whose elements it takes (default every one; each element's ``crawl_object``
+and fields say what to fetch, its results fill that object's columns).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
@@ -69,6 +71,16 @@ def _attempt(fetch: Fetch, element: Element, client: WorkerClient) -> tuple[Elem
         return element, exc
 
 
+def _answer(client: WorkerClient, element: Element, outcome: list[Any] | Empty | BaseException) -> None:
+    if not isinstance(outcome, BaseException):
+        try:
+            client.answer(element, outcome)
+            return
+        except ValueError as exc:  # a result that fits no column of the object (ResultError): the crawler's bug
+            outcome = exc
+    client.fail(element, outcome)
+
+
 def run(
     fetch: Fetch,
     client: WorkerClient,
@@ -105,10 +117,7 @@ def run(
                     _attempt(fetch, e, client) for e in elements
                 )  # fmt: skip
                 for element, outcome in attempts:
-                    if isinstance(outcome, BaseException):
-                        client.fail(element, outcome)
-                    else:
-                        client.answer(element, outcome)
+                    _answer(client, element, outcome)
                     if stop:
                         break  # the rest of the batch is released below, as failed
                 client.flush()
@@ -130,9 +139,9 @@ def load_fetch(spec: str) -> Fetch:
     return cast(Fetch, fetch)
 
 
-def _process(spec: str, options: dict[str, Any]) -> None:
+def _process(spec: str, options: dict[str, Any], objects: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s worker {os.getpid()} %(levelname)s %(message)s")
-    client = WorkerClient.from_env()
+    client = WorkerClient.from_env(objects=objects)
     try:
         tally = run(load_fetch(spec), client, **options)
         log.info("stopped: %s", tally)
@@ -140,13 +149,14 @@ def _process(spec: str, options: dict[str, Any]) -> None:
         client.close()
 
 
-def serve(spec: str, *, processes: int = 1, **options: Any) -> int:
-    """Run ``processes`` worker processes of ``fetch`` (``module:function``) until SIGTERM.
+def serve(spec: str, *, processes: int = 1, objects: Sequence[str] | None = None, **options: Any) -> int:
+    """Run ``processes`` worker processes of ``fetch`` (``module:function``) until SIGTERM,
+    taking elements of the crawl ``objects`` only (default: every one, or ``CRAWLOPS_OBJECTS``).
     Returns the number of processes that exited with an error."""
     if processes <= 1:
-        _process(spec, options)
+        _process(spec, options, objects)
         return 0
-    return run_processes(_process, (spec, options), processes, name="crawlops-worker")
+    return run_processes(_process, (spec, options, objects), processes, name="crawlops-worker")
 
 
 def _child(target: Callable[..., None], args: tuple[Any, ...]) -> None:

@@ -1,34 +1,23 @@
-"""Scrapy integration: a spider that takes its work from every open task, and reports back
-through the kit. ``pip install .[scrapy]`` (Scrapy is not in the Airflow image).
+"""Scrapy integration: a spider that takes its work from every open task of its crawl objects,
+and reports back through the kit. ``pip install .[scrapy]`` (Scrapy is not in the Airflow image).
 
-Subclass ``TaskSpider``, implement ``request_for(element)`` (the request of one element's
-page) and ``parse(response)`` (yield one mapping of result fields per result; yield
-``EMPTY`` when the page says it has none). The rest is done here, as Scrapy users expect it:
+Subclass ``TaskSpider``, set ``crawl_objects`` (default ``("search_result",)``), implement
+``request_for(element)`` (the request of one element's page) and ``parse(response)`` (yield
+one mapping of the object's result columns per result; ``EMPTY`` when the page says it has
+none). The rest is done here (docs/worker.md, "Scrapy"): ``start()`` pulls elements from the
+open tasks, never more than ``CRAWLOPS_MAX_HELD`` at a time; every request carries its
+element (``request.meta["crawlops_element"]``) and is ``dont_filter``; every response passes
+a block detector (``CRAWLOPS_BLOCK_DETECTOR``; a robot-check page fails as ``blocked``) and a
+429/503 with ``Retry-After`` is waited out; a throttled marketplace's elements wait their turn
+in ``start``; a download failure, an HTTP error, an exception in ``parse`` or an item that
+fits none of the object's columns fails the element with its reason class; ``CrawlopsPipeline``
+writes the rows through the kit, and an element is answered when its callback has finished
+and its items have passed the pipeline (no items and no ``EMPTY``: ``nothing_parsed``);
+answers are written before more elements are taken; on shutdown (SIGTERM) whatever is still
+held is reported failed.
 
-- ``start()`` pulls elements from all open tasks, most urgent first, never more than
-  ``CRAWLOPS_MAX_HELD`` at a time (default ``CONCURRENT_REQUESTS``): no scrapy-redis;
-- every request carries its element (``request.meta["crawlops_element"]``) and is
-  ``dont_filter`` (an hourly repeat of the same page is new work, not a duplicate);
-- every response passes a block detector (``CRAWLOPS_BLOCK_DETECTOR``, default Amazon's
-  robot-check markers, which come with HTTP 200) before any retry or callback sees it: a
-  block page fails its element as ``blocked`` (``CrawlopsDownloaderMiddleware``);
-- a 429 or 503 with ``Retry-After`` waits and is fetched again (``CRAWLOPS_RETRY_AFTER_TIMES``,
-  ``CRAWLOPS_RETRY_AFTER_MAX_SECONDS``); a throttled marketplace's elements wait their turn
-  in ``start``, outside Scrapy's concurrency, so other marketplaces keep full speed;
-- a download failure (the errback), an HTTP error, or an exception in ``parse``
-  (``CrawlopsSpiderMiddleware.process_spider_exception``: it never reaches an errback)
-  reports the element failed with its reason class (``http_503``, ``timeout``,
-  ``connection``, ``parse_error``; ``raise Failed(reason)`` to choose one);
-- ``CrawlopsPipeline`` writes each result row through the kit (fields copied from the
-  element, UTC ``create_time``); an element is answered when its callback has finished and
-  its items have passed the pipeline; ``EMPTY`` and no items: answered empty; no items and
-  no ``EMPTY`` (a changed layout, a block the detector missed): failed as ``nothing_parsed``;
-- answers are written before more elements are taken, so a killed spider loses (to a
-  re-crawl) at most ``CRAWLOPS_MAX_HELD`` elements, plus, while a marketplace is throttled,
-  up to 4 x that many of its elements waiting their turn;
-- on shutdown (SIGTERM: Scrapy's graceful stop) whatever is still held is reported failed.
-
-Run it with ``run_spider(MySpider, processes=N)`` (``examples/scrapy_search/spider.py``).
+Run it with ``run_spider(MySpider, processes=N)`` (``examples/scrapy_search/spider.py``,
+``examples/scrapy_product/spider.py``).
 """
 
 from __future__ import annotations
@@ -62,6 +51,7 @@ RETRY_AFTER_KEY = "crawlops_retry_after"
 MIDDLEWARE = "crawlops.worker.scrapy.CrawlopsSpiderMiddleware"
 DOWNLOADER_MIDDLEWARE = "crawlops.worker.scrapy.CrawlopsDownloaderMiddleware"
 PIPELINE = "crawlops.worker.scrapy.CrawlopsPipeline"
+NOTHING_PARSED = Reason.NOTHING_PARSED.value
 
 
 @dataclasses.dataclass
@@ -87,10 +77,11 @@ class TaskSpider(scrapy.Spider):
     ``CRAWLOPS_FLUSH_SECONDS`` (how often answers are written, default 1),
     ``CRAWLOPS_BLOCK_DETECTOR`` (a ``(status, headers, body) -> str | None`` callable or its
     dotted path; default Amazon's markers), ``CRAWLOPS_RETRY_AFTER_TIMES`` (3) and
-    ``CRAWLOPS_RETRY_AFTER_MAX_SECONDS`` (300). ``crawl_objects``: the crawl objects it
-    serves (default every one)."""
+    ``CRAWLOPS_RETRY_AFTER_MAX_SECONDS`` (300). ``crawl_objects``: the crawl objects whose
+    elements it takes (default ``search_result``; None: every one; ``CRAWLOPS_OBJECTS``
+    narrows them); ``element.crawl_object`` says which one an element is of."""
 
-    crawl_objects: tuple[str, ...] | None = None
+    crawl_objects: tuple[str, ...] | None = ("search_result",)
 
     client: WorkerClient
     _pending: dict[tuple[str, bytes], _Pending]
@@ -104,8 +95,7 @@ class TaskSpider(scrapy.Spider):
         middlewares.setdefault(MIDDLEWARE, 950)  # next to the spider: sees its output and exceptions first
         settings.set("SPIDER_MIDDLEWARES", middlewares, priority="spider")
         downloader = dict(settings.getdict("DOWNLOADER_MIDDLEWARES"))
-        # Responses pass it after decompression (590) and before RetryMiddleware (550), so a
-        # block page or a Retry-After is handled before Scrapy retries it as a plain 503.
+        # After decompression (590), before RetryMiddleware (550): a block or a Retry-After first.
         downloader.setdefault(DOWNLOADER_MIDDLEWARE, 580)
         settings.set("DOWNLOADER_MIDDLEWARES", downloader, priority="spider")
         pipelines = dict(settings.getdict("ITEM_PIPELINES"))
@@ -218,11 +208,9 @@ class TaskSpider(scrapy.Spider):
         elif pending.said_empty and not pending.items:
             self.client.empty(element)
         elif pending.items:
-            self.client.fail(
-                element, f"{Reason.NOTHING_PARSED.value}: the item pipelines dropped all {pending.items} items"
-            )
+            self.client.fail(element, f"{NOTHING_PARSED}: the item pipelines dropped all {pending.items} items")
         else:
-            self.client.fail(element, f"{Reason.NOTHING_PARSED.value}: the callback yielded no item and no EMPTY")
+            self.client.fail(element, f"{NOTHING_PARSED}: the callback yielded no item and no EMPTY")
 
     def _item_dropped(self, item: Any, response: Response, exception: BaseException, **_: Any) -> None:
         if isinstance(item, ResultItem):
@@ -275,18 +263,11 @@ class CrawlopsSpiderMiddleware:
         if element is None or spider is None:
             yield from result
             return
-        items, said_empty = 0, False
-        spider._produced(element)
+        page = _Page(spider, element)
         for out in result:
-            if out is EMPTY:
-                said_empty = True
-                continue
-            if isinstance(out, scrapy.Request):
-                yield out
-                continue
-            items += 1
-            yield _result_item(element, out)
-        spider._finished(element, items, said_empty)
+            if (passed := page.take(out)) is not None:
+                yield passed
+        page.done()
 
     async def process_spider_output_async(self, response: Response, result: AsyncIterator[Any]) -> AsyncIterator[Any]:
         element, spider = response.meta.get(META_KEY), self._spider()
@@ -294,18 +275,11 @@ class CrawlopsSpiderMiddleware:
             async for out in result:
                 yield out
             return
-        items, said_empty = 0, False
-        spider._produced(element)
+        page = _Page(spider, element)
         async for out in result:
-            if out is EMPTY:
-                said_empty = True
-                continue
-            if isinstance(out, scrapy.Request):
-                yield out
-                continue
-            items += 1
-            yield _result_item(element, out)
-        spider._finished(element, items, said_empty)
+            if (passed := page.take(out)) is not None:
+                yield passed
+        page.done()
 
     def process_spider_exception(self, response: Response, exception: Exception) -> Iterable[Any] | None:
         element, spider = response.meta.get(META_KEY), self._spider()
@@ -315,16 +289,43 @@ class CrawlopsSpiderMiddleware:
         return ()  # handled: the element is retried as a task of its own
 
 
+class _Page:
+    """One callback's output for an element: items become ``ResultItem`` s checked against its
+    crawl object; one that does not fit fails the element (``parse_error``), the rest is dropped."""
+
+    def __init__(self, spider: TaskSpider, element: Element) -> None:
+        self.spider, self.element, self.items, self.said_empty, self.broken = spider, element, 0, False, False
+        spider._produced(element)
+
+    def take(self, out: Any) -> Any:
+        if isinstance(out, scrapy.Request):
+            return out
+        if out is EMPTY or self.broken:
+            self.said_empty = self.said_empty or out is EMPTY
+            return None
+        try:
+            item = _result_item(self.element, out)
+        except (ValueError, TypeError) as exc:
+            self.broken = True
+            self.spider._fail(self.element, exc)
+            return None
+        self.items += 1
+        return item
+
+    def done(self) -> None:
+        if not self.broken:
+            self.spider._finished(self.element, self.items, self.said_empty)
+
+
 def _result_item(element: Element, out: Any) -> ResultItem:
     if isinstance(out, ResultItem):
+        Result.of(out.result, out.element.crawl_object)
         return out
-    if isinstance(out, Result):
-        return ResultItem(element, out)
-    if isinstance(out, Mapping):
-        return ResultItem(element, Result.of(out))
-    from itemadapter import ItemAdapter
+    if not isinstance(out, Result | Mapping):
+        from itemadapter import ItemAdapter
 
-    return ResultItem(element, Result.of(ItemAdapter(out).asdict()))
+        out = ItemAdapter(out).asdict()
+    return ResultItem(element, Result.of(out, element.crawl_object))
 
 
 class CrawlopsDownloaderMiddleware:
