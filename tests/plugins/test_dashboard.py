@@ -539,7 +539,8 @@ def test_volume_of_another_crawl_object_and_an_unknown_one_refused(client, mysql
     hour = HOURS[1].replace(tzinfo=None)
     with mysql.cursor() as cur:
         cur.executemany(
-            "INSERT INTO amazon_product_detail (task_id, asin, marketplace, title, create_time) VALUES (%s, %s, 'US', 't', %s)",
+            "INSERT INTO amazon_product_detail (task_id, asin, marketplace, title, create_time) "
+            "VALUES (%s, %s, 'US', 't', %s)",
             [("product_detail_1_hourly", f"B0TEST{i:04d}", hour + dt.timedelta(minutes=i)) for i in range(7)],
         )
     mysql.commit()
