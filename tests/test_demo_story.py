@@ -55,32 +55,37 @@ def _counts(conn) -> dict[str, int]:
 @pytest.mark.timeout(300)
 def test_seeded_history_tells_the_story_once(demo_db, redis_client):
     conn = demo_db
-    settings = Settings.load(overrides={"quality": {"min_records_per_hour": 100, "anomaly_min_points": 1}})
+    settings = Settings.load(environ=story.DEMO_SETTINGS)  # min_records_per_hour 100, anomaly_min_points 1...
     url = story.sqlalchemy_url(os.environ["CRAWLOPS_MYSQL_URL"])
     done = story.seed(conn, redis_client, settings, sa_url=url, tz="UTC", now=NOW)
 
     assert len(done.hours) == 48 and done.skipped == 0
-    assert set(done.faults) == {"dead_task", "dirty_hour", "stopped_stream", "volume_drop"}
+    assert set(done.faults) == {"dead_task", "dirty_hour", "stopped_stream", "product_layout", "volume_drop"}
     assert len(done.reports) == 2  # the days that closed inside the 48 hours
 
     with conn.cursor() as cur:
-        # one hourly root task per seeded hour's window (plus the daily ones at 00:00), none weekly
+        # one hourly root task per crawl object and seeded hour's window (plus the daily ones at 00:00), none weekly
         cur.execute(
-            "SELECT COUNT(*), SUM(task_id LIKE '%\\_daily'), SUM(task_id LIKE '%\\_weekly') "
-            "FROM amazon_task_information WHERE task_source IS NULL"
+            "SELECT task_type, COUNT(*), SUM(task_id LIKE '%\\_daily'), SUM(task_id LIKE '%\\_weekly') "
+            "FROM amazon_task_information WHERE task_source IS NULL GROUP BY task_type"
         )
-        roots, daily, weekly = (int(v or 0) for v in cur.fetchone())
-        assert (roots - daily, daily, weekly) == (48, 2, 0)
+        roots = {r[0]: tuple(int(v or 0) for v in r[1:]) for r in cur.fetchall()}
+        assert roots == {"search_result": (50, 2, 0), "product_detail": (48, 0, 0), "product_review": (48, 0, 0)}
         cur.execute("SELECT create_hour, COUNT(*) FROM amazon_search_result GROUP BY create_hour")
         rows = dict(cur.fetchall())
         cur.execute("SELECT hour, row_count, history_points, band_low, band_high, anomalous, direction "
-                    "FROM amazon_volume_hourly")  # fmt: skip
+                    "FROM amazon_volume_hourly WHERE table_name = 'amazon_search_result'")  # fmt: skip
         volume = {r[0]: r[1:] for r in cur.fetchall()}
         cur.execute("SELECT window_start, check_name, status FROM amazon_check_run "
                     "WHERE status NOT IN ('pass', 'no_channel')")  # fmt: skip
         red = {(r[0], r[1]): r[2] for r in cur.fetchall()}
-        cur.execute("SELECT window_start, verdict FROM amazon_validation_run")
-        verdicts = dict(cur.fetchall())
+        cur.execute("SELECT table_name, window_start, verdict FROM amazon_validation_run")
+        by_table: dict[str, dict] = {}
+        for table, start, verdict in cur.fetchall():
+            by_table.setdefault(table, {})[start] = verdict
+        verdicts = by_table["amazon_search_result"]
+        cur.execute("SELECT create_hour, COUNT(*), SUM(title IS NULL) FROM amazon_product_detail GROUP BY create_hour")
+        products = {r[0]: (int(r[1]), int(r[2])) for r in cur.fetchall()}
         cur.execute("SELECT level, check_name, window_start FROM amazon_alert")
         alerts = {(r[1], r[2]): r[0] for r in cur.fetchall()}
         cur.execute("SELECT MAX(pushed_at), MAX(settled_at), MAX(created_at) FROM amazon_task_information")
@@ -107,8 +112,21 @@ def test_seeded_history_tells_the_story_once(demo_db, redis_client):
         (five, "task_health"): "fail",
         (catch_up, "volume_anomaly"): "fail",
         (hour(story.DROP), "volume_anomaly"): "fail",
+        # the stopped stream stops every crawl: each object's suite fails on its empty hour, and the
+        # reviews (ten an hour) drop and spike like the search results; two product pages an hour do not
+        (stopped, "suite:amazon_product_detail"): "fail",
+        (stopped, "suite:amazon_product_review"): "fail",
+        (stopped, "volume_anomaly:product_review"): "fail",
+        (catch_up, "volume_anomaly:product_review"): "fail",
+        # the product pages without their title: that suite alone, and the pages sent back once
+        (hour(story.PRODUCT), "suite:amazon_product_detail"): "fail",
+        (hour(story.PRODUCT), "recrawl_incomplete:product_detail"): "repaired",
     }
-    assert red == expected_red  # and every other check of every hour passed
+    assert red == expected_red  # and every other check of every object and hour passed
+    assert products[hour(story.PRODUCT)] == (2, 2)  # both pages without a title
+    assert products[hour(story.PRODUCT - 1)] == (4, 0)  # their re-crawl beside the hour's own
+    assert by_table["amazon_product_detail"][hour(story.PRODUCT)] == "failed"
+    assert verdicts[hour(story.PRODUCT)] == "passed"  # search, the same hour
     assert volume[stopped][4:] == (1, "drop") and volume[catch_up][4:] == (1, "spike")
     assert volume[hour(story.DROP)][4:] == (1, "drop")
     assert sum(1 for v in volume.values() if v[4]) == 3
@@ -124,9 +142,16 @@ def test_seeded_history_tells_the_story_once(demo_db, redis_client):
     assert not [key for key, level in alerts.items() if level == "CRITICAL" and key[0] != "task_dead"]
     assert invariant.element_fates(conn)["LOST"] == 0
 
-    # the page's story: the four faults of the default 24 hours, each told
+    # the page's story: the five faults of the default 24 hours, each told
     faults = dashboard.story(conn, dashboard.HourRange.of(None, None, now=NOW))["faults"]
-    assert [f["fault"] for f in faults] == ["dead_task", "dirty_hour", "stopped_stream", "volume_drop"]
+    assert [f["fault"] for f in faults] == [
+        "dead_task",
+        "dirty_hour",
+        "stopped_stream",
+        "product_layout",
+        "volume_drop",
+    ]
+    assert "title_not_null" in faults[3]["story"] and "product_detail_" in faults[3]["story"]
     assert "repaired" in faults[1]["story"] and "spike" in faults[2]["story"] and "Dead" in faults[0]["story"]
 
     # a second seeding (another make demo) adds nothing

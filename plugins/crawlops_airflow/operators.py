@@ -197,8 +197,8 @@ class RetryTaskOperator(BaseOperator):
             raise ValueError(f"window={window!r}: one of {', '.join(self.WINDOWS)}")
         if elements == "required_fields" and not (crawl_object or (table and suite)):
             raise ValueError(
-                "elements='required_fields' needs the crawl_object, or the table and the suite naming its "
-                "required columns"
+                "elements='required_fields' needs the table and the suite naming its required columns, "
+                "or the crawl_object naming both"
             )
         if crawl_object:
             table, suite = _object_table_and_suite(crawl_object, table, suite)

@@ -72,8 +72,12 @@ def test_supervision_tasks_and_the_daily_ones_after_the_closing_hours_checks(dag
     assert set(dag.task_ids) == {
         "system_check", "task_health", "freshness", "hour_closes", "day_closes", "validate_results",
         "volume_anomaly", "schema_drift", "completeness", "recrawl_incomplete", "quarantine_invalid",
-        "daily_report", "retention", "summarize", "crawl_outcomes", "fleet",
+        "daily_report", "retention", "summarize", "crawl_outcomes", "fleet", "crawl_objects",
     }  # fmt: skip
+    # the per-object checks are mapped over the crawl objects the hour judges
+    for mapped in ("validate_results", "volume_anomaly", "schema_drift", "recrawl_incomplete", "quarantine_invalid"):
+        assert "crawl_objects" in dag.get_task(mapped).upstream_task_ids, mapped
+    assert dag.get_task("crawl_objects").upstream_task_ids == {"hour_closes"}
     for every_run in ("crawl_outcomes", "fleet"):  # after the system check, into the run's summary
         assert dag.get_task(every_run).upstream_task_ids == {"system_check"}
         assert every_run in dag.get_task("summarize").upstream_task_ids

@@ -14,6 +14,7 @@ from crawlops import dispatch, lifecycle, objects, quality, report, validation
 from crawlops.model import UTC, Window
 from crawlops.objects.base import DECIMAL, TEXT, CrawlObject
 from crawlops.store import results
+from crawlops.validation import gx_context
 
 SA_URL = "mysql+pymysql://" + os.environ["CRAWLOPS_MYSQL_URL"].split("://", 1)[1]  # set by tests/conftest.py
 TABLE = "amazon_toy_price"
@@ -79,6 +80,7 @@ def toy(mysql, tmp_path):
         for statement in (f"DROP TABLE IF EXISTS {TABLE}", f"DROP TABLE IF EXISTS {TABLE}_quarantine", *DDL):
             cur.execute(statement)
     yield entry
+    gx_context.forget_suite(suite)  # the process's GE context as it was
     objects.unregister("toy_price")
     with mysql.cursor() as cur:
         cur.execute(f"DROP TABLE IF EXISTS {TABLE}")

@@ -1,4 +1,4 @@
-"""`make demo`'s history: the last 48 hours, seeded through the package's own code paths, with four faults.
+"""`make demo`'s history: the last 48 hours, seeded through the package's own code paths, with five faults.
 
     python -m crawlops_dev.story      # seed the demo database (what `make demo` does before Airflow starts)
 
@@ -31,8 +31,15 @@ Crawl Ops page's default 24 hours, and explained on it ("Demo story"):
   fails (observed 0), volume drops; the next hour's 5-minute checks find data stale
   (freshness), the task timed out (its elements sent to a retry task) and the success rate
   low; the backlog crawled in the next hour is a volume spike.
+- ``product_layout`` (k = 7): the product pages come back without their title (a layout
+  change): the ``amazon_product_detail`` suite fails while search passes, and the pages are
+  re-crawled once (``recrawl_incomplete:product_detail``).
 - ``volume_drop`` (k = 5): pages come back with half their rows: the suite passes, the
   volume check flags the drop.
+
+Every crawl object of the starter config is crawled and checked each hour, each with its
+own suite and thresholds (the demo's product volumes are small: ``DEMO_SETTINGS``); the
+search faults are search's alone, except the stopped stream, which stops every crawl.
 
 Volume bands need history: with 48 hours each hour of the last day has one past point (the
 same hour yesterday), so the demo lowers ``anomaly_min_points`` to 1 (``DEMO_SETTINGS``);
@@ -58,7 +65,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from crawlops import dispatch, health, lifecycle, quality, report, validation
+from crawlops import dispatch, health, lifecycle, objects, quality, report, validation
 from crawlops.alerts import record_check, record_findings
 from crawlops.db import Connection
 from crawlops.findings import Finding, Level
@@ -69,13 +76,15 @@ from crawlops.settings import Settings
 from crawlops.store import story as store_story
 
 HOURS = 48
-TABLE = "amazon_search_result"
-SUITE = "amazon_search_result.json"
+TABLE = objects.get(objects.FIRST).results_table
 #: The settings the demo runs with (the stack exports them to Airflow too, so a live re-check
 #: of a seeded hour judges it the same way).
 DEMO_SETTINGS = {
     "CRAWLOPS__QUALITY__MIN_RECORDS_PER_HOUR": "100",
     "CRAWLOPS__QUALITY__ANOMALY_MIN_POINTS": "1",
+    # the starter config's few products: two product pages and 2 x 5 reviews an hour
+    "CRAWLOPS__OBJECTS__PRODUCT_DETAIL": '{"min_records_per_hour": 1}',
+    "CRAWLOPS__OBJECTS__PRODUCT_REVIEW": '{"min_records_per_hour": 5}',
 }
 #: Only these frequencies are dispatched for the seeded hours (see the module docstring).
 FREQUENCIES = ("hourly", "daily")
@@ -85,8 +94,12 @@ DEAD_ROOT = 20  # the task whose page keeps failing is crawled here; retries at 
 DEAD = DEAD_ROOT - 3  # the third retry fails: Dead
 DIRTY = 14
 STOPPED = 10  # nothing crawled; the catch-up follows at 9
+PRODUCT = 7  # product pages without their title: the product_detail suite fails, the pages are re-crawled
 DROP = 5
-FAULT_HOURS = {DEAD: "dead_task", DIRTY: "dirty_hour", STOPPED: "stopped_stream", DROP: "volume_drop"}
+FAULT_HOURS = {
+    DEAD: "dead_task", DIRTY: "dirty_hour", STOPPED: "stopped_stream", PRODUCT: "product_layout", DROP: "volume_drop",
+}  # fmt: skip
+REVIEWS_PER_PAGE = 5
 
 HOUR = dt.timedelta(hours=1)
 MINUTE = dt.timedelta(minutes=1)
@@ -103,7 +116,7 @@ _STAMPS = {
     "amazon_check_run": ("checked_at",),
     "amazon_validation_run": ("validated_at",),
     "amazon_volume_hourly": ("checked_at",),
-    "amazon_search_result_quarantine": ("quarantined_at",),
+    **{entry.quarantine_table: ("quarantined_at",) for entry in objects.REGISTRY.values()},
     "amazon_daily_report": ("created_at",),
 }  # fmt: skip
 
@@ -169,9 +182,10 @@ def _record(
     details: dict[str, Any] | None = None,
     resolves: Sequence[str] = (),
     status: str | None = None,
+    scope: str | None = None,
 ) -> None:
     """What ``TaskRun.record`` does for a DAG task (no run id: no Airflow run to link to)."""
-    record_findings(conn, findings, window=window, resolves=resolves)
+    record_findings(conn, findings, window=window, resolves=resolves, scope=scope)
     record_check(
         conn, check, window, status=status or ("fail" if findings else "pass"), findings=len(findings),
         details=details or {},
@@ -193,8 +207,6 @@ class Story:
         self.conn, self.r, self.settings, self.sa_url, self.tz = conn, r, settings, sa_url, tz
         self.now = now.astimezone(UTC)
         self.current = self.now.replace(minute=0, second=0, microsecond=0)
-        self.suite_path = validation.suite_path(SUITE)
-        self.suite = validation.load_suite(self.suite_path)
         self.notes: dict[int, dict[str, Any]] = {}
         self.dead_root: str | None = None
         self.dead_element: str | None = None
@@ -242,49 +254,62 @@ class Story:
 
     # --- the supervision run that closes the hour -----------------------------------------------
 
-    def validate(self, window: Window) -> validation.ValidationReport:
-        """What ``ValidateSuiteOperator`` does."""
-        settings = self.settings
+    def validate(self, window: Window, entry: objects.CrawlObject, settings: Settings) -> validation.ValidationReport:
+        """What ``ValidateSuiteOperator`` does for one crawl object."""
+        table, path = entry.results_table, validation.suite_path_for(entry)
+        suite = validation.load_suite(path)
         found = validation.validate_window(
-            self.sa_url, TABLE, self.suite_path, window, validation.suite_parameters(settings, window)
+            self.sa_url, table, path, window, validation.suite_parameters(settings, window)
         )
         findings = validation.report_findings(found)
-        score, rows = quality.quality_score(self.conn, TABLE, window, settings, validation.required_columns(self.suite))
+        score, rows = quality.quality_score(self.conn, table, window, settings, validation.required_columns(suite))
         validation.store_report(self.conn, found, dag_run_id=None, quality_score=score)
-        findings += quality.quality_score_finding(TABLE, window, score, rows, settings.quality.data_quality_threshold)
+        findings += quality.quality_score_finding(table, window, score, rows, settings.quality.data_quality_threshold)
         _record(
             self.conn, f"suite:{found.suite_name}", findings, window,
-            resolves=[e["meta"]["name"] for e in self.suite["expectations"]] + ["data_quality"],
+            resolves=[e["meta"]["name"] for e in suite["expectations"]] + ["data_quality"],
             status="pass" if found.success else "fail",
             details={"failed": [o.name for o in found.failed_outcomes()], "rows": found.row_count,
-                     "quality_score": score},
+                     "quality_score": score}, scope=table,
         )  # fmt: skip
         return found
+
+    def object_checks(self, window: Window, entry: objects.CrawlObject, recheck: bool) -> dict[str, Any]:
+        """The supervision run's mapped checks of one crawl object for the hour."""
+        conn, r, table = self.conn, self.r, entry.results_table
+        settings = self.settings.for_object(entry.name, entry.quality_defaults)
+        suite = self.validate(window, entry, settings)
+        volume, found = quality.volume_check(conn, table, window, settings, dag_run_id=None)
+        _record(conn, entry.check_name("volume_anomaly"), found, window, details=volume,
+                resolves=("volume_anomaly",), scope=table)  # fmt: skip
+        drift, found = quality.suite_schema_check(conn, table, entry.suite_file)
+        _record(conn, entry.check_name("schema_drift"), found, window, details=drift, resolves=("schema_drift",),
+                scope=table)  # fmt: skip
+        required = validation.required_columns(validation.load_suite(validation.suite_path_for(entry)))
+        incomplete, found = quality.recrawl_incomplete(conn, r, settings, table, window, required=required)
+        _record(conn, entry.check_name("recrawl_incomplete"), found, window, details=incomplete,
+                resolves=("incomplete_data",), status=_retry_status(found), scope=table)  # fmt: skip
+        moved, found = quality.quarantine_invalid(conn, table, window, settings)
+        _record(conn, entry.check_name("quarantine_invalid"), found, window, details=moved,
+                resolves=("invalid_data",), scope=table)  # fmt: skip
+        rechecked = self.validate(window, entry, settings) if recheck and moved["invalid"] else None
+        return {"suite": suite, "volume": volume, "moved": moved, "rechecked": rechecked, "incomplete": incomplete}
 
     def hourly_checks(self, crawl_hour: dt.datetime, *, recheck: bool = False) -> dict[str, Any]:
         conn, r, settings = self.conn, self.r, self.settings
         window = Window(crawl_hour, crawl_hour + HOUR)
         since = _db_now(conn)
-        suite = self.validate(window)
-        volume, found = quality.volume_check(conn, TABLE, window, settings, dag_run_id=None)
-        _record(conn, "volume_anomaly", found, window, details=volume, resolves=("volume_anomaly",))
-        drift, found = quality.suite_schema_check(conn, TABLE, SUITE)
-        _record(conn, "schema_drift", found, window, details=drift, resolves=("schema_drift",))
         complete, found = quality.check_completeness(conn, r, settings, window)
         _record(conn, "completeness", found, window, details=complete, resolves=("missing_data",),
                 status=_retry_status(found))  # fmt: skip
         dead = [f for f in found if f.level == Level.CRITICAL]
-        incomplete, found = quality.recrawl_incomplete(
-            conn, r, settings, TABLE, window, required=validation.required_columns(self.suite)
-        )
-        _record(conn, "recrawl_incomplete", found, window, details=incomplete, resolves=("incomplete_data",),
-                status=_retry_status(found))  # fmt: skip
-        moved, found = quality.quarantine_invalid(conn, TABLE, window, settings)
-        _record(conn, "quarantine_invalid", found, window, details=moved, resolves=("invalid_data",))
-        rechecked = self.validate(window) if recheck and moved["invalid"] else None
+        checked = {
+            name: self.object_checks(window, objects.get(name), recheck)
+            for name in quality.objects_to_check(conn, settings, window)
+        }
         # settled by the 5-minute run after the tasks finished; the checks ran at the hour's close
         _backdate(conn, since, min(crawl_hour + HOUR + MINUTE, self.now), tasks=crawl_hour + 58 * MINUTE)
-        return {"suite": suite, "volume": volume, "moved": moved, "dead": dead, "rechecked": rechecked}
+        return {**checked[objects.FIRST], "dead": dead, "objects": checked}
 
     # --- one hour -------------------------------------------------------------------------------
 
@@ -297,9 +322,16 @@ class Story:
         if inject and k == DROP:
             rpp //= 2
         invalid = INVALID_RATE if inject and k == DIRTY else 0.0
+        # product pages and reviews keep their own, steady behaviour: the search faults are not theirs, and at
+        # ten rows an hour one failed page would read as a volume anomaly against a single past hour
+        detail = simulator.Behaviour(fail_rate=0.0, invalid_rate=0.0, null_rate=0.0)
+        if inject and k == PRODUCT:  # a layout change: the product pages' title is no longer found
+            detail = dataclasses.replace(detail, null_rate=1.0)
+        reviews = simulator.Behaviour(results_per_page=REVIEWS_PER_PAGE, fail_rate=0.0, invalid_rate=0.0)
         return simulator.Behaviour(
-            results_per_page=rpp, fail_rate=FAIL_RATE, invalid_rate=invalid, null_rate=0.0, fail_if=fail_if
-        )
+            results_per_page=rpp, fail_rate=FAIL_RATE, invalid_rate=invalid, null_rate=0.0, fail_if=fail_if,
+            objects=(("product_detail", detail), ("product_review", reviews)),
+        )  # fmt: skip
 
     def seed_hour(self, k: int, inject: bool) -> int:
         crawl_hour = self.hour(k)
@@ -357,8 +389,8 @@ def _first_element(conn: Connection, window_start: dt.datetime) -> tuple[str | N
         cur.execute(
             "SELECT t.task_id, e.element FROM amazon_task_information t JOIN amazon_task_element e "
             "ON e.task_id = t.task_id WHERE t.interval_start = %s AND t.task_source IS NULL "
-            "AND t.task_id LIKE %s ORDER BY e.seq LIMIT 1",
-            (_naive(window_start), "%\\_hourly"),
+            "AND t.task_id LIKE %s AND t.task_type = %s ORDER BY e.seq LIMIT 1",
+            (_naive(window_start), "%\\_hourly", objects.FIRST),
         )
         row = cur.fetchone()
     return (str(row[0]), str(row[1])) if row else (None, None)
@@ -404,6 +436,18 @@ def _note(story: Story, fault: str, hour: dt.datetime, checks: dict[str, Any]) -
             f"{TABLE}_quarantine with the rule each failed (an ERROR: {moved['error_rate']:.1%} is above "
             f"error_rate_max); the hour re-checked "
             + ("passes, so the suite cell reads 'repaired'." if rechecked and rechecked.success else "still fails."),
+        }
+    if fault == "product_layout":
+        detail = checks["objects"]["product_detail"]
+        failed = ", ".join(o.name for o in detail["suite"].failed_outcomes())
+        return {
+            "title": f"Product pages without their title, re-crawled ({at})",
+            "story": f"The product pages crawled at {at} came back without a title (a layout change the parser "
+            f"missed), on {detail['suite'].row_count} rows of amazon_product_detail. Its suite failed ({failed}) "
+            f"while the search results of the same hour passed: each crawl object is checked on its own. "
+            f"recrawl_incomplete:product_detail sent {detail['incomplete']['elements']} product pages back to the "
+            f"crawlers once ({', '.join(detail['incomplete']['retry_tasks']) or 'no retry task'}), crawled the "
+            "next hour.",
         }
     if fault == "stopped_stream":
         return {

@@ -22,7 +22,7 @@ from crawlops.objects.product_detail import CURRENCIES
 from crawlops.settings import Settings, include_dir
 
 #: The suite of the first crawl object, ``search_result`` (``suite_path_for`` names any object's).
-DEFAULT_SUITE_PATH = include_dir() / "expectations" / "amazon_search_result.json"
+DEFAULT_SUITE_PATH = include_dir() / "expectations" / objects.get(objects.FIRST).suite_file
 
 #: Columns the ``search_result`` suite requires to be filled (``required_columns`` reads any suite's).
 REQUIRED_COLUMNS = ("task_id", "keyword", "marketplace", "asin", "title", "price", "page", "position")

@@ -2,11 +2,10 @@
 
 A worker finds open task ids in the Redis index ``crawlops:open_tasks`` (most urgent task
 first, see ``open_tasks``), takes elements with ``SPOP``, and answers each one it took in
-exactly one way: result rows in its crawl object's results table (``amazon_search_result``,
-``amazon_product_detail``...: ``crawlops.objects``), the member in ``<task_id>_empty``
-(crawled, and the crawler says there is nothing there) or the member in ``<task_id>_fail``
-with a reason class (retried as a task of its own). The client keeps the rules a
-hand-written worker breaks:
+exactly one way: result rows in its crawl object's results table (``crawlops.objects``), the
+member in ``<task_id>_empty`` (crawled, and the crawler says there is nothing there) or the
+member in ``<task_id>_fail`` with a reason class (retried as a task of its own). The client
+keeps the rules a hand-written worker breaks:
 
 - the member reported back is the one popped, byte for byte (never re-encoded JSON);
 - a row's ``task_id`` and the element's fields (``keyword``, ``marketplace``, ``page``;
