@@ -715,6 +715,37 @@ def check_results(conn, span: dashboard.HourRange, responses: dict[str, Any], qu
     assert responses["/api/report/latest"]["report_date"] == newest_report.isoformat()
 
 
+def measure_scrape(conn, r, repeat: int) -> dict[str, Any]:
+    """One Prometheus scrape's reads (``crawlops.metrics.collect``) against the bare SQL it runs."""
+    from crawlops import metrics
+
+    recorder = _Recorder(conn)
+    metrics.collect(recorder, r)
+    statements = list(recorder.statements)
+    runs, families = timed(lambda: metrics.collect(conn, r), repeat)
+
+    def bare() -> None:
+        with conn.cursor() as cur:
+            for statement in statements:
+                cur.execute(statement)
+                cur.fetchall()
+        conn.rollback()
+
+    floor_runs, _ = timed(bare, repeat)
+    big = [s for st in statements for s in full_scans(st, explain(conn, st)) if s["real_table"] in BIG_TABLES]
+    median, floor = statistics.median(runs), statistics.median(floor_runs)
+    return {
+        "median_seconds": round(median, 4),
+        "max_seconds": round(max(runs), 4),
+        "floor_seconds": round(floor, 4),
+        "ratio": round(median / floor, 2),
+        "statements": len(statements),
+        "families": len(families),
+        "samples": sum(len(f.samples) for f in families),
+        "full_scans_of_big_tables": len(big),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=7, help="timed requests per endpoint after one warm-up")
@@ -807,6 +838,8 @@ def main() -> None:
             }
         )
 
+    scrape = measure_scrape(conn, r, args.repeat)
+
     plans: dict[str, dict[str, Any]] = {}
     scans = []
     for path, ranged in ENDPOINTS:
@@ -857,6 +890,11 @@ def main() -> None:
             f"{s['statement']}, {s['real_table']} ({s['select_type']}, ~{s['rows']} rows)"
         )
 
+    print(
+        f"one Prometheus scrape (crawlops.metrics.collect): {_ms(scrape['median_seconds'])}, floor (its "
+        f"{scrape['statements']} statements bare) {_ms(scrape['floor_seconds'])}, {scrape['ratio']:.2f}x; "
+        f"full scans of big tables: {scrape['full_scans_of_big_tables'] or 'none'}"
+    )
     total_seconds = time.perf_counter() - began
     all_under = all(row["under_1s"] for row in rows)
     print()
@@ -875,6 +913,7 @@ def main() -> None:
         "all_under_1s": all_under,
         "slowest": max(rows, key=lambda row: row["max_seconds"]),
         "count_live": live,
+        "scrape": scrape,
         "full_scans": scans,
         "full_scans_of_big_tables": len(big),
         "explain": plans,

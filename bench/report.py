@@ -67,6 +67,17 @@ def rows() -> list[tuple[str, str, str, str, str]]:
                     f"{under} (max {worst * 1000:.0f} ms), {r['task_rows']:,} tasks, {r['result_rows']:,} results",
                 )
             )
+        if scrape := r.get("scrape"):
+            table.append(
+                (
+                    "one Prometheus scrape (/crawl-ops-metrics/metrics' reads)",
+                    f"{scrape['median_seconds'] * 1000:.1f} ms",
+                    f"{scrape['floor_seconds'] * 1000:.1f} ms",
+                    f"{scrape['ratio']:.2f}x",
+                    f"{scrape['statements']} statements, {scrape['samples']} samples; {r['task_rows']:,} tasks, "
+                    f"{r['result_rows']:,} results; full scans of big tables: {scrape['full_scans_of_big_tables']}",
+                )
+            )
         for live in r["count_live"]:
             volume = [e for e in r["endpoints"] if e["endpoint"] == "/api/volume/hourly"]
             rollup = next(e for e in volume if e["range"] == live["range"])

@@ -1,4 +1,5 @@
-"""Registers the Crawl Ops page with Airflow: its FastAPI app and its place in the navigation.
+"""Registers the Crawl Ops page with Airflow: its FastAPI app and its place in the navigation,
+and the Prometheus metrics app beside it.
 
 The API server mounts the app at ``/crawl-ops``; the UI lists "Crawl Ops" in its navigation
 and shows the page inside the UI (route ``/plugin/crawl-ops``) with the user's session.
@@ -10,6 +11,7 @@ from typing import Any, ClassVar
 
 from airflow.plugins_manager import AirflowPlugin
 
+from crawlops_airflow import metrics
 from crawlops_airflow.dashboard import URL_PREFIX, create_app
 
 
@@ -25,4 +27,13 @@ class CrawlOpsPlugin(AirflowPlugin):
             "url_route": "crawl-ops",
             "destination": "nav",
         }
+    ]
+
+
+class CrawlOpsMetricsPlugin(AirflowPlugin):
+    """``/crawl-ops-metrics/metrics`` for Prometheus, behind a scrape token (``crawlops_airflow.metrics``)."""
+
+    name = "crawl_ops_metrics"
+    fastapi_apps: ClassVar[list[dict[str, Any]]] = [
+        {"app": metrics.create_metrics_app(), "url_prefix": metrics.URL_PREFIX, "name": "Crawl Ops metrics"},
     ]

@@ -17,6 +17,8 @@ command -v pkg-config >/dev/null || need+=(pkg-config)
 dpkg -s default-libmysqlclient-dev >/dev/null 2>&1 || need+=(default-libmysqlclient-dev)
 [ -x /usr/sbin/mariadbd ] || [ -x /usr/sbin/mysqld ] || need+=(mariadb-server mariadb-client)
 command -v redis-server >/dev/null || need+=(redis-server)
+# promtool (Debian's prometheus package): make test checks and unit-tests the shipped alert rules.
+command -v promtool >/dev/null || need+=(prometheus)
 # The compose CLI that tests/test_compose.py runs (`docker-compose config`: no engine needed).
 command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || need+=(docker-compose)
 if [ ${#need[@]} -gt 0 ]; then
