@@ -12,6 +12,9 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export CRAWLOPS_MYSQL_URL ?= mysql://crawlops:crawlops@127.0.0.1:3306/crawl
 export CRAWLOPS_REDIS_DB ?= 1
 export AIRFLOW_CONN_CRAWL_MYSQL ?= {"conn_type":"mysql","host":"127.0.0.1","port":3306,"login":"crawlops","password":"crawlops","schema":"crawl","extra":{"charset":"utf8mb4"}}
+# PROMETHEUS=1 (make demo / make cluster): Prometheus, Alertmanager, a webhook receiver and a
+# StatsD exporter beside the stack (tools/crawlops_dev/observability.py).
+export CRAWLOPS_PROMETHEUS ?= $(PROMETHEUS)
 export AIRFLOW_CONN_CRAWL_REDIS ?= {"conn_type":"redis","host":"127.0.0.1","port":6379,"extra":{"db":$(CRAWLOPS_REDIS_DB)}}
 
 .PHONY: help venv services schema demo demo-once cluster cluster-test stop status e2e docs docs-build bench bench-dispatch-10m bench-scale bench-history soak test lint format lock clean
@@ -19,7 +22,8 @@ export AIRFLOW_CONN_CRAWL_REDIS ?= {"conn_type":"redis","host":"127.0.0.1","port
 help:
 	@echo "make demo      - .venv, MariaDB, Redis, schema, demo config, simulated crawlers and Airflow (UI on :8080)"
 	@echo "make cluster   - the distributed deployment natively: PostgreSQL, Celery (2 workers), scheduler, ... (UI on :8080)"
-	@echo "make cluster-test - start the cluster, kill a Celery worker mid-task, backfill 6 hours, stop"
+	@echo "                 PROMETHEUS=1 (also for make demo): Prometheus :9090, Alertmanager :9093 with the shipped rules"
+	@echo "make cluster-test - start the cluster, kill a Celery worker mid-task, backfill 6 hours, the watchdog alert, stop"
 	@echo "make stop      - stop what make demo or make cluster started"
 	@echo "make demo-once - in-process: one dispatch run, a simulated crawl, one supervision run, printed"
 	@echo "make test      - lint + the whole test suite against the local MariaDB and Redis"
@@ -59,7 +63,7 @@ cluster-test: venv services
 	bash scripts/bootstrap.sh --cluster
 	bash scripts/cluster-services.sh
 	$(PY) -m crawlops_dev.cluster stop >/dev/null
-	$(PY) -m crawlops_dev.cluster start && $(VENV)/bin/pytest -m cluster -v -s tests/cluster; \
+	CRAWLOPS_PROMETHEUS=1 $(PY) -m crawlops_dev.cluster start && $(VENV)/bin/pytest -m cluster -v -s tests/cluster; \
 		status=$$?; $(PY) -m crawlops_dev.cluster stop; exit $$status
 
 stop:

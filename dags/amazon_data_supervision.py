@@ -13,7 +13,7 @@ what needs repair? At each day's close: the daily report, then retention.
 | `freshness` | every run | the age of the newest result row, per crawl object and per marketplace of its open or just-finished tasks, at the run's own time: older than `freshness_seconds` (3600) is an ERROR; an idle crawl is not judged |
 | `hour_closes` | every run | lets the hourly checks run only in the run whose window ends on the hour (or with `run_hourly`) |
 | `crawl_objects` | hourly | the crawl objects the hour's checks judge (enabled, with config rows or a task in the last day); the next five steps are mapped over them, one task instance per object, named by it |
-| `validate_results` | hourly, per crawl object | its expectation suite (`include/expectations/<table>.json`) on the hour, pushed down to SQL, with the object's thresholds; red when the data fails it |
+| `validate_results` | hourly, per crawl object | its expectation suite (`include/expectations/<table>.json`) on the hour, pushed down to SQL, with the object's thresholds; red when the data fails it; a passed (or repaired) hour is an event on the table's Asset `crawlops.validated_hours.<table>` (hour, verdict, quality score) for consumers' DAGs |
 | `volume_anomaly` | hourly, per crawl object | the hour's row count against the same hour over the last 14 days (z-score); count and band kept in the `amazon_volume_hourly` rollup |
 | `schema_drift` | hourly, per crawl object | the table's columns and types against what the suite expects |
 | `completeness` | hourly | `RetryTaskOperator(elements="fail_sets")`: settles what is due, then the hour's account: tasks settled in the hour with elements taken and never answered (sent to their retry task) |
@@ -38,6 +38,7 @@ from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 from crawlops.names import SUPERVISION_DAG, cron
 from crawlops.settings import dag_timezone
+from crawlops_airflow.assets import VALIDATED_HOURS
 from crawlops_airflow.notifiers import DingTalkNotifier
 from crawlops_airflow.operators import RetryTaskOperator, ValidateSuiteOperator
 from crawlops_airflow.runtime import task_run
@@ -252,7 +253,7 @@ def amazon_data_supervision():  # noqa: C901, PLR0915 - the DAG holds its tasks 
     objects = crawl_objects()
     validate = ValidateSuiteOperator.partial(
         task_id="validate_results", hour_param="check_hour", execution_timeout=pendulum.duration(minutes=30),
-        map_index_template="{{ task.crawl_object }}",
+        map_index_template="{{ task.crawl_object }}", outlets=[VALIDATED_HOURS],
     ).expand(crawl_object=objects)  # fmt: skip
     # Missing and incomplete data go back to the crawlers through the dispatch core.
     completeness = RetryTaskOperator(

@@ -17,8 +17,10 @@ command -v pkg-config >/dev/null || need+=(pkg-config)
 dpkg -s default-libmysqlclient-dev >/dev/null 2>&1 || need+=(default-libmysqlclient-dev)
 [ -x /usr/sbin/mariadbd ] || [ -x /usr/sbin/mysqld ] || need+=(mariadb-server mariadb-client)
 command -v redis-server >/dev/null || need+=(redis-server)
-# promtool (Debian's prometheus package): make test checks and unit-tests the shipped alert rules.
+# Prometheus and Alertmanager (Debian's packages): make test checks the shipped rules with promtool
+# and the routing tree with amtool; make cluster-test (and PROMETHEUS=1) runs both.
 command -v promtool >/dev/null || need+=(prometheus)
+command -v amtool >/dev/null || need+=(prometheus-alertmanager)
 # The compose CLI that tests/test_compose.py runs (`docker-compose config`: no engine needed).
 command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || need+=(docker-compose)
 if [ ${#need[@]} -gt 0 ]; then

@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "deploy" / "prometheus" / "crawlops-rules.yml"
@@ -59,3 +60,62 @@ def test_rules_and_dashboard_name_only_exported_metrics():
     for rule in re.findall(r"- alert: (\w+)", RULES.read_text()):
         assert rule.startswith("Crawlops"), rule
     assert RULES.read_text().count("severity:") == 11
+
+
+def test_the_alertmanager_tree_and_the_local_stacks_configs_check(tmp_path):
+    from crawlops_dev import observability
+
+    amtool = shutil.which("amtool")
+    assert amtool, "amtool missing: scripts/bootstrap.sh installs Debian's prometheus-alertmanager (make venv)"
+    shipped = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
+    local = tmp_path / "alertmanager.yml"
+    local.write_text(yaml.safe_dump(observability.alertmanager_config()))
+    for config in (shipped, local):
+        checked = subprocess.run([amtool, "check-config", str(config)], capture_output=True, text=True, check=False)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+    # the local stack runs the shipped routes, only its receivers' URLs and waits differ
+    tree = yaml.safe_load(local.read_text())
+    assert [r["receiver"] for r in tree["route"]["routes"]] == [
+        r["receiver"] for r in yaml.safe_load(shipped.read_text())["route"]["routes"]
+    ]
+    assert tree["receivers"][0]["webhook_configs"][0]["url"].endswith(f":{observability.RECEIVER_PORT}/platform-oncall")
+    (tmp_path / "metrics-token").write_text("t")
+    prometheus = tmp_path / "prometheus.yml"
+    prometheus.write_text(yaml.safe_dump(observability.prometheus_config(tmp_path, 8080)))
+    checked = subprocess.run([shutil.which("promtool") or "promtool", "check", "config", str(prometheus)],
+                             capture_output=True, text=True, check=False)  # fmt: skip
+    assert checked.returncode == 0 and "SUCCESS: 11 rules found" in checked.stdout, checked.stdout + checked.stderr
+
+
+def test_airflows_statsd_lines_become_labelled_series():
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from crawlops_dev.statsd_exporter import Store, load_rules
+
+    store = Store(load_rules())
+    store.feed(
+        "airflow.ti.finish.amazon_data_supervision.task_health.success:1|c\n"
+        "airflow.ti.finish.amazon_data_supervision.task_health.success:1|c|@0.5\n"
+        "airflow.scheduler_heartbeat:1|c\n"
+        "airflow.dagrun.duration.success.amazon_task_dispatch:1500|ms\n"
+        "airflow.executor.open_slots:6|g\nairflow.executor.open_slots:-2|g\n"
+        "airflow.pool.open_slots.default_pool:128|g\n"
+        "not a statsd line\n"
+    )
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(store)
+    series = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(generate_latest(registry).decode())
+        for s in family.samples
+    }
+    finish = (("dag_id", "amazon_data_supervision"), ("state", "success"), ("task_id", "task_health"))
+    assert series[("airflow_ti_finish_total", finish)] == 3.0  # 1 + 1 sampled at half the rate
+    assert series[("airflow_scheduler_heartbeat_total", ())] == 1.0
+    duration = (("dag_id", "amazon_task_dispatch"), ("state", "success"))
+    assert series[("airflow_dagrun_duration_sum", duration)] == 1.5
+    assert series[("airflow_dagrun_duration_count", duration)] == 1.0
+    assert series[("airflow_executor_open_slots", ())] == 4.0
+    assert series[("airflow_pool_open_slots", (("pool", "default_pool"),))] == 128.0
+    assert series[("statsd_exporter_lines_invalid", ())] == 1.0

@@ -108,6 +108,9 @@ class ValidateSuiteOperator(BaseOperator):
         dingtalk_conn_id: str = DINGTALK_CONN_ID,
         **kwargs: Any,
     ) -> None:
+        from crawlops_airflow.assets import VALIDATED_HOURS
+
+        kwargs.setdefault("outlets", [VALIDATED_HOURS])
         super().__init__(**kwargs)
         self.hour_param = hour_param
         self.mysql_conn_id = mysql_conn_id
@@ -147,7 +150,7 @@ class ValidateSuiteOperator(BaseOperator):
             findings = validation.report_findings(report)
             required = validation.required_columns(suite)
             score, rows = quality.quality_score(run.conn, self.table, window, settings, required)
-            validation.store_report(run.conn, report, dag_run_id=run.run_id, quality_score=score)
+            verdict = validation.store_report(run.conn, report, dag_run_id=run.run_id, quality_score=score)
             threshold = settings.quality.data_quality_threshold
             findings += quality.quality_score_finding(self.table, window, score, rows, threshold)
             self.log.info("quality score %s (threshold %s) over %d rows", score, threshold, rows)
@@ -159,11 +162,27 @@ class ValidateSuiteOperator(BaseOperator):
                          "quality_score": score}, scope=self.table,
             )  # fmt: skip
         self.log.info("%s", report.summary())
-        result = {**report.to_json(), "quality_score": score}
+        result = {**report.to_json(), "quality_score": score, "verdict": verdict}
+        if report.success:
+            self._publish(context, window, verdict, score, report.row_count)
         if not report.success and self.fail_on_error:
             context["ti"].xcom_push(key="return_value", value=result)
             raise SuiteValidationFailed(str(validation.ValidationFailed(report)), result)
         return result
+
+    def _publish(
+        self, context: Mapping[str, Any], window: Any, verdict: str, score: float | None, rows: int | None
+    ) -> None:
+        """The hour passed (or was repaired): an event on the table's validated-hours asset,
+        through the alias this task declares as its outlet (none if it was given others)."""
+        from crawlops_airflow.assets import ALIAS, VALIDATED_HOURS, validated_hour_extra, validated_hours
+
+        if not any(getattr(o, "name", None) == ALIAS for o in self.outlets):
+            return
+        extra = validated_hour_extra(table=self.table, crawl_object=self.crawl_object, window=window,
+                                     verdict=verdict, quality_score=score, rows=rows)  # fmt: skip
+        context["outlet_events"][VALIDATED_HOURS].add(validated_hours(self.table), extra=extra)
+        self.log.info("asset event for %s: %s", validated_hours(self.table).name, extra)
 
 
 class RetryTaskOperator(BaseOperator):

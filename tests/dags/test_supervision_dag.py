@@ -441,3 +441,78 @@ def test_a_report_that_could_not_be_sent_is_sent_by_a_later_run(
     assert any("2026-11-03" in m["markdown"]["title"] for m in dingtalk.messages)
     assert rows(mysql, "SELECT sent_at IS NOT NULL FROM amazon_daily_report") == ((1,),)
     assert rows(mysql, "SELECT status FROM amazon_check_run WHERE check_name = 'daily_report'") == (("pass",),)
+
+
+# -- Assets for validated hours: a consumer DAG (examples/) scheduled on the table's asset --------
+
+CONSUMER = Path(__file__).resolve().parents[2] / "examples" / "validated_hour_consumer.py"
+SEARCH_HOURS = "crawlops.validated_hours.amazon_search_result"
+
+
+@pytest.fixture
+def consumer(dag):
+    """The example consumer registered beside the package's DAGs; asset events and queued
+    consumer runs of earlier tests forgotten."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+    from airflow.models.asset import AssetDagRunQueue, AssetEvent
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import delete, update
+
+    bag = DagBag(dag_folder=str(CONSUMER))
+    assert not bag.import_errors and list(bag.dags) == ["example_validated_search_hours"]
+    DagBundlesManager().sync_bundles_to_db()
+    sync_bag_to_db(bag, "dags-folder", None)
+    with create_session() as session:
+        session.execute(update(DagModel).where(DagModel.dag_id == "example_validated_search_hours").values(
+            is_paused=False))  # fmt: skip
+        session.execute(delete(AssetDagRunQueue))
+        session.execute(delete(AssetEvent))
+    return bag.dags["example_validated_search_hours"]
+
+
+def published() -> tuple[list[dict], list[str]]:
+    """(the extras of the search table's validated-hour events, the DAG ids queued to run on them)."""
+    from airflow.models.asset import AssetDagRunQueue, AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        events = session.scalars(
+            select(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.name == SEARCH_HOURS)
+        ).all()
+        queued = session.scalars(select(AssetDagRunQueue.target_dag_id)).all()
+        return [dict(e.extra) for e in events], list(queued)
+
+
+def test_a_passed_hour_is_an_asset_event_that_queues_the_consumer(
+    dag, consumer, mysql, redis_client, settings, config, crawler
+):
+    crawl_the_hour(mysql, redis_client, settings, config, crawler)
+
+    _, tis = run(dag, HOUR.end)
+
+    assert tis["validate_results"] == "success"
+    events, queued = published()
+    assert events == [{"table": "amazon_search_result", "crawl_object": "search_result",
+                       "hour_start": HOUR.start.isoformat(), "hour_end": HOUR.end.isoformat(),
+                       "verdict": "passed", "quality_score": 1.0, "rows": 150}]  # fmt: skip
+    assert queued == ["example_validated_search_hours"]  # the scheduler's trigger for the consumer's next run
+
+
+def test_a_failed_hour_emits_nothing_and_its_repair_does(dag, consumer, mysql, redis_client, settings, config, crawler):
+    crawl_the_hour(mysql, redis_client, settings, config, crawler, invalid=6)
+
+    _, tis = run(dag, HOUR.end)  # fails its suite; quarantine moves the 6 rows
+
+    assert tis["validate_results"] == "failed"
+    assert published() == ([], [])  # the consumer is not triggered by a failed hour
+
+    _, tis = run(dag, HOUR.end)  # re-checked after the repair
+
+    events, queued = published()
+    assert [(e["verdict"], e["rows"], e["hour_start"]) for e in events] == [("repaired", 144, HOUR.start.isoformat())]
+    assert queued == ["example_validated_search_hours"]

@@ -15,7 +15,11 @@ What runs, each as its own process group under ``$CRAWLOPS_CLUSTER_HOME`` (defau
 - two Celery workers, ``worker-1`` and ``worker-2``: each listens on the shared ``default`` queue
   and on a queue named after itself (``queue="worker-2"`` pins a task to it), records its own
   name as the task instances' hostname and serves its logs on its own port;
-- the simulated crawler fleet (``crawlops.harness.simulator``) against the crawl MySQL and Redis.
+- the simulated crawler fleet (``crawlops.harness.simulator``) against the crawl MySQL and Redis;
+- with ``PROMETHEUS=1`` (always in ``make cluster-test``): Prometheus, Alertmanager, a webhook
+  receiver and a StatsD exporter (``crawlops_dev.observability``). The API server serves
+  ``/crawl-ops-metrics/metrics`` (its token in ``metrics-token``) and every component sends
+  Airflow's own metrics as StatsD, with or without them.
 
 Every component is configured only through the environment (``cluster_env``), as it would be
 on another machine; ``cluster.json`` in the home says where everything is, for the tests.
@@ -36,7 +40,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from crawlops_dev import stack
+from crawlops_dev import observability, stack
 
 ROOT = Path(__file__).resolve().parents[2]
 HOME = Path(os.environ.get("CRAWLOPS_CLUSTER_HOME", ROOT / ".airflow-cluster")).resolve()
@@ -117,6 +121,7 @@ def cluster_env(worker: int | None = None) -> dict[str, str]:
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(HOME / "passwords.json"),
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT),
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+        **observability.airflow_env(HOME),
     }
     if worker is not None:
         env["CRAWLOPS_WORKER_NAME"] = WORKERS[worker]
@@ -133,6 +138,32 @@ def _spawn_worker(index: int) -> int:
     name = WORKERS[index]
     command = [_airflow(), "celery", "worker", "--celery-hostname", f"{name}@%h", "--queues", f"default,{name}"]
     return stack._spawn(name, command, env=cluster_env(index), home=HOME)
+
+
+AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+
+
+def start_component(name: str) -> int:
+    """Start an Airflow component (``AIRFLOW_COMPONENTS``) of the cluster, after it was stopped."""
+    if name in stack._running(HOME):
+        raise RuntimeError(f"{name} runs already")
+    return stack._spawn(name, [_airflow(), name], env=cluster_env(), home=HOME)
+
+
+def stop_component(name: str, timeout: float = 60) -> None:
+    """SIGTERM a component's process group and wait until all of it is gone (SIGKILL after ``timeout``)."""
+    pid = stack._running(HOME)[name]
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while stack._session_members({pid}) and time.monotonic() < deadline:
+        stack._alive(pid)  # reaped when it is ours
+        time.sleep(0.5)
+    for member in stack._session_members({pid}):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(member, signal.SIGKILL)
+    stack._alive(pid)
+    (HOME / "pids" / f"{name}.pid").unlink(missing_ok=True)
 
 
 def _port_taken(port: int) -> bool:
@@ -153,14 +184,7 @@ def _crawl_redis_url() -> str:
 
 
 def _all_alive(started: list[str]) -> bool:
-    """Raise ``stack.Died`` with the end of its log when a component started here has exited;
-    False otherwise, so that ``_all_alive(...) or check()`` reads as the check."""
-    running = stack._running(HOME)
-    for name in started:
-        if name not in running:
-            tail = (HOME / f"{name}.log").read_text(errors="replace").splitlines()[-15:]
-            raise stack.Died(f"{name} exited; the end of {HOME / name}.log:\n" + "\n".join(tail))
-    return False
+    return stack.all_alive(HOME, started)
 
 
 def worker_tasks(api: stack.Api, dag_id: str, run_id: str) -> list[dict[str, Any]]:
@@ -175,6 +199,9 @@ def start() -> int:
         print(f"already running: {stack._running(HOME)} (make stop first)")
         return 1
     ports = [PORT, BROKER_PORT, *(LOG_SERVER_PORT + i for i in range(len(WORKERS)))]
+    if observability.wanted():
+        ports += [observability.PROMETHEUS_PORT, observability.ALERTMANAGER_PORT, observability.RECEIVER_PORT,
+                  observability.STATSD_WEB_PORT]  # fmt: skip
     if taken := [port for port in ports if _port_taken(port)]:
         print(f"port(s) {taken} taken (make stop, or set CRAWLOPS_UI_PORT / CRAWLOPS_BROKER_PORT)")
         return 1
@@ -183,6 +210,36 @@ def start() -> int:
     except BaseException:
         stack.stop(HOME)
         raise
+
+
+def _facts(watching: dict[str, Any]) -> dict[str, Any]:
+    """Where everything is, for the tests (``cluster.json``)."""
+    return {
+        "url": URL,
+        "password": stack.PASSWORD,
+        "mysql_url": _crawl_settings().get("CRAWLOPS_MYSQL_URL", "mysql://root@127.0.0.1:3306/crawl"),
+        "redis_url": _crawl_redis_url(),
+        "pg_url": PG_URL,
+        "broker_port": BROKER_PORT,
+        "workers": list(WORKERS),
+        "heartbeat_timeout": HEARTBEAT_TIMEOUT,
+        "timezone": _crawl_settings().get("CRAWLOPS_TIMEZONE", "UTC"),
+        "metrics_token_file": str(HOME / "metrics-token"),
+        **watching,
+    }
+
+
+def _broker_and_metadata() -> None:
+    """The broker Redis up, Airflow's metadata database migrated."""
+    broker = ["redis-server", "--bind", "127.0.0.1", "--port", str(BROKER_PORT), "--save", "", "--appendonly", "no"]
+    stack._spawn("broker", broker, env=cluster_env(), home=HOME)
+    stack._wait("broker Redis", _broker_up, timeout=30, every=0.5, home=HOME)
+    with (HOME / "db-migrate.log").open("w") as log:
+        migrated = subprocess.run(  # noqa: S603 - our own venv's airflow
+            [_airflow(), "db", "migrate"], env=cluster_env(), stdout=log, stderr=subprocess.STDOUT, check=False
+        )
+    if migrated.returncode:
+        raise stack.Died(f"airflow db migrate failed; see {HOME}/db-migrate.log")
 
 
 def _start() -> int:
@@ -195,15 +252,7 @@ def _start() -> int:
     (HOME / "crawl-env.json").unlink(missing_ok=True)  # this start's environment decides
     os.environ.update(_crawl_settings())
     (HOME / "passwords.json").write_text(json.dumps({stack.USER: stack.PASSWORD}))
-    broker = ["redis-server", "--bind", "127.0.0.1", "--port", str(BROKER_PORT), "--save", "", "--appendonly", "no"]
-    stack._spawn("broker", broker, env=cluster_env(), home=HOME)
-    stack._wait("broker Redis", _broker_up, timeout=30, every=0.5, home=HOME)
-    with (HOME / "db-migrate.log").open("w") as log:
-        migrated = subprocess.run(  # noqa: S603 - our own venv's airflow
-            [_airflow(), "db", "migrate"], env=cluster_env(), stdout=log, stderr=subprocess.STDOUT, check=False
-        )
-    if migrated.returncode:
-        raise stack.Died(f"airflow db migrate failed; see {HOME}/db-migrate.log")
+    _broker_and_metadata()
     conn = connect()
     migrate(conn)
     loaded = load_demo_config(conn)
@@ -213,23 +262,14 @@ def _start() -> int:
         f"metadata on {urlsplit(PG_URL).hostname}:{urlsplit(PG_URL).port}; crawl schema applied; "
         f"demo config: {loaded or 'already there'}"
     )
-    for name in ("api-server", "scheduler", "dag-processor", "triggerer"):
-        stack._spawn(name, [_airflow(), name], env=cluster_env(), home=HOME)
+    watching = stack.start_observability(HOME, PORT, cluster_env()) if observability.wanted() else {}
+    for name in AIRFLOW_COMPONENTS:
+        start_component(name)
     for index in range(len(WORKERS)):
         _spawn_worker(index)
     simulator = [sys.executable, "-m", "crawlops.harness.simulator", "--workers", "2", "--elements-per-second", "5"]
     stack._spawn("simulator", simulator, env=cluster_env(), home=HOME)
-    facts: dict[str, Any] = {
-        "url": URL,
-        "password": stack.PASSWORD,
-        "mysql_url": _crawl_settings().get("CRAWLOPS_MYSQL_URL", "mysql://root@127.0.0.1:3306/crawl"),
-        "redis_url": _crawl_redis_url(),
-        "pg_url": PG_URL,
-        "broker_port": BROKER_PORT,
-        "workers": list(WORKERS),
-        "heartbeat_timeout": HEARTBEAT_TIMEOUT,
-        "timezone": _crawl_settings().get("CRAWLOPS_TIMEZONE", "UTC"),
-    }
+    facts = _facts(watching)
     (HOME / "cluster.json").write_text(json.dumps(facts, indent=2))
     print(f"Airflow (CeleryExecutor) starting on {URL}; logs in {HOME}/*.log ...", flush=True)
     components = [*stack._running(HOME)]
@@ -270,6 +310,8 @@ def _start() -> int:
     print(
         f"Celery workers: {', '.join(WORKERS)} (queues default + their own name); broker redis://127.0.0.1:{BROKER_PORT}"
     )
+    if watching:
+        print(observability.summary(watching))
     print(f"time to green: {time.monotonic() - started:.0f} s")
     print(f"memory of the whole stack: {stack.memory_mb(HOME):.0f} MB ({_memory_by_component()})")
     print("make stop stops it all")

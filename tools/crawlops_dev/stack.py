@@ -4,6 +4,9 @@
     python -m crawlops_dev.stack stop     # stops everything start started, by pid
     python -m crawlops_dev.stack status   # what runs, and its memory
 
+With ``PROMETHEUS=1`` (``CRAWLOPS_PROMETHEUS``) Prometheus and Alertmanager run beside it
+(``crawlops_dev.observability``).
+
 Airflow runs with its embedded default metadata database (SQLite) under ``$AIRFLOW_HOME``,
 sized for a small machine (``AIRFLOW__CORE__PARALLELISM=4``); the connections come from
 the environment (``AIRFLOW_CONN_CRAWL_MYSQL`` / ``AIRFLOW_CONN_CRAWL_REDIS``, set by the
@@ -55,7 +58,15 @@ def airflow_env() -> dict[str, str]:
         # The demo's hours are small and its history two days: a lower volume floor, and
         # volume bands from one past point (crawlops_dev.story.DEMO_SETTINGS).
         **{name: os.environ.get(name, value) for name, value in DEMO_SETTINGS.items()},
+        **_observability_env(),
     }
+
+
+def _observability_env() -> dict[str, str]:
+    """The scrape token and Airflow's StatsD metrics when the demo runs with ``PROMETHEUS=1``."""
+    from crawlops_dev import observability
+
+    return observability.airflow_env(HOME) if observability.wanted() else {}
 
 
 def _spawn(name: str, command: list[str], env: dict[str, str] | None = None, home: Path = HOME) -> int:
@@ -218,6 +229,37 @@ def _seed_history(conn: Any) -> None:
     print(f"demo history: {done.summary()}", flush=True)
 
 
+def all_alive(home: Path, names: list[str]) -> bool:
+    """Raise ``Died`` with the end of its log when one of ``names`` has exited; False otherwise,
+    so that ``all_alive(...) or check()`` reads as the check."""
+    running = _running(home)
+    for name in names:
+        if name not in running:
+            tail = (home / f"{name}.log").read_text(errors="replace").splitlines()[-15:]
+            raise Died(f"{name} exited; the end of {home / name}.log:\n" + "\n".join(tail))
+    return False
+
+
+def start_observability(home: Path, api_port: int, env: dict[str, str]) -> dict[str, Any]:
+    """Prometheus, Alertmanager, the webhook receiver and the StatsD exporter
+    (``crawlops_dev.observability``) started in ``home``, each waited for."""
+    from crawlops_dev import observability
+
+    names = []
+    for name, command in observability.prepare(home, api_port):
+        _spawn(name, command, env=env, home=home)
+        names.append(name)
+    for what, url in observability.readiness():
+        _wait(what, lambda url=url: all_alive(home, names) or observability.ready(url), timeout=60, every=1, home=home)
+    return observability.facts()
+
+
+def _start_observability() -> dict[str, Any]:
+    from crawlops_dev import observability
+
+    return start_observability(HOME, PORT, airflow_env()) if observability.wanted() else {}
+
+
 def start() -> int:
     from crawlops.db import connect
     from crawlops.migrations import migrate
@@ -245,6 +287,7 @@ def start() -> int:
         print(output.decode(errors="replace")[-2000:], file=sys.stderr)
         raise subprocess.CalledProcessError(airflow_db.returncode, airflow_db.args)
     _spawn("simulator", SIMULATOR)
+    watching = _start_observability()
     _spawn("airflow", [airflow, "standalone"])
     print(f"Airflow starting on {URL} (log: {HOME}/airflow.log) ...", flush=True)
     _wait("Airflow API", _healthy, timeout=240)
@@ -268,14 +311,23 @@ def start() -> int:
         print(f"  {dag_id}: {run_id} {state}", flush=True)
         if state != "success":
             print(f"  see the run in the UI and {HOME}/airflow.log", flush=True)
+    _tell(watching)
+    print(f"make demo took {time.monotonic() - began:.0f} s; make stop stops it all")
+    return 0
+
+
+def _tell(watching: dict[str, Any]) -> None:
+    """Where everything is, once the stack is up."""
     reports = sorted((HOME / "reports").glob("daily-report-*.html"))
     print(f"\nAirflow UI: {URL}  (login {USER} / {PASSWORD})")
     print(f'Crawl Ops page: {URL}/plugin/crawl-ops  ("Crawl Ops" in the navigation; JSON under {URL}/crawl-ops/api/)')
     print("both DAGs are unpaused and run on schedule; the simulated crawler fleet answers their tasks")
     print(f"daily report: {reports[-1] if reports else 'not written yet'}")
+    if watching:
+        from crawlops_dev import observability
+
+        print(observability.summary(watching))
     print(f"memory of the whole stack: {memory_mb():.0f} MB")
-    print(f"make demo took {time.monotonic() - began:.0f} s; make stop stops it all")
-    return 0
 
 
 def stop(home: Path = HOME) -> int:

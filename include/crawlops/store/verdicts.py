@@ -33,6 +33,18 @@ def upsert_validation(conn: Connection, row: tuple[Any, ...]) -> None:
     conn.commit()
 
 
+def verdict(conn: Connection, suite: str, table: str, start: dt.datetime, end: dt.datetime) -> str | None:
+    """The stored verdict (passed, repaired, failed) of one suite's window, ``None`` if never validated."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT verdict FROM amazon_validation_run WHERE suite_name = %s AND table_name = %s "
+            "AND window_start = %s AND window_end = %s",
+            (suite, table, start, end),
+        )
+        row = cur.fetchone()
+    return None if row is None else str(row[0])
+
+
 def upsert_volume(conn: Connection, row: tuple[Any, ...]) -> None:
     """The hour's rollup row: (table, hour, rows, history points, mean, std, band low, band
     high, anomalous, direction, dag_run_id); re-running the hour rewrites it."""

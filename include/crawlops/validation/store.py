@@ -11,7 +11,7 @@ from crawlops.validation.results import ValidationReport
 
 def store_report(
     conn: Connection, report: ValidationReport, *, dag_run_id: str | None, quality_score: float | None = None
-) -> None:
+) -> str:
     """Upsert the report into ``amazon_validation_run``: one row per (suite, table, window).
 
     Re-validating a window overwrites its counts, results, run id and time, but never its
@@ -19,6 +19,7 @@ def store_report(
     ``failed``, or ``repaired`` (the first run failed, the latest passed: quarantine or a
     re-crawl fixed the hour). ``quality_score``: the share of the window's rows passing every
     validity and required-field rule (``crawlops.quality.quality_score``), the latest run's.
+    Returns the window's verdict after this run.
     """
     start, end = report.window.naive()
     verdicts.upsert_validation(
@@ -37,3 +38,4 @@ def store_report(
             quality_score,
         ),
     )
+    return verdicts.verdict(conn, report.suite_name[:128], report.table[:128], start, end) or "failed"
