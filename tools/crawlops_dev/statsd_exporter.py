@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
+import yaml  # type: ignore[import-untyped]  # no stubs in the lock
 
 MAPPING = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "statsd-mapping.yml"
 UNSAFE = re.compile(r"[^a-zA-Z0-9_]")
