@@ -207,10 +207,10 @@ def test_no_host_port_clashes_with_local_servers(compose):
             *host, _container = defaults(str(port)).split(":")
             published[name] = int(host[-1])
             assert int(host[-1]) not in LOCAL_PORTS, f"{name} publishes {port}"
-    assert set(published) == {"airflow-apiserver", "crawl-mysql", "crawl-redis"}
-    for name in ("crawl-mysql", "crawl-redis"):
+    assert set(published) == {"airflow-apiserver", "crawl-mysql", "crawl-redis", "prometheus", "alertmanager"}
+    for name in ("crawl-mysql", "crawl-redis", "prometheus", "alertmanager"):
         (port,) = compose["services"][name]["ports"]
-        assert re.fullmatch(r"127\.0\.0\.1:\$\{CRAWL_\w+_PORT:-\d+\}:\d+", port), port  # movable, local only
+        assert re.fullmatch(r"127\.0\.0\.1:\$\{CRAWL(OPS)?_\w+_PORT:-\d+\}:\d+", port), port  # movable, local only
     assert published["airflow-apiserver"] == 8080
 
 
@@ -474,3 +474,44 @@ def test_the_airflow_services_share_their_secrets_and_recover_a_dead_worker_as_m
         assert env["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"] == str(HEARTBEAT_TIMEOUT)
         # The result backend names the driver: SQLAlchemy 2.1's bare postgresql means psycopg 3.
         assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql+psycopg2://")
+
+
+def test_prometheus_alertmanager_and_airflows_statsd_metrics_are_wired_to_the_shipped_files(compose):
+    """Profile observability: Prometheus scrapes the api-server's metrics with the token every
+    Airflow service knows, and the StatsD exporter every Airflow service sends to; the rules and
+    the routing tree are the ones make test checks."""
+    services = compose["services"]
+    for name, svc in airflow_services(compose).items():
+        env = svc["environment"]
+        assert str(env["AIRFLOW__METRICS__STATSD_ON"]).lower() == "true", name
+        assert (
+            env["AIRFLOW__METRICS__STATSD_HOST"] == "statsd-exporter" and env["AIRFLOW__METRICS__STATSD_PORT"] == "9125"
+        )
+        assert svc["depends_on"]["statsd-exporter"]["condition"] == "service_started", name
+        # the same metrics settings as make cluster's
+        from crawlops_dev.observability import airflow_env
+
+        for key, value in airflow_env(Path("/nonexistent")).items():
+            if key.startswith("AIRFLOW__METRICS__") and key != "AIRFLOW__METRICS__STATSD_HOST":
+                assert str(env[key]).lower() == value.lower(), (name, key)
+    token = airflow_services(compose)["airflow-apiserver"]["environment"]["CRAWLOPS_METRICS_TOKEN"]
+    prometheus = services["prometheus"]
+    assert prometheus["environment"]["CRAWLOPS_METRICS_TOKEN"] == token
+    assert prometheus["profiles"] == services["alertmanager"]["profiles"] == ["observability"]
+    mounts = {target: source for source, target, *_ in (v.split(":") for v in prometheus["volumes"])}
+    config = yaml.safe_load((ROOT / mounts["/etc/prometheus/prometheus.yml"]).read_text())
+    assert (
+        ROOT / mounts["/etc/prometheus/crawlops-rules.yml"]
+    ) == ROOT / "deploy" / "prometheus" / "crawlops-rules.yml"
+    assert config["rule_files"] == ["/etc/prometheus/crawlops-rules.yml"]
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert jobs["crawlops"]["metrics_path"] == "/crawl-ops-metrics/metrics"
+    assert jobs["crawlops"]["static_configs"][0]["targets"] == ["airflow-apiserver:8080"]
+    assert jobs["crawlops"]["authorization"]["credentials_file"] in prometheus["command"][0]  # written from the token
+    assert jobs["airflow-statsd"]["static_configs"][0]["targets"] == ["statsd-exporter:9102"]
+    assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["alertmanager:9093"]
+    exporter = services["statsd-exporter"]
+    assert "./deploy/prometheus/statsd-mapping.yml:/etc/statsd/statsd-mapping.yml:ro" in exporter["volumes"]
+    assert "--statsd.mapping-config=/etc/statsd/statsd-mapping.yml" in exporter["command"]
+    alertmanager = services["alertmanager"]
+    assert "./deploy/alertmanager/alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro" in alertmanager["volumes"]

@@ -95,12 +95,16 @@ def test_airflows_statsd_lines_become_labelled_series():
 
     store = Store(load_rules())
     store.feed(
-        "airflow.ti.finish.amazon_data_supervision.task_health.success:1|c\n"
-        "airflow.ti.finish.amazon_data_supervision.task_health.success:1|c|@0.5\n"
+        "airflow.ti.finish,dag_id=amazon_data_supervision,task_id=task_health,state=success:1|c\n"
+        "airflow.ti.finish,dag_id=amazon_data_supervision,task_id=task_health,state=success:1|c|@0.5\n"
+        "airflow.ti.finish,dag_id=amazon_data_supervision,task_id=fleet,state=failed:1|c\n"
         "airflow.scheduler_heartbeat:1|c\n"
-        "airflow.dagrun.duration.success.amazon_task_dispatch:1500|ms\n"
+        "airflow.dagrun.duration.success,dag_id=amazon_task_dispatch:1500|ms\n"
         "airflow.executor.open_slots:6|g\nairflow.executor.open_slots:-2|g\n"
+        "airflow.executor.open_slots.CeleryExecutor:3|g\n"
         "airflow.pool.open_slots.default_pool:128|g\n"
+        "airflow.ti.queued.default.amazon_task_dispatch.push_tasks:2|g\n"
+        "airflow.operator_successes:1|c|#dag_id:amazon_task_dispatch,operator_name:RetryTaskOperator\n"
         "not a statsd line\n"
     )
     registry = CollectorRegistry(auto_describe=False)
@@ -112,10 +116,18 @@ def test_airflows_statsd_lines_become_labelled_series():
     }
     finish = (("dag_id", "amazon_data_supervision"), ("state", "success"), ("task_id", "task_health"))
     assert series[("airflow_ti_finish_total", finish)] == 3.0  # 1 + 1 sampled at half the rate
+    failed = (("dag_id", "amazon_data_supervision"), ("state", "failed"), ("task_id", "fleet"))
+    assert series[("airflow_ti_finish_total", failed)] == 1.0
     assert series[("airflow_scheduler_heartbeat_total", ())] == 1.0
-    duration = (("dag_id", "amazon_task_dispatch"), ("state", "success"))
-    assert series[("airflow_dagrun_duration_sum", duration)] == 1.5
-    assert series[("airflow_dagrun_duration_count", duration)] == 1.0
-    assert series[("airflow_executor_open_slots", ())] == 4.0
+    duration = (("dag_id", "amazon_task_dispatch"),)
+    assert series[("airflow_dagrun_duration_success_sum", duration)] == 1.5
+    assert series[("airflow_dagrun_duration_success_count", duration)] == 1.0
+    # the total beside the per-executor series: an empty label is an absent one to Prometheus
+    assert series[("airflow_executor_open_slots", (("executor", ""),))] == 4.0
+    assert series[("airflow_executor_open_slots", (("executor", "CeleryExecutor"),))] == 3.0
     assert series[("airflow_pool_open_slots", (("pool", "default_pool"),))] == 128.0
+    queued = (("dag_id", "amazon_task_dispatch"), ("queue", "default"), ("task_id", "push_tasks"))
+    assert series[("airflow_ti_queued_per_task", queued)] == 2.0
+    ok = (("dag_id", "amazon_task_dispatch"), ("operator_name", "RetryTaskOperator"))
+    assert series[("airflow_operator_successes_total", ok)] == 1.0  # DogStatsD tags too
     assert series[("statsd_exporter_lines_invalid", ())] == 1.0

@@ -64,6 +64,9 @@ def airflow_env(home: Path) -> dict[str, str]:
         "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
         "AIRFLOW__METRICS__STATSD_PORT": str(STATSD_PORT),
         "AIRFLOW__METRICS__STATSD_PREFIX": "airflow",
+        # tags as labels (InfluxDB style), and no second copy under the old dotted names
+        "AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED": "True",
+        "AIRFLOW__METRICS__LEGACY_NAMES_ON": "False",
     }
 
 

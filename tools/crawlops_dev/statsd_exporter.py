@@ -6,9 +6,13 @@ series are the ones ``prom/statsd-exporter`` gives the compose deployment.
 
     python -m crawlops_dev.statsd_exporter --statsd-port 9125 --web-port 9102
 
-Counters add up (exposed as ``<name>_total``), gauges keep the last value (``+n``/``-n`` move
-it), timers and histograms become a summary in seconds (``_sum``, ``_count``); a sample rate
-(``|@0.1``) scales counters. Malformed lines are counted in ``statsd_exporter_lines_invalid``.
+Tags become labels, in InfluxDB style (``ti.finish,dag_id=d,task_id=t,state=success:1|c``:
+Airflow's ``[metrics] statsd_influxdb_enabled``) or DogStatsD style (``|#k:v``); a mapping
+rule's labels add to them. Counters add up (exposed as ``<name>_total``), gauges keep the last
+value (``+n``/``-n`` move it), timers and histograms become a summary in seconds (``_sum``,
+``_count``); a sample rate (``|@0.1``) scales counters. Series of one name with different label
+sets share the family, a label a series lacks being empty (Prometheus' "absent"). Malformed
+lines are counted in ``statsd_exporter_lines_invalid``.
 """
 
 from __future__ import annotations
@@ -73,11 +77,19 @@ class Store:
         self.timers: dict[tuple[str, tuple], list[float]] = {}
         self.invalid = 0
 
-    def key(self, metric: str) -> tuple[str, tuple]:
+    def key(self, metric: str, tags: tuple[tuple[str, str], ...] = ()) -> tuple[str, tuple]:
+        name, *influx = metric.split(",")
+        tags += tuple(tuple(t.split("=", 1)) for t in influx if "=" in t)  # type: ignore[misc]
+        labels: tuple[tuple[str, str], ...] = ()
         for rule in self.rules:
-            if (mapped := rule.apply(metric)) is not None:
-                return mapped
-        return sanitize(metric), ()
+            if (mapped := rule.apply(name)) is not None:
+                name, labels = mapped
+                break
+        else:
+            name = sanitize(name)
+        merged = dict((sanitize(k), v) for k, v in tags)
+        merged.update(labels)
+        return name, tuple(sorted(merged.items()))
 
     def feed(self, packet: str) -> None:
         for line in filter(None, packet.splitlines()):
@@ -92,8 +104,10 @@ class Store:
         parts = rest.split("|")
         value_text, kind = parts[0], parts[1]
         rate = next((float(p[1:]) for p in parts[2:] if p.startswith("@")), 1.0)
+        dog = next((p[1:] for p in parts[2:] if p.startswith("#")), "")
+        tags = tuple(tuple(t.split(":", 1)) for t in dog.split(",") if ":" in t)
         value = float(value_text)
-        key = self.key(metric)
+        key = self.key(metric, tags)  # type: ignore[arg-type]
         with self.lock:
             if kind == "c":
                 self.counters[key] = self.counters.get(key, 0.0) + value / (rate or 1.0)
@@ -126,16 +140,15 @@ class Store:
 
 
 def _families(series: dict[tuple[str, tuple], Any], make: Any, add: Any) -> Iterator[Any]:
-    """One family per name; a name seen with two label sets keeps the first one's label names."""
-    by_name: dict[str, Any] = {}
+    """One family per name over the union of its series' label names (a missing one empty)."""
+    by_name: dict[str, list[tuple[dict[str, str], Any]]] = {}
     for (name, labels), value in sorted(series.items()):
-        names = [k for k, _ in labels]
-        family = by_name.get(name)
-        if family is None:
-            family = by_name[name] = (make(name, names), names)
-        if family[1] == names:
-            add(family[0], [v for _, v in labels], value)
-    for family, _ in by_name.values():
+        by_name.setdefault(name, []).append((dict(labels), value))
+    for name, members in by_name.items():
+        names = sorted({k for labels, _ in members for k in labels})
+        family = make(name, names)
+        for labels, value in members:
+            add(family, [labels.get(k, "") for k in names], value)
         yield family
 
 
