@@ -142,8 +142,8 @@ class Store:
 def _families(series: dict[tuple[str, tuple], Any], make: Any, add: Any) -> Iterator[Any]:
     """One family per name over the union of its series' label names (a missing one empty)."""
     by_name: dict[str, list[tuple[dict[str, str], Any]]] = {}
-    for (name, labels), value in sorted(series.items()):
-        by_name.setdefault(name, []).append((dict(labels), value))
+    for (name, pairs), value in sorted(series.items()):
+        by_name.setdefault(name, []).append((dict(pairs), value))
     for name, members in by_name.items():
         names = sorted({k for labels, _ in members for k in labels})
         family = make(name, names)
