@@ -93,6 +93,8 @@ def test_the_watchdog_pages_through_alertmanager_when_the_scheduler_stops_and_re
     from crawlops_dev.cluster import start_component, stop_component
 
     wait_for("the scheduler heartbeating", lambda: scheduler_beating(cluster), 120)
+    silences = requests.get(f"{cluster['alertmanager_url']}/api/v2/silences", timeout=10).json()
+    assert not [s for s in silences if s["status"]["state"] == "active"], silences  # nothing mutes it beforehand
     seen = len(received(cluster))
     stop_component("scheduler")
     stopped = time.monotonic()
@@ -147,5 +149,6 @@ def test_a_silence_set_through_alertmanager_mutes_the_watchdog(cluster):
         assert watchdog_notes(cluster, "firing", seen) == []
     finally:
         start_component("scheduler")
-        requests.delete(f"{alertmanager}/api/v2/silence/{silence_id}", timeout=10)
+        expired = requests.delete(f"{alertmanager}/api/v2/silence/{silence_id}", timeout=10)
+    assert expired.status_code == 200, expired.text
     wait_for("the scheduler heartbeating again", lambda: scheduler_beating(cluster), 120)

@@ -115,6 +115,9 @@ def prepare(home: Path, api_port: int) -> list[tuple[str, list[str]]]:
     token(home)
     (base / "prometheus.yml").write_text(yaml.safe_dump(prometheus_config(home, api_port), sort_keys=False))
     (base / "alertmanager.yml").write_text(yaml.safe_dump(alertmanager_config(), sort_keys=False))
+    # Every start begins clean: no series, silences or notification log of an earlier run.
+    for data in ("prometheus-data", "alertmanager-data"):
+        shutil.rmtree(base / data, ignore_errors=True)
     (home / "alerts-received.jsonl").unlink(missing_ok=True)
     python = sys.executable
     return [
