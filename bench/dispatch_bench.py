@@ -155,7 +155,9 @@ def floor(conn, r, settings: Settings) -> float:
                 rows = marshal.load(prepared)  # noqa: S302 (a file this run just wrote); not timed: prepared beforehand
             except EOFError:
                 break
-            members, key = [row[3] for row in rows], rows[0][0]
+            by_task: dict[str, list[str]] = {}  # a chunk may span tasks (--mixed): each set gets its own members
+            for row in rows:
+                by_task.setdefault(row[0], []).append(row[3])
             started = time.perf_counter()
             with conn.cursor() as cur:
                 for batch in batched(rows, settings.dispatch.mysql_batch_size):
@@ -166,8 +168,9 @@ def floor(conn, r, settings: Settings) -> float:
                     )
             conn.commit()
             pipe = r.pipeline(transaction=False)
-            for batch in batched(members, settings.dispatch.redis_batch_size):
-                pipe.sadd(key, *batch)
+            for key, members in by_task.items():
+                for batch in batched(members, settings.dispatch.redis_batch_size):
+                    pipe.sadd(key, *batch)
             pipe.execute()
             elapsed += time.perf_counter() - started
     return elapsed

@@ -11,6 +11,7 @@ import os
 import random
 
 import pytest
+from support.clock import inside_the_hour
 
 from crawlops import dispatch, lifecycle, objects, readmodel, validation
 from crawlops.harness import simulator
@@ -19,9 +20,6 @@ from crawlops.validation import gx_context
 from crawlops.worker import WorkerClient
 
 SA_URL = "mysql+pymysql://" + os.environ["CRAWLOPS_MYSQL_URL"].split("://", 1)[1]  # set by tests/conftest.py
-NOW = dt.datetime.now(UTC)
-HOUR = Window(NOW.replace(minute=0, second=0, microsecond=0), NOW.replace(minute=0, second=0, microsecond=0)
-              + dt.timedelta(hours=1))  # fmt: skip
 
 # (config rows, the members of its task) per crawl object, as SPEC writes them
 CASES = {
@@ -59,12 +57,15 @@ def status(mysql, task_id):
 def test_each_object_dispatches_settles_retries_the_lost_once_and_shows_its_suite(
     name, mysql, redis_client, settings, config
 ):
+    now = inside_the_hour()  # the rows are stamped with the wall clock: the hour they fall in
+    start = now.replace(minute=0, second=0, microsecond=0)
+    hour = Window(start, start + dt.timedelta(hours=1))
     rows, members = CASES[name]
     config(rows)
-    plan = dispatch.plan_window(mysql, settings, HOUR, "UTC")
+    plan = dispatch.plan_window(mysql, settings, hour, "UTC")
     dispatch.record_plan(mysql, settings, plan, dag_run_id="test")
-    dispatch.push_window(mysql, redis_client, settings, HOUR)
-    task_id = f"{name}_{HOUR.epoch}_hourly"
+    dispatch.push_window(mysql, redis_client, settings, hour)
+    task_id = f"{name}_{hour.epoch}_hourly"
     assert [t.task_id for t in plan.tasks] == [task_id] and plan.skipped == []
     assert {m.decode() for m in redis_client.smembers(task_id)} == members
 
@@ -102,11 +103,11 @@ def test_each_object_dispatches_settles_retries_the_lost_once_and_shows_its_suit
     entry = objects.get(name)
     own = settings.for_object(name, {**entry.quality_defaults, "min_records_per_hour": 1})
     report = validation.validate_window(
-        SA_URL, entry.results_table, validation.suite_path_for(entry), HOUR, validation.suite_parameters(own, HOUR)
+        SA_URL, entry.results_table, validation.suite_path_for(entry), hour, validation.suite_parameters(own, hour)
     )
     gx_context.forget_suite(validation.suite_path_for(entry))  # the process's GE context as it was
     validation.store_report(mysql, report, dag_run_id="test", quality_score=1.0)
-    suites = readmodel.suite_quality(mysql, HOUR.start, 1).suites
+    suites = readmodel.suite_quality(mysql, hour.start, 1).suites
     assert report.success, [(o.name, o.unexpected_count) for o in report.failed_outcomes()]
     assert suites[entry.results_table].hours[0].verdict == "passed"
     assert suites[entry.results_table].hours[0].row_count == report.row_count > 0

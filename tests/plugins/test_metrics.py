@@ -9,6 +9,7 @@ import datetime as dt
 import random
 
 import pytest
+from support.clock import inside_the_hour
 
 from crawlops import dispatch, lifecycle, quality, surges, telemetry
 from crawlops.alerts import record_check
@@ -16,9 +17,6 @@ from crawlops.harness import simulator
 from crawlops.model import UTC, Window
 
 TOKEN = "scrape-token-3f9a"  # noqa: S105 - a test's
-NOW = dt.datetime.now(UTC)
-CLOSED = Window(NOW.replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=1),
-                NOW.replace(minute=0, second=0, microsecond=0))  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -70,20 +68,23 @@ def test_the_scrape_needs_the_token(app, monkeypatch):
 
 
 def test_values_match_the_tables_after_a_dispatch_a_crawl_and_the_checks(scrape, mysql, redis_client, settings, config):
+    now = inside_the_hour(120)  # the scrape's closed hour must be the one written here
+    top = now.replace(minute=0, second=0, microsecond=0)
+    closed = Window(top - dt.timedelta(hours=1), top)
     config([("search_result", f"kw {i}", "US" if i % 2 else "DE", "hourly", 3) for i in range(6)]
            + [("product_detail", f"B0C12345{i:02d}", "US", "hourly", 1) for i in range(4)])  # fmt: skip
-    plan = dispatch.plan_window(mysql, settings, CLOSED, "UTC")
+    plan = dispatch.plan_window(mysql, settings, closed, "UTC")
     dispatch.record_plan(mysql, settings, plan, dag_run_id="test")
-    dispatch.push_window(mysql, redis_client, settings, CLOSED)
+    dispatch.push_window(mysql, redis_client, settings, closed)
     fleet = simulator.Behaviour(results_per_page=4, fail_rate=0.25, invalid_rate=0.0)
     simulator.crawl(mysql, redis_client, behaviour=fleet, rng=random.Random(3))
     lifecycle.sync_statuses(mysql, redis_client, settings)
     lifecycle.settle_finished(mysql, redis_client, settings)  # failures to retry tasks, queued again
     own = dataclasses.replace(settings, quality=dataclasses.replace(settings.quality, min_records_per_hour=1))
     for table in ("amazon_search_result", "amazon_product_detail"):
-        verdict, _ = quality.check_volume(mysql, table, CLOSED, own)
-        quality.record_volume(mysql, table, CLOSED, verdict, own.quality, dag_run_id="test")
-    record_check(mysql, "retention", Window(CLOSED.end - dt.timedelta(minutes=5), CLOSED.end), status="unfinished")
+        verdict, _ = quality.check_volume(mysql, table, closed, own)
+        quality.record_volume(mysql, table, closed, verdict, own.quality, dag_run_id="test")
+    record_check(mysql, "retention", Window(closed.end - dt.timedelta(minutes=5), closed.end), status="unfinished")
     field = telemetry.outcome_field
     pipe = redis_client.pipeline()
     recent = {
@@ -92,12 +93,12 @@ def test_values_match_the_tables_after_a_dispatch_a_crawl_and_the_checks(scrape,
         field("search_result", "DE", "failed", "http_error"): 2,
         field("product_detail", "US", "empty"): 5,
     }
-    telemetry.count_outcomes(pipe, NOW - dt.timedelta(minutes=4), recent)
-    telemetry.count_outcomes(pipe, NOW - dt.timedelta(minutes=45), {field("search_result", "US", "answered"): 99})
-    telemetry.beat(pipe, "worker-a", {"host": "h1"}, NOW)
-    telemetry.beat(pipe, "worker-b", {"host": "h2"}, NOW - dt.timedelta(minutes=10))
+    telemetry.count_outcomes(pipe, now - dt.timedelta(minutes=4), recent)
+    telemetry.count_outcomes(pipe, now - dt.timedelta(minutes=45), {field("search_result", "US", "answered"): 99})
+    telemetry.beat(pipe, "worker-a", {"host": "h1"}, now)
+    telemetry.beat(pipe, "worker-b", {"host": "h2"}, now - dt.timedelta(minutes=10))
     pipe.execute()
-    surges.fold(mysql, redis_client, NOW, 60)
+    surges.fold(mysql, redis_client, now, 60)
     mysql.commit()
     airflow_facts(heartbeat_age=75, supervision_age=600)
 
@@ -121,7 +122,7 @@ def test_values_match_the_tables_after_a_dispatch_a_crawl_and_the_checks(scrape,
         ):
             age = (dt.datetime.now(UTC).replace(tzinfo=None) - newest).total_seconds()
             assert abs(lag[(("crawl_object", name), ("marketplace", marketplace))] - age) < 30
-    rollup = one(mysql, "SELECT table_name, row_count FROM amazon_volume_hourly WHERE hour = %s", (CLOSED.naive()[0],))
+    rollup = one(mysql, "SELECT table_name, row_count FROM amazon_volume_hourly WHERE hour = %s", (closed.naive()[0],))
     names = {"amazon_search_result": "search_result", "amazon_product_detail": "product_detail"}
     assert (
         got["crawlops_hour_rows"] == {(("crawl_object", names[t]),): float(n) for t, n in rollup} and len(rollup) == 2
@@ -173,7 +174,7 @@ def test_values_match_the_tables_after_a_dispatch_a_crawl_and_the_checks(scrape,
     rate = got["crawlops_crawl_success_rate_last_30m"]
     assert rate == {k: pytest.approx(good / total) for k, (good, total) in expected.items()} and len(rate) >= 2
     beats = [score for _, score in redis_client.zrange(telemetry.WORKERS_KEY, 0, -1, withscores=True)]
-    alive = sum(1 for score in beats if score >= NOW.timestamp() - settings.crawlers.worker_silence_seconds)
+    alive = sum(1 for score in beats if score >= now.timestamp() - settings.crawlers.worker_silence_seconds)
     assert got["crawlops_workers_alive"] == {(): float(alive)} and got["crawlops_workers_seen"] == {(): len(beats)}
     assert len(beats) - alive == 1  # worker-b, silent for ten minutes
 
