@@ -65,6 +65,7 @@ TABLES = (
     "amazon_alert_delivery",
     "amazon_volume_hourly",
     "amazon_crawl_outcome",
+    "amazon_operator_action",
 )
 
 
@@ -156,3 +157,23 @@ def channel(dingtalk, monkeypatch):
         ),
     )
     return dingtalk
+
+
+# Airflow's own API server app (with this repository's plugins) and its users' tokens.
+@pytest.fixture(scope="module")
+def app(airflow_db):
+    from airflow.api_fastapi.app import create_app
+
+    return create_app()
+
+
+@pytest.fixture(scope="module")
+def token(app):
+    """A JWT of the simple auth manager for a user of ``role`` (VIEWER, USER, OP, ADMIN; None: no role)."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    def make(role: str | None) -> str:
+        return get_auth_manager().generate_jwt(SimpleAuthManagerUser(username=f"user-{role}", role=role))
+
+    return make

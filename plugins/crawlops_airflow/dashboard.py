@@ -274,8 +274,11 @@ Conn = Annotated[Any, Depends(_mysql)]
 Span = Annotated[dashboard.HourRange, Depends(_span)]
 
 
-def create_app(reader: Any | None = None) -> FastAPI:  # noqa: C901 - one nested function per route
-    """The app; ``reader`` is the authorization dependency (Airflow's login unless a test swaps it)."""
+def create_app(reader: Any | None = None, editor: Any | None = None) -> FastAPI:  # noqa: C901 - a function per route
+    """The app; ``reader`` / ``editor`` authorize reading and acting (Airflow's auth manager
+    unless a test swaps them)."""
+    from crawlops_airflow import actions_api
+
     app = FastAPI(
         title="Crawl Ops",
         version="1.0",
@@ -287,6 +290,8 @@ def create_app(reader: Any | None = None) -> FastAPI:  # noqa: C901 - one nested
         docs_url=None,
         redoc_url=None,
     )
+
+    app.include_router(actions_api.router(editor or actions_api.airflow_editor(), _mysql))
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi() -> dict[str, Any]:

@@ -29,25 +29,8 @@ RANGE = {"start": H0.isoformat(), "end": (H0 + dt.timedelta(hours=6)).isoformat(
 RUN = "scheduled__2026-10-05T07:00:00+00:00"
 ROUTES = ["/", "/openapi.json", "/api/overview", "/api/tasks/hourly", "/api/quality/hourly", "/api/volume/hourly",
           "/api/alerts", "/api/report/latest", "/report/latest", "/api/story", "/api/outcomes",
-          "/api/fleet"]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def app(airflow_db):
-    from airflow.api_fastapi.app import create_app
-
-    return create_app()
-
-
-@pytest.fixture(scope="module")
-def token(app):
-    from airflow.api_fastapi.app import get_auth_manager
-    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
-
-    def make(role: str | None) -> str:
-        return get_auth_manager().generate_jwt(SimpleAuthManagerUser(username=f"user-{role}", role=role))
-
-    return make
+          "/api/fleet", "/api/actions"]  # fmt: skip
+ACTIONS = {"/api/actions/redrive", "/api/actions/release"}  # POST, for users who may edit the crawl DAGs
 
 
 @pytest.fixture
@@ -206,7 +189,8 @@ def test_the_plugin_is_registered_in_the_navigation_and_mounted(client, token):
 def test_the_endpoints_are_documented_in_openapi(client):
     schema = client.get("/crawl-ops/openapi.json").json()
     paths = schema["paths"]
-    assert set(paths) == {r for r in ROUTES if r not in ("/", "/openapi.json")}
+    assert set(paths) == {r for r in ROUTES if r not in ("/", "/openapi.json")} | ACTIONS
+    assert all(set(paths[a]) == {"post"} for a in ACTIONS)
     for path in ("/api/overview", "/api/tasks/hourly", "/api/quality/hourly", "/api/volume/hourly", "/api/alerts"):
         get_op = paths[path]["get"]
         assert {p["name"] for p in get_op["parameters"]} >= {"start", "end"}

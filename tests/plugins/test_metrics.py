@@ -19,13 +19,6 @@ from crawlops.model import UTC, Window
 TOKEN = "scrape-token-3f9a"  # noqa: S105 - a test's
 
 
-@pytest.fixture(scope="module")
-def app(airflow_db):
-    from airflow.api_fastapi.app import create_app
-
-    return create_app()
-
-
 @pytest.fixture
 def scrape(app, monkeypatch):
     from fastapi.testclient import TestClient

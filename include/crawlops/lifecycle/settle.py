@@ -285,7 +285,8 @@ def hand_over(
             queue.index_open(r, [tail.task_id], {tail.task_id: tail.priority})
             log.info("%d elements of %s joined the open task %s of its chain", len(texts), task.task_id, tail.task_id)
         return Handed(task.task_id, tail.task_id, len(texts), "joined")
-    if tail.task_status == TaskStatus.DEAD.value or tail.retry_count >= limits.retry_limit:
+    limit = limits.retry_limit if tail.retry_limit is None else tail.retry_limit  # a re-drive's own budget
+    if tail.task_status == TaskStatus.DEAD.value or tail.retry_count >= limit:
         return Handed(task.task_id, None, len(texts), "budget_spent")
     retry_id = fail_key(tail.task_id)
     count = len(texts)

@@ -151,6 +151,37 @@ def quarantine(conn: Connection, table: str, by_rule: dict[str, list[int]], *, d
     return moved
 
 
+def quarantined_ids(conn: Connection, table: str, rule: str) -> list[int]:
+    """Ids of ``<table>_quarantine`` rows held for ``rule``, locked for the caller's transaction."""
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT id FROM {table}_quarantine WHERE failed_rule = %s ORDER BY id FOR UPDATE",  # noqa: S608
+            (rule,),
+        )
+        return [int(row[0]) for row in cur.fetchall()]
+
+
+def release(conn: Connection, table: str, ids: Sequence[int]) -> int:
+    """Move quarantined rows back into ``table`` (their own ids), in the caller's transaction
+    (the caller commits): quarantine's reverse, rows conserved or nothing moves."""
+    moved, columns = 0, result_columns(table)
+    with conn.cursor() as cur:
+        for chunk in batched(ids, 1000):
+            marks = ", ".join(["%s"] * len(chunk))
+            cur.execute(
+                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {table}_quarantine "  # noqa: S608
+                f"WHERE id IN ({marks})",
+                list(chunk),
+            )
+            copied = cur.rowcount
+            cur.execute(f"DELETE FROM {table}_quarantine WHERE id IN ({marks})", list(chunk))  # noqa: S608
+            if copied != len(chunk) or cur.rowcount != len(chunk):
+                conn.rollback()
+                raise RuntimeError(f"release into {table} moved {copied}/{cur.rowcount} of {len(chunk)} rows")
+            moved += copied
+    return moved
+
+
 def incomplete_counts(
     conn: Connection, table: str, start: dt.datetime, end: dt.datetime, required: Sequence[str]
 ) -> tuple[dict[str, int], int]:

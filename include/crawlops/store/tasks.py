@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 TASK_COLUMNS = (
     "task_id, task_type, task_source, root_task_id, frequency, task_status, element_count, "
     "remaining_count, failed_count, retry_count, interval_start, interval_end, redis_epoch, "
-    "push_count, pushed_at, progress_at, started_at, finished_at, settled_at, priority"
+    "push_count, pushed_at, progress_at, started_at, finished_at, settled_at, priority, retry_limit"
 )
 
 
@@ -48,6 +48,8 @@ class TaskRow:
     finished_at: dt.datetime | None
     settled_at: dt.datetime | None = None
     priority: int = 0
+    # the retry count the chain may reach, when a re-drive set one (else [dispatch] retry_limit)
+    retry_limit: int | None = None
 
 
 def select_tasks(conn: Connection, where: str, params: Sequence[Any] = ()) -> list[TaskRow]:
@@ -145,8 +147,8 @@ def record_retry_task(
         cur.execute(
             "INSERT INTO amazon_task_information (task_id, task_type, task_source, root_task_id, frequency, "
             "task_status, element_count, remaining_count, retry_count, interval_start, interval_end, "
-            "redis_epoch, push_count, pushed_at, dag_run_id, priority) "
-            "VALUES (%s, %s, %s, %s, %s, %s, 0, 0, %s, %s, %s, %s, 1, UTC_TIMESTAMP(), NULL, %s) "
+            "redis_epoch, push_count, pushed_at, dag_run_id, priority, retry_limit) "
+            "VALUES (%s, %s, %s, %s, %s, %s, 0, 0, %s, %s, %s, %s, 1, UTC_TIMESTAMP(), NULL, %s, %s) "
             "ON DUPLICATE KEY UPDATE task_id = task_id",
             (
                 retry_id,
@@ -160,6 +162,7 @@ def record_retry_task(
                 source.interval_end,
                 epoch,
                 source.priority,
+                source.retry_limit,  # a re-driven chain keeps its own budget
             ),
         )
         if cur.rowcount != 1:
