@@ -157,3 +157,24 @@ def test_the_cli_redrives_and_refuses(mysql, redis_client, settings, config, cra
     assert actions.main(["redrive", dead, "--budget", "1", "--by", "ops", "--why", "site back"]) == 0
     assert json.loads(capsys.readouterr().out)["retry_task"] == dead + "_fail"
     assert audit_rows(mysql)[0][:3] == ("redrive", dead, "ops")
+
+
+def test_the_daily_report_tells_the_days_actions(mysql, redis_client, settings, config, crawler):
+    import datetime as dt
+
+    from crawlops import report
+    from crawlops.model import Window
+
+    dead, _ = crawl_until_dead(mysql, redis_client, settings, config, crawler)
+    actions.redrive(mysql, redis_client, settings, dead, budget=1, actor="alice", reason="proxies <back>")
+    today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+    built = report.build_daily_report(mysql, redis_client, settings, Window(today, today + dt.timedelta(days=1)),
+                                      tz="UTC")  # fmt: skip
+    yesterday = report.build_daily_report(mysql, redis_client, settings, Window(today - dt.timedelta(days=1), today),
+                                          tz="UTC")  # fmt: skip
+
+    assert [(a.actor, a.action, a.subject) for a in built.data.actions] == [("alice", "redrive", dead)]
+    assert f"**Operator actions** (1): alice redrive {dead}" in built.markdown
+    assert 'id="action-table"' in built.html and "proxies &lt;back&gt;" in built.html  # escaped
+    assert yesterday.data.actions == [] and "action-table" not in yesterday.html

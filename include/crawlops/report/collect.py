@@ -19,6 +19,7 @@ from crawlops.report.model import (
     CrawlOutcomes,
     MarketOutcomes,
     MysqlFacts,
+    OperatorAction,
     Quality,
     QueueDepth,
     RedisFacts,
@@ -80,11 +81,23 @@ def build_daily_report(
         alerts=alert_summary(conn, window),
         system=system_health(conn, r, settings),
         outcomes=crawl_outcomes(conn, window),
+        actions=operator_actions(conn, window),
     )
     from crawlops.report.html import render_html
     from crawlops.report.markdown import render_markdown
 
     return DailyReport(day, window, data, render_markdown(data), render_html(data))
+
+
+def operator_actions(conn: Connection, window: Window) -> list[OperatorAction]:
+    """The day's audited operator actions, oldest first."""
+    from crawlops.store import audit
+
+    start, end = window.naive()
+    return [
+        OperatorAction(a["action"], a["subject"], a["actor"], a["reason"], a["acted_at"])
+        for a in reversed(audit.actions_between(conn, start, end))
+    ]
 
 
 def crawl_outcomes(conn: Connection, window: Window) -> CrawlOutcomes:

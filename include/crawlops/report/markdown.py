@@ -111,6 +111,10 @@ def render_markdown(data: ReportData, *, limit: int = MARKDOWN_LIMIT) -> str:
     head += task_lines(data)
     levels = " · ".join(f"{level} {count}" for level, count in alerts.by_level.items())
     body = ["", quality_line(data), "", volume_line(data), "", outcome_line(data), ""]
+    if data.actions:
+        done = "; ".join(f"{md(a.actor, 40)} {md(a.action, 20)} {md(a.subject, 80)}" for a in data.actions[:3])
+        more = f" (+{len(data.actions) - 3} more)" if len(data.actions) > 3 else ""
+        body += [f"**Operator actions** ({len(data.actions)}): {done}{more}", ""]
     body += [f"**Alerts** ({alerts.total}): {levels}", ""]
     alert_lines = [
         f"- {md(a.level, 10)} {md(a.check_name, 40)} {md(a.subject, 60)}: {md(a.title, 120)}" for a in alerts.top[:5]

@@ -103,6 +103,17 @@ class CrawlOutcomes:
 
 
 @dataclasses.dataclass(slots=True)
+class OperatorAction:
+    """One audited operator action of the day (``amazon_operator_action``)."""
+
+    action: str
+    subject: str
+    actor: str
+    reason: str
+    acted_at: str
+
+
+@dataclasses.dataclass(slots=True)
 class MysqlFacts:
     reachable: bool = True
     version: str = ""
@@ -158,6 +169,8 @@ class ReportData:
     outcomes: CrawlOutcomes = dataclasses.field(default_factory=CrawlOutcomes)  # empty in reports made before
     # rows per hour of every other crawl object in use that day (``volume`` is the first one's)
     volumes: dict[str, Volume] = dataclasses.field(default_factory=dict)
+    # what operators did that day (re-drives, releases), oldest first; empty in reports made before
+    actions: list[OperatorAction] = dataclasses.field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
