@@ -20,6 +20,11 @@ ROOT = Path(__file__).resolve().parents[1]
 MYSQL_URL = os.environ.get("CRAWLOPS_TEST_MYSQL_URL", "mysql://crawlops:crawlops@127.0.0.1:3306/crawlops_test")
 REDIS_DB = int(os.environ.get("CRAWLOPS_TEST_REDIS_DB", "15"))
 
+# The running stack's database (make demo's), for the tests against it (tests/e2e), before the
+# environment below points the package at the test database.
+os.environ.setdefault(
+    "CRAWLOPS_STACK_MYSQL_URL", os.environ.get("CRAWLOPS_MYSQL_URL", "mysql://crawlops:crawlops@127.0.0.1:3306/crawl")
+)
 _mysql = urlsplit(MYSQL_URL)
 os.environ.update(
     {

@@ -7,6 +7,7 @@ $AIRFLOW_HOME/e2e/.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -29,20 +30,31 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="module")
-def page():
+def browser():
     from playwright.sync_api import sync_playwright
 
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
-        page.goto(URL + "/", wait_until="networkidle")
-        page.fill("input[name=username]", "admin")
-        page.fill("input[name=password]", os.environ.get("CRAWLOPS_UI_PASSWORD", "admin"))
-        page.locator("button[type=submit]").click()
-        page.wait_for_url(URL + "/", timeout=30_000)
-        yield page
+        yield browser
         browser.close()
+
+
+def logged_in(browser, user: str, password: str):
+    """A page of a browser context of its own, logged in to Airflow as ``user``."""
+    page = browser.new_context().new_page()
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(URL + "/", wait_until="networkidle")
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", password)
+    page.locator("button[type=submit]").click()
+    page.wait_for_url(URL + "/", timeout=30_000)
+    return page
+
+
+@pytest.fixture(scope="module")
+def page(browser):
+    return logged_in(browser, "admin", os.environ.get("CRAWLOPS_UI_PASSWORD", "admin"))
 
 
 def api():
@@ -144,3 +156,81 @@ def test_crawl_ops_page_from_the_navigation(page):
     page.wait_for_url(URL + "/" + href.removeprefix("../"), timeout=30_000)
     page.get_by_text(href.rsplit("/", 1)[-1].replace("%3A", ":").replace("%2B", "+")).first.wait_for(timeout=30_000)
     page.set_viewport_size({"width": 1400, "height": 900})
+
+
+def dead_task(conn) -> str:
+    """A Dead search task of two unanswered pages, written into the demo's ledger as settling
+    leaves one (its id from the clock, so each run of the test has its own)."""
+    import time
+
+    from crawlops.model import element_digest
+
+    epoch = int(time.time())
+    task_id = f"search_result_{epoch}_hourly"
+    elements = [json.dumps({"keyword": "e2e redrive", "marketplace": "US", "page": p}, separators=(",", ":"))
+                for p in (1, 2)]  # fmt: skip
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO amazon_task_information (task_id, task_type, root_task_id, frequency, task_status, "
+            "element_count, remaining_count, failed_count, retry_count, interval_start, interval_end, push_count, "
+            "finished_at, settled_at, last_error) VALUES (%s, 'search_result', %s, 'hourly', 'Dead', 2, 0, 2, 3, "
+            "FROM_UNIXTIME(%s), FROM_UNIXTIME(%s) + INTERVAL 1 HOUR, 1, UTC_TIMESTAMP(), UTC_TIMESTAMP(), "
+            "'retry budget spent: 2 elements unanswered after 3 retries')",
+            (task_id, task_id, epoch, epoch),
+        )
+        cur.executemany(
+            "INSERT INTO amazon_task_element (task_id, seq, element_hash, element, target, marketplace, page) "
+            "VALUES (%s, %s, %s, %s, 'e2e redrive', 'US', %s)",
+            [(task_id, i, element_digest(e), e, i) for i, e in enumerate(elements, 1)],
+        )
+    conn.commit()
+    return task_id
+
+
+def task_rows(conn, root: str) -> list[tuple]:
+    conn.commit()
+    with conn.cursor() as cur:
+        cur.execute("SELECT task_id, task_source, element_count FROM amazon_task_information WHERE root_task_id = %s "
+                    "ORDER BY retry_count", (root,))  # fmt: skip
+        return list(cur.fetchall())
+
+
+def test_an_operator_redrives_a_dead_task_from_the_page_and_a_viewer_is_refused(browser, page):
+    from crawlops.db import connect
+
+    conn = connect(os.environ["CRAWLOPS_STACK_MYSQL_URL"])  # the demo's database (tests/conftest.py)
+    dead = dead_task(conn)
+    try:
+        viewer = logged_in(browser, "viewer", os.environ.get("CRAWLOPS_VIEWER_PASSWORD", "viewer"))
+        viewer.on("dialog", lambda dialog: dialog.accept())
+        viewer.goto(URL + "/crawl-ops/")
+        viewer.locator("body[data-loaded='1']").wait_for(timeout=60_000)
+        viewer.fill("#redrive-task", dead)
+        viewer.fill("#redrive-reason", "should not be allowed")
+        viewer.click("#redrive-button")
+        refused = viewer.locator("#action-result.bad")
+        refused.wait_for(timeout=15_000)
+        assert "Refused (403)" in refused.inner_text() and "not allowed to act" in refused.inner_text()
+        assert task_rows(conn, dead) == [(dead, None, 2)]  # nothing changed
+
+        page.on("dialog", lambda dialog: dialog.accept())  # the confirmation
+        page.goto(URL + "/crawl-ops/")
+        page.locator("body[data-loaded='1']").wait_for(timeout=60_000)
+        page.fill("#redrive-task", dead)
+        page.fill("#redrive-budget", "2")
+        page.fill("#redrive-reason", "e2e: proxies back")
+        page.click("#redrive-button")
+        done = page.locator("#action-result.ok")
+        done.wait_for(timeout=15_000)
+        assert f"Re-driven: 2 elements in {dead}_fail" in done.inner_text()
+        assert task_rows(conn, dead) == [(dead, None, 2), (dead + "_fail", dead, 2)]  # one chain, one line
+        row = page.locator("#action-table tbody tr", has_text=dead).first
+        row.wait_for(timeout=15_000)  # the audit trail, reloaded after the action
+        assert "admin" in row.inner_text() and "e2e: proxies back" in row.inner_text()
+        page.screenshot(path=str(SHOTS / "operator-actions.png"))
+
+        page.click("#redrive-button")  # again: the task was re-driven already
+        page.locator("#action-result.bad").wait_for(timeout=15_000)
+        assert "Refused (409)" in page.locator("#action-result").inner_text()
+    finally:
+        conn.close()

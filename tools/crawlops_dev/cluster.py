@@ -251,7 +251,7 @@ def _start() -> int:
     (HOME / "pids").mkdir(parents=True, exist_ok=True)
     (HOME / "crawl-env.json").unlink(missing_ok=True)  # this start's environment decides
     os.environ.update(_crawl_settings())
-    (HOME / "passwords.json").write_text(json.dumps({stack.USER: stack.PASSWORD}))
+    (HOME / "passwords.json").write_text(json.dumps(stack.PASSWORDS))
     _broker_and_metadata()
     conn = connect()
     migrate(conn)

@@ -32,6 +32,9 @@ PIDS = HOME / "pids"
 PORT = int(os.environ.get("CRAWLOPS_UI_PORT", "8080"))
 URL = f"http://localhost:{PORT}"
 USER, PASSWORD = "admin", os.environ.get("CRAWLOPS_UI_PASSWORD", "admin")
+# A read-only user beside it: sees every page, may not act (the operator actions refuse it).
+VIEWER, VIEWER_PASSWORD = "viewer", os.environ.get("CRAWLOPS_VIEWER_PASSWORD", "viewer")
+PASSWORDS = {USER: PASSWORD, VIEWER: VIEWER_PASSWORD}
 DAG_IDS = ("amazon_task_dispatch", "amazon_data_supervision")
 
 
@@ -52,7 +55,7 @@ def airflow_env() -> dict[str, str]:
         "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin,{VIEWER}:viewer",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(HOME / "passwords.json"),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         # The demo's hours are small and its history two days: a lower volume floor, and
@@ -270,7 +273,7 @@ def start() -> int:
         return 1
     began = time.monotonic()
     PIDS.mkdir(parents=True, exist_ok=True)
-    (HOME / "passwords.json").write_text(json.dumps({USER: PASSWORD}))
+    (HOME / "passwords.json").write_text(json.dumps(PASSWORDS))
     airflow = str(Path(sys.executable).with_name("airflow"))
     # Airflow's metadata database migrates while the history is seeded.
     airflow_db = subprocess.Popen(
@@ -319,7 +322,7 @@ def start() -> int:
 def _tell(watching: dict[str, Any]) -> None:
     """Where everything is, once the stack is up."""
     reports = sorted((HOME / "reports").glob("daily-report-*.html"))
-    print(f"\nAirflow UI: {URL}  (login {USER} / {PASSWORD})")
+    print(f"\nAirflow UI: {URL}  (login {USER} / {PASSWORD}; read-only: {VIEWER} / {VIEWER_PASSWORD})")
     print(f'Crawl Ops page: {URL}/plugin/crawl-ops  ("Crawl Ops" in the navigation; JSON under {URL}/crawl-ops/api/)')
     print("both DAGs are unpaused and run on schedule; the simulated crawler fleet answers their tasks")
     print(f"daily report: {reports[-1] if reports else 'not written yet'}")
