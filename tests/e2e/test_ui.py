@@ -227,10 +227,18 @@ def test_an_operator_redrives_a_dead_task_from_the_page_and_a_viewer_is_refused(
         row = page.locator("#action-table tbody tr", has_text=dead).first
         row.wait_for(timeout=15_000)  # the audit trail, reloaded after the action
         assert "admin" in row.inner_text() and "e2e: proxies back" in row.inner_text()
-        page.screenshot(path=str(SHOTS / "operator-actions.png"))
+        page.locator("#actions-panel").screenshot(path=str(SHOTS / "operator-actions.png"))
 
         page.click("#redrive-button")  # again: the task was re-driven already
         page.locator("#action-result.bad").wait_for(timeout=15_000)
         assert "Refused (409)" in page.locator("#action-result").inner_text()
+
+        # a Dead task's alert (make demo's story has one) fills the form in with its task
+        page.select_option("#preset", "168")
+        button = page.locator("#alerts button.redrive-alert").first
+        button.wait_for(timeout=30_000)
+        subject = button.get_attribute("data-task")
+        button.click()
+        assert subject and page.input_value("#redrive-task") == subject
     finally:
         conn.close()
