@@ -20,7 +20,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import os
 import sys
 from typing import Any
 
@@ -120,8 +119,7 @@ def release(conn: Connection, crawl_object: str, rule: str, *, actor: str, reaso
 def _redis() -> RedisClient:
     import redis
 
-    url = os.environ.get("CRAWLOPS_REDIS_URL") or f"redis://127.0.0.1:6379/{os.environ.get('CRAWLOPS_REDIS_DB', '1')}"
-    return redis.Redis.from_url(url)
+    return redis.Redis.from_url(queue.env_redis_url())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,7 @@ whose epoch still matches was drained by workers.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal, Protocol, overload
@@ -329,3 +330,9 @@ def members(r: RedisClient, key: str, batch_size: int = 2000) -> Iterator[str]:
 
 def _server_facts(info: Mapping[str, Any]) -> dict[str, Any]:
     return {"run_id": _text(info.get("run_id")), "uptime_seconds": int(info.get("uptime_in_seconds", 0))}
+
+
+def env_redis_url() -> str:
+    """The crawl queues' Redis as the command-line tools find it: ``CRAWLOPS_REDIS_URL``, else the
+    local server's database ``CRAWLOPS_REDIS_DB`` (1)."""
+    return os.environ.get("CRAWLOPS_REDIS_URL") or f"redis://127.0.0.1:6379/{os.environ.get('CRAWLOPS_REDIS_DB', '1')}"

@@ -18,26 +18,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from crawlops.names import DISPATCH_DAG, SUPERVISION_DAG
-
 
 def airflow_editor() -> Any:
     """The dependency that lets an action in: a user allowed to edit both crawl DAGs' runs."""
-    from airflow.api_fastapi.app import get_auth_manager
-    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
-    from airflow.api_fastapi.core_api.security import get_user
+    from crawlops_airflow.access import crawl_dag_access
 
-    def editor(user: Any = Depends(get_user)) -> Any:  # noqa: B008 - a dependency made at runtime
-        manager = get_auth_manager()
-        for dag_id in (DISPATCH_DAG, SUPERVISION_DAG):
-            allowed = manager.is_authorized_dag(
-                method="PUT", access_entity=DagAccessEntity.RUN, details=DagDetails(id=dag_id), user=user
-            )
-            if not allowed:
-                raise HTTPException(status.HTTP_403_FORBIDDEN, f"not allowed to act on the runs of {dag_id}")
-        return user
-
-    return editor
+    return crawl_dag_access("PUT", "act on")
 
 
 class _Action(BaseModel):

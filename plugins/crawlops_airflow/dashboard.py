@@ -31,21 +31,9 @@ PAGE = Path(__file__).with_name("static") / "crawl_ops.html"
 
 def _airflow_reader() -> Any:
     """The dependency that lets a request in: an Airflow user allowed to read both DAGs' runs."""
-    from airflow.api_fastapi.app import get_auth_manager
-    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
-    from airflow.api_fastapi.core_api.security import get_user
+    from crawlops_airflow.access import crawl_dag_access
 
-    def reader(user: Any = Depends(get_user)) -> Any:  # noqa: B008 - a dependency made at runtime
-        manager = get_auth_manager()
-        for dag_id in dashboard.DAG_IDS:
-            allowed = manager.is_authorized_dag(
-                method="GET", access_entity=DagAccessEntity.RUN, details=DagDetails(id=dag_id), user=user
-            )
-            if not allowed:
-                raise HTTPException(status.HTTP_403_FORBIDDEN, f"not allowed to read the runs of {dag_id}")
-        return user
-
-    return reader
+    return crawl_dag_access("GET", "read")
 
 
 # ---------------------------------------------------------------------------------------
@@ -247,9 +235,6 @@ def impatient_redis() -> Iterator[Any]:
         client.close()
 
 
-_redis = impatient_redis  # the page's dependency
-
-
 def _span(
     start: Annotated[
         dt.datetime | None, Query(description="Range start (ISO 8601; UTC if no offset). Default: end - 24 h.")
@@ -302,7 +287,7 @@ def create_app(reader: Any | None = None, editor: Any | None = None) -> FastAPI:
         return HTMLResponse(PAGE.read_text("utf-8"), headers={"Cache-Control": "no-store"})
 
     @app.get("/api/overview", response_model=Overview, summary="Queue depth now and task counts per status")
-    def overview(span: Span, conn: Conn, r: Annotated[Any, Depends(_redis)]) -> dict[str, Any]:
+    def overview(span: Span, conn: Conn, r: Annotated[Any, Depends(impatient_redis)]) -> dict[str, Any]:
         return {**dashboard.overview(conn, r, span), "timezone": dag_timezone()}
 
     @app.get("/api/tasks/hourly", response_model=TasksByHour, summary="Tasks per hour of their window by outcome")
@@ -335,7 +320,7 @@ def create_app(reader: Any | None = None, editor: Any | None = None) -> FastAPI:
         return dashboard.crawl_outcomes(conn, span)
 
     @app.get("/api/fleet", response_model=Fleet, summary="Kit workers seen in the last day, from their heartbeats")
-    def fleet(r: Annotated[Any, Depends(_redis)]) -> dict[str, Any]:
+    def fleet(r: Annotated[Any, Depends(impatient_redis)]) -> dict[str, Any]:
         from crawlops_airflow.variables import settings_or_defaults
 
         return dashboard.fleet(r, silence_seconds=settings_or_defaults().crawlers.worker_silence_seconds)

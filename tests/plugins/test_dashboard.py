@@ -468,7 +468,7 @@ def test_ranges_past_the_calendar_are_refused_not_crashed(client):
 def test_the_pages_redis_client_gives_up_at_once_when_redis_is_down(client, mysql, seeded, monkeypatch):
     from crawlops_airflow import dashboard as app_module
 
-    client_gen = app_module._redis()
+    client_gen = app_module.impatient_redis()
     redis_client = next(client_gen)
     kwargs = redis_client.connection_pool.connection_kwargs
     assert kwargs["socket_connect_timeout"] == kwargs["socket_timeout"] == app_module.REDIS_TIMEOUT_SECONDS

@@ -21,7 +21,7 @@ from typing import Any
 
 from crawlops.db import Connection
 from crawlops.objects.product_detail import AVAILABILITY, CURRENCIES
-from crawlops.queue import RedisClient
+from crawlops.queue import RedisClient, env_redis_url
 from crawlops.worker import Blocked, Element, Result, Stop, WorkerClient
 from crawlops.worker.model import served_objects, utc_now
 
@@ -230,9 +230,7 @@ def _parser() -> Any:
     )
     parser.add_argument(
         "--redis-url",
-        default=os.environ.get(
-            "CRAWLOPS_REDIS_URL", f"redis://127.0.0.1:6379/{os.environ.get('CRAWLOPS_REDIS_DB', '1')}"
-        ),
+        default=env_redis_url(),
     )
     return parser
 
