@@ -39,7 +39,7 @@ from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 from crawlops.names import SUPERVISION_DAG, cron
 from crawlops.settings import dag_timezone
 from crawlops_airflow.assets import VALIDATED_HOURS
-from crawlops_airflow.notifiers import DingTalkNotifier
+from crawlops_airflow.notifiers import CrawlAlertNotifier
 from crawlops_airflow.operators import RetryTaskOperator, ValidateSuiteOperator
 from crawlops_airflow.runtime import task_run
 
@@ -73,7 +73,7 @@ def _day_closed(context) -> bool:
         "retry_delay": pendulum.duration(seconds=30),
         "retry_exponential_backoff": True,
         "max_retry_delay": pendulum.duration(minutes=5),
-        "on_failure_callback": DingTalkNotifier(record_failure=True),
+        "on_failure_callback": CrawlAlertNotifier(record_failure=True),
     },
     tags=["crawl", "supervision", "data-quality", "amazon"],
     params={
@@ -108,7 +108,7 @@ def amazon_data_supervision():  # noqa: C901, PLR0915 - the DAG holds its tasks 
 
         with task_run(context) as run:
             report = health.check_tasks(run.conn, run.redis, run.settings, run.window.end, dry_run=run.dry_run)
-            run.record("task_health", report.findings, details=report.to_json())
+            run.record("task_health", report.findings, details=report.to_json(), resolves=health.CLEARS)
         return report.to_json()
 
     @task
@@ -222,7 +222,7 @@ def amazon_data_supervision():  # noqa: C901, PLR0915 - the DAG holds its tasks 
 
         with task_run(context, "day") as run:
             return report.publish(run.conn, run.redis, run.settings, run.window, tz=TZ, run_url=run.run_url,
-                                  robot=run.robot(), dag_run_id=run.run_id)  # fmt: skip
+                                  robot=run.robot(), dag_run_id=run.run_id, channel=run.dingtalk_conn_id)  # fmt: skip
 
     # Once a day, after the report (whatever its outcome), gated like it.
     @task.run_if(_day_closed, skip_message="the day does not close with this run")

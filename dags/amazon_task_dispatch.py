@@ -36,7 +36,7 @@ from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 from crawlops.names import DISPATCH_DAG, cron
 from crawlops.planning import CRAWL_OBJECTS
 from crawlops.settings import dag_timezone
-from crawlops_airflow.notifiers import DingTalkNotifier
+from crawlops_airflow.notifiers import CrawlAlertNotifier
 from crawlops_airflow.operators import RetryTaskOperator
 from crawlops_airflow.runtime import task_run
 
@@ -62,7 +62,7 @@ def _is_dry_run(context) -> bool:
         "execution_timeout": pendulum.duration(minutes=45),
         "retry_delay": pendulum.duration(minutes=1),
         # A task that failed for good becomes an ERROR alert naming the DAG, task and run.
-        "on_failure_callback": DingTalkNotifier(record_failure=True),
+        "on_failure_callback": CrawlAlertNotifier(record_failure=True),
     },
     tags=["crawl", "dispatch", "amazon"],
     params={

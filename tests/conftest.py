@@ -71,6 +71,8 @@ TABLES = (
     "amazon_volume_hourly",
     "amazon_crawl_outcome",
     "amazon_operator_action",
+    "amazon_alert_send",
+    "amazon_alert_mute",
 )
 
 

@@ -350,6 +350,7 @@ def test_the_image_builds_from_the_locks_versions():
     installed = {name_of(package) for package in packages}
     # Airflow 3 opens a PostgreSQL metadata database with psycopg2 and, asynchronously, asyncpg.
     assert providers | {"great-expectations", "pymysql", "psycopg2-binary", "asyncpg"} <= installed
+    assert {"prometheus-client", "statsd"} <= installed  # /crawl-ops-metrics and Airflow's StatsD
     assert not installed & {"scrapy", "pytest", "playwright", "ruff", "mypy"}
 
 

@@ -59,8 +59,10 @@ def settings_reference() -> str:
             current = section
             out += ["", f"### `[{section}]`", "", "| key | default | environment variable | what it does |",
                     "|---|---|---|---|"]  # fmt: skip
-        default = json.dumps(values[section][key])
-        env = f"CRAWLOPS__{section.upper()}__{key.upper()}"
+        top, _, table = section.partition(".")  # [alerts.escalation]: a table inside [alerts]
+        default = json.dumps(values[top][table][key] if table else values[section][key])
+        env = (f"CRAWLOPS__{top.upper()}__{table.upper()}" + f"='{{\"{key}\": ...}}'" if table
+               else f"CRAWLOPS__{section.upper()}__{key.upper()}")  # fmt: skip
         out.append(f"| `{key}` | `{_cell(default)}` | `{env}` | {_cell(comment)} |")
     return "\n".join(out).lstrip("\n")
 

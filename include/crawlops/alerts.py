@@ -1,22 +1,30 @@
 """Alerts: every check's findings (``crawlops.findings``) are stored through ``record_findings``.
 
-A finding is stored as one row of ``amazon_alert`` per (source, check, subject, window):
-re-running a window updates its rows instead of adding copies. Every finding is logged at
-its level. Delivery (DingTalk for WARNING and above) hooks onto the stored rows.
+A finding is an incident, one row of ``amazon_alert``: the same finding (source, check,
+subject) made again in later windows counts another occurrence of the open alert instead of
+adding a row, until the check no longer finds it or it stays quiet for
+``[alerts] quiet_close_seconds``; re-running a window updates what it stored instead of
+adding copies. Each alert carries the crawl object and marketplace it is about (what
+routing matches on). Every finding is logged at its level. Delivery (``crawlops.delivery``)
+hooks onto the stored rows.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 from collections.abc import Iterable
 from typing import Any
 
+from crawlops import objects
 from crawlops.db import Connection
 from crawlops.findings import Finding, Level
 from crawlops.model import Window
+from crawlops.settings import Settings
 from crawlops.store import alerts as store_alerts
+from crawlops.store import incidents
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +44,18 @@ def record_findings(
     dag_run_id: str | None = None,
     resolves: Iterable[str] = (),
     scope: str | None = None,
+    quiet_close_seconds: int | None = None,
 ) -> list[int]:
-    """Log and store findings (upserted per fingerprint and window); returns their alert ids.
+    """Log and store findings as incidents (see the module docstring); returns their alert ids.
 
     Re-running a window keeps its history honest: a finding made again is current again; one
     that escalates (INFO to ERROR, say) is queued for delivery afresh, since the quieter one
     may never have been sent; and with ``resolves`` (the check names a check owns), a finding
-    of those checks for this window that this run no longer makes is marked resolved;
+    of those checks that this run no longer makes is withdrawn if it was made for this
+    window only, and its incident closed if it was last seen in this window or before;
     ``scope`` (a table) limits that to findings about it (subject the table or one of its
-    columns), so one crawl object's check never resolves another's.
+    columns), so one crawl object's check never resolves another's. ``quiet_close_seconds``:
+    the ``[alerts]`` setting's value when not given.
     """
     start, end = window.naive()
     findings = list(findings)
@@ -59,13 +70,19 @@ def record_findings(
             finding.title,
             f" -> {finding.action}" if finding.action else "",
         )
-    ids = store_alerts.upsert_findings(conn, [_row(f, start, end, dag_run_id) for f in findings])
+    if quiet_close_seconds is None:
+        quiet_close_seconds = Settings.load().alerts.quiet_close_seconds
+    scopes = about(conn, findings)
+    rows = [_row(f, start, end, dag_run_id, where) for f, where in zip(findings, scopes, strict=True)]
+    ids = store_alerts.upsert_findings(conn, rows, quiet_close_seconds=quiet_close_seconds)
     names = sorted(set(resolves))
     if names:
         current = [f.fingerprint for f in findings]
-        resolved = store_alerts.resolve_absent(conn, start, end, names, current, scope=scope)
-        if resolved:
-            log.info("%d earlier findings of %s for %s no longer hold: resolved", resolved, names, window)
+        withdrawn, closed = store_alerts.resolve_absent(conn, start, end, names, current, scope=scope)
+        if withdrawn or closed:
+            log.info(
+                "findings of %s no longer made for %s: %d withdrawn, %d alerts closed", names, window, withdrawn, closed
+            )
     conn.commit()
     return ids
 
@@ -94,7 +111,38 @@ def set_check_status(conn: Connection, check: str, window_start: dt.datetime, st
     store_alerts.set_check_status(conn, check, start, status, only_if=only_if)
 
 
-def _row(finding: Finding, start: dt.datetime, end: dt.datetime, dag_run_id: str | None) -> tuple[Any, ...]:
+def about(conn: Connection, findings: list[Finding]) -> list[tuple[str | None, str | None]]:
+    """The (crawl object, marketplace) each finding is about, where it says: its details'
+    ``crawl_object`` / ``marketplace`` (or ``market``); else its subject, read as an object
+    (``product_detail``, ``product_detail/DE/...``), an object's table or column
+    (``amazon_search_result.price``), or a task id (its task's object)."""
+    found: list[tuple[str | None, str | None]] = []
+    for f in findings:
+        obj = f.details.get("crawl_object") if isinstance(f.details, dict) else None
+        market = (f.details.get("marketplace") or f.details.get("market")) if isinstance(f.details, dict) else None
+        head, _, rest = f.subject.partition("/")
+        if obj is None and head in objects.REGISTRY:
+            obj = head
+            market = market or (rest.partition("/")[0] or None)
+        if obj is None:
+            with contextlib.suppress(KeyError):
+                obj = objects.for_table(f.subject.partition(".")[0]).name
+        found.append((str(obj) if obj else None, str(market)[:16] if market else None))
+    unknown = sorted({f.subject for f, (obj, _) in zip(findings, found, strict=True) if obj is None and f.subject})
+    tasks = incidents.task_objects(conn, unknown) if unknown else {}
+    return [
+        (tasks.get(f.subject), market) if obj is None else (obj, market)
+        for f, (obj, market) in zip(findings, found, strict=True)
+    ]
+
+
+def _row(
+    finding: Finding,
+    start: dt.datetime,
+    end: dt.datetime,
+    dag_run_id: str | None,
+    about: tuple[str | None, str | None],
+) -> tuple[Any, ...]:
     return (
         finding.level.value,
         finding.source[:128],
@@ -107,4 +155,5 @@ def _row(finding: Finding, start: dt.datetime, end: dt.datetime, dag_run_id: str
         start,
         end,
         dag_run_id,
+        *about,
     )

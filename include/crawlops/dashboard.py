@@ -295,26 +295,19 @@ def alerts(conn: Connection, span: HourRange, *, limit: int = ALERT_LIMIT) -> di
     start, end = span.naive()
     by_level = store_alerts.counts_by_level(conn, "created_at", start, end)
     rows = store_alerts.raised_between(conn, start, end, limit)
-    items = [
-        {
-            "id": int(alert_id),
-            "level": level,
-            "source": source,
-            "check_name": check,
-            "subject": subject,
-            "title": title,
-            "window_start": _iso(window_start),
-            "window_end": _iso(window_end),
-            "created_at": _iso(created_at),
-            "dag_id": source if source in DAG_IDS else None,
-            "dag_run_id": run_id,
-            "run": run_path(source, run_id),
-            "delivery_status": delivery,
-        }
-        for alert_id, level, source, check, subject, title, window_start, window_end, created_at, run_id, delivery in (
-            rows
-        )
-    ]
+    keys = ("id", "level", "source", "check_name", "subject", "title", "window_start", "window_end", "created_at",
+            "dag_run_id", "delivery_status", "status", "occurrences", "last_seen", "owner", "acted_by", "acted_at",
+            "action_note", "crawl_object", "marketplace", "escalated_at")  # fmt: skip
+    items = []
+    for row in rows:
+        item = dict(zip(keys, row, strict=True))
+        for key in ("window_start", "window_end", "created_at", "last_seen", "acted_at", "escalated_at"):
+            item[key] = _iso(item[key])
+        source = item["source"]
+        item |= {"id": int(item["id"]), "occurrences": int(item["occurrences"]),
+                 "dag_id": source if source in DAG_IDS else None,
+                 "run": run_path(source, item["dag_run_id"])}  # fmt: skip
+        items.append(item)
     return {
         "by_level": by_level,
         "total": sum(by_level.values()),

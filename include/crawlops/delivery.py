@@ -1,138 +1,82 @@
-"""Alert delivery to a DingTalk robot: signing, suppression, batching, rate limit, retries.
+"""Alert delivery: routing to channels, mutes, suppression, reminders, escalation, and per
+channel batching, rate budget and retries.
 
-Alerts are rows of ``amazon_alert`` (see ``crawlops.alerts``); ``deliver_alerts`` sends the
-pending ones at or above the configured level and records the outcome on each row:
+Alerts are rows of ``amazon_alert`` (see ``crawlops.alerts``). ``deliver_alerts`` judges each
+alert waiting (new, risen, or repeating again) and records the outcome on its row:
 
-- ``sent``: delivered (``delivered_at``; ``suppressed_count`` = similar ones held back before it);
-- ``suppressed``: the same source, check and subject went out within the suppression window;
 - ``logged``: below the level that is sent (stored and logged only);
-- ``failed``: the robot answered a non-zero ``errcode``, an HTTP error, or nothing in time;
-  retried by a later call after ``retry_backoff_seconds`` doubling per attempt;
-- ``abandoned``: still failing after ``max_delivery_attempts``;
-- ``no_channel``: no robot is configured.
+- ``muted``: a mute of its check (and subject) is in force: stored, not sent; a new
+  occurrence after the mute ends is judged again;
+- ``suppressed``: the same source, check and subject went out within the suppression window
+  (a closed alert come back); the next message says how many were held back;
+- otherwise routed (``crawlops.routing``): one send per channel is queued in the outbox
+  (``amazon_alert_send``), and the alert's status sums its sends up: ``sent`` once every
+  channel took it, ``failed`` while one retries (after ``retry_backoff_seconds``, doubling),
+  ``abandoned`` after ``max_delivery_attempts``, ``no_channel`` when no channel exists.
 
-Delivery never raises: a DingTalk outage must not fail a DAG run. Error texts stored or
-logged are built from status codes and DingTalk's ``errmsg`` only, never from URLs, so the
-token and signature cannot leak through them.
+An open alert nobody acknowledged that keeps repeating is sent again (a reminder) at most
+once per suppression window; an ERROR or CRITICAL open and unacknowledged for
+``escalate_after_seconds`` is sent once more to the escalation route.
+
+Each channel has its own batches, rate budget (``max_messages_per_minute``) and retries, and
+the channels are sent to at once: one that fails or hangs never delays or blocks another.
+Delivery never raises: an outage must not fail a DAG run. Error texts stored or logged are
+built from status codes and the service's error message only, never from URLs, so tokens
+and signatures cannot leak through them.
 """
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import datetime as dt
-import hashlib
-import hmac
 import logging
-import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
+from crawlops import routing
+from crawlops.channels import Channel, DeliveryError
 from crawlops.db import Connection
 from crawlops.findings import Level
+from crawlops.routing import Mentions
 from crawlops.settings import AlertSettings
 from crawlops.store import alerts as store_alerts
+from crawlops.store import incidents, outbox
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = "https://oapi.dingtalk.com"
-CHANNEL = "dingtalk"
-
-
-class DeliveryError(RuntimeError):
-    """A message did not go out; the text is safe to store and log."""
-
-
-@dataclasses.dataclass(frozen=True)
-class DingTalkRobot:
-    """A DingTalk custom robot: ``token`` is the access token, ``secret`` signs (optional)."""
-
-    token: str
-    secret: str | None = None
-    base_url: str = DEFAULT_BASE_URL
-    timeout_seconds: float = 10.0
-
-    def sign(self, timestamp_ms: int) -> str:
-        """base64(HMAC-SHA256(secret, f"{timestamp}\\n{secret}")), as DingTalk checks it."""
-        if not self.secret:
-            raise ValueError("this robot has no secret to sign with")
-        digest = hmac.new(
-            self.secret.encode("utf-8"), f"{timestamp_ms}\n{self.secret}".encode(), hashlib.sha256
-        ).digest()
-        return base64.b64encode(digest).decode("ascii")
-
-    def url(self, timestamp_ms: int | None = None) -> str:
-        """The send URL: access_token, plus timestamp and URL-encoded sign for a signed robot."""
-        query = {"access_token": self.token}
-        if self.secret:
-            timestamp_ms = timestamp_ms or int(time.time() * 1000)
-            query |= {"timestamp": str(timestamp_ms), "sign": self.sign(timestamp_ms)}
-        return f"{self.base_url.rstrip('/')}/robot/send?{urllib.parse.urlencode(query)}"
-
-    def secrets(self) -> list[str]:
-        """Values to register with a secret masker."""
-        return [s for s in (self.token, self.secret) if s]
-
-    def send_markdown(self, title: str, text: str) -> None:
-        """POST one markdown message; raises ``DeliveryError`` unless DingTalk answers errcode 0."""
-        import requests
-
-        timestamp_ms = int(time.time() * 1000)
-        body: dict[str, Any] = {"msgtype": "markdown", "markdown": {"title": title, "text": text}}
-        try:
-            response = requests.post(self.url(timestamp_ms), json=body, timeout=self.timeout_seconds)
-        except requests.Timeout:
-            raise DeliveryError(f"no answer within {self.timeout_seconds:g} s") from None
-        except requests.RequestException as exc:
-            raise DeliveryError(f"request failed: {type(exc).__name__}") from None
-        if response.status_code != 200:
-            raise DeliveryError(f"HTTP {response.status_code}")
-        try:
-            answer = response.json()
-        except ValueError:
-            raise DeliveryError("answer is not JSON") from None
-        if answer.get("errcode") != 0:
-            raise DeliveryError(f"errcode {answer.get('errcode')}: {str(answer.get('errmsg', ''))[:200]}")
-
 
 @dataclasses.dataclass
-class PendingAlert:
+class Send:
+    """One queued message part: an alert, for one channel, of one kind."""
+
     id: int
+    alert_id: int
+    channel: str
+    kind: str  # alert, reminder, escalation
+    mentions: Mentions
+    attempts: int
     level: Level
     source: str
     check: str
     subject: str
     title: str
     action: str | None
-    fingerprint: str
     window_start: dt.datetime
     window_end: dt.datetime
-    attempts: int
     dag_run_id: str | None
-    held_back: int = 0
-    held_since: dt.datetime | None = None
+    occurrences: int
+    first_seen: dt.datetime
+    last_seen: dt.datetime | None
+    owner: str | None
+    held_back: int
 
 
 def _now(conn: Connection) -> dt.datetime:
     with conn.cursor() as cur:
         cur.execute("SELECT UTC_TIMESTAMP(3)")
         return cur.fetchone()[0]
-
-
-def _pending(conn: Connection, now: dt.datetime, limit: int = 500) -> list[PendingAlert]:
-    return [
-            PendingAlert(
-                id=row[0], level=Level(row[1]), source=row[2], check=row[3], subject=row[4], title=row[5],
-                action=row[6], fingerprint=row[7], window_start=row[8], window_end=row[9], attempts=row[10],
-                dag_run_id=row[11],
-            )
-            for row in store_alerts.pending(conn, now, limit)
-        ]  # fmt: skip
-
-
-def _mark(conn: Connection, ids: Sequence[int], status: str, **columns: Any) -> None:
-    store_alerts.set_delivery_status(conn, ids, status, **columns)
 
 
 def run_link(base_url: str, dag_id: str, run_id: str | None) -> str | None:
@@ -143,140 +87,252 @@ def run_link(base_url: str, dag_id: str, run_id: str | None) -> str | None:
     return f"{base_url.rstrip('/')}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
 
 
-def _render(alert: PendingAlert, base_url: str) -> str:
+def _render(send: Send, base_url: str) -> str:
+    head = {"reminder": "**still open** · ", "escalation": "**ESCALATED** · "}.get(send.kind, "")
     lines = [
-        f"**{alert.level.value}** · {alert.source} · {alert.check}" + (f" · {alert.subject}" if alert.subject else "")
+        f"{head}**{send.level.value}** · {send.source} · {send.check}" + (f" · {send.subject}" if send.subject else "")
     ]
-    lines.append(f"> {alert.title}")
-    if alert.action:
-        lines.append(f"> done: {alert.action}")
-    if alert.held_back:
-        lines.append(f"> ({alert.held_back} similar held back since {alert.held_since:%Y-%m-%d %H:%M} UTC)")
-    window = f"{alert.window_start:%Y-%m-%d %H:%M}–{alert.window_end:%H:%M} UTC"
-    link = run_link(base_url, alert.source, alert.dag_run_id)
+    lines.append(f"> {send.title}")
+    if send.action:
+        lines.append(f"> done: {send.action}")
+    if send.kind != "alert" or send.occurrences > 1:
+        seen = f"{send.last_seen:%Y-%m-%d %H:%M}" if send.last_seen else "?"
+        lines.append(
+            f"> seen {send.occurrences} times since {send.first_seen:%Y-%m-%d %H:%M}, last {seen} UTC"
+            + (" · nobody has acknowledged it" if send.kind == "escalation" else "")
+        )
+    if send.held_back and send.kind == "alert":
+        lines.append(f"> ({send.held_back} similar held back before this one)")
+    if send.owner:
+        lines.append(f"> owner: {send.owner}")
+    window = f"{send.window_start:%Y-%m-%d %H:%M}–{send.window_end:%H:%M} UTC"
+    link = run_link(base_url, send.source, send.dag_run_id)
     lines.append(f"> window {window}" + (f" · [Airflow run]({link})" if link else ""))
     return "\n".join(lines)
 
 
-def compose(alerts: Sequence[PendingAlert], settings: AlertSettings) -> list[tuple[str, str, list[int]]]:
-    """Batch alerts into as few markdown messages as the size limit allows: (title, text, alert ids)."""
-    messages: list[tuple[str, str, list[int]]] = []
-    blocks: list[tuple[PendingAlert, str]] = [(a, _render(a, settings.airflow_base_url)) for a in alerts]
+def compose(sends: Sequence[Send], settings: AlertSettings) -> list[tuple[str, str, Mentions, list[int]]]:
+    """Batch one channel's sends into as few markdown messages as the size limit allows:
+    (title, text, mentions, send ids)."""
+    messages: list[tuple[str, str, Mentions, list[int]]] = []
+    blocks: list[tuple[Send, str]] = [(s, _render(s, settings.airflow_base_url)) for s in sends]
     while blocks:
-        chunk: list[tuple[PendingAlert, str]] = []
+        chunk: list[tuple[Send, str]] = []
         size = 0
         while blocks and (not chunk or size + len(blocks[0][1].encode()) + 2 <= settings.max_message_bytes):
-            alert, text = blocks.pop(0)
-            chunk.append((alert, text))
+            send, text = blocks.pop(0)
+            chunk.append((send, text))
             size += len(text.encode()) + 2
-        top = max((a.level for a, _ in chunk), key=lambda level: level.rank)
-        title = f"[{top.value}] crawl alerts: {len(chunk)}"
+        top = max((s.level for s, _ in chunk), key=lambda level: level.rank)
+        word = "escalated" if any(s.kind == "escalation" for s, _ in chunk) else "crawl alerts"
+        title = f"[{top.value}] {word}: {len(chunk)}"
+        mentions = Mentions()
+        for s, _ in chunk:
+            mentions = mentions | s.mentions
         header = f"### {title}\n\n"
-        messages.append((title, header + "\n\n".join(t for _, t in chunk), [a.id for a, _ in chunk]))
+        messages.append((title, header + "\n\n".join(t for _, t in chunk), mentions, [s.id for s, _ in chunk]))
     return messages
 
 
 def deliver_alerts(
-    conn: Connection, robot: DingTalkRobot | None, settings: AlertSettings, *, dag_run_id: str | None = None
+    conn: Connection,
+    channels: Mapping[str, Channel | None],
+    settings: AlertSettings,
+    *,
+    dag_run_id: str | None = None,
 ) -> dict[str, Any]:
-    """Send what is pending to the robot (see the module docstring); returns counts by outcome."""
-    now = _now(conn)
-    pending = _pending(conn, now)
-    threshold = Level(settings.min_level).rank
-    quiet = [a.id for a in pending if a.level.rank < threshold]
-    loud = [a for a in pending if a.level.rank >= threshold]
-    _mark(conn, quiet, "logged")
-    outcome: dict[str, Any] = {"logged": len(quiet), "sent": 0, "suppressed": 0, "failed": 0, "deferred": 0}
-    if robot is None:
-        _mark(conn, [a.id for a in loud], "no_channel")
-        conn.commit()
-        outcome["no_channel"] = len(loud)
-        return outcome
+    """Judge what waits, queue it per channel, escalate, and send (see the module docstring).
 
-    to_send = _apply_suppression(conn, loud, now, settings, outcome)
-    budget = settings.max_messages_per_minute - _sent_last_minute(conn, now)
-    messages = compose(to_send, settings)
-    if len(messages) > budget:
-        deferred = [i for _, _, ids in messages[max(budget, 0) :] for i in ids]
-        _mark(conn, deferred, "stored", next_attempt_at=now + dt.timedelta(seconds=60))
-        outcome["deferred"] = len(deferred)
-        messages = messages[: max(budget, 0)]
-    held = {a.id: a.held_back for a in to_send}
+    ``channels``: every channel name the settings use, mapped to its channel or None when its
+    connection does not exist. Returns counts by outcome, and per channel.
+    """
+    now = _now(conn)
+    store_alerts.close_quiet(conn, now - dt.timedelta(seconds=settings.quiet_close_seconds))
+    incidents.reminders_due(conn, now - dt.timedelta(seconds=settings.suppression_window_seconds))
+    outcome: dict[str, Any] = dict.fromkeys(("logged", "muted", "suppressed", "sent", "failed", "deferred"), 0)
+    outcome |= {"no_channel": 0, "escalated": 0, "channels": {}}
+    routed = _route_pending(conn, now, settings, outcome)
+    routed |= _escalate(conn, now, settings, outcome)
     conn.commit()
-    for title, text, ids in messages:
-        error = None
-        try:
-            robot.send_markdown(title, text)
-        except DeliveryError as exc:
-            error = str(exc)
-        _record_attempt(conn, ids, error, now=now, settings=settings, held=held, dag_run_id=dag_run_id)
-        outcome["failed" if error else "sent"] += len(ids)
-        if error:
-            log.warning("DingTalk delivery of %d alerts failed: %s (retried later)", len(ids), error)
-        else:
-            log.info("DingTalk: sent %d alerts in one message", len(ids))
+    touched = _send_due(conn, now, channels, settings, outcome, dag_run_id=dag_run_id)
+    outbox.summarise(conn, routed | touched)
+    conn.commit()
     return outcome
 
 
-def send_document(
-    conn: Connection, robot: DingTalkRobot, title: str, text: str, settings: AlertSettings, *, dag_run_id: str | None
-) -> str | None:
-    """Send one markdown document (the daily report) within the rate budget; returns the error, if any.
-
-    The attempt is logged in ``amazon_alert_delivery`` like alert messages, so it counts
-    toward the robot's 20 a minute. It never raises.
-    """
-    if _sent_last_minute(conn, _now(conn)) >= settings.max_messages_per_minute:
-        return "rate budget for this minute spent; not sent"
-    error = None
-    try:
-        robot.send_markdown(title, text)
-    except DeliveryError as exc:
-        error = str(exc)
-    store_alerts.log_message(conn, channel=CHANNEL, alerts=0, error=error, dag_run_id=dag_run_id)
-    conn.commit()
-    return error
-
-
-def _apply_suppression(
-    conn: Connection, alerts: list[PendingAlert], now: dt.datetime, settings: AlertSettings, outcome: dict[str, Any]
-) -> list[PendingAlert]:
-    """Hold back alerts whose twin went out within the window; count what was held for the next one."""
+def _route_pending(conn: Connection, now: dt.datetime, settings: AlertSettings, outcome: dict[str, Any]) -> set[int]:
+    threshold = Level(settings.min_level).rank
+    mutes = incidents.active_mutes(conn, now)
     window = dt.timedelta(seconds=settings.suppression_window_seconds)
-    to_send, seen, suppressed = [], set(), []
-    for alert in alerts:
-        last_sent = store_alerts.last_sent_at(conn, alert.fingerprint)
-        if alert.fingerprint in seen or (last_sent is not None and last_sent > now - window):
-            suppressed.append(alert.id)
+    marks: dict[str, list[int]] = {"logged": [], "muted": [], "suppressed": []}
+    routed: set[int] = set()
+    seen: set[str] = set()
+    for row in store_alerts.pending(conn, 500):
+        alert_id, level, check, subject, fingerprint = row[0], Level(row[1]), row[3], row[4], row[7]
+        reminder = row[18] is not None and row[14] == "open"
+        if level.rank < threshold:
+            marks["logged"].append(alert_id)
             continue
-        seen.add(alert.fingerprint)
-        alert.held_back, alert.held_since = store_alerts.held_back(conn, alert.fingerprint)
-        to_send.append(alert)
-    _mark(conn, suppressed, "suppressed")
-    outcome["suppressed"] = len(suppressed)
-    return to_send
+        if any(m["check"] == check and m["subject"] in ("", subject) for m in mutes):
+            marks["muted"].append(alert_id)
+            continue
+        if not reminder:
+            last_sent = store_alerts.last_sent_at(conn, fingerprint)
+            if fingerprint in seen or (last_sent is not None and last_sent > now - window):
+                marks["suppressed"].append(alert_id)
+                continue
+        seen.add(fingerprint)
+        if not reminder:  # the twins held back are accounted for by this alert's message
+            store_alerts.account_held(conn, alert_id, store_alerts.held_back(conn, fingerprint)[0])
+        where = routing.route(settings, crawl_object=row[12], marketplace=row[13], check=check, level=level.value)
+        kind = "reminder" if reminder else "alert"
+        outbox.queue(conn, [(alert_id, ch, kind, m.to_json()) for ch, m in where.targets.items()])
+        incidents.set_routed(conn, alert_id, owner=where.owner, channels=",".join(where.targets))
+        routed.add(alert_id)
+    for status, ids in marks.items():
+        store_alerts.set_delivery_status(conn, ids, status)
+        outcome[status] += len(ids)
+    return routed
 
 
-def _sent_last_minute(conn: Connection, now: dt.datetime) -> int:
-    return store_alerts.messages_since(conn, CHANNEL, now - dt.timedelta(seconds=60))
+def _escalate(conn: Connection, now: dt.datetime, settings: AlertSettings, outcome: dict[str, Any]) -> set[int]:
+    if not settings.escalate_after_seconds:
+        return set()
+    opened_before = now - dt.timedelta(seconds=settings.escalate_after_seconds)
+    escalated: set[int] = set()
+    for alert_id, _, channels in incidents.to_escalate(conn, opened_before, ("ERROR", "CRITICAL")):
+        own = tuple(c for c in (channels or "").split(",") if c)
+        targets = routing.escalation(settings, own)
+        outbox.queue(conn, [(alert_id, ch, "escalation", m.to_json()) for ch, m in targets.items()])
+        incidents.mark_escalated(conn, alert_id)
+        escalated.add(alert_id)
+    outcome["escalated"] = len(escalated)
+    return set()  # escalations do not change the alert's delivery summary
 
 
-def _record_attempt(
+def _send_due(
     conn: Connection,
+    now: dt.datetime,
+    channels: Mapping[str, Channel | None],
+    settings: AlertSettings,
+    outcome: dict[str, Any],
+    *,
+    dag_run_id: str | None,
+) -> set[int]:
+    """Send what is due, each channel in its own thread; record results as they come."""
+    by_channel: dict[str, list[Send]] = {}
+    for row in outbox.due(conn, now, 2000):
+        by_channel.setdefault(row[2], []).append(_send(row))
+    touched = {s.alert_id for sends in by_channel.values() for s in sends}
+    work: list[tuple[str, Channel, list[tuple[str, str, Mentions, list[int]]]]] = []
+    for name, sends in by_channel.items():
+        counts = outcome["channels"].setdefault(name, {"sent": 0, "failed": 0, "deferred": 0, "no_channel": 0})
+        channel = channels.get(name)
+        if channel is None:
+            outbox.mark(conn, [s.id for s in sends], "no_channel")
+            counts["no_channel"] += len(sends)
+            outcome["no_channel"] += len(sends)
+            log.warning("alert channel %s: no such connection; %d alerts stored and logged only", name, len(sends))
+            continue
+        budget = settings.max_messages_per_minute - store_alerts.messages_since(conn, name, now - _MINUTE)
+        messages = compose(sends, settings)
+        if len(messages) > max(budget, 0):
+            later = [i for *_, ids in messages[max(budget, 0) :] for i in ids]
+            outbox.mark(conn, later, "pending", next_attempt_at=now + _MINUTE)
+            counts["deferred"] += len(later)
+            outcome["deferred"] += len(later)
+            messages = messages[: max(budget, 0)]
+        if messages:
+            work.append((name, channel, messages))
+    conn.commit()
+    if not work:
+        return touched
+    with ThreadPoolExecutor(max_workers=len(work), thread_name_prefix="alert-channel") as pool:
+        futures = {pool.submit(_send_all, channel, messages): name for name, channel, messages in work}
+        for future in as_completed(futures):
+            name = futures[future]
+            for ids, error in future.result():
+                _record(conn, name, ids, error, now=now, settings=settings, dag_run_id=dag_run_id)
+                outcome["channels"][name]["failed" if error else "sent"] += len(ids)
+                outcome["failed" if error else "sent"] += len(ids)
+    return touched
+
+
+_MINUTE = dt.timedelta(seconds=60)
+
+
+def _send_all(
+    channel: Channel, messages: list[tuple[str, str, Mentions, list[int]]]
+) -> list[tuple[list[int], str | None]]:
+    """One channel's messages, in order (runs in the channel's thread, touches no database)."""
+    results: list[tuple[list[int], str | None]] = []
+    for title, text, mentions, ids in messages:
+        try:
+            channel.send(title, text, mentions)
+            results.append((ids, None))
+        except DeliveryError as exc:
+            results.append((ids, str(exc)))
+        except Exception as exc:  # a channel's own bug must not cost the other channels their sends
+            results.append((ids, f"channel raised {type(exc).__name__}"))
+    return results
+
+
+def _record(
+    conn: Connection,
+    name: str,
     ids: list[int],
     error: str | None,
     *,
     now: dt.datetime,
     settings: AlertSettings,
-    held: dict[int, int],
     dag_run_id: str | None,
 ) -> None:
-    store_alerts.log_message(conn, channel=CHANNEL, alerts=len(ids), error=error, dag_run_id=dag_run_id)
+    store_alerts.log_message(conn, channel=name, alerts=len(ids), error=error, dag_run_id=dag_run_id)
     if error is None:
-        store_alerts.record_sent(conn, ids, held)
+        outbox.sent(conn, ids)
+        log.info("alert channel %s: sent %d alerts in one message", name, len(ids))
     else:
-        store_alerts.record_failed(
+        outbox.failed(
             conn, ids, error, now=now, max_attempts=settings.max_delivery_attempts,
             backoff_seconds=settings.retry_backoff_seconds,
         )  # fmt: skip
+        log.warning("alert channel %s: delivery of %d alerts failed: %s (retried later)", name, len(ids), error)
     conn.commit()
+
+
+def _send(row: tuple[Any, ...]) -> Send:
+    return Send(
+        id=row[0], alert_id=row[1], channel=row[2], kind=row[3], mentions=Mentions.from_json(row[4]),
+        attempts=row[5], level=Level(row[6]), source=row[7], check=row[8], subject=row[9], title=row[10],
+        action=row[11], window_start=row[12], window_end=row[13], dag_run_id=row[14], occurrences=int(row[15]),
+        first_seen=row[16], last_seen=row[17], owner=row[18],
+        held_back=int(row[19] or 0),
+    )  # fmt: skip
+
+
+def send_document(
+    conn: Connection,
+    channel: Channel,
+    title: str,
+    text: str,
+    settings: AlertSettings,
+    *,
+    name: str,
+    dag_run_id: str | None,
+) -> str | None:
+    """Send one markdown document (the daily report) to the channel ``name`` within its rate
+    budget; returns the error, if any.
+
+    The attempt is logged in ``amazon_alert_delivery`` like alert messages, so it counts
+    toward the channel's messages a minute. It never raises.
+    """
+    if store_alerts.messages_since(conn, name, _now(conn) - _MINUTE) >= settings.max_messages_per_minute:
+        return "rate budget for this minute spent; not sent"
+    error = None
+    try:
+        channel.send(title, text, routing.NO_MENTIONS)
+    except DeliveryError as exc:
+        error = str(exc)
+    store_alerts.log_message(conn, channel=name, alerts=0, error=error, dag_run_id=dag_run_id)
+    conn.commit()
+    return error

@@ -22,6 +22,9 @@ from crawlops.settings import HealthSettings, Settings
 
 log = logging.getLogger(__name__)
 SOURCE = SUPERVISION_DAG
+# Findings of task health that a run no longer making them closes (the condition went away);
+# a Dead task or a timeout stays open until someone acts on it.
+CLEARS = ("success_rate", "task_stalled")
 
 
 class SystemFault(RuntimeError):

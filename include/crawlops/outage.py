@@ -19,7 +19,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from crawlops.delivery import DeliveryError, DingTalkRobot
+from crawlops.channels import DeliveryError, DingTalkRobot
 from crawlops.findings import Finding, Level
 from crawlops.names import SUPERVISION_DAG
 from crawlops.settings import AlertSettings

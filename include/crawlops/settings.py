@@ -91,6 +91,35 @@ class QualitySettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class Route:
+    """Where alerts go and whom they name (``[[alerts.routes]]``; ``[alerts.escalation]``).
+
+    A route matches an alert when each of its non-empty lists holds the alert's value (an
+    empty list matches anything; a route naming crawl objects never matches an alert about
+    none). ``channels`` are Airflow connection ids (a DingTalk robot, or an Apprise connection
+    for Feishu, WeCom, Slack, email...); empty: ``[alerts] default_channels``. ``owner`` is
+    shown on the page; ``at_mobiles`` / ``at_user_ids`` are @mentioned in the message. The
+    first matching route wins, unless it says ``continue = true``.
+    """
+
+    name: str = ""
+    crawl_objects: tuple[str, ...] = ()
+    marketplaces: tuple[str, ...] = ()
+    checks: tuple[str, ...] = ()
+    levels: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+    owner: str = ""
+    at_mobiles: tuple[str, ...] = ()
+    at_user_ids: tuple[str, ...] = ()
+    continue_matching: bool = False
+
+    def matches(self, *, crawl_object: str | None, marketplace: str | None, check: str, level: str) -> bool:
+        wanted = ((self.crawl_objects, crawl_object), (self.marketplaces, marketplace), (self.checks, check),
+                  (self.levels, level))  # fmt: skip
+        return all(not allowed or value in allowed for allowed, value in wanted)
+
+
+@dataclasses.dataclass(frozen=True)
 class AlertSettings:
     min_level: str
     suppression_window_seconds: int
@@ -100,6 +129,11 @@ class AlertSettings:
     retry_backoff_seconds: int
     max_delivery_attempts: int
     airflow_base_url: str
+    default_channels: tuple[str, ...]  # connection ids an alert no route matches goes to
+    routes: tuple[Route, ...]
+    escalate_after_seconds: int  # an open, unacknowledged ERROR/CRITICAL this old goes to escalation
+    escalation: Route
+    quiet_close_seconds: int  # an open alert not found again for this long (window time) is closed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -263,6 +297,8 @@ def _coerce(value: Any, kind: str, label: str) -> Any:
         if not isinstance(value, str) or (choices and value not in choices):
             raise ValueError(f"{label}: expected {'one of ' + str(choices) if choices else 'text'}, got {value!r}")
         return value
+    if kind in ("Route", "bool") or kind.startswith("tuple[Route"):
+        return _coerce_table(value, kind, label)
     if kind.startswith("tuple"):
         if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
             raise ValueError(f"{label}: expected a list of non-empty strings, got {value!r}")
@@ -274,6 +310,39 @@ def _coerce(value: Any, kind: str, label: str) -> Any:
             raise ValueError(f"{label}: expected a whole number, got {value!r}")
         return int(value)
     return float(value)
+
+
+_LEVELS = ("INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _coerce_table(value: Any, kind: str, label: str) -> Any:
+    """A route, a list of routes, or a flag."""
+    if kind == "Route":
+        return _route(value, label)
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ValueError(f"{label}: expected true or false, got {value!r}")
+        return value
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"{label}: expected a list of route tables, got {value!r}")
+    return tuple(_route(v, f"{label}[{i}]") for i, v in enumerate(value))
+
+
+def _route(raw: Any, label: str) -> Route:
+    """One route table; its ``continue`` key is ``continue_matching``."""
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{label}: expected a table, got {raw!r}")
+    raw = {("continue_matching" if key == "continue" else key): value for key, value in raw.items()}
+    kinds = {f.name: str(f.type) for f in dataclasses.fields(Route)}
+    unknown = sorted(set(raw) - set(kinds))
+    if unknown:
+        known = sorted("continue" if k == "continue_matching" else k for k in kinds)
+        raise ValueError(f"{label}: unknown keys {unknown} (a route has {known})")
+    values = {key: _coerce(value, kinds[key], f"{label}.{key}") for key, value in raw.items()}
+    bad = sorted(set(values.get("levels", ())) - set(_LEVELS))
+    if bad:
+        raise ValueError(f"{label}.levels: expected levels among {_LEVELS}, got {bad}")
+    return Route(**values)
 
 
 def _check_ranges(section: Any, where: str) -> None:

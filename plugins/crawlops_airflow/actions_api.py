@@ -1,5 +1,6 @@
 """The Crawl Ops app's operator actions (``crawlops.actions``): re-drive a Dead task, release
-quarantined rows, and the audit trail.
+quarantined rows, re-run an hour's checks, acknowledge an alert or mark it expected, mute a
+check; the alert board, the mutes in force and the audit trail.
 
 Reading the audit trail needs what the page needs (reading both DAGs' runs). Acting needs more:
 the user must be allowed to edit the runs of both crawl DAGs (Airflow's auth manager,
@@ -40,6 +41,16 @@ class Redrive(_Action):
 class Release(_Action):
     crawl_object: str = Field(min_length=1, max_length=64)
     rule: str = Field(min_length=1, max_length=128)
+
+
+class Rerun(_Action):
+    hour: dt.datetime = Field(description="The hour to check again: its start, ISO 8601 (DAG timezone if naive)")
+
+
+class Mute(_Action):
+    check: str = Field(min_length=1, max_length=128)
+    subject: str = Field(default="", max_length=255, description="Only this subject; empty: every subject")
+    minutes: int = Field(description="How long, 1 minute to 7 days")
 
 
 def _name(user: Any) -> str:
@@ -96,4 +107,86 @@ def router(editor: Any, mysql: Any) -> APIRouter:
         days = max(1, min(days, 90))
         return {"days": days, "actions": audit.actions_between(conn, end - dt.timedelta(days=days), end)}
 
+    _alert_routes(routes, Editor, Conn)
     return routes
+
+
+def _alert_routes(routes: APIRouter, Editor: Any, Conn: Any) -> None:
+    """Re-running an hour's checks, and what people do with alerts: acknowledge, expect, mute."""
+
+    @routes.post("/api/actions/rerun", summary="Run an hour's checks again: a supervision run for it (audited)")
+    def rerun(body: Rerun, user: Editor, conn: Conn) -> dict[str, Any]:
+        return _act(body, lambda: _rerun(conn, body, _name(user)))
+
+    @routes.post("/api/alerts/{alert_id}/{verb}", summary="Acknowledge an alert, or mark it expected (audited)")
+    def set_status(alert_id: int, verb: str, body: _Action, user: Editor, conn: Conn) -> dict[str, Any]:
+        from crawlops import actions
+
+        wanted = {"acknowledge": "acknowledged", "expected": "expected"}.get(verb)
+        if wanted is None:
+            raise HTTPException(404, f"no alert action {verb!r}: acknowledge or expected")
+        return _act(body, lambda: actions.set_alert_status(conn, alert_id, wanted, actor=_name(user),
+                                                           reason=body.reason))  # fmt: skip
+
+    @routes.post("/api/mutes", summary="Mute a check (one subject, or every one) for some minutes (audited)")
+    def mute(body: Mute, user: Editor, conn: Conn) -> dict[str, Any]:
+        from crawlops import actions
+
+        return _act(body, lambda: actions.mute(conn, body.check, subject=body.subject, minutes=body.minutes,
+                                               actor=_name(user), reason=body.reason))  # fmt: skip
+
+    @routes.post("/api/mutes/{mute_id}/end", summary="End a mute now (audited)")
+    def unmute(mute_id: int, body: _Action, user: Editor, conn: Conn) -> dict[str, Any]:
+        from crawlops import actions
+
+        return _act(body, lambda: actions.unmute(conn, mute_id, actor=_name(user), reason=body.reason))
+
+    @routes.get("/api/mutes", summary="Mutes in force now, soonest to end first")
+    def mutes(conn: Conn) -> dict[str, Any]:
+        from crawlops.store import incidents
+
+        return {"mutes": incidents.active_mutes(conn)}
+
+
+def _rerun(conn: Any, body: Rerun, actor: str) -> dict[str, Any]:
+    """Trigger a supervision run checking ``body.hour`` (Airflow's own trigger, as the form's),
+    audited; a future or unfinished hour is refused."""
+    from zoneinfo import ZoneInfo
+
+    from airflow.api.common.trigger_dag import trigger_dag
+    from airflow.exceptions import DagNotFound, DagRunAlreadyExists
+    from airflow.utils.types import DagRunTriggeredByType
+
+    from crawlops.actions import Refused
+    from crawlops.model import hour_window_starting
+    from crawlops.names import SUPERVISION_DAG
+    from crawlops.settings import dag_timezone
+    from crawlops.store import audit
+
+    tz = dag_timezone()
+    try:
+        hour = hour_window_starting(body.hour, tz)
+    except ValueError as exc:
+        raise Refused(400, str(exc)) from exc
+    if hour.end > dt.datetime.now(dt.UTC):
+        raise Refused(409, f"the hour {hour.start.isoformat()} has not closed yet")
+    conf = {"check_hour": hour.start.astimezone(ZoneInfo(tz)).isoformat(), "run_hourly": True}
+    run_id = f"rerun__{hour.start:%Y-%m-%dT%H}__{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%f}"
+    try:
+        run = trigger_dag(SUPERVISION_DAG, triggered_by=DagRunTriggeredByType.REST_API, triggering_user_name=actor,
+                          run_id=run_id, conf=conf, note=f"{actor}: {body.reason}"[:1000])  # fmt: skip
+    except DagNotFound as exc:
+        raise Refused(404, f"{SUPERVISION_DAG} is not loaded: {exc}") from exc
+    except DagRunAlreadyExists as exc:
+        raise Refused(409, str(exc)) from exc
+    from airflow.models.dag import DagModel
+
+    model = DagModel.get_dagmodel(SUPERVISION_DAG)
+    outcome = {"dag_id": SUPERVISION_DAG, "run_id": run.run_id if run else run_id, "conf": conf,
+               "paused": bool(model and model.is_paused)}  # fmt: skip
+    with conn.cursor() as cur:
+        outcome["audit_id"] = audit.record(cur, action="rerun", subject=f"hour {conf['check_hour']}", actor=actor,
+                                           reason=body.reason, params={"hour": conf["check_hour"]},
+                                           outcome=dict(outcome))  # fmt: skip
+    conn.commit()
+    return outcome

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, status
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from crawlops import dashboard
 from crawlops.settings import dag_timezone
@@ -133,6 +133,16 @@ class Alert(_Model):
     dag_run_id: str | None
     run: str | None
     delivery_status: str
+    status: str = Field(description="open, acknowledged, expected or closed")
+    occurrences: int = Field(description="Runs that made this finding while it was open")
+    last_seen: dt.datetime | None
+    owner: str | None = Field(description="The owner of the route that sent it")
+    acted_by: str | None = Field(description="Who acknowledged it or marked it expected")
+    acted_at: dt.datetime | None
+    action_note: str | None
+    crawl_object: str | None
+    marketplace: str | None
+    escalated_at: dt.datetime | None
 
 
 class Alerts(_Model):

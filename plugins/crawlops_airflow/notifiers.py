@@ -1,16 +1,18 @@
-"""DingTalkNotifier: delivers the package's alerts to the ``crawl_dingtalk`` robot (``DingTalkHook``).
+"""CrawlAlertNotifier: delivers the package's alerts to the channels their routes name.
 
-Used two ways:
+Channels are Airflow connections (``crawlops_airflow.channels``): DingTalk robots
+(``DingTalkHook``, ``crawl_dingtalk`` by default) and Apprise connections. Used two ways:
 
-- as a failure callback (``on_failure_callback=DingTalkNotifier(record_failure=True)``):
+- as a failure callback (``on_failure_callback=CrawlAlertNotifier(record_failure=True)``):
   records an ERROR alert naming the DAG, task and run with the exception's first line,
   then delivers;
-- at the end of each run (``DingTalkNotifier().notify(context)``): delivers every pending
-  alert of the run, and earlier failed deliveries whose backoff has passed, batched into
-  as few messages as DingTalk's limits allow.
+- at the end of each run (``CrawlAlertNotifier().notify(context)``): routes every alert
+  waiting, queues reminders and escalations, and sends what is due on each channel
+  (earlier failed sends whose backoff has passed too), batched per channel.
 
-Without the connection, alerts are stored and logged and the run says so once. Nothing
-here ever fails a task: delivery problems are recorded on the alerts.
+A channel whose connection does not exist gets nothing: its alerts are stored and logged
+and the run says so. Nothing here ever fails a task: delivery problems are recorded on the
+alerts' sends.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ from crawlops.names import DINGTALK_CONN_ID, MYSQL_CONN_ID
 from crawlops_airflow.hooks import DingTalkHook
 
 
-class DingTalkNotifier(BaseNotifier):
-    """Delivers the run's alerts to the robot of ``conn_id``; the crawl database is
-    ``mysql_conn_id``'s."""
+class CrawlAlertNotifier(BaseNotifier):
+    """Delivers the run's alerts to their routed channels; ``conn_id`` is the DingTalk robot
+    that is told when the crawl database itself (``mysql_conn_id``) cannot be reached."""
 
     template_fields = ("conn_id",)
 
@@ -42,7 +44,7 @@ class DingTalkNotifier(BaseNotifier):
 
     @cached_property
     def hook(self) -> DingTalkHook:
-        """The hook of ``conn_id``, built once (its timeout is set from the settings at delivery)."""
+        """The outage robot's hook, built once (its timeout is set from the settings at delivery)."""
         return DingTalkHook(self.conn_id)
 
     def notify(self, context: Mapping[str, Any]) -> None:
@@ -53,6 +55,7 @@ class DingTalkNotifier(BaseNotifier):
 
     def _notify(self, context: Mapping[str, Any]) -> None:
         from crawlops.delivery import deliver_alerts
+        from crawlops_airflow.channels import build_channels, channel_names
         from crawlops_airflow.hooks.mysql import CrawlMySqlHook
         from crawlops_airflow.variables import settings_or_defaults
 
@@ -69,19 +72,19 @@ class DingTalkNotifier(BaseNotifier):
         try:
             if self.record_failure:
                 _record_task_failure(conn, context)
-            robot = hook.get_conn()
-            run_id = context.get("run_id")
-            outcome = deliver_alerts(conn, robot, settings.alerts, dag_run_id=run_id)
+            names = channel_names(settings.alerts)
+            channels = build_channels(names, timeout_seconds=settings.alerts.delivery_timeout_seconds)
+            outcome = deliver_alerts(conn, channels, settings.alerts, dag_run_id=context.get("run_id"))
         finally:
             conn.close()
-        if robot is None and outcome.get("no_channel"):
+        missing = [name for name, channel in channels.items() if channel is None]
+        if missing and outcome.get("no_channel"):
             self.log.warning(
-                "no alert channel: connection %s is not set; %d alerts stored and logged only",
-                self.conn_id,
+                "alert channels without a connection: %s; %d alerts for them stored and logged only",
+                ", ".join(missing),
                 outcome["no_channel"],
             )
-        else:
-            self.log.info("alert delivery: %s", outcome)
+        self.log.info("alert delivery: %s", outcome)
 
 
 def _record_task_failure(conn: Connection, context: Mapping[str, Any]) -> None:

@@ -19,7 +19,7 @@ from crawlops.db import Connection
 from crawlops.names import DINGTALK_CONN_ID
 
 if TYPE_CHECKING:
-    from crawlops.delivery import DingTalkRobot
+    from crawlops.channels import DingTalkRobot
     from crawlops.model import Window
     from crawlops.settings import Settings
 

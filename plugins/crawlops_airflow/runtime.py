@@ -99,7 +99,10 @@ class TaskRun:
         from crawlops.alerts import record_check, record_findings
 
         window = window or self.window
-        record_findings(self.conn, findings, window=window, dag_run_id=self.run_id, resolves=resolves, scope=scope)
+        record_findings(
+            self.conn, findings, window=window, dag_run_id=self.run_id, resolves=resolves, scope=scope,
+            quiet_close_seconds=self.settings.alerts.quiet_close_seconds,
+        )  # fmt: skip
         if check:
             record_check(
                 self.conn, check, window, status=status or ("fail" if findings else "pass"), findings=len(findings),
@@ -125,21 +128,28 @@ class TaskRun:
         ).get_conn()
 
     def deliver(self, *, unsent_reports: bool = False) -> list[str]:
-        """Deliver the run's alerts (and earlier failed deliveries) to DingTalk, batched; with
+        """Deliver the run's alerts (and earlier failed sends) to their channels, batched; with
         ``unsent_reports``, also daily reports that did not go out (returns their days).
         Never raises: what could not be sent stays stored for a later run."""
         from crawlops import report
         from crawlops.settings import dag_timezone
-        from crawlops_airflow.notifiers import DingTalkNotifier
+        from crawlops_airflow.notifiers import CrawlAlertNotifier
 
-        DingTalkNotifier(conn_id=self.dingtalk_conn_id).notify(self.context)
+        CrawlAlertNotifier(conn_id=self.dingtalk_conn_id).notify(self.context)
         if not unsent_reports:
             return []
         try:
             robot = self.robot()
             if robot is None:
                 return []
-            return report.resend_unsent(self.conn, robot, self.settings, tz=dag_timezone(), dag_run_id=self.run_id)
+            return report.resend_unsent(
+                self.conn,
+                robot,
+                self.settings,
+                tz=dag_timezone(),
+                dag_run_id=self.run_id,
+                channel=self.dingtalk_conn_id,
+            )
         except Exception:
             log.exception("resending daily reports failed; a later run tries again")
             return []

@@ -80,4 +80,4 @@ def test_without_a_channel_the_run_says_so_and_stores_the_alert(dispatch_dag, my
     dispatch_dag.test(logical_date=NOON + dt.timedelta(hours=1))
 
     assert [row[4] for row in alert_rows(mysql)] == ["no_channel"]
-    assert all_logs(capfd, caplog).count("no alert channel: connection crawl_dingtalk is not set") == 1
+    assert all_logs(capfd, caplog).count("alert channels without a connection: crawl_dingtalk;") == 1

@@ -242,3 +242,67 @@ def test_an_operator_redrives_a_dead_task_from_the_page_and_a_viewer_is_refused(
         assert subject and page.input_value("#redrive-task") == subject
     finally:
         conn.close()
+
+
+def live_alert(conn) -> int:
+    """An ERROR alert of the current 5 minutes in the demo's database (its subject from the clock)."""
+    import datetime as dt
+
+    from crawlops.alerts import record_findings
+    from crawlops.findings import Finding, Level
+    from crawlops.model import UTC, Window
+
+    now = dt.datetime.now(UTC).replace(second=0, microsecond=0)
+    end = now - dt.timedelta(minutes=now.minute % 5)
+    finding = Finding(Level.ERROR, "amazon_data_supervision", "e2e_check", "e2e: something to own",
+                      subject=f"e2e-{int(time.time())}")  # fmt: skip
+    (alert_id,) = record_findings(conn, [finding], window=Window(end - dt.timedelta(minutes=5), end))
+    return alert_id
+
+
+def answer_dialogs(page, text: str) -> None:
+    """Confirmations are accepted, prompts answered with ``text``."""
+    page.on("dialog", lambda dialog: dialog.accept(text) if dialog.type == "prompt" else dialog.accept())
+
+
+def test_an_operator_acknowledges_and_mutes_from_the_page_and_a_viewer_is_refused(browser):
+    from crawlops.db import connect
+
+    conn = connect(os.environ["CRAWLOPS_STACK_MYSQL_URL"])
+    alert_id = live_alert(conn)
+    row = f"#alert-table tr[data-alert='{alert_id}']"
+    try:
+        viewer = logged_in(browser, "viewer", os.environ.get("CRAWLOPS_VIEWER_PASSWORD", "viewer"))
+        answer_dialogs(viewer, "a viewer tries")
+        viewer.goto(URL + "/crawl-ops/")
+        viewer.locator(row).wait_for(timeout=60_000)
+        viewer.locator(f"{row} button[data-verb='acknowledge']").click()
+        viewer.locator("#action-result.bad").wait_for(timeout=15_000)
+        assert "Refused (403)" in viewer.locator("#action-result").inner_text()
+        assert "open" in viewer.locator(f"{row} td.alert-status").inner_text()
+
+        admin = logged_in(browser, "admin", os.environ.get("CRAWLOPS_UI_PASSWORD", "admin"))
+        answer_dialogs(admin, "e2e: alice is on it")
+        admin.goto(URL + "/crawl-ops/")
+        admin.locator(row).wait_for(timeout=60_000)
+        admin.locator(f"{row} button[data-verb='acknowledge']").click()
+        admin.locator("#action-result.ok").wait_for(timeout=15_000)
+        status = admin.locator(f"{row} td.alert-status")
+        status.filter(has_text="acknowledged").wait_for(timeout=15_000)  # the table, reloaded
+        assert "admin: e2e: alice is on it" in status.inner_text()
+
+        admin.locator(f"{row} button.mute-alert").click()  # fills the mute form in with its check and subject
+        assert admin.input_value("#mute-check") == "e2e_check"
+        admin.fill("#mute-minutes", "30")
+        admin.fill("#mute-reason", "e2e: maintenance")
+        admin.click("#mute-button")
+        admin.locator("#action-result.ok").filter(has_text="Muted e2e_check").wait_for(timeout=15_000)
+        mute = admin.locator("#mute-table tbody tr", has_text="e2e_check").first
+        mute.wait_for(timeout=15_000)
+        assert "admin: e2e: maintenance" in mute.inner_text()
+        mute.locator("button.end-mute").click()  # and ends it, so the demo is not left muted
+        admin.locator("#mute-table tbody tr", has_text="e2e_check").wait_for(state="detached", timeout=15_000)
+        trail = [admin.locator("#action-table tbody tr", has_text=f"alert {alert_id}:").first.inner_text()]
+        assert "acknowledged" in trail[0] and "e2e: alice is on it" in trail[0]
+    finally:
+        conn.close()

@@ -8,7 +8,8 @@ import datetime as dt
 import pytest
 
 from crawlops.alerts import record_findings
-from crawlops.delivery import DeliveryError, DingTalkRobot, deliver_alerts
+from crawlops.channels import DeliveryError, DingTalkRobot
+from crawlops.delivery import deliver_alerts
 from crawlops.findings import Finding, Level
 from crawlops.model import UTC, hour_window_starting
 
@@ -16,9 +17,17 @@ HOUR = hour_window_starting(dt.datetime(2026, 11, 3, 12, tzinfo=UTC), "UTC")
 
 
 def robot_for(fake, *, secret=None, timeout=2.0):
-    return DingTalkRobot(
+    """The default channel (``crawl_dingtalk``) as the fake robot."""
+    robot = DingTalkRobot(
         token=fake.token, secret=secret or fake.secret, base_url=fake.base_url, timeout_seconds=timeout
     )
+    return {"crawl_dingtalk": robot}
+
+
+def sends(mysql):
+    with mysql.cursor() as cur:
+        cur.execute("SELECT channel, kind, status, attempts FROM amazon_alert_send ORDER BY id")
+        return cur.fetchall()
 
 
 def finding(check="task_timeout", level=Level.ERROR, subject="task-1", title="timed out"):
@@ -60,7 +69,7 @@ def test_a_wrong_secret_is_refused_recorded_and_never_raised(mysql, dingtalk, se
 
 
 def test_the_signature_follows_dingtalks_recipe(dingtalk):
-    robot = robot_for(dingtalk)
+    robot = robot_for(dingtalk)["crawl_dingtalk"]
 
     url = robot.url(1_700_000_000_000)
 
@@ -110,7 +119,7 @@ def test_identical_alerts_are_suppressed_then_counted_when_the_next_goes_out(mys
 
 
 def test_more_than_twenty_messages_a_minute_are_refused_by_dingtalk(dingtalk):
-    robot = robot_for(dingtalk)
+    robot = robot_for(dingtalk)["crawl_dingtalk"]
     for i in range(20):
         robot.send_markdown("t", f"message {i}")
 
@@ -122,7 +131,7 @@ def test_the_rate_budget_defers_instead_of_being_refused(mysql, dingtalk, settin
     with mysql.cursor() as cur:
         cur.executemany(
             "INSERT INTO amazon_alert_delivery (channel, sent_at, alert_count, success) "
-            "VALUES ('dingtalk', UTC_TIMESTAMP(3), 1, 1)",
+            "VALUES ('crawl_dingtalk', UTC_TIMESTAMP(3), 1, 1)",
             [()] * settings.alerts.max_messages_per_minute,
         )
     mysql.commit()
@@ -131,7 +140,12 @@ def test_the_rate_budget_defers_instead_of_being_refused(mysql, dingtalk, settin
     outcome = deliver_alerts(mysql, robot_for(dingtalk), settings.alerts)
 
     assert outcome["deferred"] == 1 and dingtalk.urls == []
-    assert alert_rows(mysql)[0][1] == "stored"
+    # routed, its send waiting for the next minute's budget
+    assert alert_rows(mysql)[0][1] == "routed"
+    assert sends(mysql) == (("crawl_dingtalk", "alert", "pending", 0),)
+    with mysql.cursor() as cur:
+        cur.execute("SELECT TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(), next_attempt_at) FROM amazon_alert_send")
+        assert 55 <= cur.fetchone()[0] <= 60
 
 
 def test_many_alerts_are_split_by_size_not_dropped(mysql, dingtalk, settings):
@@ -161,7 +175,7 @@ def test_outages_are_recorded_and_retried_later_with_backoff(mysql, dingtalk, se
     dingtalk.mode = "ok"
     assert deliver_alerts(mysql, robot_for(dingtalk), settings.alerts)["sent"] == 0
     with mysql.cursor() as cur:
-        cur.execute("UPDATE amazon_alert SET next_attempt_at = UTC_TIMESTAMP() - INTERVAL 1 SECOND")
+        cur.execute("UPDATE amazon_alert_send SET next_attempt_at = UTC_TIMESTAMP() - INTERVAL 1 SECOND")
     mysql.commit()
     assert deliver_alerts(mysql, robot_for(dingtalk), settings.alerts)["sent"] == 1
     assert alert_rows(mysql)[0][:3] == ("task_timeout", "sent", 2)
@@ -172,7 +186,7 @@ def test_delivery_is_abandoned_after_the_last_attempt(mysql, dingtalk, settings)
     dingtalk.mode = "http500"
     for _ in range(settings.alerts.max_delivery_attempts):
         with mysql.cursor() as cur:
-            cur.execute("UPDATE amazon_alert SET next_attempt_at = NULL")
+            cur.execute("UPDATE amazon_alert_send SET next_attempt_at = NULL")
         mysql.commit()
         deliver_alerts(mysql, robot_for(dingtalk), settings.alerts)
 
@@ -182,9 +196,10 @@ def test_delivery_is_abandoned_after_the_last_attempt(mysql, dingtalk, settings)
 def test_without_a_channel_alerts_are_stored_and_marked(mysql, settings):
     record_findings(mysql, [finding(), finding(check="x", level=Level.INFO)], window=HOUR)
 
-    outcome = deliver_alerts(mysql, None, settings.alerts)
+    outcome = deliver_alerts(mysql, {"crawl_dingtalk": None}, settings.alerts)
 
-    assert outcome == {"logged": 1, "sent": 0, "suppressed": 0, "failed": 0, "deferred": 0, "no_channel": 1}
+    assert (outcome["logged"], outcome["sent"], outcome["failed"], outcome["no_channel"]) == (1, 0, 0, 1)
+    assert outcome["channels"] == {"crawl_dingtalk": {"sent": 0, "failed": 0, "deferred": 0, "no_channel": 1}}
     assert [row[1] for row in alert_rows(mysql)] == ["no_channel", "logged"]
 
 

@@ -229,7 +229,7 @@ def test_quarantine_dry_run_moves_nothing(mysql, settings):
 # --- alerts -----------------------------------------------------------------------------
 
 
-def test_findings_are_upserted_per_window(mysql):
+def test_a_rerun_updates_its_window_and_a_later_window_counts_one_more(mysql):
     finding = Finding(Level.WARNING, "amazon_data_supervision", "task_stalled", "stalled", subject=TASK)
 
     first = record_findings(mysql, [finding], window=HOUR, dag_run_id="a")
@@ -239,8 +239,8 @@ def test_findings_are_upserted_per_window(mysql):
 
     assert first == again
     with mysql.cursor() as cur:
-        cur.execute("SELECT title, dag_run_id FROM amazon_alert ORDER BY id")
-        assert cur.fetchall() == (("still stalled", "b"), ("stalled", None))
+        cur.execute("SELECT title, dag_run_id, occurrences, last_window_start FROM amazon_alert ORDER BY id")
+        assert cur.fetchall() == (("stalled", None, 2, other_window.naive()[0]),)
 
 
 # --- freshness (every 5-minute run, at the run's own time) ------------------------------

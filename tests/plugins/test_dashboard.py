@@ -29,8 +29,10 @@ RANGE = {"start": H0.isoformat(), "end": (H0 + dt.timedelta(hours=6)).isoformat(
 RUN = "scheduled__2026-10-05T07:00:00+00:00"
 ROUTES = ["/", "/openapi.json", "/api/overview", "/api/tasks/hourly", "/api/quality/hourly", "/api/volume/hourly",
           "/api/alerts", "/api/report/latest", "/report/latest", "/api/story", "/api/outcomes",
-          "/api/fleet", "/api/actions"]  # fmt: skip
-ACTIONS = {"/api/actions/redrive", "/api/actions/release"}  # POST, for users who may edit the crawl DAGs
+          "/api/fleet", "/api/actions", "/api/mutes"]  # fmt: skip
+# POST, for users who may edit the crawl DAGs
+ACTIONS = {"/api/actions/redrive", "/api/actions/release", "/api/actions/rerun", "/api/alerts/{alert_id}/{verb}",
+           "/api/mutes", "/api/mutes/{mute_id}/end"}  # fmt: skip
 
 
 @pytest.fixture
@@ -144,8 +146,8 @@ def seeded(mysql, redis_client, settings, config):
             finding = dataclasses.replace(finding, source="amazon_task_dispatch")
         (alert_id,) = record_findings(mysql, [finding], window=hour_window_starting(hour, TZ), dag_run_id=RUN)
         with mysql.cursor() as cur:
-            cur.execute("UPDATE amazon_alert SET created_at = %s WHERE id = %s",
-                        ((hour + dt.timedelta(minutes=minutes)).replace(tzinfo=None), alert_id))  # fmt: skip
+            cur.execute("UPDATE amazon_alert SET created_at = %s, last_seen_at = %s WHERE id = %s",
+                        (*[(hour + dt.timedelta(minutes=minutes)).replace(tzinfo=None)] * 2, alert_id))  # fmt: skip
     mysql.commit()
 
 
@@ -190,7 +192,8 @@ def test_the_endpoints_are_documented_in_openapi(client):
     schema = client.get("/crawl-ops/openapi.json").json()
     paths = schema["paths"]
     assert set(paths) == {r for r in ROUTES if r not in ("/", "/openapi.json")} | ACTIONS
-    assert all(set(paths[a]) == {"post"} for a in ACTIONS)
+    assert all("post" in paths[a] for a in ACTIONS)
+    assert {a for a in ACTIONS if set(paths[a]) != {"post"}} == {"/api/mutes"}  # GET lists them
     for path in ("/api/overview", "/api/tasks/hourly", "/api/quality/hourly", "/api/volume/hourly", "/api/alerts"):
         get_op = paths[path]["get"]
         assert {p["name"] for p in get_op["parameters"]} >= {"start", "end"}

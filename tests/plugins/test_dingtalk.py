@@ -1,4 +1,4 @@
-"""DingTalkHook and DingTalkNotifier called directly, the way provider hooks and notifiers
+"""DingTalkHook and CrawlAlertNotifier called directly, the way provider hooks and notifiers
 are tested, against the fake DingTalk (it checks the signature like DingTalk does) and the
 real MariaDB."""
 
@@ -14,7 +14,7 @@ from crawlops.alerts import record_findings
 from crawlops.findings import Finding, Level
 from crawlops.model import UTC, Window
 from crawlops_airflow.hooks import DingTalkHook
-from crawlops_airflow.notifiers import DingTalkNotifier
+from crawlops_airflow.notifiers import CrawlAlertNotifier
 
 NOON = Window(dt.datetime(2026, 11, 3, 12, tzinfo=UTC), dt.datetime(2026, 11, 3, 13, tzinfo=UTC))
 RUN_ID = "manual__2026-11-03T13:00:00+00:00"
@@ -61,7 +61,7 @@ def test_notify_delivers_the_runs_warnings_in_one_signed_message(mysql, channel)
     ]
     record_findings(mysql, findings, window=NOON, dag_run_id=RUN_ID)
 
-    DingTalkNotifier().notify(context())
+    CrawlAlertNotifier().notify(context())
 
     assert len(channel.messages) == 1
     text = channel.messages[0]["markdown"]["text"]
@@ -74,7 +74,7 @@ def test_notify_delivers_the_runs_warnings_in_one_signed_message(mysql, channel)
 def test_notify_as_failure_callback_records_and_delivers_the_failure(mysql, channel):
     ti = types.SimpleNamespace(dag_id="amazon_task_dispatch", task_id="push_tasks", try_number=3)
 
-    DingTalkNotifier(record_failure=True).notify(context(ti=ti, exception=ConnectionError("redis went away\nmore")))
+    CrawlAlertNotifier(record_failure=True).notify(context(ti=ti, exception=ConnectionError("redis went away\nmore")))
 
     assert delivery(mysql) == (("ERROR", "task_failed", "sent"),)
     text = channel.messages[0]["markdown"]["text"]
@@ -88,6 +88,6 @@ def test_notify_never_raises_when_dingtalk_fails(mysql, channel):
         dag_run_id=RUN_ID,
     )  # fmt: skip
 
-    DingTalkNotifier().notify(context())
+    CrawlAlertNotifier().notify(context())
 
     assert delivery(mysql)[0][2] != "sent"

@@ -10,9 +10,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from crawlops.alerts import record_check, set_check_status
+from crawlops.channels import Channel
 from crawlops.db import Connection
-from crawlops.delivery import DingTalkRobot, send_document
+from crawlops.delivery import send_document
 from crawlops.model import Window
+from crawlops.names import DINGTALK_CONN_ID
 from crawlops.queue import RedisClient
 from crawlops.report.collect import DailyReport, build_daily_report
 from crawlops.report.model import ReportData
@@ -48,8 +50,9 @@ def publish(
     *,
     tz: str,
     run_url: str | None,
-    robot: DingTalkRobot | None,
+    robot: Channel | None,
     dag_run_id: str | None,
+    channel: str = DINGTALK_CONN_ID,
 ) -> dict[str, str]:
     """Build the day's report, store it, write its HTML page and send it to DingTalk as
     Markdown (``robot`` None: no channel). Its ``daily_report`` check reads ``pass`` once
@@ -61,8 +64,9 @@ def publish(
     sent, status = "no channel", "no_channel"
     if robot is not None:
         error = send_document(
-            conn, robot, f"Crawl daily report {built.day}", built.markdown, settings.alerts, dag_run_id=dag_run_id
-        )
+            conn, robot, f"Crawl daily report {built.day}", built.markdown, settings.alerts, name=channel,
+            dag_run_id=dag_run_id,
+        )  # fmt: skip
         record_delivery(conn, built.day, error)
         sent, status = (f"not sent: {error}", "unsent") if error else ("sent", "pass")
     details = {"html": str(path), "dingtalk": sent}
@@ -71,7 +75,13 @@ def publish(
 
 
 def resend_unsent(
-    conn: Connection, robot: DingTalkRobot, settings: Settings, *, tz: str, dag_run_id: str | None
+    conn: Connection,
+    robot: Channel,
+    settings: Settings,
+    *,
+    tz: str,
+    dag_run_id: str | None,
+    channel: str = DINGTALK_CONN_ID,
 ) -> list[str]:
     """Send the daily reports of the last week that did not go out (rate budget spent,
     DingTalk down), oldest first, until one fails; each one sent turns its check ``pass``."""
@@ -79,7 +89,7 @@ def resend_unsent(
     sent: list[str] = []
     for day, markdown in unsent_reports(conn):
         error = send_document(
-            conn, robot, f"Crawl daily report {day}", markdown, settings.alerts, dag_run_id=dag_run_id
+            conn, robot, f"Crawl daily report {day}", markdown, settings.alerts, name=channel, dag_run_id=dag_run_id
         )
         record_delivery(conn, day, error)
         if error:

@@ -17,29 +17,102 @@ ALERT_TIME_COLUMNS = ("window_start", "created_at")
 # --- findings -------------------------------------------------------------------------------
 
 
-def upsert_findings(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> list[int]:
-    """One row per (fingerprint, window): (level, source, check, subject, title, details, action,
-    fingerprint, window_start, window_end, dag_run_id). A finding made again is current again;
-    one that escalates is queued for delivery afresh. Returns the alert ids; the caller commits."""
-    escalates = f"{_RANK.format('VALUES(level)')} > {_RANK.format('level')}"
+_OPEN = ("open", "acknowledged", "expected")  # statuses of an incident still going on
+_LIVE = "status IN ('open', 'acknowledged', 'expected') AND resolved_at IS NULL"
+
+
+def upsert_findings(conn: Connection, rows: Sequence[tuple[Any, ...]], *, quiet_close_seconds: int) -> list[int]:
+    """Store findings as incidents: (level, source, check, subject, title, details, action,
+    fingerprint, window_start, window_end, dag_run_id, crawl_object, marketplace).
+
+    A finding whose fingerprint has a live incident (open, acknowledged or expected) that
+    began at or before its window, and was last seen no more than ``quiet_close_seconds``
+    before it, is that incident: a later window counts one more occurrence and makes its
+    words current, its level the highest seen while it was open; a re-run of a window it
+    holds changes nothing but its words (for the last window). Otherwise it is a new
+    incident (one found quiet too long is closed first); re-running that window updates the
+    same row. A level that rises queues the alert
+    for delivery afresh, as does a new occurrence of one muted, suppressed or without a
+    channel (it is judged again). Returns the alert ids; the caller commits."""
     ids = []
     with conn.cursor() as cur:
         for row in rows:
-            cur.execute(  # the formatted parts are constants of this module
-                "INSERT INTO amazon_alert (level, source, check_name, subject, title, details, action_taken, "  # noqa: S608
-                "fingerprint, window_start, window_end, dag_run_id) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                # delivery columns first: they compare the stored level with the new one
-                f"ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id), "
-                f"delivery_status = IF({escalates}, 'stored', delivery_status), "
-                f"delivery_attempts = IF({escalates}, 0, delivery_attempts), "
-                f"next_attempt_at = IF({escalates}, NULL, next_attempt_at), "
-                "level = VALUES(level), title = VALUES(title), resolved_at = NULL, "
-                "details = VALUES(details), action_taken = VALUES(action_taken), dag_run_id = VALUES(dag_run_id)",
-                row,
+            fingerprint, start = row[7], row[8]
+            cur.execute(
+                f"SELECT id, window_start, last_window_start, last_window_end, level FROM amazon_alert "  # noqa: S608
+                f"WHERE fingerprint = %s AND {_LIVE} ORDER BY last_window_start DESC, id DESC LIMIT 1 FOR UPDATE",
+                (fingerprint,),
             )
-            ids.append(int(cur.lastrowid))
+            live = cur.fetchone()
+            if live is not None and live[1] <= start:
+                alert_id, _, last_start, last_end, level = live
+                if start > last_end + dt.timedelta(seconds=quiet_close_seconds):
+                    cur.execute(
+                        "UPDATE amazon_alert SET status = 'closed', closed_at = UTC_TIMESTAMP() WHERE id = %s",
+                        (alert_id,),
+                    )
+                elif start < last_start:
+                    ids.append(int(alert_id))  # a re-run of a window the incident already holds
+                    continue
+                else:
+                    _repeat(cur, int(alert_id), row, later=start > last_start, rises=_rank(row[0]) > _rank(level))
+                    ids.append(int(alert_id))
+                    continue
+            ids.append(_insert(cur, row))
     return ids
+
+
+def _rank(level: str) -> int:
+    return LEVELS[::-1].index(level)
+
+
+def _repeat(cur: Any, alert_id: int, row: tuple[Any, ...], *, later: bool, rises: bool) -> None:
+    level, _, _, _, title, details, action, _, start, end, dag_run_id, _, _ = row
+    again = "delivery_status IN ('muted', 'suppressed', 'no_channel')" if later else "FALSE"
+    cur.execute(
+        # delivery columns first: they read the stored values
+        f"UPDATE amazon_alert SET "  # noqa: S608
+        f"delivery_status = IF(%s OR {again}, 'stored', delivery_status), "
+        "delivery_attempts = IF(%s, 0, delivery_attempts), next_attempt_at = IF(%s, NULL, next_attempt_at), "
+        "occurrences = occurrences + %s, last_window_start = %s, last_window_end = %s, "
+        "last_seen_at = IF(%s, UTC_TIMESTAMP(), last_seen_at), "
+        "level = IF(%s, %s, level), title = %s, details = %s, action_taken = %s, dag_run_id = %s WHERE id = %s",
+        (
+            rises,
+            rises,
+            rises,
+            int(later),
+            start,
+            end,
+            later,
+            rises,
+            level,
+            title,
+            details,
+            action,
+            dag_run_id,
+            alert_id,
+        ),
+    )
+
+
+def _insert(cur: Any, row: tuple[Any, ...]) -> int:
+    escalates = f"{_RANK.format('VALUES(level)')} > {_RANK.format('level')}"
+    cur.execute(  # the formatted parts are constants of this module
+        "INSERT INTO amazon_alert (level, source, check_name, subject, title, details, action_taken, "  # noqa: S608
+        "fingerprint, window_start, window_end, dag_run_id, crawl_object, marketplace, last_window_start, "
+        "last_window_end, last_seen_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+        "UTC_TIMESTAMP()) "
+        # delivery columns first: they compare the stored level with the new one
+        f"ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id), "
+        f"delivery_status = IF({escalates}, 'stored', delivery_status), "
+        f"delivery_attempts = IF({escalates}, 0, delivery_attempts), "
+        f"next_attempt_at = IF({escalates}, NULL, next_attempt_at), "
+        "level = VALUES(level), title = VALUES(title), resolved_at = NULL, "
+        "details = VALUES(details), action_taken = VALUES(action_taken), dag_run_id = VALUES(dag_run_id)",
+        (*row, row[8], row[9]),
+    )
+    return int(cur.lastrowid)
 
 
 def resolve_absent(
@@ -50,19 +123,32 @@ def resolve_absent(
     current: Sequence[str],
     *,
     scope: str | None = None,
-) -> int:
-    """Mark resolved the window's findings of ``checks`` whose fingerprint is not in ``current``
-    (with ``scope``: only those whose subject is ``scope`` or ``scope.<column>``)."""
+) -> tuple[int, int]:
+    """Findings of ``checks`` (with ``scope``: only those whose subject is ``scope`` or
+    ``scope.<column>``) this run of the window no longer makes: a finding made only in this
+    window is withdrawn (``resolved_at``); a live incident last seen in this window or
+    before is closed (the check no longer finds it). Incidents seen after this window (this
+    is a backfill) are left alone. Returns (withdrawn, closed)."""
     current = list(current) or [""]
     scoped = " AND (subject = %s OR subject LIKE %s)" if scope else ""
+    which = (
+        " AND check_name IN (" + ", ".join(["%s"] * len(checks)) + ")"
+        " AND fingerprint NOT IN (" + ", ".join(["%s"] * len(current)) + ")" + scoped
+    )
+    params = [*checks, *current, *((scope, scope.replace("_", "\\_") + ".%") if scope else ())]
     with conn.cursor() as cur:
         cur.execute(
             "UPDATE amazon_alert SET resolved_at = UTC_TIMESTAMP() WHERE window_start = %s AND window_end = %s "  # noqa: S608
-            "AND check_name IN (" + ", ".join(["%s"] * len(checks)) + ") AND resolved_at IS NULL "
-            "AND fingerprint NOT IN (" + ", ".join(["%s"] * len(current)) + ")" + scoped,
-            [start, end, *checks, *current, *((scope, scope.replace("_", "\\_") + ".%") if scope else ())],
+            "AND occurrences = 1 AND resolved_at IS NULL" + which,
+            [start, end, *params],
         )
-        return int(cur.rowcount)
+        withdrawn = int(cur.rowcount)
+        cur.execute(
+            "UPDATE amazon_alert SET status = 'closed', closed_at = UTC_TIMESTAMP() "  # noqa: S608
+            f"WHERE {_LIVE} AND last_window_start <= %s" + which,
+            [start, *params],
+        )
+        return withdrawn, int(cur.rowcount)
 
 
 def mark_delivered(conn: Connection, ids: Sequence[int]) -> None:
@@ -114,14 +200,18 @@ def top_current(conn: Connection, start: dt.datetime, end: dt.datetime, limit: i
 
 
 def raised_between(conn: Connection, start: dt.datetime, end: dt.datetime, limit: int) -> list[tuple[Any, ...]]:
-    """Alerts created in [start, end), newest first: (id, level, source, check_name, subject,
-    title, window_start, window_end, created_at, dag_run_id, delivery_status)."""
+    """Alerts raised or seen again in [start, end), last seen first: (id, level, source,
+    check_name, subject, title, window_start, window_end, created_at, dag_run_id,
+    delivery_status, status, occurrences, last_seen_at, owner, acted_by, acted_at, action_note,
+    crawl_object, marketplace, escalated_at)."""
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT id, level, source, check_name, subject, title, window_start, window_end, created_at, "
-            "dag_run_id, delivery_status FROM amazon_alert WHERE created_at >= %s AND created_at < %s "
-            "ORDER BY created_at DESC, id DESC LIMIT %s",
-            (start, end, limit),
+            "SELECT id, level, source, check_name, subject, title, window_start, last_window_end, created_at, "
+            "dag_run_id, delivery_status, status, occurrences, last_seen_at, owner, acted_by, acted_at, action_note, "
+            "crawl_object, marketplace, escalated_at FROM amazon_alert "
+            "WHERE (created_at >= %s AND created_at < %s) OR (last_seen_at >= %s AND last_seen_at < %s) "
+            "ORDER BY COALESCE(last_seen_at, created_at) DESC, id DESC LIMIT %s",
+            (start, end, start, end, limit),
         )
         return list(cur.fetchall())
 
@@ -145,17 +235,18 @@ def hourly_titles(
 # --- delivery -------------------------------------------------------------------------------
 
 
-def pending(conn: Connection, now: dt.datetime, limit: int) -> list[tuple[Any, ...]]:
-    """Alerts waiting for delivery (stored, or failed and due again): (id, level, source,
-    check_name, subject, title, action_taken, fingerprint, window_start, window_end,
-    delivery_attempts, dag_run_id), oldest first."""
+def pending(conn: Connection, limit: int) -> list[tuple[Any, ...]]:
+    """Alerts waiting to be routed (new, risen, repeating again, or a reminder due): (id, level,
+    source, check_name, subject, title, action_taken, fingerprint, window_start, window_end,
+    delivery_attempts, dag_run_id, crawl_object, marketplace, status, occurrences, created_at,
+    last_seen_at, delivered_at), oldest first."""
     with conn.cursor() as cur:
         cur.execute(
             "SELECT id, level, source, check_name, subject, title, action_taken, fingerprint, window_start, "
-            "window_end, delivery_attempts, dag_run_id FROM amazon_alert "
-            "WHERE delivery_status IN ('stored', 'failed') AND (next_attempt_at IS NULL OR next_attempt_at <= %s) "
+            "window_end, delivery_attempts, dag_run_id, crawl_object, marketplace, status, occurrences, "
+            "created_at, last_seen_at, delivered_at FROM amazon_alert WHERE delivery_status = 'stored' "
             "ORDER BY id LIMIT %s",
-            (now, limit),
+            (limit,),
         )
         return list(cur.fetchall())
 
@@ -215,37 +306,28 @@ def messages_since(conn: Connection, channel: str, since: dt.datetime) -> int:
         return int(cur.fetchone()[0])
 
 
-def record_sent(conn: Connection, ids: Sequence[int], held: dict[int, int]) -> None:
-    """The alerts went out in one message; their held-back twins are accounted for by it."""
-    marks = ", ".join(["%s"] * len(ids))
+def account_held(conn: Connection, alert_id: int, count: int) -> None:
+    """The alert went out: its suppressed twins are accounted for by it (``suppressed_count``)."""
+    if not count:
+        return
     with conn.cursor() as cur:
         cur.execute(
-            f"UPDATE amazon_alert SET delivery_status = 'sent', delivered_at = UTC_TIMESTAMP(3), "  # noqa: S608
-            f"delivery_attempts = delivery_attempts + 1, delivery_error = NULL WHERE id IN ({marks})",
-            list(ids),
+            "UPDATE amazon_alert a JOIN amazon_alert s ON s.fingerprint = a.fingerprint "
+            "SET s.delivered_at = UTC_TIMESTAMP(3), a.suppressed_count = %s "
+            "WHERE a.id = %s AND s.delivery_status = 'suppressed' AND s.delivered_at IS NULL",
+            (count, alert_id),
         )
-        for alert_id, count in held.items():
-            if alert_id in ids and count:
-                cur.execute(
-                    "UPDATE amazon_alert a JOIN amazon_alert s ON s.fingerprint = a.fingerprint "
-                    "SET s.delivered_at = UTC_TIMESTAMP(3), a.suppressed_count = %s "
-                    "WHERE a.id = %s AND s.delivery_status = 'suppressed' AND s.delivered_at IS NULL",
-                    (count, alert_id),
-                )
 
 
-def record_failed(
-    conn: Connection, ids: Sequence[int], error: str, *, now: dt.datetime, max_attempts: int, backoff_seconds: float
-) -> None:
-    """A failed attempt: retried with exponential backoff, abandoned after ``max_attempts``."""
+def close_quiet(conn: Connection, before: dt.datetime) -> int:
+    """Close live incidents last seen in a window that ended before ``before``."""
     with conn.cursor() as cur:
         cur.execute(
-            "UPDATE amazon_alert SET delivery_attempts = delivery_attempts + 1, delivery_error = %s, "  # noqa: S608
-            "delivery_status = IF(delivery_attempts >= %s, 'abandoned', 'failed'), "
-            "next_attempt_at = %s + INTERVAL (%s * POW(2, delivery_attempts - 1)) SECOND "
-            f"WHERE id IN ({', '.join(['%s'] * len(ids))})",
-            [error, max_attempts, now, backoff_seconds, *ids],
+            f"UPDATE amazon_alert SET status = 'closed', closed_at = UTC_TIMESTAMP() "  # noqa: S608
+            f"WHERE {_LIVE} AND last_window_end < %s",
+            (before,),
         )
+        return int(cur.rowcount)
 
 
 # --- check outcomes ---------------------------------------------------------------------------
@@ -300,6 +382,8 @@ def hourly_checks(conn: Connection, start: dt.datetime, end: dt.datetime, *, exc
 #: (channel, sent_at): it is read one channel at a time).
 EXPIRY = {
     "amazon_alert": Expiry("amazon_alert", "created_at"),
+    "amazon_alert_send": Expiry("amazon_alert_send", "created_at"),
+    "amazon_alert_mute": Expiry("amazon_alert_mute", "muted_until"),
     "amazon_alert_delivery": Expiry("amazon_alert_delivery", "sent_at", per="channel"),
     "amazon_check_run": Expiry("amazon_check_run", "window_end"),
 }

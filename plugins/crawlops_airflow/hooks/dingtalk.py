@@ -30,17 +30,22 @@ class DingTalkHook(BaseHook):
         self.timeout_seconds = timeout_seconds
 
     def get_conn(self) -> Any:
-        """The connection's robot (a ``crawlops.delivery.DingTalkRobot``), or None when the
+        """The connection's robot (a ``crawlops.channels.DingTalkRobot``), or None when the
         connection does not exist or holds no token: alerts are then stored and logged only."""
         from airflow.sdk.exceptions import AirflowNotFoundException
-        from airflow.sdk.log import mask_secret
-
-        from crawlops.delivery import DEFAULT_BASE_URL, DingTalkRobot
 
         try:
             conn = self.get_connection(self.dingtalk_conn_id)
         except AirflowNotFoundException:
             return None
+        return self.robot_of(conn)
+
+    def robot_of(self, conn: Any) -> Any:
+        """The robot of a connection already read (None without a token); its secrets masked."""
+        from airflow.sdk.log import mask_secret
+
+        from crawlops.channels import DEFAULT_BASE_URL, DingTalkRobot
+
         base_url = DEFAULT_BASE_URL
         if conn.host:
             scheme = conn.conn_type if conn.conn_type in ("http", "https") else "https"
