@@ -173,7 +173,7 @@ def _route_pending(conn: Connection, now: dt.datetime, settings: AlertSettings, 
         if level.rank < threshold:
             marks["logged"].append(alert_id)
             continue
-        if any(m["check"] == check and m["subject"] in ("", subject) for m in mutes):
+        if _muted(mutes, check, subject):
             marks["muted"].append(alert_id)
             continue
         if not reminder:
@@ -195,12 +195,19 @@ def _route_pending(conn: Connection, now: dt.datetime, settings: AlertSettings, 
     return routed
 
 
+def _muted(mutes: list[dict[str, Any]], check: str, subject: str) -> bool:
+    return any(m["check"] == check and m["subject"] in ("", subject) for m in mutes)
+
+
 def _escalate(conn: Connection, now: dt.datetime, settings: AlertSettings, outcome: dict[str, Any]) -> set[int]:
     if not settings.escalate_after_seconds:
         return set()
     opened_before = now - dt.timedelta(seconds=settings.escalate_after_seconds)
     escalated: set[int] = set()
-    for alert_id, _, channels in incidents.to_escalate(conn, opened_before, ("ERROR", "CRITICAL")):
+    mutes = incidents.active_mutes(conn, now)
+    for alert_id, _, channels, check, subject in incidents.to_escalate(conn, opened_before, ("ERROR", "CRITICAL")):
+        if _muted(mutes, check, subject):
+            continue  # muted after it went out: quiet means quiet; it escalates if still open after the mute
         own = tuple(c for c in (channels or "").split(",") if c)
         targets = routing.escalation(settings, own)
         outbox.queue(conn, [(alert_id, ch, "escalation", m.to_json()) for ch, m in targets.items()])

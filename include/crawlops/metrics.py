@@ -143,11 +143,19 @@ def closed_hour(conn: Connection, now: dt.datetime) -> list[Family]:
 def alerting(conn: Connection, now: dt.datetime) -> list[Family]:
     raised = Family("crawlops_alerts_last_hour", "Alerts raised in the last hour, by level", ("level",))
     failed = Family("crawlops_failed_deliveries_last_day", "Alerts of the last day whose delivery failed", ())
+    sends = Family("crawlops_alert_sends_failing", "Sends of the last day a channel failed or gave up on, per "
+                   "channel (a connection id)", ("channel",))  # fmt: skip
+    live = Family("crawlops_alerts_live", "Alerts still open, acknowledged or expected, by level and status",
+                  ("level", "status"))  # fmt: skip
     end = _naive(now)
     for level, count in store_alerts.counts_by_level(conn, "created_at", end - HOUR, end).items():
         raised.add(count, level)
     failed.add(store_metrics.failed_deliveries(conn, end - 24 * HOUR))
-    return [raised, failed]
+    for channel, count in store_metrics.failing_sends(conn, end - 24 * HOUR):
+        sends.add(count, channel)
+    for level, status, count in store_metrics.live_alerts(conn):
+        live.add(count, level, status)
+    return [raised, failed, sends, live]
 
 
 def checks(conn: Connection, now: dt.datetime) -> list[Family]:

@@ -116,8 +116,10 @@ def purge(
         """A table whose rows expire by a time column, as its store module declares it."""
         run.by_time(expiry.table, days, partial(expiry.purge, conn), partial(expiry.count, conn))
 
+    by_time(alerts.EXPIRY["amazon_alert_send"], keep.alert_days)  # the outbox, before the alerts it names
     by_time(alerts.EXPIRY["amazon_alert_delivery"], keep.alert_days)
     by_time(alerts.EXPIRY["amazon_alert"], keep.alert_days)
+    by_time(alerts.EXPIRY["amazon_alert_mute"], keep.alert_days)
     by_time(alerts.EXPIRY["amazon_check_run"], keep.check_run_days)
     by_time(verdicts.EXPIRY["amazon_validation_run"], keep.validation_days)
     by_time(verdicts.EXPIRY["amazon_volume_hourly"], keep.volume_days)

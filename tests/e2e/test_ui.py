@@ -290,6 +290,7 @@ def test_an_operator_acknowledges_and_mutes_from_the_page_and_a_viewer_is_refuse
         status = admin.locator(f"{row} td.alert-status")
         status.filter(has_text="acknowledged").wait_for(timeout=15_000)  # the table, reloaded
         assert "admin: e2e: alice is on it" in status.inner_text()
+        admin.locator(row).screenshot(path=str(SHOTS / "alert-acknowledged.png"))
 
         admin.locator(f"{row} button.mute-alert").click()  # fills the mute form in with its check and subject
         assert admin.input_value("#mute-check") == "e2e_check"

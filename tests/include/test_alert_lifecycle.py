@@ -316,3 +316,16 @@ def test_routes_come_from_the_settings_file_environment_and_variable(settings):
         Settings.load(environ={}, overrides={"alerts": {"routes": [{"chanels": ["x"]}]}})
     with pytest.raises(ValueError, match=r"routes\[0\]\.levels"):
         Settings.load(environ={}, overrides={"alerts": {"routes": [{"levels": ["LOUD"]}]}})
+
+
+def test_a_mute_set_after_an_alert_went_out_holds_its_escalation_until_it_ends(mysql, robots, routed):
+    record_findings(mysql, [rate_finding("search_result", level=Level.ERROR)], window=five_minutes(0))
+    deliver_alerts(mysql, channels_of(robots), routed)
+    mute = actions.mute(mysql, "success_rate", minutes=30, actor="bob", reason="known outage")
+    _age(mysql, "created_at", routed.escalate_after_seconds + 60)
+
+    assert deliver_alerts(mysql, channels_of(robots), routed)["escalated"] == 0
+
+    actions.unmute(mysql, mute["mute_id"], actor="bob", reason="outage over, still failing")
+    assert deliver_alerts(mysql, channels_of(robots), routed)["escalated"] == 1
+    assert "ESCALATED" in robots["crawl_dingtalk"].messages[-1]["markdown"]["text"]

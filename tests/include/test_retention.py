@@ -65,9 +65,9 @@ def counts(mysql) -> dict[str, int]:
 
 
 TABLES = [
-    "amazon_alert_delivery", "amazon_alert", "amazon_check_run", "amazon_validation_run", "amazon_volume_hourly",
-    "amazon_daily_report", "amazon_search_result_quarantine", "amazon_task_element", "amazon_task_information",
-    "amazon_search_result",
+    "amazon_alert_send", "amazon_alert_delivery", "amazon_alert", "amazon_alert_mute", "amazon_check_run",
+    "amazon_validation_run", "amazon_volume_hourly", "amazon_daily_report", "amazon_search_result_quarantine",
+    "amazon_task_element", "amazon_task_information", "amazon_search_result",
 ]  # fmt: skip
 
 
@@ -157,6 +157,16 @@ def seed_timed_rows(mysql) -> None:
                     (channel, ago(days)),
                 )
             cur.execute(
+                "INSERT INTO amazon_alert_send (alert_id, channel, kind, status, created_at) "
+                "VALUES (LAST_INSERT_ID(), %s, 'alert', 'sent', %s)",
+                (name, ago(days)),
+            )
+            cur.execute(
+                "INSERT INTO amazon_alert_mute (check_name, muted_from, muted_until, actor, reason) "
+                "VALUES (%s, %s, %s, 'a', 'r')",
+                (name, ago(days + 1), ago(days)),
+            )
+            cur.execute(
                 "INSERT INTO amazon_check_run (check_name, window_start, window_end, status) "
                 "VALUES (%s, %s, %s, 'pass')",
                 (name, ago(days) - dt.timedelta(hours=1), ago(days)),
@@ -196,6 +206,8 @@ def test_alerts_checks_and_verdicts_older_than_their_retention_go_newer_ones_sta
     summary = retention.purge(mysql, settings, NOW)
 
     assert column(mysql, "SELECT subject FROM amazon_alert") == ["new"]
+    assert column(mysql, "SELECT channel FROM amazon_alert_send") == ["new"]
+    assert column(mysql, "SELECT check_name FROM amazon_alert_mute") == ["new"]
     assert sorted(column(mysql, "SELECT channel FROM amazon_alert_delivery")) == ["dingtalk", "other"]
     assert column(mysql, "SELECT sent_at FROM amazon_alert_delivery") == [ago(89)] * 2
     assert column(mysql, "SELECT check_name FROM amazon_check_run") == ["new"]
@@ -205,9 +217,10 @@ def test_alerts_checks_and_verdicts_older_than_their_retention_go_newer_ones_sta
     assert column(mysql, "SELECT id FROM amazon_search_result_quarantine") == [2]
     assert column(mysql, "SELECT COUNT(*) FROM amazon_daily_report") == [2]  # report_days 0: kept forever
     tables = summary["tables"]
-    assert {t: tables[t]["rows"] for t in TABLES[:7]} == {
-        "amazon_alert_delivery": 2, "amazon_alert": 1, "amazon_check_run": 1, "amazon_validation_run": 1,
-        "amazon_volume_hourly": 1, "amazon_daily_report": 0, "amazon_search_result_quarantine": 1,
+    assert {t: tables[t]["rows"] for t in TABLES[:9]} == {
+        "amazon_alert_send": 1, "amazon_alert_delivery": 2, "amazon_alert": 1, "amazon_alert_mute": 1,
+        "amazon_check_run": 1, "amazon_validation_run": 1, "amazon_volume_hourly": 1, "amazon_daily_report": 0,
+        "amazon_search_result_quarantine": 1,
     }  # fmt: skip
     assert tables["amazon_daily_report"]["cutoff"] is None and tables["amazon_alert"]["cutoff"] == "2026-09-01T12:00:00"
 
@@ -248,14 +261,19 @@ def test_a_purge_stopped_by_its_budget_resumes_on_the_next_call_without_loss(mys
 
     assert len(calls) > 5 and not calls[0]["finished"]
     assert all(call["rows"] > 0 for call in calls[:-1])  # every call got something done
-    assert calls[0]["rows"] == 2 and calls[0]["tables"]["amazon_alert_delivery"] == {
-        **calls[0]["tables"]["amazon_alert_delivery"], "rows": 2, "batches": 1, "finished": False}  # fmt: skip
+    # the first call: one batch (the outbox's one old row), then the budget is spent
+    assert calls[0]["rows"] == 1 and calls[0]["tables"]["amazon_alert_send"] == {
+        **calls[0]["tables"]["amazon_alert_send"], "rows": 1, "batches": 1, "finished": True}  # fmt: skip
+    assert calls[1]["tables"]["amazon_alert_delivery"] == {
+        **calls[1]["tables"]["amazon_alert_delivery"], "rows": 2, "batches": 1, "finished": False}  # fmt: skip
     deleted = {t: sum(c["tables"][t]["rows"] for c in calls) for t in TABLES}
     assert deleted == {t: expected["tables"][t]["rows"] for t in TABLES}
     assert counts(mysql) == {t: before[t] - deleted[t] for t in TABLES}
     stays = {t for name in ("open", "pending", "unsettled", "recent", "manifest_only") for t in chains[name]}
     assert tasks_left(mysql) == stays and manifests_left(mysql) == stays - set(chains["manifest_only"])
     assert column(mysql, "SELECT subject FROM amazon_alert") == ["new"]
+    assert column(mysql, "SELECT channel FROM amazon_alert_send") == ["new"]
+    assert column(mysql, "SELECT check_name FROM amazon_alert_mute") == ["new"]
 
 
 class DiesOnDelete:
@@ -302,7 +320,7 @@ class _Cursor:
 
 # DELETEs 1-4 are the delivery log's (one per channel, two channels, a transaction for both);
 # each crawl object's quarantine adds one before the manifest's.
-@pytest.mark.parametrize(("dies_at", "table"), [(5, "amazon_alert"), (14, "amazon_task_element")])
+@pytest.mark.parametrize(("dies_at", "table"), [(6, "amazon_alert"), (16, "amazon_task_element")])
 def test_a_purge_killed_mid_batch_loses_nothing_and_the_next_call_finishes(mysql, settings, dies_at, table):
     from conftest import MYSQL_URL
 

@@ -11,8 +11,9 @@ import random
 import pytest
 from support.clock import inside_the_hour
 
-from crawlops import dispatch, lifecycle, quality, surges, telemetry
-from crawlops.alerts import record_check
+from crawlops import actions, dispatch, lifecycle, quality, surges, telemetry
+from crawlops.alerts import record_check, record_findings
+from crawlops.findings import Finding, Level
 from crawlops.harness import simulator
 from crawlops.model import UTC, Window
 
@@ -92,6 +93,11 @@ def test_values_match_the_tables_after_a_dispatch_a_crawl_and_the_checks(scrape,
     telemetry.beat(pipe, "worker-b", {"host": "h2"}, now - dt.timedelta(minutes=10))
     pipe.execute()
     surges.fold(mysql, redis_client, now, 60)
+    five = Window(closed.end - dt.timedelta(minutes=5), closed.end)
+    (acked, _) = record_findings(mysql, [Finding(Level.ERROR, "s", "success_rate", "low", subject="search_result"),
+                                         Finding(Level.WARNING, "s", "freshness", "old", subject="search_result/DE")],
+                                 window=five)  # fmt: skip
+    actions.set_alert_status(mysql, acked, "acknowledged", actor="a", reason="on it")
     mysql.commit()
     airflow_facts(heartbeat_age=75, supervision_age=600)
 
@@ -139,6 +145,10 @@ def test_values_match_the_tables_after_a_dispatch_a_crawl_and_the_checks(scrape,
                           "INTERVAL 1 HOUR GROUP BY level"))  # fmt: skip
     levels = ("CRITICAL", "ERROR", "WARNING", "INFO")
     assert got["crawlops_alerts_last_hour"] == {(("level", lv),): float(raised.get(lv, 0)) for lv in levels}
+    live = one(mysql, "SELECT level, status, COUNT(*) FROM amazon_alert WHERE status IN ('open', 'acknowledged', "
+                      "'expected') AND resolved_at IS NULL GROUP BY level, status")  # fmt: skip
+    assert got["crawlops_alerts_live"] == {(("level", lv), ("status", st)): float(n) for lv, st, n in live}
+    assert {(lv, st) for lv, st, _ in live} >= {("ERROR", "acknowledged"), ("WARNING", "open")}
 
     assert got["crawlops_dag_last_success_age_seconds"][(("dag_id", "amazon_data_supervision"),)] == pytest.approx(
         600, abs=30

@@ -80,11 +80,13 @@ def reminders_due(conn: Connection, sent_before: dt.datetime) -> int:
 
 def to_escalate(conn: Connection, opened_before: dt.datetime, levels: tuple[str, ...]) -> list[tuple[Any, ...]]:
     """Open alerts at ``levels`` nobody acted on, opened before ``opened_before``, never
-    escalated, and not muted or below the sent level: (id, level, channels), oldest first."""
+    escalated, and sent (or tried): not muted, held back, below the sent level or waiting to
+    be routed: (id, level, channels, check_name, subject), oldest first."""
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT id, level, channels FROM amazon_alert WHERE status = 'open' AND resolved_at IS NULL "  # noqa: S608
-            "AND escalated_at IS NULL AND created_at < %s AND delivery_status NOT IN ('muted', 'logged', 'stored') "
+            "SELECT id, level, channels, check_name, subject FROM amazon_alert WHERE status = 'open' "  # noqa: S608
+            "AND resolved_at IS NULL AND escalated_at IS NULL AND created_at < %s "
+            "AND delivery_status NOT IN ('muted', 'logged', 'stored', 'suppressed') "
             f"AND level IN ({', '.join(['%s'] * len(levels))}) ORDER BY id LIMIT 200",
             (opened_before, *levels),
         )

@@ -49,6 +49,26 @@ def failed_deliveries(conn: Connection, since: dt.datetime) -> int:
     return int(rows[0][0] or 0)
 
 
+def failing_sends(conn: Connection, since: dt.datetime) -> list[tuple[Any, ...]]:
+    """(channel, sends queued since ``since`` that failed or were abandoned) per channel
+    (``idx_send_created``)."""
+    return _rows(
+        conn,
+        "SELECT channel, COUNT(*) FROM amazon_alert_send WHERE created_at >= %s "
+        "AND status IN ('failed', 'abandoned') GROUP BY channel",
+        (since,),
+    )
+
+
+def live_alerts(conn: Connection) -> list[tuple[Any, ...]]:
+    """(level, status, count) of the alerts still open, acknowledged or expected (``idx_alert_status``)."""
+    return _rows(
+        conn,
+        "SELECT level, status, COUNT(*) FROM amazon_alert WHERE status IN ('open', 'acknowledged', 'expected') "
+        "AND resolved_at IS NULL GROUP BY level, status",
+    )
+
+
 def latest_checks(conn: Connection, since: dt.datetime) -> list[tuple[Any, ...]]:
     """(check, status of its newest window, when that window was checked) of every check with a
     window ending since ``since`` (``idx_check_time``)."""
