@@ -133,7 +133,7 @@ class Alert(_Model):
     dag_run_id: str | None
     run: str | None
     delivery_status: str
-    status: str = Field(description="open, acknowledged, expected or closed")
+    status: str = Field(description="open, acknowledged, expected, closed, or withdrawn (a re-run no longer made it)")
     occurrences: int = Field(description="Runs that made this finding while it was open")
     last_seen: dt.datetime | None
     owner: str | None = Field(description="The owner of the route that sent it")

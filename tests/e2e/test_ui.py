@@ -307,3 +307,53 @@ def test_an_operator_acknowledges_and_mutes_from_the_page_and_a_viewer_is_refuse
         assert "acknowledged" in trail[0] and "e2e: alice is on it" in trail[0]
     finally:
         conn.close()
+
+
+def test_a_runs_alerts_reach_the_demo_channels_by_their_routes():
+    """make demo's channels (two DingTalk robots and a Feishu webhook, one local receiver): three
+    new alerts, then a supervision run delivers them by the demo's routes: the product object's
+    error to the product team's robot and Feishu naming its lead, the DE one to the crawl team
+    and Feishu, the other to the crawl team alone."""
+    import datetime as dt
+
+    from crawlops.alerts import record_findings
+    from crawlops.db import connect
+    from crawlops.findings import Finding, Level
+    from crawlops.model import UTC, Window
+
+    tag = f"e2e-{int(time.time())}"
+    findings = [
+        Finding(Level.ERROR, "amazon_data_supervision", "e2e_route", "product pages broken", subject=f"{tag}-product",
+                details={"crawl_object": "product_detail"}),
+        Finding(Level.WARNING, "amazon_data_supervision", "e2e_route", "DE blocked", subject=f"{tag}-de",
+                details={"crawl_object": "search_result", "marketplace": "DE"}),
+        Finding(Level.ERROR, "amazon_data_supervision", "e2e_route", "US slow", subject=f"{tag}-us",
+                details={"crawl_object": "search_result", "marketplace": "US"}),
+    ]  # fmt: skip
+    end = dt.datetime.now(UTC).replace(second=0, microsecond=0)
+    conn = connect(os.environ["CRAWLOPS_STACK_MYSQL_URL"])
+    try:
+        record_findings(conn, findings, window=Window(end - dt.timedelta(minutes=5), end))
+    finally:
+        conn.close()
+    client = api()
+    run_id = client.trigger("amazon_data_supervision", {})
+    deadline = time.monotonic() + 300
+    while client.run_state("amazon_data_supervision", run_id) not in ("success", "failed"):
+        assert time.monotonic() < deadline, "the supervision run did not finish"
+        time.sleep(3)
+
+    home = Path(os.environ.get("CRAWLOPS_STACK_HOME", Path(__file__).resolve().parents[2] / ".airflow"))
+    entries = [json.loads(line) for line in (home / "channel-messages.jsonl").read_text().splitlines()]
+
+    def texts(where: str) -> str:
+        return " ".join(e["payload"]["markdown"]["text"] if e.get("robot") else e["payload"]["message"]
+                        for e in entries if where in (e.get("robot"), e["path"]))  # fmt: skip
+
+    product, crawl, feishu = texts("demo-product-team"), texts("demo-crawl-team"), texts("/feishu")
+    assert f"{tag}-product" in product and f"{tag}-de" not in product and f"{tag}-us" not in product
+    assert f"{tag}-de" in crawl and f"{tag}-us" in crawl and f"{tag}-product" not in crawl
+    assert f"{tag}-product" in feishu and f"{tag}-de" in feishu and f"{tag}-us" not in feishu
+    mentioned = [e["payload"]["at"]["atMobiles"] for e in entries if e.get("robot") == "demo-product-team"
+                 and f"{tag}-product" in e["payload"]["markdown"]["text"]]  # fmt: skip
+    assert mentioned == [["13800000000"]] and "@13800000000" in feishu

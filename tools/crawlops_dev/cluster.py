@@ -269,6 +269,7 @@ def _start() -> int:
         _spawn_worker(index)
     simulator = [sys.executable, "-m", "crawlops.harness.simulator", "--workers", "2", "--elements-per-second", "5"]
     stack._spawn("simulator", simulator, env=cluster_env(), home=HOME)
+    stack.start_channels(HOME, cluster_env())
     facts = _facts(watching)
     (HOME / "cluster.json").write_text(json.dumps(facts, indent=2))
     print(f"Airflow (CeleryExecutor) starting on {URL}; logs in {HOME}/*.log ...", flush=True)

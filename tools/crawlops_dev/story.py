@@ -112,7 +112,7 @@ _STAMPS = {
         "created_at", "pushed_at", "started_at", "progress_at", "finished_at", "settled_at", "updated_at",
     ),
     "amazon_task_element": ("empty_at", "recrawl_at"),
-    "amazon_alert": ("created_at", "resolved_at"),
+    "amazon_alert": ("created_at", "resolved_at", "last_seen_at", "closed_at"),
     "amazon_check_run": ("checked_at",),
     "amazon_validation_run": ("validated_at",),
     "amazon_volume_hourly": ("checked_at",),

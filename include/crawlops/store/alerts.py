@@ -202,12 +202,13 @@ def top_current(conn: Connection, start: dt.datetime, end: dt.datetime, limit: i
 def raised_between(conn: Connection, start: dt.datetime, end: dt.datetime, limit: int) -> list[tuple[Any, ...]]:
     """Alerts raised or seen again in [start, end), last seen first: (id, level, source,
     check_name, subject, title, window_start, window_end, created_at, dag_run_id,
-    delivery_status, status, occurrences, last_seen_at, owner, acted_by, acted_at, action_note,
-    crawl_object, marketplace, escalated_at)."""
+    delivery_status, status (``withdrawn`` when a re-run no longer made it), occurrences,
+    last_seen_at, owner, acted_by, acted_at, action_note, crawl_object, marketplace, escalated_at)."""
     with conn.cursor() as cur:
         cur.execute(
             "SELECT id, level, source, check_name, subject, title, window_start, last_window_end, created_at, "
-            "dag_run_id, delivery_status, status, occurrences, last_seen_at, owner, acted_by, acted_at, action_note, "
+            "dag_run_id, delivery_status, IF(resolved_at IS NULL, status, 'withdrawn'), occurrences, last_seen_at, "
+            "owner, acted_by, acted_at, action_note, "
             "crawl_object, marketplace, escalated_at FROM amazon_alert "
             "WHERE (created_at >= %s AND created_at < %s) OR (last_seen_at >= %s AND last_seen_at < %s) "
             "ORDER BY COALESCE(last_seen_at, created_at) DESC, id DESC LIMIT %s",
