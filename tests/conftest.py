@@ -73,6 +73,7 @@ TABLES = (
     "amazon_operator_action",
     "amazon_alert_send",
     "amazon_alert_mute",
+    "amazon_alert_occurrence",
 )
 
 

@@ -74,11 +74,11 @@ def record_findings(
         quiet_close_seconds = Settings.load().alerts.quiet_close_seconds
     scopes = about(conn, findings)
     rows = [_row(f, start, end, dag_run_id, where) for f, where in zip(findings, scopes, strict=True)]
-    ids = store_alerts.upsert_findings(conn, rows, quiet_close_seconds=quiet_close_seconds)
+    ids = incidents.upsert_findings(conn, rows, quiet_close_seconds=quiet_close_seconds)
     names = sorted(set(resolves))
     if names:
         current = [f.fingerprint for f in findings]
-        withdrawn, closed = store_alerts.resolve_absent(conn, start, end, names, current, scope=scope)
+        withdrawn, closed = incidents.resolve_absent(conn, start, end, names, current, scope=scope)
         if withdrawn or closed:
             log.info(
                 "findings of %s no longer made for %s: %d withdrawn, %d alerts closed", names, window, withdrawn, closed

@@ -147,7 +147,7 @@ def deliver_alerts(
     connection does not exist. Returns counts by outcome, and per channel.
     """
     now = _now(conn)
-    store_alerts.close_quiet(conn, now - dt.timedelta(seconds=settings.quiet_close_seconds))
+    incidents.close_quiet(conn, now - dt.timedelta(seconds=settings.quiet_close_seconds))
     incidents.reminders_due(conn, now - dt.timedelta(seconds=settings.suppression_window_seconds))
     outcome: dict[str, Any] = dict.fromkeys(("logged", "muted", "suppressed", "sent", "failed", "deferred"), 0)
     outcome |= {"no_channel": 0, "escalated": 0, "channels": {}}

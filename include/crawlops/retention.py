@@ -120,6 +120,7 @@ def purge(
     by_time(alerts.EXPIRY["amazon_alert_delivery"], keep.alert_days)
     by_time(alerts.EXPIRY["amazon_alert"], keep.alert_days)
     by_time(alerts.EXPIRY["amazon_alert_mute"], keep.alert_days)
+    by_time(alerts.EXPIRY["amazon_alert_occurrence"], keep.alert_days)
     by_time(alerts.EXPIRY["amazon_check_run"], keep.check_run_days)
     by_time(verdicts.EXPIRY["amazon_validation_run"], keep.validation_days)
     by_time(verdicts.EXPIRY["amazon_volume_hourly"], keep.volume_days)

@@ -329,3 +329,33 @@ def test_a_mute_set_after_an_alert_went_out_holds_its_escalation_until_it_ends(m
     actions.unmute(mysql, mute["mute_id"], actor="bob", reason="outage over, still failing")
     assert deliver_alerts(mysql, channels_of(robots), routed)["escalated"] == 1
     assert "ESCALATED" in robots["crawl_dingtalk"].messages[-1]["markdown"]["text"]
+
+
+def test_each_window_keeps_what_its_run_said_and_a_rerun_withdraws_only_its_own(mysql):
+    from crawlops.model import hour_window_starting
+    from crawlops.store import alerts as store_alerts
+
+    top = dt.datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    hours = [hour_window_starting(top - dt.timedelta(hours=k), "UTC") for k in (3, 2)]
+    for hour, words in zip(hours, ("12 invalid rows", "40 invalid rows"), strict=True):
+        finding = Finding(Level.ERROR, SOURCE, "invalid_data", words, subject="amazon_search_result")
+        record_findings(mysql, [finding], window=hour, resolves=("invalid_data",), scope="amazon_search_result")
+
+    said = store_alerts.hourly_titles(mysql, ["invalid_data"], hours[0].naive()[0], hours[1].naive()[1], SOURCE)
+    assert [(start, title) for _, start, _, title in said] == [
+        (hours[0].naive()[0], "12 invalid rows"),
+        (hours[1].naive()[0], "40 invalid rows"),
+    ]
+    ((_, status, occurrences, *_),) = alerts(mysql)
+    assert (status, occurrences) == ("open", 2)
+    # The first hour re-run finds nothing: its occurrence goes, the alert (seen later) stays current.
+    record_findings(mysql, [], window=hours[0], resolves=("invalid_data",), scope="amazon_search_result")
+    said = store_alerts.hourly_titles(mysql, ["invalid_data"], hours[0].naive()[0], hours[1].naive()[1], SOURCE)
+    assert [title for *_, title in said] == ["40 invalid rows"]
+    ((_, status, occurrences, *_),) = alerts(mysql)
+    assert (status, occurrences) == ("open", 1)
+    # The second hour re-run finds nothing either: nothing is left of it, withdrawn.
+    record_findings(mysql, [], window=hours[1], resolves=("invalid_data",), scope="amazon_search_result")
+    with mysql.cursor() as cur:
+        cur.execute("SELECT occurrences, resolved_at IS NOT NULL FROM amazon_alert")
+        assert cur.fetchall() == ((0, 1),)

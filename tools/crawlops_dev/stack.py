@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from crawlops_dev import channels
 from crawlops_dev.story import DEMO_SETTINGS
 
 HOME = Path(os.environ.get("AIRFLOW_HOME", ".airflow")).resolve()
@@ -61,47 +62,16 @@ def airflow_env() -> dict[str, str]:
         # The demo's hours are small and its history two days: a lower volume floor, and
         # volume bands from one past point (crawlops_dev.story.DEMO_SETTINGS).
         **{name: os.environ.get(name, value) for name, value in DEMO_SETTINGS.items()},
-        **{name: os.environ.get(name, value) for name, value in demo_channels().items()},
+        **{name: os.environ.get(name, value) for name, value in channels.demo_channels().items()},
         **_observability_env(),
     }
 
 
-CHANNELS_PORT = int(os.environ.get("CRAWLOPS_CHANNELS_PORT", "9098"))
-CHANNEL_MESSAGES = "channel-messages.jsonl"
-
-
 def start_channels(home: Path, env: dict[str, str]) -> int:
-    """The receiver standing in for the demo's alert channels (``demo_channels``)."""
-    command = [sys.executable, "-m", "crawlops_dev.alert_receiver", "--port", str(CHANNELS_PORT), "--home", str(home),
-               "--file", CHANNEL_MESSAGES]  # fmt: skip
+    """The receiver standing in for the demo's alert channels (``crawlops_dev.channels``)."""
+    command = [sys.executable, "-m", "crawlops_dev.alert_receiver", "--port", str(channels.CHANNELS_PORT),
+               "--home", str(home), "--file", channels.CHANNEL_MESSAGES]  # fmt: skip
     return _spawn("channels", command, env=env, home=home)
-
-
-def demo_channels() -> dict[str, str]:
-    """The demo's alert channels, all answered by a local receiver (``crawlops_dev.alert_receiver``):
-    the crawl team's DingTalk robot (the default), the product team's robot and a Feishu group
-    through Apprise; routes send the product objects' errors to the product team (both
-    channels, @mentioning its lead) and every DE alert to Feishu too. A connection or route set
-    in the environment wins."""
-    local = f"http://127.0.0.1:{CHANNELS_PORT}"
-
-    def robot(token: str) -> str:
-        return json.dumps({"conn_type": "dingtalk", "host": local, "password": token,
-                           "extra": {"secret": f"SEC-{token}"}})  # fmt: skip
-
-    routes = [
-        {"name": "product team", "crawl_objects": ["product_detail", "product_review"],
-         "levels": ["ERROR", "CRITICAL"], "channels": ["crawl_dingtalk_product", "crawl_feishu"],
-         "owner": "product team", "at_mobiles": ["13800000000"]},
-        {"name": "DE desk", "marketplaces": ["DE"], "channels": ["crawl_dingtalk", "crawl_feishu"], "owner": "DE desk"},
-    ]  # fmt: skip
-    feishu = {"conn_type": "apprise", "extra": {"config": [{"path": f"json://127.0.0.1:{CHANNELS_PORT}/feishu"}]}}
-    return {
-        "AIRFLOW_CONN_CRAWL_DINGTALK": robot("demo-crawl-team"),
-        "AIRFLOW_CONN_CRAWL_DINGTALK_PRODUCT": robot("demo-product-team"),
-        "AIRFLOW_CONN_CRAWL_FEISHU": json.dumps(feishu),
-        "CRAWLOPS__ALERTS__ROUTES": json.dumps(routes),
-    }
 
 
 def _observability_env() -> dict[str, str]:
@@ -366,8 +336,7 @@ def _tell(watching: dict[str, Any]) -> None:
     print(f'Crawl Ops page: {URL}/plugin/crawl-ops  ("Crawl Ops" in the navigation; JSON under {URL}/crawl-ops/api/)')
     print("both DAGs are unpaused and run on schedule; the simulated crawler fleet answers their tasks")
     print(f"daily report: {reports[-1] if reports else 'not written yet'}")
-    print(f"alert channels (two DingTalk robots and a Feishu group, stand-ins on :{CHANNELS_PORT}): "
-          f"what they received is in {HOME / CHANNEL_MESSAGES}")  # fmt: skip
+    print(channels.summary(HOME))
     if watching:
         from crawlops_dev import observability
 

@@ -10,145 +10,11 @@ from typing import Any
 from crawlops.db import Connection, Expiry
 
 LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO")  # most severe first
-_RANK = "FIELD({}, 'INFO', 'WARNING', 'ERROR', 'CRITICAL')"
+RANK = "FIELD({}, 'INFO', 'WARNING', 'ERROR', 'CRITICAL')"  # a level's rank in SQL
 ALERT_TIME_COLUMNS = ("window_start", "created_at")
 
 
 # --- findings -------------------------------------------------------------------------------
-
-
-_OPEN = ("open", "acknowledged", "expected")  # statuses of an incident still going on
-_LIVE = "status IN ('open', 'acknowledged', 'expected') AND resolved_at IS NULL"
-
-
-def upsert_findings(conn: Connection, rows: Sequence[tuple[Any, ...]], *, quiet_close_seconds: int) -> list[int]:
-    """Store findings as incidents: (level, source, check, subject, title, details, action,
-    fingerprint, window_start, window_end, dag_run_id, crawl_object, marketplace).
-
-    A finding whose fingerprint has a live incident (open, acknowledged or expected) that
-    began at or before its window, and was last seen no more than ``quiet_close_seconds``
-    before it, is that incident: a later window counts one more occurrence and makes its
-    words current, its level the highest seen while it was open; a re-run of a window it
-    holds changes nothing but its words (for the last window). Otherwise it is a new
-    incident (one found quiet too long is closed first); re-running that window updates the
-    same row. A level that rises queues the alert
-    for delivery afresh, as does a new occurrence of one muted, suppressed or without a
-    channel (it is judged again). Returns the alert ids; the caller commits."""
-    ids = []
-    with conn.cursor() as cur:
-        for row in rows:
-            fingerprint, start = row[7], row[8]
-            cur.execute(
-                f"SELECT id, window_start, last_window_start, last_window_end, level FROM amazon_alert "  # noqa: S608
-                f"WHERE fingerprint = %s AND {_LIVE} ORDER BY last_window_start DESC, id DESC LIMIT 1 FOR UPDATE",
-                (fingerprint,),
-            )
-            live = cur.fetchone()
-            if live is not None and live[1] <= start:
-                alert_id, _, last_start, last_end, level = live
-                if start > last_end + dt.timedelta(seconds=quiet_close_seconds):
-                    cur.execute(
-                        "UPDATE amazon_alert SET status = 'closed', closed_at = UTC_TIMESTAMP() WHERE id = %s",
-                        (alert_id,),
-                    )
-                elif start < last_start:
-                    ids.append(int(alert_id))  # a re-run of a window the incident already holds
-                    continue
-                else:
-                    _repeat(cur, int(alert_id), row, later=start > last_start, rises=_rank(row[0]) > _rank(level))
-                    ids.append(int(alert_id))
-                    continue
-            ids.append(_insert(cur, row))
-    return ids
-
-
-def _rank(level: str) -> int:
-    return LEVELS[::-1].index(level)
-
-
-def _repeat(cur: Any, alert_id: int, row: tuple[Any, ...], *, later: bool, rises: bool) -> None:
-    level, _, _, _, title, details, action, _, start, end, dag_run_id, _, _ = row
-    again = "delivery_status IN ('muted', 'suppressed', 'no_channel')" if later else "FALSE"
-    cur.execute(
-        # delivery columns first: they read the stored values
-        f"UPDATE amazon_alert SET "  # noqa: S608
-        f"delivery_status = IF(%s OR {again}, 'stored', delivery_status), "
-        "delivery_attempts = IF(%s, 0, delivery_attempts), next_attempt_at = IF(%s, NULL, next_attempt_at), "
-        "occurrences = occurrences + %s, last_window_start = %s, last_window_end = %s, "
-        "last_seen_at = IF(%s, UTC_TIMESTAMP(), last_seen_at), "
-        "level = IF(%s, %s, level), title = %s, details = %s, action_taken = %s, dag_run_id = %s WHERE id = %s",
-        (
-            rises,
-            rises,
-            rises,
-            int(later),
-            start,
-            end,
-            later,
-            rises,
-            level,
-            title,
-            details,
-            action,
-            dag_run_id,
-            alert_id,
-        ),
-    )
-
-
-def _insert(cur: Any, row: tuple[Any, ...]) -> int:
-    escalates = f"{_RANK.format('VALUES(level)')} > {_RANK.format('level')}"
-    cur.execute(  # the formatted parts are constants of this module
-        "INSERT INTO amazon_alert (level, source, check_name, subject, title, details, action_taken, "  # noqa: S608
-        "fingerprint, window_start, window_end, dag_run_id, crawl_object, marketplace, last_window_start, "
-        "last_window_end, last_seen_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
-        "UTC_TIMESTAMP()) "
-        # delivery columns first: they compare the stored level with the new one
-        f"ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id), "
-        f"delivery_status = IF({escalates}, 'stored', delivery_status), "
-        f"delivery_attempts = IF({escalates}, 0, delivery_attempts), "
-        f"next_attempt_at = IF({escalates}, NULL, next_attempt_at), "
-        "level = VALUES(level), title = VALUES(title), resolved_at = NULL, "
-        "details = VALUES(details), action_taken = VALUES(action_taken), dag_run_id = VALUES(dag_run_id)",
-        (*row, row[8], row[9]),
-    )
-    return int(cur.lastrowid)
-
-
-def resolve_absent(
-    conn: Connection,
-    start: dt.datetime,
-    end: dt.datetime,
-    checks: Sequence[str],
-    current: Sequence[str],
-    *,
-    scope: str | None = None,
-) -> tuple[int, int]:
-    """Findings of ``checks`` (with ``scope``: only those whose subject is ``scope`` or
-    ``scope.<column>``) this run of the window no longer makes: a finding made only in this
-    window is withdrawn (``resolved_at``); a live incident last seen in this window or
-    before is closed (the check no longer finds it). Incidents seen after this window (this
-    is a backfill) are left alone. Returns (withdrawn, closed)."""
-    current = list(current) or [""]
-    scoped = " AND (subject = %s OR subject LIKE %s)" if scope else ""
-    which = (
-        " AND check_name IN (" + ", ".join(["%s"] * len(checks)) + ")"
-        " AND fingerprint NOT IN (" + ", ".join(["%s"] * len(current)) + ")" + scoped
-    )
-    params = [*checks, *current, *((scope, scope.replace("_", "\\_") + ".%") if scope else ())]
-    with conn.cursor() as cur:
-        cur.execute(
-            "UPDATE amazon_alert SET resolved_at = UTC_TIMESTAMP() WHERE window_start = %s AND window_end = %s "  # noqa: S608
-            "AND occurrences = 1 AND resolved_at IS NULL" + which,
-            [start, end, *params],
-        )
-        withdrawn = int(cur.rowcount)
-        cur.execute(
-            "UPDATE amazon_alert SET status = 'closed', closed_at = UTC_TIMESTAMP() "  # noqa: S608
-            f"WHERE {_LIVE} AND last_window_start <= %s" + which,
-            [start, *params],
-        )
-        return withdrawn, int(cur.rowcount)
 
 
 def mark_delivered(conn: Connection, ids: Sequence[int]) -> None:
@@ -220,14 +86,17 @@ def raised_between(conn: Connection, start: dt.datetime, end: dt.datetime, limit
 def hourly_titles(
     conn: Connection, checks: Sequence[str], start: dt.datetime, end: dt.datetime, source: str
 ) -> list[tuple[Any, ...]]:
-    """Current findings of ``checks`` on one-hour windows starting in [start, end), by ``source``:
-    (check_name, window_start, dag_run_id, title), oldest first."""
+    """What the findings of ``checks`` said in each one-hour window starting in [start, end),
+    by ``source``: (check_name, window_start, dag_run_id, title), oldest first. From the
+    occurrences: an alert seen in several hours tells each hour what that hour's run said."""
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT check_name, window_start, dag_run_id, title FROM amazon_alert WHERE check_name IN ("  # noqa: S608
+            "SELECT a.check_name, o.window_start, o.dag_run_id, o.title FROM amazon_alert_occurrence o "  # noqa: S608
+            "JOIN amazon_alert a ON a.id = o.alert_id WHERE a.check_name IN ("
             + ", ".join(["%s"] * len(checks))
-            + ") AND window_start >= %s AND window_start < %s AND window_end = window_start + INTERVAL 1 HOUR "
-            "AND source = %s AND resolved_at IS NULL ORDER BY id",
+            + ") AND o.window_start >= %s AND o.window_start < %s "
+            "AND o.window_end = o.window_start + INTERVAL 1 HOUR AND a.source = %s AND a.resolved_at IS NULL "
+            "ORDER BY o.window_start, a.id",
             (*checks, start, end, source),
         )
         return list(cur.fetchall())
@@ -320,17 +189,6 @@ def account_held(conn: Connection, alert_id: int, count: int) -> None:
         )
 
 
-def close_quiet(conn: Connection, before: dt.datetime) -> int:
-    """Close live incidents last seen in a window that ended before ``before``."""
-    with conn.cursor() as cur:
-        cur.execute(
-            f"UPDATE amazon_alert SET status = 'closed', closed_at = UTC_TIMESTAMP() "  # noqa: S608
-            f"WHERE {_LIVE} AND last_window_end < %s",
-            (before,),
-        )
-        return int(cur.rowcount)
-
-
 # --- check outcomes ---------------------------------------------------------------------------
 
 
@@ -385,6 +243,7 @@ EXPIRY = {
     "amazon_alert": Expiry("amazon_alert", "created_at"),
     "amazon_alert_send": Expiry("amazon_alert_send", "created_at"),
     "amazon_alert_mute": Expiry("amazon_alert_mute", "muted_until"),
+    "amazon_alert_occurrence": Expiry("amazon_alert_occurrence", "window_start"),
     "amazon_alert_delivery": Expiry("amazon_alert_delivery", "sent_at", per="channel"),
     "amazon_check_run": Expiry("amazon_check_run", "window_end"),
 }

@@ -1,15 +1,179 @@
-"""What people do with alerts: acknowledge, mark expected, mute; reminders and escalation
-read here. ``amazon_alert``'s lifecycle columns and ``amazon_alert_mute``; only this module
-holds their SQL."""
+"""Alerts as incidents: a finding stored as a new alert or one more occurrence of a live one
+(``amazon_alert_occurrence``), withdrawn or closed when no longer found; what people do
+with them (acknowledge, mark expected, mute); reminders and escalation read here.
+``amazon_alert``'s lifecycle columns, ``amazon_alert_occurrence`` and ``amazon_alert_mute``;
+only this module holds their SQL."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 from crawlops.db import Connection
+from crawlops.store.alerts import LEVELS, RANK
 
 LIVE = ("open", "acknowledged", "expected")
+
+
+_LIVE = "status IN ('open', 'acknowledged', 'expected') AND resolved_at IS NULL"
+
+
+def upsert_findings(conn: Connection, rows: Sequence[tuple[Any, ...]], *, quiet_close_seconds: int) -> list[int]:
+    """Store findings as incidents: (level, source, check, subject, title, details, action,
+    fingerprint, window_start, window_end, dag_run_id, crawl_object, marketplace).
+
+    A finding whose fingerprint has a live incident (open, acknowledged or expected) that
+    began at or before its window, and was last seen no more than ``quiet_close_seconds``
+    before it, is that incident: a later window counts one more occurrence and makes its
+    words current, its level the highest seen while it was open; a re-run of a window it
+    holds refreshes that window's words only (and the alert's, for its last window).
+    Otherwise it is a new incident (one found quiet too long is closed first); re-running
+    that window updates the same row. Each (alert, window) is one row of
+    ``amazon_alert_occurrence`` with what that run said, and ``occurrences`` counts them. A
+    level that rises queues the alert for delivery afresh, as does a new occurrence of one
+    muted, suppressed or without a channel (it is judged again). Returns the alert ids; the
+    caller commits."""
+    ids = []
+    with conn.cursor() as cur:
+        for row in rows:
+            fingerprint, start = row[7], row[8]
+            cur.execute(
+                f"SELECT id, window_start, last_window_start, last_window_end, level FROM amazon_alert "  # noqa: S608
+                f"WHERE fingerprint = %s AND {_LIVE} ORDER BY last_window_start DESC, id DESC LIMIT 1 FOR UPDATE",
+                (fingerprint,),
+            )
+            live = cur.fetchone()
+            if live is not None and live[1] <= start:
+                alert_id, _, last_start, last_end, level = live
+                if start > last_end + dt.timedelta(seconds=quiet_close_seconds):
+                    cur.execute(
+                        "UPDATE amazon_alert SET status = 'closed', closed_at = UTC_TIMESTAMP() WHERE id = %s",
+                        (alert_id,),
+                    )
+                elif start < last_start:
+                    ids.append(_occurred(cur, int(alert_id), row))  # a re-run of a window it holds
+                    continue
+                else:
+                    _repeat(cur, int(alert_id), row, later=start > last_start, rises=_rank(row[0]) > _rank(level))
+                    ids.append(_occurred(cur, int(alert_id), row))
+                    continue
+            ids.append(_occurred(cur, _insert(cur, row), row))
+    return ids
+
+
+def _occurred(cur: Any, alert_id: int, row: tuple[Any, ...]) -> int:
+    """The (alert, window) occurrence with what this run said; the alert's count follows."""
+    level, title, start, end, dag_run_id = row[0], row[4], row[8], row[9], row[10]
+    cur.execute(
+        "INSERT INTO amazon_alert_occurrence (alert_id, window_start, window_end, level, title, dag_run_id, seen_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, UTC_TIMESTAMP()) ON DUPLICATE KEY UPDATE window_end = VALUES(window_end), "
+        "level = VALUES(level), title = VALUES(title), dag_run_id = VALUES(dag_run_id)",
+        (alert_id, start, end, level, title, dag_run_id),
+    )
+    cur.execute(
+        "UPDATE amazon_alert SET occurrences = (SELECT COUNT(*) FROM amazon_alert_occurrence WHERE alert_id = %s) "
+        "WHERE id = %s",
+        (alert_id, alert_id),
+    )
+    return alert_id
+
+
+def _rank(level: str) -> int:
+    return LEVELS[::-1].index(level)
+
+
+def _repeat(cur: Any, alert_id: int, row: tuple[Any, ...], *, later: bool, rises: bool) -> None:
+    level, _, _, _, title, details, action, _, start, end, dag_run_id, _, _ = row
+    again = "delivery_status IN ('muted', 'suppressed', 'no_channel')" if later else "FALSE"
+    cur.execute(
+        # delivery columns first: they read the stored values
+        f"UPDATE amazon_alert SET "  # noqa: S608
+        f"delivery_status = IF(%s OR {again}, 'stored', delivery_status), "
+        "delivery_attempts = IF(%s, 0, delivery_attempts), next_attempt_at = IF(%s, NULL, next_attempt_at), "
+        "last_window_start = %s, last_window_end = %s, last_seen_at = IF(%s, UTC_TIMESTAMP(), last_seen_at), "
+        "level = IF(%s, %s, level), title = %s, details = %s, action_taken = %s, dag_run_id = %s WHERE id = %s",
+        (rises, rises, rises, start, end, later, rises, level, title, details, action, dag_run_id, alert_id),
+    )  # fmt: skip
+
+
+def _insert(cur: Any, row: tuple[Any, ...]) -> int:
+    escalates = f"{RANK.format('VALUES(level)')} > {RANK.format('level')}"
+    cur.execute(  # the formatted parts are constants of this module
+        "INSERT INTO amazon_alert (level, source, check_name, subject, title, details, action_taken, "  # noqa: S608
+        "fingerprint, window_start, window_end, dag_run_id, crawl_object, marketplace, last_window_start, "
+        "last_window_end, last_seen_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+        "UTC_TIMESTAMP()) "
+        # delivery columns first: they compare the stored level with the new one
+        f"ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id), "
+        f"delivery_status = IF({escalates}, 'stored', delivery_status), "
+        f"delivery_attempts = IF({escalates}, 0, delivery_attempts), "
+        f"next_attempt_at = IF({escalates}, NULL, next_attempt_at), "
+        "level = VALUES(level), title = VALUES(title), resolved_at = NULL, "
+        "details = VALUES(details), action_taken = VALUES(action_taken), dag_run_id = VALUES(dag_run_id)",
+        (*row, row[8], row[9]),
+    )
+    return int(cur.lastrowid)
+
+
+def resolve_absent(
+    conn: Connection,
+    start: dt.datetime,
+    end: dt.datetime,
+    checks: Sequence[str],
+    current: Sequence[str],
+    *,
+    scope: str | None = None,
+) -> tuple[int, int]:
+    """Findings of ``checks`` (with ``scope``: only those whose subject is ``scope`` or
+    ``scope.<column>``) this run of the window no longer makes: their occurrence in this
+    window is withdrawn, and an alert left with none is withdrawn (``resolved_at``); a live
+    incident last seen in this window or before is closed (the check no longer finds it).
+    Incidents seen after this window (this is a backfill) are left alone. Returns (alerts
+    withdrawn, alerts closed)."""
+    current = list(current) or [""]
+    scoped = " AND (a.subject = %s OR a.subject LIKE %s)" if scope else ""
+    which = (
+        " AND a.check_name IN (" + ", ".join(["%s"] * len(checks)) + ")"
+        " AND a.fingerprint NOT IN (" + ", ".join(["%s"] * len(current)) + ")" + scoped
+    )
+    params = [*checks, *current, *((scope, scope.replace("_", "\\_") + ".%") if scope else ())]
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT a.id FROM amazon_alert a JOIN amazon_alert_occurrence o ON o.alert_id = a.id "  # noqa: S608
+            "WHERE o.window_start = %s AND o.window_end = %s AND a.resolved_at IS NULL" + which,
+            [start, end, *params],
+        )
+        gone = [int(alert_id) for (alert_id,) in cur.fetchall()]
+        withdrawn = 0
+        for alert_id in gone:
+            cur.execute(
+                "DELETE FROM amazon_alert_occurrence WHERE alert_id = %s AND window_start = %s", (alert_id, start)
+            )
+            cur.execute(
+                "UPDATE amazon_alert SET occurrences = (SELECT COUNT(*) FROM amazon_alert_occurrence WHERE "
+                "alert_id = %s), resolved_at = IF(occurrences = 0, UTC_TIMESTAMP(), NULL) WHERE id = %s",
+                (alert_id, alert_id),
+            )
+            cur.execute("SELECT resolved_at IS NOT NULL FROM amazon_alert WHERE id = %s", (alert_id,))
+            withdrawn += int(cur.fetchone()[0])
+        cur.execute(
+            "UPDATE amazon_alert a SET a.status = 'closed', a.closed_at = UTC_TIMESTAMP() "  # noqa: S608
+            f"WHERE a.{_LIVE} AND a.last_window_start <= %s" + which,
+            [start, *params],
+        )
+        return withdrawn, int(cur.rowcount)
+
+
+def close_quiet(conn: Connection, before: dt.datetime) -> int:
+    """Close live incidents last seen in a window that ended before ``before``."""
+    with conn.cursor() as cur:
+        cur.execute(
+            f"UPDATE amazon_alert SET status = 'closed', closed_at = UTC_TIMESTAMP() "  # noqa: S608
+            f"WHERE {_LIVE} AND last_window_end < %s",
+            (before,),
+        )
+        return int(cur.rowcount)
 
 
 def get(conn: Connection, alert_id: int, *, lock: bool = False) -> dict[str, Any] | None:

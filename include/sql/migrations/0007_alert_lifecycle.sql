@@ -29,6 +29,22 @@ UPDATE amazon_alert SET last_window_start = window_start, last_window_end = wind
 UPDATE amazon_alert SET status = 'closed', closed_at = UTC_TIMESTAMP()
     WHERE status = 'open' AND window_end < UTC_TIMESTAMP() - INTERVAL 1 DAY;
 
+-- Each window an alert was found in, with what that run said: the history behind the count
+-- (the page's hourly cells list the findings of their own hour from here).
+CREATE TABLE IF NOT EXISTS amazon_alert_occurrence (
+    alert_id      BIGINT UNSIGNED NOT NULL,
+    window_start  DATETIME        NOT NULL,
+    window_end    DATETIME        NOT NULL,
+    level         VARCHAR(16)     NOT NULL,
+    title         VARCHAR(255)    NOT NULL,
+    dag_run_id    VARCHAR(250)    NULL,
+    seen_at       DATETIME        NOT NULL,
+    PRIMARY KEY (alert_id, window_start),
+    KEY idx_occurrence_window (window_start)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+INSERT IGNORE INTO amazon_alert_occurrence (alert_id, window_start, window_end, level, title, dag_run_id, seen_at)
+    SELECT id, window_start, window_end, level, title, dag_run_id, created_at FROM amazon_alert;
+
 -- Channels are connection ids now.
 ALTER TABLE amazon_alert_delivery MODIFY channel VARCHAR(250) NOT NULL;
 
