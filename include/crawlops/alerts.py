@@ -27,6 +27,8 @@ from crawlops.store import alerts as store_alerts
 from crawlops.store import incidents
 
 log = logging.getLogger(__name__)
+ER_LOCK_DEADLOCK = 1213
+DEADLOCK_TRIES = 3
 
 _LOG_LEVELS = {
     Level.INFO: logging.INFO,
@@ -74,16 +76,25 @@ def record_findings(
         quiet_close_seconds = Settings.load().alerts.quiet_close_seconds
     scopes = about(conn, findings)
     rows = [_row(f, start, end, dag_run_id, where) for f, where in zip(findings, scopes, strict=True)]
-    ids = incidents.upsert_findings(conn, rows, quiet_close_seconds=quiet_close_seconds)
     names = sorted(set(resolves))
-    if names:
-        current = [f.fingerprint for f in findings]
-        withdrawn, closed = incidents.resolve_absent(conn, start, end, names, current, scope=scope)
-        if withdrawn or closed:
-            log.info(
-                "findings of %s no longer made for %s: %d withdrawn, %d alerts closed", names, window, withdrawn, closed
-            )
-    conn.commit()
+    for attempt in range(1, DEADLOCK_TRIES + 1):
+        try:
+            ids = incidents.upsert_findings(conn, rows, quiet_close_seconds=quiet_close_seconds)
+            withdrawn = closed = 0
+            if names:
+                current = [f.fingerprint for f in findings]
+                withdrawn, closed = incidents.resolve_absent(conn, start, end, names, current, scope=scope)
+            conn.commit()
+            break
+        except Exception as exc:  # two runs opening the same new alert at once: InnoDB picks one to retry
+            conn.rollback()
+            if not (exc.args and exc.args[0] == ER_LOCK_DEADLOCK) or attempt == DEADLOCK_TRIES:
+                raise
+            log.info("storing findings met a deadlock with another run; try %d of %d", attempt + 1, DEADLOCK_TRIES)
+    if withdrawn or closed:
+        log.info(
+            "findings of %s no longer made for %s: %d withdrawn, %d alerts closed", names, window, withdrawn, closed
+        )
     return ids
 
 
@@ -127,7 +138,7 @@ def about(conn: Connection, findings: list[Finding]) -> list[tuple[str | None, s
         if obj is None:
             with contextlib.suppress(KeyError):
                 obj = objects.for_table(f.subject.partition(".")[0]).name
-        found.append((str(obj) if obj else None, str(market)[:16] if market else None))
+        found.append((str(obj)[:64] if obj else None, str(market)[:16] if market else None))
     unknown = sorted({f.subject for f, (obj, _) in zip(findings, found, strict=True) if obj is None and f.subject})
     tasks = incidents.task_objects(conn, unknown) if unknown else {}
     return [

@@ -37,7 +37,7 @@ from typing import Any
 
 from crawlops import routing
 from crawlops.channels import Channel, DeliveryError
-from crawlops.db import Connection
+from crawlops.db import Connection, LockTimeout, named_lock
 from crawlops.findings import Level
 from crawlops.routing import Mentions
 from crawlops.settings import AlertSettings
@@ -144,12 +144,27 @@ def deliver_alerts(
     """Judge what waits, queue it per channel, escalate, and send (see the module docstring).
 
     ``channels``: every channel name the settings use, mapped to its channel or None when its
-    connection does not exist. Returns counts by outcome, and per channel.
+    connection does not exist. Returns counts by outcome, and per channel. One delivery at a
+    time (a named lock): runs ending together never route, send or escalate the same alert
+    twice; one that waits past the lock's time leaves what waits to the next run.
     """
+    try:
+        with named_lock(conn, DELIVERY_LOCK, int(2 * settings.delivery_timeout_seconds) + 5):
+            return _deliver(conn, channels, settings, dag_run_id=dag_run_id)
+    except LockTimeout:
+        log.info("another run is delivering alerts; what waits goes out with it or with the next run")
+        return {"busy": True}
+
+
+def _deliver(
+    conn: Connection, channels: Mapping[str, Channel | None], settings: AlertSettings, *, dag_run_id: str | None
+) -> dict[str, Any]:
     now = _now(conn)
-    incidents.close_quiet(conn, now - dt.timedelta(seconds=settings.quiet_close_seconds))
+    incidents.close_quiet(conn, settings.quiet_close_seconds)
     incidents.reminders_due(conn, now - dt.timedelta(seconds=settings.suppression_window_seconds))
-    outcome: dict[str, Any] = dict.fromkeys(("logged", "muted", "suppressed", "sent", "failed", "deferred"), 0)
+    outcome: dict[str, Any] = dict.fromkeys(
+        ("logged", "muted", "suppressed", "skipped", "withdrawn", "sent", "failed", "deferred", "cancelled"), 0
+    )
     outcome |= {"no_channel": 0, "escalated": 0, "channels": {}}
     routed = _route_pending(conn, now, settings, outcome)
     routed |= _escalate(conn, now, settings, outcome)
@@ -164,12 +179,19 @@ def _route_pending(conn: Connection, now: dt.datetime, settings: AlertSettings, 
     threshold = Level(settings.min_level).rank
     mutes = incidents.active_mutes(conn, now)
     window = dt.timedelta(seconds=settings.suppression_window_seconds)
-    marks: dict[str, list[int]] = {"logged": [], "muted": [], "suppressed": []}
+    marks: dict[str, list[int]] = {k: [] for k in ("logged", "muted", "suppressed", "skipped", "withdrawn")}
     routed: set[int] = set()
     seen: set[str] = set()
     for row in store_alerts.pending(conn, 500):
         alert_id, level, check, subject, fingerprint = row[0], Level(row[1]), row[3], row[4], row[7]
-        reminder = row[18] is not None and row[14] == "open"
+        status, sent_before = row[14], row[18] is not None
+        reminder = sent_before and status == "open"
+        if row[19]:  # a re-run no longer made it
+            marks["withdrawn"].append(alert_id)
+            continue
+        if not sent_before and status != "open":  # acknowledged, expected or over before it went out
+            marks["skipped"].append(alert_id)
+            continue
         if level.rank < threshold:
             marks["logged"].append(alert_id)
             continue
@@ -177,7 +199,7 @@ def _route_pending(conn: Connection, now: dt.datetime, settings: AlertSettings, 
             marks["muted"].append(alert_id)
             continue
         if not reminder:
-            last_sent = store_alerts.last_sent_at(conn, fingerprint)
+            last_sent = store_alerts.last_sent_at(conn, fingerprint, other_than=alert_id)
             if fingerprint in seen or (last_sent is not None and last_sent > now - window):
                 marks["suppressed"].append(alert_id)
                 continue
@@ -185,13 +207,16 @@ def _route_pending(conn: Connection, now: dt.datetime, settings: AlertSettings, 
         if not reminder:  # the twins held back are accounted for by this alert's message
             store_alerts.account_held(conn, alert_id, store_alerts.held_back(conn, fingerprint)[0])
         where = routing.route(settings, crawl_object=row[12], marketplace=row[13], check=check, level=level.value)
+        if not where.targets:  # no route and no default channel
+            marks["no_channel"] = [*marks.get("no_channel", []), alert_id]
+            continue
         kind = "reminder" if reminder else "alert"
         outbox.queue(conn, [(alert_id, ch, kind, m.to_json()) for ch, m in where.targets.items()])
         incidents.set_routed(conn, alert_id, owner=where.owner, channels=",".join(where.targets))
         routed.add(alert_id)
-    for status, ids in marks.items():
-        store_alerts.set_delivery_status(conn, ids, status)
-        outcome[status] += len(ids)
+    for mark, ids in marks.items():
+        store_alerts.set_delivery_status(conn, ids, mark)
+        outcome[mark] += len(ids)
     return routed
 
 
@@ -209,9 +234,10 @@ def _escalate(conn: Connection, now: dt.datetime, settings: AlertSettings, outco
         if _muted(mutes, check, subject):
             continue  # muted after it went out: quiet means quiet; it escalates if still open after the mute
         own = tuple(c for c in (channels or "").split(",") if c)
+        if not incidents.mark_escalated(conn, alert_id):
+            continue  # escalated meanwhile
         targets = routing.escalation(settings, own)
         outbox.queue(conn, [(alert_id, ch, "escalation", m.to_json()) for ch, m in targets.items()])
-        incidents.mark_escalated(conn, alert_id)
         escalated.add(alert_id)
     outcome["escalated"] = len(escalated)
     return set()  # escalations do not change the alert's delivery summary
@@ -228,8 +254,21 @@ def _send_due(
 ) -> set[int]:
     """Send what is due, each channel in its own thread; record results as they come."""
     by_channel: dict[str, list[Send]] = {}
+    mutes = incidents.active_mutes(conn, now)
+    stale: dict[str, list[Send]] = {"skipped": [], "muted": []}
     for row in outbox.due(conn, now, 2000):
-        by_channel.setdefault(row[2], []).append(_send(row))
+        send = _send(row)
+        status, withdrawn = row[20], bool(row[21])
+        if withdrawn or status in ("acknowledged", "expected") or (send.kind != "alert" and status != "open"):
+            stale["skipped"].append(send)  # people acted on it, or it is over: no more about it
+        elif _muted(mutes, send.check, send.subject):
+            stale["muted"].append(send)
+        else:
+            by_channel.setdefault(send.channel, []).append(send)
+    for mark, sends in stale.items():
+        outbox.mark(conn, [s.id for s in sends], "cancelled")
+        store_alerts.set_delivery_status(conn, sorted({s.alert_id for s in sends if s.kind == "alert"}), mark)
+        outcome["cancelled"] += len(sends)
     touched = {s.alert_id for sends in by_channel.values() for s in sends}
     work: list[tuple[str, Channel, list[tuple[str, str, Mentions, list[int]]]]] = []
     for name, sends in by_channel.items():
@@ -266,6 +305,7 @@ def _send_due(
 
 
 _MINUTE = dt.timedelta(seconds=60)
+DELIVERY_LOCK = "crawlops:deliver_alerts"
 
 
 def _send_all(

@@ -177,7 +177,7 @@ def _rerun(conn: Any, body: Rerun, actor: str) -> dict[str, Any]:
                           run_id=run_id, conf=conf, note=f"{actor}: {body.reason}"[:1000])  # fmt: skip
     except DagNotFound as exc:
         raise Refused(404, f"{SUPERVISION_DAG} is not loaded: {exc}") from exc
-    except DagRunAlreadyExists as exc:
+    except (DagRunAlreadyExists, ValueError) as exc:  # ValueError: the DAG does not allow this run
         raise Refused(409, str(exc)) from exc
     from airflow.models.dag import DagModel
 

@@ -83,7 +83,8 @@ class AppriseChannel:
         for path in self._paths():
             found.append(path)
             parts = urllib.parse.urlsplit(path)
-            found += [p for p in (parts.password, parts.username, parts.query) if p and len(p) >= 6]
+            # feishu://TOKEN, slack://A/B/C: the token is where a host would be
+            found += [p for p in (parts.netloc, parts.password, parts.username, parts.query) if p and len(p) >= 6]
             found += [seg for seg in parts.path.split("/") if len(seg) >= 8]
             found += [parts.netloc + parts.path] if parts.path.strip("/") else []
         return sorted(set(found), key=len, reverse=True)

@@ -359,3 +359,73 @@ def test_each_window_keeps_what_its_run_said_and_a_rerun_withdraws_only_its_own(
     with mysql.cursor() as cur:
         cur.execute("SELECT occurrences, resolved_at IS NOT NULL FROM amazon_alert")
         assert cur.fetchall() == ((0, 1),)
+
+
+def test_a_failed_send_is_not_retried_once_someone_acknowledged_the_alert(mysql, robots, routed):
+    fake = robots["crawl_dingtalk"]
+    fake.mode = "http500"
+    (alert_id,) = record_findings(mysql, [rate_finding("search_result", level=Level.ERROR)], window=five_minutes(0))
+    assert deliver_alerts(mysql, channels_of(robots), routed)["failed"] == 1
+    actions.set_alert_status(mysql, alert_id, "acknowledged", actor="alice", reason="on it")
+    fake.mode = "ok"
+    with mysql.cursor() as cur:
+        cur.execute("UPDATE amazon_alert_send SET next_attempt_at = UTC_TIMESTAMP() - INTERVAL 1 SECOND")
+    mysql.commit()
+
+    outcome = deliver_alerts(mysql, channels_of(robots), routed)
+
+    assert (outcome["sent"], outcome["cancelled"], fake.messages) == (0, 1, [])
+    with mysql.cursor() as cur:
+        cur.execute(
+            "SELECT s.status, a.delivery_status FROM amazon_alert_send s JOIN amazon_alert a ON a.id = s.alert_id"
+        )
+        assert cur.fetchall() == (("cancelled", "skipped"),)
+
+
+def test_a_channel_that_gave_up_once_and_took_a_later_reminder_reads_sent(mysql, robots, routed):
+    fake = robots["crawl_dingtalk"]
+    fake.mode = "http500"
+    record_findings(mysql, [rate_finding("search_result")], window=five_minutes(1))
+    for _ in range(routed.max_delivery_attempts):
+        with mysql.cursor() as cur:
+            cur.execute("UPDATE amazon_alert_send SET next_attempt_at = NULL")
+        mysql.commit()
+        deliver_alerts(mysql, channels_of(robots), routed)
+    assert [row[5] for row in alerts(mysql)] == ["abandoned"]
+    fake.mode = "ok"
+    record_findings(mysql, [rate_finding("search_result")], window=five_minutes(0))  # it repeats: judged again
+
+    deliver_alerts(mysql, channels_of(robots), routed)
+
+    assert [row[5] for row in alerts(mysql)] == ["sent"] and len(fake.messages) == 1
+
+
+def test_deliveries_take_turns_and_one_that_cannot_wait_leaves_the_work_to_the_next(mysql, robots, routed):
+    from conftest import MYSQL_URL
+
+    from crawlops.db import connect
+    from crawlops.delivery import DELIVERY_LOCK
+
+    record_findings(mysql, [rate_finding("search_result", level=Level.ERROR)], window=five_minutes(0))
+    other = connect(MYSQL_URL)
+    with mysql.cursor() as cur:
+        cur.execute("SELECT LEFT(CONCAT(DATABASE(), '/', %s), 64)", (DELIVERY_LOCK,))
+        (name,) = cur.fetchone()
+    try:
+        with other.cursor() as cur:
+            cur.execute("SELECT GET_LOCK(%s, 0)", (name,))
+            assert cur.fetchone() == (1,)
+        quick = dataclasses.replace(routed, delivery_timeout_seconds=0.1)
+        assert deliver_alerts(mysql, channels_of(robots), quick) == {"busy": True}
+        assert robots["crawl_dingtalk"].messages == []
+    finally:
+        other.close()  # the lock goes with its session
+    assert deliver_alerts(mysql, channels_of(robots), routed)["sent"] == 1
+
+
+def test_an_apprise_token_in_the_host_part_is_a_secret():
+    from crawlops_airflow.channels import AppriseChannel
+
+    channel = AppriseChannel("crawl_feishu", [{"path": "feishu://t0k3n-abcdef123"}], timeout_seconds=1)
+
+    assert "t0k3n-abcdef123" in channel.secrets()

@@ -94,28 +94,34 @@ def test_a_runs_alerts_go_out_as_one_message_and_info_is_only_logged(mysql, ding
     assert "quarantined" not in message["markdown"]["text"]
 
 
-def test_identical_alerts_are_suppressed_then_counted_when_the_next_goes_out(mysql, dingtalk, settings):
-    later = hour_window_starting(dt.datetime(2026, 11, 3, 13, tzinfo=UTC), "UTC")
-    record_findings(mysql, [finding()], window=HOUR)
+def test_a_repeat_is_not_sent_again_and_a_closed_alert_back_within_the_window_is_held(mysql, dingtalk, settings):
+    def hour(h):
+        return hour_window_starting(dt.datetime(2026, 11, 3, h, tzinfo=UTC), "UTC")
+
+    record_findings(mysql, [finding()], window=HOUR, resolves=("task_timeout",))
     deliver_alerts(mysql, robot_for(dingtalk), settings.alerts)
-    record_findings(mysql, [finding()], window=later)
+    record_findings(mysql, [finding()], window=hour(13), resolves=("task_timeout",))  # the same alert, seen twice
+    assert deliver_alerts(mysql, robot_for(dingtalk), settings.alerts)["sent"] == 0
+    record_findings(mysql, [], window=hour(14), resolves=("task_timeout",))  # no longer found: closed
+    record_findings(mysql, [finding()], window=hour(15), resolves=("task_timeout",))  # back: a new alert
 
     second = deliver_alerts(mysql, robot_for(dingtalk), settings.alerts)
 
     assert second["suppressed"] == 1 and len(dingtalk.messages) == 1
-    # The window passes: the next one goes out and says one was held back.
+    # The window passes and it is still found: it goes out, saying how often it was seen.
     with mysql.cursor() as cur:
         cur.execute(
             "UPDATE amazon_alert SET delivered_at = delivered_at - INTERVAL 2 HOUR WHERE delivery_status = 'sent'"
         )
     mysql.commit()
-    record_findings(mysql, [finding()], window=hour_window_starting(dt.datetime(2026, 11, 3, 15, tzinfo=UTC), "UTC"))
+    record_findings(mysql, [finding()], window=hour(16), resolves=("task_timeout",))
     third = deliver_alerts(mysql, robot_for(dingtalk), settings.alerts)
 
     assert third["sent"] == 1
-    assert "1 similar held back" in dingtalk.messages[-1]["markdown"]["text"]
-    assert [row[1] for row in alert_rows(mysql)] == ["sent", "suppressed", "sent"]
-    assert alert_rows(mysql)[2][4] == 1
+    assert "seen 2 times" in dingtalk.messages[-1]["markdown"]["text"]
+    with mysql.cursor() as cur:
+        cur.execute("SELECT status, occurrences, delivery_status FROM amazon_alert ORDER BY id")
+        assert cur.fetchall() == (("closed", 2, "sent"), ("open", 2, "sent"))
 
 
 def test_more_than_twenty_messages_a_minute_are_refused_by_dingtalk(dingtalk):

@@ -109,12 +109,13 @@ def pending(conn: Connection, limit: int) -> list[tuple[Any, ...]]:
     """Alerts waiting to be routed (new, risen, repeating again, or a reminder due): (id, level,
     source, check_name, subject, title, action_taken, fingerprint, window_start, window_end,
     delivery_attempts, dag_run_id, crawl_object, marketplace, status, occurrences, created_at,
-    last_seen_at, delivered_at), oldest first."""
+    last_seen_at, delivered_at, withdrawn), oldest first."""
     with conn.cursor() as cur:
         cur.execute(
             "SELECT id, level, source, check_name, subject, title, action_taken, fingerprint, window_start, "
             "window_end, delivery_attempts, dag_run_id, crawl_object, marketplace, status, occurrences, "
-            "created_at, last_seen_at, delivered_at FROM amazon_alert WHERE delivery_status = 'stored' "
+            "created_at, last_seen_at, delivered_at, resolved_at IS NOT NULL FROM amazon_alert "
+            "WHERE delivery_status = 'stored' "
             "ORDER BY id LIMIT %s",
             (limit,),
         )
@@ -139,11 +140,13 @@ def set_delivery_status(conn: Connection, ids: Sequence[int], status: str, **col
         )
 
 
-def last_sent_at(conn: Connection, fingerprint: str) -> dt.datetime | None:
+def last_sent_at(conn: Connection, fingerprint: str, *, other_than: int) -> dt.datetime | None:
+    """When another alert of the fingerprint (not ``other_than``) last went out."""
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT MAX(delivered_at) FROM amazon_alert WHERE fingerprint = %s AND delivery_status = 'sent'",
-            (fingerprint,),
+            "SELECT MAX(delivered_at) FROM amazon_alert WHERE fingerprint = %s AND delivery_status = 'sent' "
+            "AND id <> %s",
+            (fingerprint, other_than),
         )
         return cur.fetchone()[0]
 

@@ -32,8 +32,8 @@ def upsert_findings(conn: Connection, rows: Sequence[tuple[Any, ...]], *, quiet_
     that window updates the same row. Each (alert, window) is one row of
     ``amazon_alert_occurrence`` with what that run said, and ``occurrences`` counts them. A
     level that rises queues the alert for delivery afresh, as does a new occurrence of one
-    muted, suppressed or without a channel (it is judged again). Returns the alert ids; the
-    caller commits."""
+    muted, suppressed, abandoned or without a channel (it is judged again). Returns the
+    alert ids; the caller commits."""
     ids = []
     with conn.cursor() as cur:
         for row in rows:
@@ -85,7 +85,7 @@ def _rank(level: str) -> int:
 
 def _repeat(cur: Any, alert_id: int, row: tuple[Any, ...], *, later: bool, rises: bool) -> None:
     level, _, _, _, title, details, action, _, start, end, dag_run_id, _, _ = row
-    again = "delivery_status IN ('muted', 'suppressed', 'no_channel')" if later else "FALSE"
+    again = "delivery_status IN ('muted', 'suppressed', 'no_channel', 'abandoned')" if later else "FALSE"
     cur.execute(
         # delivery columns first: they read the stored values
         f"UPDATE amazon_alert SET "  # noqa: S608
@@ -165,13 +165,15 @@ def resolve_absent(
         return withdrawn, int(cur.rowcount)
 
 
-def close_quiet(conn: Connection, before: dt.datetime) -> int:
-    """Close live incidents last seen in a window that ended before ``before``."""
+def close_quiet(conn: Connection, quiet_seconds: int) -> int:
+    """Close live incidents last seen more than ``quiet_seconds`` before the newest window any
+    check has judged (window time: while the DAGs are paused nothing closes, and a backfill of
+    old windows moves nothing)."""
     with conn.cursor() as cur:
         cur.execute(
-            f"UPDATE amazon_alert SET status = 'closed', closed_at = UTC_TIMESTAMP() "  # noqa: S608
-            f"WHERE {_LIVE} AND last_window_end < %s",
-            (before,),
+            f"UPDATE amazon_alert SET status = 'closed', closed_at = UTC_TIMESTAMP() WHERE {_LIVE} "  # noqa: S608
+            "AND last_window_end < (SELECT MAX(window_end) FROM amazon_check_run) - INTERVAL %s SECOND",
+            (quiet_seconds,),
         )
         return int(cur.rowcount)
 
@@ -257,9 +259,13 @@ def to_escalate(conn: Connection, opened_before: dt.datetime, levels: tuple[str,
         return list(cur.fetchall())
 
 
-def mark_escalated(conn: Connection, alert_id: int) -> None:
+def mark_escalated(conn: Connection, alert_id: int) -> bool:
+    """Claim the alert's one escalation: False when it was escalated already."""
     with conn.cursor() as cur:
-        cur.execute("UPDATE amazon_alert SET escalated_at = UTC_TIMESTAMP() WHERE id = %s", (alert_id,))
+        cur.execute(
+            "UPDATE amazon_alert SET escalated_at = UTC_TIMESTAMP() WHERE id = %s AND escalated_at IS NULL", (alert_id,)
+        )
+        return cur.rowcount == 1
 
 
 def set_routed(conn: Connection, alert_id: int, *, owner: str, channels: str) -> None:

@@ -27,12 +27,13 @@ def due(conn: Connection, now: dt.datetime, limit: int) -> list[tuple[Any, ...]]
     """Sends to try now (pending, or failed and past their backoff), oldest first: (send id,
     alert id, channel, kind, mentions, attempts, level, source, check_name, subject, title,
     action_taken, window_start, window_end, dag_run_id, occurrences, created_at, last_seen_at,
-    owner, suppressed_count)."""
+    owner, suppressed_count, status, withdrawn)."""
     with conn.cursor() as cur:
         cur.execute(
             "SELECT s.id, s.alert_id, s.channel, s.kind, s.mentions, s.attempts, a.level, a.source, a.check_name, "
             "a.subject, a.title, a.action_taken, a.window_start, a.last_window_end, a.dag_run_id, a.occurrences, "
-            "a.created_at, a.last_seen_at, a.owner, a.suppressed_count FROM amazon_alert_send s "
+            "a.created_at, a.last_seen_at, a.owner, a.suppressed_count, a.status, a.resolved_at IS NOT NULL "
+            "FROM amazon_alert_send s "
             "JOIN amazon_alert a ON a.id = s.alert_id WHERE s.status IN ('pending', 'failed') "
             "AND (s.next_attempt_at IS NULL OR s.next_attempt_at <= %s) ORDER BY s.id LIMIT %s",
             (now, limit),
@@ -45,7 +46,8 @@ def _ids(ids: Sequence[int]) -> str:
 
 
 def mark(conn: Connection, ids: Sequence[int], status: str, *, next_attempt_at: dt.datetime | None = None) -> None:
-    """Set the sends' status (``no_channel``; or ``pending`` again, deferred to ``next_attempt_at``)."""
+    """Set the sends' status (``no_channel``, ``cancelled``; or ``pending`` again, deferred to
+    ``next_attempt_at``)."""
     if ids:
         with conn.cursor() as cur:
             cur.execute(
@@ -80,22 +82,27 @@ def failed(
 
 
 def summarise(conn: Connection, alert_ids: Iterable[int]) -> None:
-    """Each alert's delivery summary from its first message and reminders (not escalations):
+    """Each alert's delivery summary from each channel's newest message (not escalations):
     ``failed`` while a channel retries, else ``abandoned`` if one gave up, else ``no_channel``
     if none existed, else ``sent`` once every channel took it (``routed`` meanwhile)."""
     ids = sorted(set(alert_ids))
     if not ids:
         return
+    # each channel's newest send: an old round given up on does not outlive a later success
+    newest = (
+        "(SELECT s.* FROM amazon_alert_send s JOIN (SELECT MAX(id) AS id FROM amazon_alert_send WHERE alert_id IN ("  # noqa: S608
+        + _ids(ids)
+        + ") AND kind <> 'escalation' AND status <> 'cancelled' GROUP BY alert_id, channel) n ON n.id = s.id)"
+    )
     with conn.cursor() as cur:
         cur.execute(
-            "UPDATE amazon_alert a JOIN (SELECT alert_id, "
+            "UPDATE amazon_alert a JOIN (SELECT alert_id, "  # noqa: S608 (the parts are constants and placeholders)
             "CASE WHEN SUM(status = 'failed') > 0 THEN 'failed' WHEN SUM(status = 'abandoned') > 0 THEN 'abandoned' "
             "WHEN SUM(status = 'pending') > 0 THEN 'routed' WHEN SUM(status = 'sent') > 0 THEN 'sent' "
             "ELSE 'no_channel' END AS summary, MAX(attempts) AS attempts, MAX(delivered_at) AS delivered, "
             "MIN(CASE WHEN status = 'failed' THEN next_attempt_at END) AS next_at, "
             "MAX(CASE WHEN status IN ('failed', 'abandoned') THEN error END) AS error "
-            "FROM amazon_alert_send WHERE alert_id IN (" + _ids(ids) + ") AND kind <> 'escalation' "
-            "GROUP BY alert_id) s ON s.alert_id = a.id "
+            f"FROM {newest} latest GROUP BY alert_id) s ON s.alert_id = a.id "
             "SET a.delivery_status = s.summary, a.delivery_attempts = s.attempts, "
             "a.delivered_at = COALESCE(s.delivered, a.delivered_at), a.next_attempt_at = s.next_at, "
             "a.delivery_error = s.error",

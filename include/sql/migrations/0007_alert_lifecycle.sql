@@ -28,6 +28,10 @@ UPDATE amazon_alert SET last_window_start = window_start, last_window_end = wind
     WHERE last_window_start IS NULL;
 UPDATE amazon_alert SET status = 'closed', closed_at = UTC_TIMESTAMP()
     WHERE status = 'open' AND window_end < UTC_TIMESTAMP() - INTERVAL 1 DAY;
+-- They were sent (or not) under the old rules: none escalates on the deploy, and the ones
+-- whose delivery was failing are routed again, through the outbox.
+UPDATE amazon_alert SET escalated_at = created_at WHERE escalated_at IS NULL;
+UPDATE amazon_alert SET delivery_status = 'stored', next_attempt_at = NULL WHERE delivery_status = 'failed';
 
 -- Each window an alert was found in, with what that run said: the history behind the count
 -- (the page's hourly cells list the findings of their own hour from here).
