@@ -166,20 +166,24 @@ def _deliver(
         ("logged", "muted", "suppressed", "skipped", "withdrawn", "sent", "failed", "deferred", "cancelled"), 0
     )
     outcome |= {"no_channel": 0, "escalated": 0, "channels": {}}
-    routed = _route_pending(conn, now, settings, outcome)
-    routed |= _escalate(conn, now, settings, outcome)
+    mutes = incidents.active_mutes(conn, now)  # one read: routing, escalation and sending judge alike
+    routed = _route_pending(conn, now, settings, outcome, mutes)
+    routed |= _escalate(conn, now, settings, outcome, mutes)
     conn.commit()
-    touched = _send_due(conn, now, channels, settings, outcome, dag_run_id=dag_run_id)
+    touched = _send_due(conn, now, channels, settings, outcome, mutes=mutes, dag_run_id=dag_run_id)
     outbox.summarise(conn, routed | touched)
     conn.commit()
     return outcome
 
 
-def _route_pending(conn: Connection, now: dt.datetime, settings: AlertSettings, outcome: dict[str, Any]) -> set[int]:
+def _route_pending(
+    conn: Connection, now: dt.datetime, settings: AlertSettings, outcome: dict[str, Any], mutes: list[dict[str, Any]]
+) -> set[int]:
     threshold = Level(settings.min_level).rank
-    mutes = incidents.active_mutes(conn, now)
     window = dt.timedelta(seconds=settings.suppression_window_seconds)
-    marks: dict[str, list[int]] = {k: [] for k in ("logged", "muted", "suppressed", "skipped", "withdrawn")}
+    marks: dict[str, list[int]] = {
+        k: [] for k in ("logged", "muted", "suppressed", "skipped", "withdrawn", "no_channel")
+    }
     routed: set[int] = set()
     seen: set[str] = set()
     for row in store_alerts.pending(conn, 500):
@@ -205,10 +209,10 @@ def _route_pending(conn: Connection, now: dt.datetime, settings: AlertSettings, 
                 continue
         seen.add(fingerprint)
         if not reminder:  # the twins held back are accounted for by this alert's message
-            store_alerts.account_held(conn, alert_id, store_alerts.held_back(conn, fingerprint)[0])
+            store_alerts.account_held(conn, alert_id, store_alerts.held_back(conn, fingerprint))
         where = routing.route(settings, crawl_object=row[12], marketplace=row[13], check=check, level=level.value)
         if not where.targets:  # no route and no default channel
-            marks["no_channel"] = [*marks.get("no_channel", []), alert_id]
+            marks["no_channel"].append(alert_id)
             continue
         kind = "reminder" if reminder else "alert"
         outbox.queue(conn, [(alert_id, ch, kind, m.to_json()) for ch, m in where.targets.items()])
@@ -224,12 +228,13 @@ def _muted(mutes: list[dict[str, Any]], check: str, subject: str) -> bool:
     return any(m["check"] == check and m["subject"] in ("", subject) for m in mutes)
 
 
-def _escalate(conn: Connection, now: dt.datetime, settings: AlertSettings, outcome: dict[str, Any]) -> set[int]:
+def _escalate(
+    conn: Connection, now: dt.datetime, settings: AlertSettings, outcome: dict[str, Any], mutes: list[dict[str, Any]]
+) -> set[int]:
     if not settings.escalate_after_seconds:
         return set()
     opened_before = now - dt.timedelta(seconds=settings.escalate_after_seconds)
     escalated: set[int] = set()
-    mutes = incidents.active_mutes(conn, now)
     for alert_id, _, channels, check, subject in incidents.to_escalate(conn, opened_before, ("ERROR", "CRITICAL")):
         if _muted(mutes, check, subject):
             continue  # muted after it went out: quiet means quiet; it escalates if still open after the mute
@@ -250,11 +255,11 @@ def _send_due(
     settings: AlertSettings,
     outcome: dict[str, Any],
     *,
+    mutes: list[dict[str, Any]],
     dag_run_id: str | None,
 ) -> set[int]:
     """Send what is due, each channel in its own thread; record results as they come."""
     by_channel: dict[str, list[Send]] = {}
-    mutes = incidents.active_mutes(conn, now)
     stale: dict[str, list[Send]] = {"skipped": [], "muted": []}
     for row in outbox.due(conn, now, 2000):
         send = _send(row)

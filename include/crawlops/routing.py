@@ -57,7 +57,6 @@ class Routed:
 
     owner: str
     targets: dict[str, Mentions]
-    routes: tuple[str, ...]
 
 
 def route(
@@ -65,19 +64,19 @@ def route(
 ) -> Routed:
     """The channels, mentions and owner of an alert (see the module docstring)."""
     targets: dict[str, Mentions] = {}
-    owner, names = "", []
-    for index, candidate in enumerate(settings.routes):
+    owner, matched = "", False
+    for candidate in settings.routes:
         if not candidate.matches(crawl_object=crawl_object, marketplace=marketplace, check=check, level=level):
             continue
-        names.append(candidate.name or f"routes[{index}]")
+        matched = True
         owner = owner or candidate.owner
         for channel in candidate.channels or settings.default_channels:
             targets[channel] = targets.get(channel, Mentions()) | Mentions.of(candidate)
         if not candidate.continue_matching:
             break
-    if not names:
+    if not matched:
         targets = dict.fromkeys(settings.default_channels, Mentions())
-    return Routed(owner, targets, tuple(names))
+    return Routed(owner, targets)
 
 
 def escalation(settings: AlertSettings, channels: tuple[str, ...]) -> dict[str, Mentions]:

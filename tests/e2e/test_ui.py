@@ -260,9 +260,14 @@ def live_alert(conn) -> int:
     return alert_id
 
 
-def answer_dialogs(page, text: str) -> None:
-    """Confirmations are accepted, prompts answered with ``text``."""
-    page.on("dialog", lambda dialog: dialog.accept(text) if dialog.type == "prompt" else dialog.accept())
+def crawl_ops_as(browser, user: str, password: str, *, answer: str, showing: str):
+    """The Crawl Ops page as ``user``, once it shows ``showing``; confirmations are accepted and
+    prompts answered with ``answer``."""
+    page = logged_in(browser, user, password)
+    page.on("dialog", lambda dialog: dialog.accept(answer) if dialog.type == "prompt" else dialog.accept())
+    page.goto(URL + "/crawl-ops/")
+    page.locator(showing).wait_for(timeout=60_000)
+    return page
 
 
 def test_an_operator_acknowledges_and_mutes_from_the_page_and_a_viewer_is_refused(browser):
@@ -272,19 +277,15 @@ def test_an_operator_acknowledges_and_mutes_from_the_page_and_a_viewer_is_refuse
     alert_id = live_alert(conn)
     row = f"#alert-table tr[data-alert='{alert_id}']"
     try:
-        viewer = logged_in(browser, "viewer", os.environ.get("CRAWLOPS_VIEWER_PASSWORD", "viewer"))
-        answer_dialogs(viewer, "a viewer tries")
-        viewer.goto(URL + "/crawl-ops/")
-        viewer.locator(row).wait_for(timeout=60_000)
+        viewer = crawl_ops_as(browser, "viewer", os.environ.get("CRAWLOPS_VIEWER_PASSWORD", "viewer"),
+                              answer="a viewer tries", showing=row)  # fmt: skip
         viewer.locator(f"{row} button[data-verb='acknowledge']").click()
         viewer.locator("#action-result.bad").wait_for(timeout=15_000)
         assert "Refused (403)" in viewer.locator("#action-result").inner_text()
         assert "open" in viewer.locator(f"{row} td.alert-status").inner_text()
 
-        admin = logged_in(browser, "admin", os.environ.get("CRAWLOPS_UI_PASSWORD", "admin"))
-        answer_dialogs(admin, "e2e: alice is on it")
-        admin.goto(URL + "/crawl-ops/")
-        admin.locator(row).wait_for(timeout=60_000)
+        admin = crawl_ops_as(browser, "admin", os.environ.get("CRAWLOPS_UI_PASSWORD", "admin"),
+                             answer="e2e: alice is on it", showing=row)  # fmt: skip
         admin.locator(f"{row} button[data-verb='acknowledge']").click()
         admin.locator("#action-result.ok").wait_for(timeout=15_000)
         status = admin.locator(f"{row} td.alert-status")

@@ -151,16 +151,15 @@ def last_sent_at(conn: Connection, fingerprint: str, *, other_than: int) -> dt.d
         return cur.fetchone()[0]
 
 
-def held_back(conn: Connection, fingerprint: str) -> tuple[int, dt.datetime | None]:
-    """Twins of the alert suppressed and not yet accounted for by a message: (count, oldest)."""
+def held_back(conn: Connection, fingerprint: str) -> int:
+    """Twins of the alert suppressed and not yet accounted for by a message."""
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT COUNT(*), MIN(created_at) FROM amazon_alert WHERE fingerprint = %s "
+            "SELECT COUNT(*) FROM amazon_alert WHERE fingerprint = %s "
             "AND delivery_status = 'suppressed' AND delivered_at IS NULL",
             (fingerprint,),
         )
-        count, since = cur.fetchone()
-        return int(count), since
+        return int(cur.fetchone()[0])
 
 
 def log_message(conn: Connection, *, channel: str, alerts: int, error: str | None, dag_run_id: str | None) -> None:

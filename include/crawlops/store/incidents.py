@@ -16,7 +16,7 @@ from crawlops.store.alerts import LEVELS, RANK
 LIVE = ("open", "acknowledged", "expected")
 
 
-_LIVE = "status IN ('open', 'acknowledged', 'expected') AND resolved_at IS NULL"
+_LIVE = f"status IN {LIVE!r} AND resolved_at IS NULL"  # a live incident, in SQL
 
 
 def upsert_findings(conn: Connection, rows: Sequence[tuple[Any, ...]], *, quiet_close_seconds: int) -> list[int]:

@@ -108,16 +108,3 @@ def summarise(conn: Connection, alert_ids: Iterable[int]) -> None:
             "a.delivery_error = s.error",
             ids,
         )
-
-
-def for_alerts(conn: Connection, alert_ids: Sequence[int]) -> list[tuple[Any, ...]]:
-    """The sends of these alerts: (alert_id, channel, kind, status, attempts, delivered_at, error)."""
-    if not alert_ids:
-        return []
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT alert_id, channel, kind, status, attempts, delivered_at, error FROM amazon_alert_send "  # noqa: S608
-            f"WHERE alert_id IN ({_ids(alert_ids)}) ORDER BY id",
-            list(alert_ids),
-        )
-        return list(cur.fetchall())
